@@ -1,0 +1,94 @@
+"""auth_service: the application factory."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Flask
+
+from config import BASE_DIR, INSTANCE_DIR, Config, config_class_from_env, load_config
+
+
+def create_app(config_class: type[Config] | None = None) -> Flask:
+    """Build the app from small ``register_*`` steps."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_mapping(load_config(config_class or config_class_from_env()))
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    """Plain stderr logging at LOG_LEVEL."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions, database engine tweaks and password hasher."""
+    from auth_service import jwt_checks, passwords
+    from auth_service.extensions import api, db, jwt, migrate
+
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Writers wait for the lock instead of failing at once.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    jwt_checks.init_app(app)
+    jwt.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    api.spec.components.security_scheme(
+        "refreshCookie",
+        {"type": "apiKey", "in": "cookie", "name": app.config["JWT_REFRESH_COOKIE_NAME"]},
+    )
+    api.spec.components.security_scheme(
+        "csrfHeader",
+        {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]},
+    )
+    passwords.init_app(app)
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    # Enforce ON DELETE CASCADE, which SQLite ignores by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the blueprints through flask-smorest so they are documented."""
+    from auth_service.blueprints import auth, health, oauth, users
+    from auth_service.blueprints.common import check_request_body
+    from auth_service.extensions import api
+
+    app.before_request(check_request_body)
+    for module in (auth, oauth, users, health):
+        api.register_blueprint(module.blp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """One JSON error shape for everything (after the extensions, so ours win)."""
+    from auth_service.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_cli(app: Flask) -> None:
+    """``flask users ...`` and ``flask tokens ...``."""
+    from auth_service.cli import tokens_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)

@@ -1,0 +1,116 @@
+"""Account operations shared by the API and the CLI."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from auth_service import tokens
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import RefreshToken, User, utcnow
+from auth_service.passwords import hash_password, needs_rehash, verify_password
+
+INVALID_LOGIN = "Invalid email or password."
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+def find_by_email(email: str) -> User | None:
+    """The user with this email, case-insensitively."""
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+
+
+def _ensure_available(email: str | None = None, username: str | None = None,
+                      exclude_id: int | None = None) -> None:
+    """409 when the email or (case-insensitive) username is taken by another account."""
+    if email is not None and find_by_email(email) is not None:
+        raise APIError(409, "email_taken", "An account with this email already exists.")
+    if username is not None:
+        query = sa.select(User.id).where(sa.func.lower(User.username) == username.lower())
+        if exclude_id is not None:
+            query = query.where(User.id != exclude_id)
+        if db.session.scalar(query) is not None:
+            raise APIError(409, "username_taken", "This username is already taken.")
+
+
+def create_user(email: str, username: str, password: str | None,
+                full_name: str | None = None, is_superuser: bool = False) -> User:
+    """Create and commit an account; 409 when email or username is taken."""
+    _ensure_available(email=email, username=username)
+    user = User(
+        email=normalize_email(email),
+        username=username,
+        full_name=full_name,
+        password_hash=hash_password(password) if password is not None else None,
+        password_changed_at=utcnow() if password is not None else None,
+        is_superuser=is_superuser,
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(email: str, password: str) -> User:
+    """The active user with these credentials, or a 401 that says nothing more.
+
+    Unknown email, wrong password, password-less and inactive accounts all cost
+    one argon2 verification and give the same answer.
+    """
+    user = find_by_email(email)
+    valid = verify_password(user.password_hash if user else None, password)
+    if not valid or not user.is_active:
+        raise APIError(401, "invalid_credentials", INVALID_LOGIN)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def set_password(user: User, new_password: str) -> None:
+    """Store a new password and invalidate every token issued before (not committed)."""
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    user.token_version += 1
+    tokens.revoke_user_tokens(user.id, tokens.REASON_PASSWORD)
+
+
+def change_password(user: User, current_password: str, new_password: str) -> tokens.TokenPair:
+    """Check the current password, set the new one, and start a fresh session."""
+    if not verify_password(user.password_hash, current_password):
+        raise APIError(400, "invalid_password", "The current password is incorrect.")
+    set_password(user, new_password)
+    return tokens.start_session(user)
+
+
+def update_profile(user: User, changes: dict) -> User:
+    """Change ``username`` and/or ``full_name``."""
+    if "username" in changes and changes["username"] != user.username:
+        _ensure_available(username=changes["username"], exclude_id=user.id)
+        user.username = changes["username"]
+    if "full_name" in changes:
+        user.full_name = changes["full_name"]
+    db.session.commit()
+    return user
+
+
+def delete_account(user: User, password: str | None) -> None:
+    """Delete the account and its tokens; the password is required when it has one."""
+    if user.has_password:
+        if not password:
+            raise APIError(400, "password_required", "Confirm with your password to delete the account.")
+        if not verify_password(user.password_hash, password):
+            raise APIError(400, "invalid_password", "The password is incorrect.")
+    db.session.execute(sa.delete(RefreshToken).where(RefreshToken.user_id == user.id))
+    db.session.delete(user)
+    db.session.commit()
+
+
+def set_active(user: User, active: bool) -> User:
+    """Activate or deactivate; deactivation ends every session at once."""
+    user.is_active = active
+    if not active:
+        tokens.revoke_user_tokens(user.id, tokens.REASON_DEACTIVATED)
+    db.session.commit()
+    return user

@@ -1,0 +1,230 @@
+"""/auth: signup, login, refresh, logout, sessions, password change."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from flask_jwt_extended import (
+    current_user,
+    decode_token,
+    get_jwt,
+    get_jwt_request_location,
+    jwt_required,
+    set_refresh_cookies,
+    unset_refresh_cookies,
+)
+from flask_jwt_extended.exceptions import CSRFError
+from flask_smorest import Blueprint
+
+from auth_service import accounts, tokens
+from auth_service.blueprints.common import access_required, json_required
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.schemas import (
+    ChangePasswordSchema,
+    ErrorSchema,
+    LoginSchema,
+    MessageSchema,
+    RefreshRequestSchema,
+    SessionSchema,
+    SignupSchema,
+    TokenInfoSchema,
+    TokenPairSchema,
+    UserSchema,
+)
+
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens")
+
+REFRESH_SECURITY = [{"refreshCookie": [], "csrfHeader": []}, {}]
+
+
+def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: int = 200):
+    """Serialize a token pair; the refresh token goes in the body, the cookie, or both."""
+    payload = {
+        "access_token": pair.access_token,
+        "token_type": "bearer",
+        "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
+    }
+    if body:
+        payload["refresh_token"] = pair.refresh_token
+    response = jsonify(payload)
+    response.status_code = status
+    if cookie:
+        set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    return response
+
+
+def login_response(pair: tokens.TokenPair):
+    """Login and password change hand out the refresh token as LOGIN_REFRESH_TRANSPORT says."""
+    transport = current_app.config["LOGIN_REFRESH_TRANSPORT"]
+    return token_response(pair, body=transport != "cookie", cookie=transport != "body")
+
+
+@blp.route("/signup", methods=["POST"])
+@json_required
+@blp.arguments(SignupSchema)
+@blp.response(201, UserSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="Email or username already taken")
+@blp.alt_response(415, schema=ErrorSchema, description="Body is not JSON")
+def signup(data):
+    """Register a new account with email and password."""
+    return accounts.create_user(**data)
+
+
+@blp.route("/login", methods=["POST"])
+@json_required
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF cookies")
+@blp.alt_response(401, schema=ErrorSchema, description="Invalid email or password")
+def login(data):
+    """Log in with email and password and start a new session."""
+    user = accounts.authenticate(data["email"], data["password"])
+    return login_response(tokens.start_session(user))
+
+
+@blp.route("/refresh", methods=["POST"])
+@blp.arguments(RefreshRequestSchema, required=False)
+@blp.response(200, TokenPairSchema, description="New access token and the rotated refresh token "
+              "(in the body when it came in the body, in the cookie when it came in the cookie)")
+@blp.alt_response(401, schema=ErrorSchema, description="Invalid, expired, revoked or reused refresh token")
+@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN header")
+@blp.doc(security=REFRESH_SECURITY)
+@jwt_required(refresh=True, locations=["json", "cookies"])
+def refresh(data):
+    """Exchange a refresh token for a new pair; the presented token is spent."""
+    pair = tokens.rotate(current_user, get_jwt()["jti"])
+    via_cookie = get_jwt_request_location() == "cookies"
+    return token_response(pair, body=not via_cookie, cookie=via_cookie)
+
+
+def _presented_refresh_token(data: dict) -> dict | None:
+    """Decode the refresh token given in the body or the cookie (with its CSRF header)."""
+    encoded = data.get("refresh_token")
+    csrf = None
+    if not encoded:
+        encoded = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"])
+        if not encoded:
+            return None
+        csrf = request.headers.get(current_app.config["JWT_REFRESH_CSRF_HEADER_NAME"])
+        if not csrf:
+            raise CSRFError("Missing CSRF token")
+    # An expired refresh token can still end its session.
+    payload = decode_token(encoded, csrf_value=csrf, allow_expired=True)
+    if payload["type"] != "refresh" or payload["sub"] != str(current_user.id):
+        raise APIError(401, "invalid_token", "The refresh token does not belong to this user.")
+    return payload
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.arguments(RefreshRequestSchema, required=False)
+@blp.response(200, MessageSchema)
+@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN header")
+@access_required(blp)
+def logout(data):
+    """End one session: revoke the refresh token's family (body or cookie) and clear cookies.
+
+    Without a refresh token, the session of the access token is ended.
+    """
+    payload = _presented_refresh_token(data)
+    family = payload["sid"] if payload else get_jwt()["sid"]
+    tokens.revoke_family(family, tokens.REASON_LOGOUT)
+    db.session.commit()
+    response = jsonify(message="Logged out.")
+    unset_refresh_cookies(response)
+    return response
+
+
+@blp.route("/logout-all", methods=["POST"])
+@blp.response(200, MessageSchema)
+@access_required(blp)
+def logout_all():
+    """Revoke every refresh token of the user (log out of all devices)."""
+    count = tokens.revoke_user_tokens(current_user.id, tokens.REASON_LOGOUT_ALL)
+    db.session.commit()
+    response = jsonify(message=f"Logged out of all sessions ({count} tokens revoked).")
+    unset_refresh_cookies(response)
+    return response
+
+
+@blp.route("/me", methods=["GET"])
+@blp.response(200, UserSchema)
+@access_required(blp)
+def me():
+    """The profile of the calling user."""
+    return current_user
+
+
+@blp.route("/change-password", methods=["PUT"])
+@json_required
+@blp.arguments(ChangePasswordSchema)
+@blp.response(200, TokenPairSchema, description="A fresh pair for this session; all others are revoked")
+@blp.alt_response(400, schema=ErrorSchema, description="Current password is incorrect")
+@access_required(blp)
+def change_password(data):
+    """Change the password; every other session and older access token stops working."""
+    pair = accounts.change_password(current_user, data["current_password"], data["new_password"])
+    return login_response(pair)
+
+
+@blp.route("/token-info", methods=["GET"])
+@blp.response(200, TokenInfoSchema)
+def token_info():
+    """How access and refresh tokens work here, from the live configuration."""
+    config = current_app.config
+    return {
+        "access_token": {
+            "lifetime_seconds": int(config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
+            "purpose": "Authenticate API requests.",
+            "transport": "Authorization: Bearer <access_token>",
+            "storage": "Client memory only (not localStorage).",
+            "stored_server_side": False,
+            "algorithm": config["JWT_ALGORITHM"],
+            "revoked_by": "expiry; refused at once when the account is deactivated, "
+                          "deleted or its password changes",
+        },
+        "refresh_token": {
+            "lifetime_seconds": int(config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()),
+            "purpose": "Obtain a new access token at POST /auth/refresh.",
+            "transport": "JSON body {\"refresh_token\"} for API clients, or the HttpOnly "
+                         f"cookie {config['JWT_REFRESH_COOKIE_NAME']} plus the "
+                         f"{config['JWT_REFRESH_CSRF_HEADER_NAME']} header for browsers.",
+            "storage": "HttpOnly cookie (browsers) or secure storage (API clients).",
+            "stored_server_side": True,
+            "cookie": {
+                "name": config["JWT_REFRESH_COOKIE_NAME"],
+                "path": config["JWT_REFRESH_COOKIE_PATH"],
+                "secure": config["JWT_COOKIE_SECURE"],
+                "samesite": config["JWT_COOKIE_SAMESITE"],
+                "http_only": True,
+                "csrf_cookie": config["JWT_REFRESH_CSRF_COOKIE_NAME"],
+            },
+        },
+        "rotation": {
+            "enabled": True,
+            "reuse_grace_seconds": config["REFRESH_REUSE_GRACE_SECONDS"],
+            "description": "Each refresh spends the token and returns a new one. Reusing a "
+                           "spent token after the grace window revokes the whole session. "
+                           "The session's absolute expiry does not move with rotation.",
+        },
+    }
+
+
+@blp.route("/active-sessions", methods=["GET"])
+@blp.response(200, SessionSchema(many=True))
+@access_required(blp)
+def active_sessions():
+    """The user's live sessions; ``current`` marks the calling one."""
+    current_sid = get_jwt()["sid"]
+    sessions = tokens.list_sessions(current_user)
+    for session in sessions:
+        session["current"] = session["id"] == current_sid
+    return sessions
+
+
+@blp.route("/active-sessions/<string:session_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(404, schema=ErrorSchema, description="No such session of this user")
+@access_required(blp)
+def revoke_session(session_id):
+    """Revoke one of the user's own sessions."""
+    tokens.revoke_session(current_user, session_id)
+

@@ -1,0 +1,70 @@
+"""Decorators and request guards shared by the blueprints."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import current_app, request
+from flask_jwt_extended import current_user, jwt_required
+
+from auth_service.errors import APIError
+from auth_service.schemas import ErrorSchema
+
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+BEARER = [{"bearerAuth": []}]
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", "").lower()
+
+
+def check_request_body() -> None:
+    """before_request: size limit and JSON-only bodies for every endpoint.
+
+    webargs would turn a form or text/plain body into a 422 (or silently ignore
+    it); a JSON API answers 415.
+    """
+    if request.method not in BODY_METHODS or not _has_body():
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length and limit and request.content_length > limit:
+        raise APIError(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
+    if not request.is_json:
+        raise APIError(415, "unsupported_media_type", "Content-Type must be application/json.")
+
+
+def json_required(fn):
+    """The endpoint needs a JSON body: a request without one is a 415, not a 422."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not _has_body() or not request.is_json:
+            raise APIError(415, "unsupported_media_type",
+                           "A JSON body with Content-Type: application/json is required.")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def access_required(blp, superuser: bool = False):
+    """Require a valid access token in ``Authorization: Bearer`` (and document it)."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            if superuser and not current_user.is_superuser:
+                raise APIError(403, "forbidden", "Superuser privileges are required.")
+            return fn(*args, **kwargs)
+
+        guarded = jwt_required(locations=["headers"])(wrapper)
+        guarded = blp.doc(security=BEARER)(guarded)
+        guarded = blp.alt_response(
+            401, schema=ErrorSchema,
+            description="Missing, malformed, expired or revoked access token",
+        )(guarded)
+        if superuser:
+            guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(guarded)
+        return guarded
+
+    return decorator

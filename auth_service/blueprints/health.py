@@ -1,0 +1,31 @@
+"""Liveness and readiness probes."""
+
+import sqlalchemy as sa
+from flask_smorest import Blueprint
+
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.schemas import ErrorSchema, HealthSchema
+
+blp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators")
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.response(200, HealthSchema)
+def healthz():
+    """Liveness: the process answers (no database access)."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, schema=ErrorSchema, description="Database unreachable")
+def readyz():
+    """Readiness: the database answers a ping."""
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        raise APIError(503, "database_unavailable", "The database is unavailable.") from None
+    finally:
+        db.session.rollback()
+    return {"status": "ok"}

@@ -1,0 +1,100 @@
+"""/users: self-service profile and superuser administration."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+
+from auth_service import accounts
+from auth_service.blueprints.common import access_required, json_required
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import User
+from auth_service.schemas import (
+    DeleteAccountSchema,
+    ErrorSchema,
+    UserPageSchema,
+    UserSchema,
+    UsersQuerySchema,
+    UserUpdateSchema,
+)
+
+blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
+
+
+@blp.route("/me", methods=["GET"])
+@blp.response(200, UserSchema)
+@access_required(blp)
+def get_me():
+    """The calling user's profile."""
+    return current_user
+
+
+@blp.route("/me", methods=["PATCH"])
+@json_required
+@blp.arguments(UserUpdateSchema)
+@blp.response(200, UserSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="Username already taken")
+@access_required(blp)
+def update_me(changes):
+    """Change ``full_name`` and/or ``username``; any other field is rejected."""
+    return accounts.update_profile(current_user, changes)
+
+
+@blp.route("/me", methods=["DELETE"])
+@blp.arguments(DeleteAccountSchema, required=False)
+@blp.response(204)
+@blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
+@access_required(blp)
+def delete_me(data):
+    """Delete the account and every session; confirm with the password if it has one."""
+    accounts.delete_account(current_user, data.get("password"))
+
+
+@blp.route("/", methods=["GET"])
+@blp.arguments(UsersQuerySchema, location="query")
+@blp.response(200, UserPageSchema)
+@access_required(blp, superuser=True)
+def list_users(query):
+    """Paginated list of users, optionally filtered by ``q`` (superuser)."""
+    select = sa.select(User).order_by(User.id)
+    if query.get("q"):
+        escaped = query["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        select = select.where(sa.or_(
+            User.email.like(pattern, escape="\\"),
+            sa.func.lower(User.username).like(pattern, escape="\\"),
+            sa.func.lower(User.full_name).like(pattern, escape="\\"),
+        ))
+    page = db.paginate(select, page=query["page"], per_page=query["per_page"], error_out=False)
+    return {"items": page.items, "total": page.total, "page": page.page,
+            "per_page": page.per_page, "pages": page.pages}
+
+
+def _set_active(user_id: int, active: bool) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise APIError(404, "user_not_found", "No such user.")
+    if not active and user.id == current_user.id:
+        raise APIError(409, "cannot_deactivate_self", "You cannot deactivate your own account.")
+    return accounts.set_active(user, active)
+
+
+@blp.route("/<int:user_id>/activate", methods=["PUT"])
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def activate(user_id):
+    """Activate an account (superuser)."""
+    return _set_active(user_id, True)
+
+
+@blp.route("/<int:user_id>/deactivate", methods=["PUT"])
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@blp.alt_response(409, schema=ErrorSchema, description="A superuser cannot deactivate themselves")
+@access_required(blp, superuser=True)
+def deactivate(user_id):
+    """Deactivate an account and revoke its sessions at once (superuser)."""
+    return _set_active(user_id, False)

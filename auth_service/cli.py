@@ -1,0 +1,107 @@
+"""Operator commands: ``flask users ...`` and ``flask tokens ...``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+import marshmallow as ma
+import sqlalchemy as sa
+from flask.cli import AppGroup
+
+from auth_service import accounts
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import RefreshToken, User, utcnow
+from auth_service.schemas import SignupSchema
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")
+
+
+def _user_or_fail(email: str) -> User:
+    user = accounts.find_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email!r}.")
+    return user
+
+
+def _validated(**fields) -> dict:
+    """Apply the API's own validation (email format, username, password policy)."""
+    schema = SignupSchema(partial=tuple(k for k in SignupSchema().fields if k not in fields))
+    try:
+        return schema.load(fields)
+    except ma.ValidationError as exc:
+        messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items())
+        raise click.UsageError(messages) from None
+
+
+@users_cli.command("create-superuser")
+@click.option("--email", prompt=True, help="Email address.")
+@click.option("--username", prompt=True, help="3-50 letters, digits, _ . -")
+@click.password_option("--password", help="Password (prompted, with confirmation, when omitted).")
+@click.option("--full-name", default=None, help="Display name.")
+def create_superuser(email, username, password, full_name):
+    """Create a superuser account."""
+    data = _validated(email=email, username=username, password=password)
+    try:
+        user = accounts.create_user(data["email"], data["username"], data["password"],
+                                    full_name=full_name, is_superuser=True)
+    except APIError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created superuser {user.email} (id {user.id}).")
+
+
+@users_cli.command("list")
+def list_users():
+    """List every account."""
+    users = db.session.scalars(sa.select(User).order_by(User.id)).all()
+    for user in users:
+        flags = ",".join(f for f, on in (("superuser", user.is_superuser),
+                                         ("inactive", not user.is_active)) if on)
+        click.echo(f"{user.id}\t{user.email}\t{user.username}\t{flags or '-'}")
+    click.echo(f"{len(users)} user(s).")
+
+
+@users_cli.command("activate")
+@click.argument("email")
+def activate(email):
+    """Allow an account to sign in again."""
+    accounts.set_active(_user_or_fail(email), True)
+    click.echo(f"Activated {email}.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate(email):
+    """Stop an account from signing in and revoke its sessions."""
+    accounts.set_active(_user_or_fail(email), False)
+    click.echo(f"Deactivated {email}; its sessions are revoked.")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.password_option("--password", help="New password (prompted when omitted).")
+def set_password(email, password):
+    """Set a user's password and revoke every session of the account."""
+    user = _user_or_fail(email)
+    _validated(password=password)
+    accounts.set_password(user, password)
+    db.session.commit()
+    click.echo(f"Password changed for {email}; its sessions are revoked.")
+
+
+@tokens_cli.command("purge")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
+              help="Keep expired or revoked tokens younger than this many days.")
+def purge(days):
+    """Delete refresh tokens that expired or were revoked more than DAYS days ago."""
+    cutoff = utcnow() - timedelta(days=days)
+    deleted = db.session.execute(
+        sa.delete(RefreshToken).where(sa.or_(
+            RefreshToken.expires_at < cutoff,
+            RefreshToken.revoked_at < cutoff,
+        ))
+    ).rowcount
+    db.session.commit()
+    click.echo(f"Deleted {deleted} refresh token(s).")

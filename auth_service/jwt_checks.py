@@ -1,0 +1,85 @@
+"""flask-jwt-extended callbacks: what makes a token acceptable.
+
+flask-jwt-extended accepts tokens without ``exp``, treats a token without
+``type`` as an access token and trusts any ``sub``; these callbacks close those
+gaps (RFC 8725) and tie tokens to the database state.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from flask_jwt_extended.exceptions import JWTDecodeError
+
+from auth_service.extensions import db, jwt
+from auth_service.models import RefreshToken, User
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver")
+TOKEN_TYPES = ("access", "refresh")
+# Headers that would let a token name its own key or algorithm parameters.
+FORBIDDEN_HEADERS = ("kid", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "crit")
+MAX_USER_ID_DIGITS = 18
+
+
+def init_app(app: Flask) -> None:
+    """Pin the algorithm and register the loaders."""
+    app.config["JWT_ALGORITHM"] = ALGORITHM
+    app.config["JWT_DECODE_ALGORITHMS"] = [ALGORITHM]
+    # Access tokens travel only in the Authorization header; the refresh view
+    # names its own locations (JSON body or cookie).
+    app.config["JWT_TOKEN_LOCATION"] = ["headers"]
+    app.config["JWT_COOKIE_CSRF_PROTECT"] = True
+    app.config["JWT_CSRF_IN_COOKIES"] = True
+    app.config["JWT_CSRF_CHECK_FORM"] = False
+    app.config["JWT_REFRESH_JSON_KEY"] = "refresh_token"
+    app.config["JWT_SESSION_COOKIE"] = False
+    app.config["JWT_VERIFY_SUB"] = True
+
+
+@jwt.decode_key_loader
+def signing_key(header: dict, unverified_claims: dict) -> str:
+    """Reject malformed tokens before the signature check, then return the key."""
+    if header.get("alg") != ALGORITHM:
+        raise JWTDecodeError("Unsupported algorithm")
+    if any(name in header for name in FORBIDDEN_HEADERS):
+        raise JWTDecodeError("Unsupported token header")
+    for claim in REQUIRED_CLAIMS:
+        if claim not in unverified_claims:
+            raise JWTDecodeError(f"Missing claim: {claim}")
+    if unverified_claims["type"] not in TOKEN_TYPES:
+        raise JWTDecodeError("Unknown token type")
+    sub = unverified_claims["sub"]
+    if not isinstance(sub, str) or not sub.isdigit() or len(sub) > MAX_USER_ID_DIGITS:
+        raise JWTDecodeError("Invalid subject")
+    if not isinstance(unverified_claims["jti"], str):
+        raise JWTDecodeError("Invalid token id")
+    return current_app.config["JWT_SECRET_KEY"]
+
+
+@jwt.user_identity_loader
+def user_identity(user: User) -> str:
+    """``sub`` is the user id as a string (RFC 7519 requires a string)."""
+    return str(user.id)
+
+
+@jwt.user_lookup_loader
+def load_user(header: dict, payload: dict) -> User | None:
+    """Load the user on every request: deleted, inactive or re-passworded users are refused."""
+    user = db.session.get(User, int(payload["sub"]))
+    if user is None or not user.is_active or payload.get("ver") != user.token_version:
+        return None
+    return user
+
+
+@jwt.token_in_blocklist_loader
+def is_revoked(header: dict, payload: dict) -> bool:
+    """Refresh tokens must be a known, unrevoked row; access tokens are stateless.
+
+    A *spent* token is not reported here: the refresh view decides between the
+    grace window and reuse detection. A database error propagates (fail closed).
+    """
+    if payload["type"] != "refresh":
+        return False
+    token = db.session.get(RefreshToken, payload["jti"])
+    g.refresh_token_row = token
+    return token is None or token.revoked_at is not None

@@ -1,0 +1,116 @@
+"""Database models: users and their refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from auth_service.extensions import db
+
+
+def utcnow() -> datetime:
+    """Current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def new_uuid() -> str:
+    """A random UUID as a string (token ids, session ids)."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every database.
+
+    SQLite has no timezone type and gives naive datetimes back; comparing those
+    with aware ones raises, so values are normalised both ways.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class User(db.Model):
+    """An account. ``password_hash`` is NULL for accounts without a password."""
+
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # Stored lower-cased, so the unique index makes emails case-insensitive.
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    username: so.Mapped[str] = so.mapped_column(sa.String(50), unique=True)
+    full_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
+    password_hash: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    is_active: so.Mapped[bool] = so.mapped_column(default=True)
+    is_superuser: so.Mapped[bool] = so.mapped_column(default=False)
+    # Bumped on password change: access tokens carry it, older ones are refused.
+    token_version: so.Mapped[int] = so.mapped_column(default=0)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+    password_changed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+
+    refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def has_password(self) -> bool:
+        """Whether the account can sign in with a password."""
+        return self.password_hash is not None
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"
+
+
+class RefreshToken(db.Model):
+    """One refresh token. Tokens of one login form a family (a session).
+
+    Only the token id (``jti``) is stored, never the encoded token: a copy of
+    this table cannot be replayed as credentials.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    jti: so.Mapped[str] = so.mapped_column(sa.String(36), primary_key=True)
+    family_id: so.Mapped[str] = so.mapped_column(sa.String(36), index=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # The family's absolute expiry: rotation copies it, never extends it.
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    # When it was exchanged for ``replaced_by``; presenting it again is reuse.
+    spent_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    replaced_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(36))
+    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    revoked_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    user_agent: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    ip_address: so.Mapped[Optional[str]] = so.mapped_column(sa.String(45))
+
+    user: so.Mapped[User] = so.relationship(back_populates="refresh_tokens")
+
+    def is_live(self, now: datetime) -> bool:
+        """Unspent, unrevoked and unexpired: the family's current token."""
+        return self.spent_at is None and self.revoked_at is None and self.expires_at > now
+
+    def __repr__(self) -> str:
+        return f"<RefreshToken {self.jti} family={self.family_id}>"

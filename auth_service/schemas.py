@@ -1,0 +1,172 @@
+"""Marshmallow schemas: they validate requests and document the API."""
+
+import marshmallow as ma
+from flask import current_app
+from marshmallow import fields, validate
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
+# Upper bound for passwords presented at login; the policy itself applies when one is set.
+LOGIN_PASSWORD_MAX = 1024
+
+
+class Text(fields.String):
+    """A string that refuses NUL bytes (PostgreSQL cannot store them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("Must not contain NUL characters.")
+        return text
+
+
+class NormalizedEmail(fields.Email):
+    """An email address, trimmed and lower-cased so uniqueness ignores case."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(max=254), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def password_policy(password: str) -> None:
+    """Length only (NIST 800-63B): no composition rules."""
+    low, high = current_app.config["PASSWORD_MIN_LENGTH"], current_app.config["PASSWORD_MAX_LENGTH"]
+    if not low <= len(password) <= high:
+        raise ma.ValidationError(f"Password must be {low} to {high} characters long.")
+
+
+def PasswordField(**kwargs):
+    """A new password: write-only, checked against the policy."""
+    return Text(
+        required=True,
+        load_only=True,
+        validate=password_policy,
+        metadata={"description": "8 to 128 characters by default (PASSWORD_MIN/MAX_LENGTH)."},
+        **kwargs,
+    )
+
+
+def Username(**kwargs):
+    """3-50 letters, digits, '_', '.' or '-'."""
+    return Text(
+        validate=validate.Regexp(
+            USERNAME_PATTERN,
+            error="Username must be 3-50 characters of letters, digits, '_', '.' or '-'.",
+        ),
+        **kwargs,
+    )
+
+
+def FullName(**kwargs):
+    """Display name, up to 100 characters."""
+    return Text(validate=validate.Length(max=100), allow_none=True, **kwargs)
+
+
+class ErrorSchema(ma.Schema):
+    """The one error shape of the whole API."""
+
+    code = fields.Integer(metadata={"description": "HTTP status code"})
+    status = fields.String(metadata={"description": "HTTP status name"})
+    error = fields.String(metadata={"description": "Machine-readable error code"})
+    message = fields.String(metadata={"description": "Human-readable explanation"})
+    errors = fields.Dict(metadata={"description": "Per-location, per-field messages"})
+
+
+class SignupSchema(ma.Schema):
+    email = NormalizedEmail(required=True)
+    username = Username(required=True)
+    password = PasswordField()
+    full_name = FullName(load_default=None)
+
+
+class LoginSchema(ma.Schema):
+    email = Text(required=True, validate=validate.Length(min=1, max=254))
+    password = Text(required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX))
+
+
+class RefreshRequestSchema(ma.Schema):
+    refresh_token = Text(
+        validate=validate.Length(min=1, max=4096),
+        metadata={"description": "API clients: the refresh token. Browsers omit it and "
+                                 "send the refresh cookie plus the X-CSRF-TOKEN header."},
+    )
+
+
+class ChangePasswordSchema(ma.Schema):
+    current_password = Text(required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX))
+    new_password = PasswordField()
+
+
+class TokenPairSchema(ma.Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(
+        metadata={"description": "Absent when the refresh token travels in the cookie only."}
+    )
+    token_type = fields.String(required=True, metadata={"example": "bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime, seconds"})
+
+
+class UserSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    email = fields.String(dump_only=True)
+    username = fields.String(dump_only=True)
+    full_name = fields.String(dump_only=True, allow_none=True)
+    is_active = fields.Boolean(dump_only=True)
+    is_superuser = fields.Boolean(dump_only=True)
+    has_password = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class UserUpdateSchema(ma.Schema):
+    username = Username()
+    full_name = FullName()
+
+
+class DeleteAccountSchema(ma.Schema):
+    password = Text(
+        load_only=True,
+        validate=validate.Length(max=LOGIN_PASSWORD_MAX),
+        metadata={"description": "Required when the account has a password."},
+    )
+
+
+class SessionSchema(ma.Schema):
+    id = fields.String(metadata={"description": "Session (token family) id"})
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    user_agent = fields.String(allow_none=True)
+    ip_address = fields.String(allow_none=True)
+    current = fields.Boolean(metadata={"description": "The session of the calling access token"})
+
+
+class UsersQuerySchema(ma.Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    q = Text(validate=validate.Length(max=100), metadata={"description": "Search email, username, name"})
+
+
+class UserPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(UserSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    pages = fields.Integer()
+
+
+class MessageSchema(ma.Schema):
+    message = fields.String()
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class TokenInfoSchema(ma.Schema):
+    access_token = fields.Dict()
+    refresh_token = fields.Dict()
+    rotation = fields.Dict()

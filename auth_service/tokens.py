@@ -1,0 +1,238 @@
+"""Token families: issue, rotate with reuse detection, revoke, list sessions.
+
+A login starts a *family* (a session). Each refresh spends the presented token
+and issues its child; the family keeps exactly one live token. Presenting a
+spent token after the grace window means it was copied: the whole family dies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app, request
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy.exc import OperationalError
+
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import RefreshToken, User, UTCDateTime, new_uuid, utcnow
+
+# Why a token was revoked, recorded in refresh_tokens.revoked_reason.
+REASON_LOGOUT = "logout"
+REASON_LOGOUT_ALL = "logout_all"
+REASON_REUSE = "reuse_detected"
+REASON_PASSWORD = "password_changed"
+REASON_DEACTIVATED = "deactivated"
+REASON_SESSION_REVOKED = "session_revoked"
+
+SQLITE_LOCK_RETRIES = 5
+# A chain longer than this inside one grace window is not two racing tabs.
+MAX_GRACE_HOPS = 5
+
+
+@dataclass
+class TokenPair:
+    """What a login or refresh hands back."""
+
+    access_token: str
+    refresh_token: str
+    refresh_expires_at: datetime
+
+    @property
+    def refresh_max_age(self) -> int:
+        """Seconds the refresh cookie should live: the family's remaining lifetime."""
+        return max(1, int((self.refresh_expires_at - utcnow()).total_seconds()))
+
+
+def _client() -> dict:
+    """User agent and client IP of the current request, trimmed to the columns."""
+    return {
+        "user_agent": (request.user_agent.string or None) and request.user_agent.string[:255],
+        "ip_address": (request.remote_addr or None) and request.remote_addr[:45],
+    }
+
+
+def csrf_value(jti: str) -> str:
+    """The CSRF double-submit value of a refresh token, derived so it can be re-issued."""
+    key = current_app.config["JWT_SECRET_KEY"].encode()
+    digest = hmac.new(key, b"csrf:" + jti.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def encode_pair(user: User, token: RefreshToken) -> TokenPair:
+    """Encode a fresh access token and the refresh JWT of ``token``.
+
+    The refresh JWT depends only on the row, so a duplicate refresh inside the
+    grace window receives the very same token as the first one.
+    """
+    claims = {"sid": token.family_id, "ver": user.token_version}
+    issued = int(token.created_at.timestamp())
+    refresh = create_refresh_token(
+        identity=user,
+        additional_claims=claims | {
+            "jti": token.jti,
+            "iat": issued,
+            "nbf": issued,
+            "exp": int(token.expires_at.timestamp()),
+            "csrf": csrf_value(token.jti),
+        },
+    )
+    access = create_access_token(identity=user, additional_claims=claims)
+    return TokenPair(access, refresh, token.expires_at)
+
+
+def start_session(user: User) -> TokenPair:
+    """Begin a new family for ``user`` and commit it."""
+    now = utcnow()
+    token = RefreshToken(
+        jti=new_uuid(),
+        family_id=new_uuid(),
+        user_id=user.id,
+        created_at=now,
+        expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        **_client(),
+    )
+    db.session.add(token)
+    db.session.commit()
+    return encode_pair(user, token)
+
+
+def rotate(user: User, jti: str) -> TokenPair:
+    """Spend refresh token ``jti`` and return its child (see module docstring).
+
+    SQLite serialises writers; a writer that waited past the busy timeout is
+    retried with a short backoff instead of failing the refresh.
+    """
+    for attempt in range(SQLITE_LOCK_RETRIES):
+        try:
+            return _rotate_once(user, jti)
+        except OperationalError as exc:
+            db.session.rollback()
+            if "locked" not in str(exc.orig) or attempt == SQLITE_LOCK_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _rotate_once(user: User, jti: str) -> TokenPair:
+    now = utcnow()
+    token = _fresh_row(jti)
+    if token.spent_at is None:
+        child = RefreshToken(
+            jti=new_uuid(),
+            family_id=token.family_id,
+            user_id=user.id,
+            created_at=now,
+            expires_at=token.expires_at,
+            **_client(),
+        )
+        # Conditional update: of concurrent refreshes only one can spend the token.
+        spent = db.session.execute(
+            sa.update(RefreshToken)
+            .where(RefreshToken.jti == jti, RefreshToken.spent_at.is_(None),
+                   RefreshToken.revoked_at.is_(None))
+            .values(spent_at=now, replaced_by=child.jti)
+            .execution_options(synchronize_session=False)
+        )
+        if spent.rowcount == 1:
+            db.session.add(child)
+            db.session.commit()
+            return encode_pair(user, child)
+        db.session.rollback()
+        token = _fresh_row(jti)  # lost the race: the winner's child is committed
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    live = _live_descendant(token, now, grace)
+    if live is not None:
+        return encode_pair(user, live)
+    revoke_family(token.family_id, REASON_REUSE)
+    db.session.commit()
+    current_app.logger.warning("refresh token reuse detected: family %s of user %s revoked",
+                               token.family_id, user.id)
+    raise APIError(401, "token_reused", "This refresh token was already used; "
+                   "the session has been revoked. Log in again.")
+
+
+def _fresh_row(jti: str) -> RefreshToken:
+    """Re-read a token row from the database (not the identity map)."""
+    token = db.session.execute(
+        sa.select(RefreshToken).where(RefreshToken.jti == jti)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None:
+        raise APIError(401, "token_revoked", "The token has been revoked.")
+    return token
+
+
+def _live_descendant(token: RefreshToken, now: datetime, grace: timedelta) -> RefreshToken | None:
+    """The family's live token, if ``token`` was spent within the grace window."""
+    for _ in range(MAX_GRACE_HOPS):
+        if token.spent_at is None or now - token.spent_at > grace or token.replaced_by is None:
+            return None
+        token = db.session.get(RefreshToken, token.replaced_by)
+        if token is None or token.revoked_at is not None:
+            return None
+        if token.is_live(now):
+            return token
+    return None
+
+
+def revoke_family(family_id: str, reason: str) -> int:
+    """Revoke every token of one session (not committed)."""
+    return _revoke(RefreshToken.family_id == family_id, reason)
+
+
+def revoke_user_tokens(user_id: int, reason: str) -> int:
+    """Revoke every token of every session of a user (not committed)."""
+    return _revoke(RefreshToken.user_id == user_id, reason)
+
+
+def _revoke(condition, reason: str) -> int:
+    result = db.session.execute(
+        sa.update(RefreshToken)
+        .where(condition, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def list_sessions(user: User) -> list[dict]:
+    """The user's live sessions, newest activity first."""
+    now = utcnow()
+    live = db.session.scalars(
+        sa.select(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.spent_at.is_(None),
+               RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+        .order_by(RefreshToken.created_at.desc())
+    ).all()
+    first_created = sa.type_coerce(sa.func.min(RefreshToken.created_at), UTCDateTime)
+    started = dict(db.session.execute(
+        sa.select(RefreshToken.family_id, first_created)
+        .where(RefreshToken.family_id.in_([t.family_id for t in live]))
+        .group_by(RefreshToken.family_id)
+    ).all()) if live else {}
+    return [
+        {
+            "id": t.family_id,
+            "created_at": started.get(t.family_id, t.created_at),
+            "last_used_at": t.created_at,
+            "expires_at": t.expires_at,
+            "user_agent": t.user_agent,
+            "ip_address": t.ip_address,
+        }
+        for t in live
+    ]
+
+
+def revoke_session(user: User, family_id: str) -> None:
+    """Revoke one of the user's own sessions; anyone else's is a 404."""
+    own = sa.and_(RefreshToken.family_id == family_id, RefreshToken.user_id == user.id)
+    if not _revoke(own, REASON_SESSION_REVOKED):
+        raise APIError(404, "session_not_found", "No such active session.")
+    db.session.commit()

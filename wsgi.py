@@ -1,0 +1,3 @@
+from auth_service import create_app
+
+app = create_app()
