@@ -65,10 +65,10 @@ def error_response(status: int, error: str | None = None, message: str | None = 
 
 
 def unauthorized(error: str, message: str):
-    """401 with the RFC 6750 challenge."""
-    challenge = f'{REALM}, error="invalid_token", error_description="{message}"'
-    if error == "authorization_required":
-        challenge = REALM
+    """401 with the RFC 6750 challenge (``invalid_token`` only when a token was refused)."""
+    challenge = REALM
+    if error.startswith("token_") or error == "invalid_token":
+        challenge = f'{REALM}, error="invalid_token", error_description="{message}"'
     return error_response(401, error, message, headers={"WWW-Authenticate": challenge})
 
 
@@ -128,6 +128,14 @@ def register_error_handlers(app: Flask) -> None:
     def handle_recursion(e: RecursionError):
         # json.loads on absurdly nested input.
         return error_response(400, "bad_request", "The request body is not valid JSON.")
+
+    @app.errorhandler(ValueError)
+    def handle_value_error(e: ValueError):
+        # json.loads refuses integers longer than sys.get_int_max_str_digits() with a bare
+        # ValueError, which webargs does not turn into its "invalid JSON" 400.
+        if "integer string conversion" in str(e):
+            return error_response(400, "bad_request", "The request body is not valid JSON.")
+        return handle_unexpected(e)
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(e: CSRFError):

@@ -49,7 +49,9 @@ def signing_key(header: dict, unverified_claims: dict) -> str:
     if unverified_claims["type"] not in TOKEN_TYPES:
         raise JWTDecodeError("Unknown token type")
     sub = unverified_claims["sub"]
-    if not isinstance(sub, str) or not sub.isdigit() or len(sub) > MAX_USER_ID_DIGITS:
+    # ASCII only: str.isdigit() also accepts "²" (int() raises) and "١" (another spelling of 1).
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()
+            and len(sub) <= MAX_USER_ID_DIGITS):
         raise JWTDecodeError("Invalid subject")
     if not isinstance(unverified_claims["jti"], str):
         raise JWTDecodeError("Invalid token id")

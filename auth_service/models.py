@@ -51,6 +51,9 @@ class User(db.Model):
     """An account. ``password_hash`` is NULL for accounts without a password."""
 
     __tablename__ = "users"
+    # Never reuse a deleted account's id on SQLite: its unexpired access tokens
+    # (same ``sub``) must not open the next account. PostgreSQL sequences never reuse.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     # Stored lower-cased, so the unique index makes emails case-insensitive.

@@ -10,12 +10,17 @@ LOGIN_PASSWORD_MAX = 1024
 
 
 class Text(fields.String):
-    """A string that refuses NUL bytes (PostgreSQL cannot store them)."""
+    """A string that refuses NUL bytes (PostgreSQL cannot store them) and lone surrogates."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ma.ValidationError("Must not contain NUL characters.")
+        try:
+            # JSON "\ud800" decodes to a str that cannot be encoded (argon2, JWT, drivers).
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ma.ValidationError("Must be valid Unicode text.") from None
         return text
 
 

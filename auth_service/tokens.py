@@ -52,8 +52,10 @@ class TokenPair:
 
 def _client() -> dict:
     """User agent and client IP of the current request, trimmed to the columns."""
+    # PostgreSQL cannot store NUL characters, and a client chooses its User-Agent.
+    user_agent = request.user_agent.string.replace("\x00", "")
     return {
-        "user_agent": (request.user_agent.string or None) and request.user_agent.string[:255],
+        "user_agent": user_agent[:255] or None,
         "ip_address": (request.remote_addr or None) and request.remote_addr[:45],
     }
 
@@ -233,6 +235,7 @@ def list_sessions(user: User) -> list[dict]:
 def revoke_session(user: User, family_id: str) -> None:
     """Revoke one of the user's own sessions; anyone else's is a 404."""
     own = sa.and_(RefreshToken.family_id == family_id, RefreshToken.user_id == user.id)
-    if not _revoke(own, REASON_SESSION_REVOKED):
+    # A NUL in the path would make PostgreSQL reject the query (a 500); no id contains one.
+    if "\x00" in family_id or not _revoke(own, REASON_SESSION_REVOKED):
         raise APIError(404, "session_not_found", "No such active session.")
     db.session.commit()

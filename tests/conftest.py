@@ -37,7 +37,7 @@ def clean_db(app):
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
-            for name in tables:
+            for name in tables + ["sqlite_sequence"]:
                 db.session.execute(sa.text(f"DELETE FROM {name}"))
         db.session.commit()
     yield

@@ -115,10 +115,10 @@ def _presented_refresh_token(data: dict) -> dict | None:
 
 
 @blp.route("/logout", methods=["POST"])
+@access_required(blp)
 @blp.arguments(RefreshRequestSchema, required=False)
 @blp.response(200, MessageSchema)
 @blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN header")
-@access_required(blp)
 def logout(data):
     """End one session: revoke the refresh token's family (body or cookie) and clear cookies.
 
@@ -154,11 +154,11 @@ def me():
 
 
 @blp.route("/change-password", methods=["PUT"])
+@access_required(blp)
 @json_required
 @blp.arguments(ChangePasswordSchema)
 @blp.response(200, TokenPairSchema, description="A fresh pair for this session; all others are revoked")
 @blp.alt_response(400, schema=ErrorSchema, description="Current password is incorrect")
-@access_required(blp)
 def change_password(data):
     """Change the password; every other session and older access token stops working."""
     pair = accounts.change_password(current_user, data["current_password"], data["new_password"])

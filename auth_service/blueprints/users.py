@@ -32,30 +32,30 @@ def get_me():
 
 
 @blp.route("/me", methods=["PATCH"])
+@access_required(blp)
 @json_required
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="Username already taken")
-@access_required(blp)
 def update_me(changes):
     """Change ``full_name`` and/or ``username``; any other field is rejected."""
     return accounts.update_profile(current_user, changes)
 
 
 @blp.route("/me", methods=["DELETE"])
+@access_required(blp)
 @blp.arguments(DeleteAccountSchema, required=False)
 @blp.response(204)
 @blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
-@access_required(blp)
 def delete_me(data):
     """Delete the account and every session; confirm with the password if it has one."""
     accounts.delete_account(current_user, data.get("password"))
 
 
 @blp.route("/", methods=["GET"])
+@access_required(blp, superuser=True)
 @blp.arguments(UsersQuerySchema, location="query")
 @blp.response(200, UserPageSchema)
-@access_required(blp, superuser=True)
 def list_users(query):
     """Paginated list of users, optionally filtered by ``q`` (superuser)."""
     select = sa.select(User).order_by(User.id)
@@ -72,8 +72,12 @@ def list_users(query):
             "per_page": page.per_page, "pages": page.pages}
 
 
+# users.id is a 32-bit INTEGER; SQLite's driver raises OverflowError past 64 bits.
+MAX_USER_ID = 2**31 - 1
+
+
 def _set_active(user_id: int, active: bool) -> User:
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id) if user_id <= MAX_USER_ID else None
     if user is None:
         raise APIError(404, "user_not_found", "No such user.")
     if not active and user.id == current_user.id:

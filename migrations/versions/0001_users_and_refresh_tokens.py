@@ -31,7 +31,8 @@ def upgrade():
     sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email'),
-    sa.UniqueConstraint('username')
+    sa.UniqueConstraint('username'),
+    sqlite_autoincrement=True,
     )
     op.create_table('refresh_tokens',
     sa.Column('jti', sa.String(length=36), nullable=False),

@@ -1,0 +1,272 @@
+"""Settings from the environment, production's refusal of weak secrets, and the API docs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from auth_service import create_app
+from config import (
+    ConfigError,
+    DevelopmentConfig,
+    ProductionConfig,
+    TestingConfig,
+    config_class_from_env,
+    load_config,
+)
+
+SECRETS = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
+
+
+def production(**environ) -> dict:
+    """load_config(ProductionConfig) with valid secrets plus ``environ``."""
+    return load_config(ProductionConfig, environ={**SECRETS, **environ})
+
+
+# --- environment overrides ------------------------------------------------------------
+
+SETTINGS = sorted(k for k in dir(ProductionConfig) if k.isupper())
+# Strings that load_config validates: a value it accepts that differs from the default.
+VALID_STRINGS = {"LOGIN_REFRESH_TRANSPORT": "cookie", "JWT_COOKIE_SAMESITE": "Strict",
+                 **{k: v[::-1] + "x" for k, v in SECRETS.items()}}
+
+
+def other_value(key: str, default):
+    """(environment string, expected setting) differing from ``default``."""
+    if isinstance(default, bool):
+        return ("false", False) if default else ("true", True)
+    if isinstance(default, int):
+        return str(default + 1), default + 1
+    if isinstance(default, float):
+        return str(default + 0.5), default + 0.5
+    if isinstance(default, timedelta):
+        seconds = int(default.total_seconds()) + 1
+        return str(seconds), timedelta(seconds=seconds)
+    if isinstance(default, (list, tuple)):
+        return "a, b,,", ["a", "b"]
+    value = VALID_STRINGS.get(key, f"{default or ''}-override")
+    return value, value
+
+
+@pytest.mark.parametrize("key", SETTINGS)
+def test_every_setting_is_overridable_by_the_environment(key):
+    raw, expected = other_value(key, getattr(ProductionConfig, key))
+    assert getattr(ProductionConfig, key) != expected
+    assert production(**{key: raw})[key] == expected
+
+
+@pytest.mark.parametrize("key, raw, expected", [
+    ("JWT_ACCESS_TOKEN_EXPIRES", "60", timedelta(seconds=60)),
+    ("JWT_REFRESH_TOKEN_EXPIRES", "86400", timedelta(days=1)),
+    ("REFRESH_REUSE_GRACE_SECONDS", "3", 3),
+    ("MAX_CONTENT_LENGTH", " 2048 ", 2048),
+    ("JWT_COOKIE_SECURE", "false", False),
+    ("JWT_COOKIE_SECURE", "FALSE", False),
+    ("JWT_COOKIE_SECURE", "0", False),
+    ("JWT_COOKIE_SECURE", "no", False),
+    ("JWT_COOKIE_SECURE", "off", False),
+    ("JWT_COOKIE_SECURE", "", False),
+    ("JWT_COOKIE_SECURE", " True ", True),
+    ("JWT_COOKIE_SECURE", "1", True),
+    ("JWT_COOKIE_SECURE", "yes", True),
+    ("JWT_COOKIE_SECURE", "on", True),
+    ("JWT_COOKIE_DOMAIN", "example.com", "example.com"),
+    ("JWT_COOKIE_DOMAIN", "", None),
+    ("LOG_LEVEL", "DEBUG", "DEBUG"),
+])
+def test_environment_strings_are_coerced(key, raw, expected):
+    value = production(**{key: raw})[key]
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("key, raw", [
+    ("JWT_COOKIE_SECURE", "maybe"),
+    ("JWT_COOKIE_SECURE", "2"),
+    ("MAX_CONTENT_LENGTH", "64k"),
+    ("REFRESH_REUSE_GRACE_SECONDS", "1.5"),
+    ("JWT_ACCESS_TOKEN_EXPIRES", "15m"),
+    ("JWT_ACCESS_TOKEN_EXPIRES", ""),
+    ("ARGON2_TIME_COST", "two"),
+])
+def test_malformed_values_are_refused(key, raw):
+    with pytest.raises(ConfigError, match=key):
+        production(**{key: raw})
+
+
+@pytest.mark.parametrize("environ", [
+    {"LOGIN_REFRESH_TRANSPORT": "header"},
+    {"JWT_COOKIE_SAMESITE": "None", "JWT_COOKIE_SECURE": "false"},
+])
+def test_inconsistent_settings_are_refused(environ):
+    with pytest.raises(ConfigError):
+        production(**environ)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgres://u:p@db.example:5432/auth", "postgresql+psycopg2://u:p@db.example:5432/auth"),
+    ("postgresql://u:p@db.example/auth", "postgresql+psycopg2://u:p@db.example/auth"),
+    ("postgresql+psycopg2://u@h/auth", "postgresql+psycopg2://u@h/auth"),
+    ("sqlite:////var/lib/auth.db", "sqlite:////var/lib/auth.db"),
+])
+def test_database_url_gets_an_explicit_driver(url, expected):
+    settings = production(DATABASE_URL=url)
+    assert settings["DATABASE_URL"] == url
+    assert settings["SQLALCHEMY_DATABASE_URI"] == expected
+
+
+# --- production secrets ---------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [None, "", "x" * 31, "change-me", "CHANGEME", "secret"],
+                         ids=["missing", "empty", "31-chars", "change-me", "CHANGEME", "secret"])
+@pytest.mark.parametrize("key", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_refuses_weak_secrets(key, value):
+    environ = dict(SECRETS)
+    if value is None:
+        del environ[key]
+    else:
+        environ[key] = value
+    with pytest.raises(ConfigError, match=key):
+        load_config(ProductionConfig, environ=environ)
+
+
+def test_production_accepts_32_character_secrets():
+    settings = load_config(ProductionConfig, environ={"SECRET_KEY": "a" * 32,
+                                                      "JWT_SECRET_KEY": "b" * 32})
+    assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == ("a" * 32, "b" * 32)
+
+
+def test_production_defaults_are_safe():
+    settings = production()
+    assert settings["JWT_COOKIE_SECURE"] is True
+    assert settings["TESTING"] is False
+    assert settings["ARGON2_MEMORY_COST"] >= 19 * 1024
+
+
+# --- choosing the config class --------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    (None, ProductionConfig),
+    ("production", ProductionConfig),
+    (" Testing ", TestingConfig),
+    ("DEVELOPMENT", DevelopmentConfig),
+])
+def test_app_env_selects_the_config_class(monkeypatch, name, expected):
+    if name is None:
+        monkeypatch.delenv("APP_ENV", raising=False)
+    else:
+        monkeypatch.setenv("APP_ENV", name)
+    assert config_class_from_env() is expected
+
+
+@pytest.mark.parametrize("name", ["staging", "prod", ""])
+def test_invalid_app_env_is_refused(monkeypatch, name):
+    monkeypatch.setenv("APP_ENV", name)
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        config_class_from_env()
+
+
+def test_create_app_refuses_an_invalid_app_env(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "staging")
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_testing_config_ignores_the_environment():
+    hostile = {"JWT_ACCESS_TOKEN_EXPIRES": "1", "SECRET_KEY": "short",
+               "DATABASE_URL": "postgres://elsewhere/db", "ARGON2_MEMORY_COST": "999999",
+               "JWT_COOKIE_SECURE": "false"}
+    assert load_config(TestingConfig, environ=hostile) == load_config(TestingConfig, environ={})
+
+
+# --- OpenAPI document and docs pages --------------------------------------------------
+
+API_PATHS = {
+    "/auth/signup", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/logout-all",
+    "/auth/me", "/auth/change-password", "/auth/token-info", "/auth/active-sessions",
+    "/auth/active-sessions/{session_id}", "/users/me", "/users/",
+    "/users/{user_id}/activate", "/users/{user_id}/deactivate", "/healthz", "/readyz",
+}
+PROTECTED = [
+    ("/auth/logout", "post"), ("/auth/logout-all", "post"), ("/auth/me", "get"),
+    ("/auth/change-password", "put"), ("/auth/active-sessions", "get"),
+    ("/auth/active-sessions/{session_id}", "delete"), ("/users/me", "get"),
+    ("/users/me", "patch"), ("/users/me", "delete"), ("/users/", "get"),
+    ("/users/{user_id}/activate", "put"), ("/users/{user_id}/deactivate", "put"),
+]
+PUBLIC = [("/auth/signup", "post"), ("/auth/login", "post"), ("/auth/token-info", "get"),
+          ("/healthz", "get"), ("/readyz", "get")]
+
+
+@pytest.fixture
+def spec(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def test_openapi_lists_every_path(spec):
+    assert API_PATHS <= set(spec["paths"])
+
+
+def test_openapi_documents_every_route_of_the_app(app, spec):
+    routes = {re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+              for rule in app.url_map.iter_rules()
+              if rule.endpoint != "static" and not rule.endpoint.startswith("api-docs.")}
+    assert routes == set(spec["paths"])
+
+
+@pytest.mark.parametrize("path, method", PROTECTED)
+def test_protected_operations_declare_bearer_auth_and_401(spec, path, method):
+    operation = spec["paths"][path][method]
+    assert operation["security"] == [{"bearerAuth": []}]
+    assert "401" in operation["responses"]
+
+
+@pytest.mark.parametrize("path, method", PUBLIC)
+def test_public_operations_declare_no_bearer_auth(spec, path, method):
+    security = spec["paths"][path][method].get("security", [])
+    assert {"bearerAuth": []} not in security
+
+
+def test_bearer_scheme_is_declared(spec):
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_pages_are_html(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert b"/openapi.json" in response.get_data()
+
+
+# --- /auth/token-info -----------------------------------------------------------------
+
+def test_token_info_reflects_the_defaults(client):
+    body = client.get("/auth/token-info").json
+    assert body["access_token"]["lifetime_seconds"] == 15 * 60
+    assert body["refresh_token"]["lifetime_seconds"] == 7 * 24 * 3600
+    assert body["rotation"]["reuse_grace_seconds"] == 10
+    assert body["access_token"]["algorithm"] == "HS256"
+
+
+@pytest.mark.parametrize("key, value, section, field, expected", [
+    ("JWT_ACCESS_TOKEN_EXPIRES", timedelta(seconds=60), "access_token", "lifetime_seconds", 60),
+    ("JWT_REFRESH_TOKEN_EXPIRES", timedelta(days=1), "refresh_token", "lifetime_seconds", 86400),
+    ("REFRESH_REUSE_GRACE_SECONDS", 3, "rotation", "reuse_grace_seconds", 3),
+])
+def test_token_info_reflects_live_config(app, client, monkeypatch, key, value, section, field,
+                                         expected):
+    monkeypatch.setitem(app.config, key, value)
+    assert client.get("/auth/token-info").json[section][field] == expected
+
+
+def test_token_info_cookie_reflects_live_config(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "JWT_COOKIE_SECURE", False)
+    monkeypatch.setitem(app.config, "JWT_COOKIE_SAMESITE", "Strict")
+    cookie = client.get("/auth/token-info").json["refresh_token"]["cookie"]
+    assert (cookie["secure"], cookie["samesite"], cookie["http_only"]) == (False, "Strict", True)

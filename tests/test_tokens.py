@@ -1,0 +1,479 @@
+"""Token rules: transport, rotation, reuse detection, grace window, concurrency,
+expiry and the claims a token must carry."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from freezegun import freeze_time
+
+from auth_service.extensions import db
+from auth_service.models import RefreshToken
+
+LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+WEEK = timedelta(days=7)
+ERROR_KEYS = {"code", "status", "error", "message"}
+
+
+def claims(token: str) -> dict:
+    """The payload of a JWT, signature not checked (the server is what checks it)."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def set_cookies(response) -> dict[str, dict]:
+    """The response's Set-Cookie headers by name: {"value": ..., "path": "/auth", "httponly": True}."""
+    cookies = {}
+    for header in response.headers.getlist("Set-Cookie"):
+        pair, *attributes = header.split("; ")
+        name, _, value = pair.partition("=")
+        cookie = {"value": value}
+        for attribute in attributes:
+            key, has_value, attr_value = attribute.partition("=")
+            cookie[key.lower()] = attr_value if has_value else True
+        cookies[name] = cookie
+    return cookies
+
+
+def family_rows(in_db, refresh_token: str) -> list[RefreshToken]:
+    """Every refresh_tokens row of the session the token belongs to."""
+    sid = claims(refresh_token)["sid"]
+    return in_db(lambda: db.session.scalars(
+        sa.select(RefreshToken).where(RefreshToken.family_id == sid)).all())
+
+
+def token_row(in_db, refresh_token: str) -> RefreshToken:
+    return in_db(lambda: db.session.get(RefreshToken, claims(refresh_token)["jti"]))
+
+
+def live(rows: list[RefreshToken]) -> list[RefreshToken]:
+    return [row for row in rows if row.spent_at is None and row.revoked_at is None]
+
+
+def refresh(client, token: str):
+    return client.post("/auth/refresh", json={"refresh_token": token})
+
+
+def refresh_with_cookie(client, csrf: str | None = None):
+    """Refresh the way a browser does: the cookie plus the CSRF header."""
+    if csrf is None:
+        csrf = client.get_cookie("csrf_refresh_token").value
+    return client.post("/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
+
+
+def me(client, access_token: str):
+    return client.get("/auth/me", headers={"Authorization": f"Bearer {access_token}"})
+
+
+@pytest.fixture
+def tokens(auth):
+    """Alice's login response: access_token, refresh_token, ..."""
+    return auth.signup_and_login()
+
+
+# --- login and transport -------------------------------------------------------------
+
+def test_login_returns_bearer_pair(tokens):
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 900
+    assert claims(tokens["access_token"])["type"] == "access"
+    assert claims(tokens["refresh_token"])["type"] == "refresh"
+
+
+def test_login_sets_http_only_refresh_cookie_limited_to_auth(auth):
+    auth.signup()
+    with freeze_time(LOGIN_TIME):
+        response = auth.login()
+
+    cookie = set_cookies(response)["refresh_token_cookie"]
+    assert cookie["value"] == response.json["refresh_token"]
+    assert cookie["httponly"] is True
+    assert cookie["secure"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/auth"
+    assert int(cookie["max-age"]) == WEEK.total_seconds()
+
+
+def test_login_sets_readable_csrf_cookie(auth):
+    auth.signup()
+    response = auth.login()
+
+    cookie = set_cookies(response)["csrf_refresh_token"]
+    assert cookie["value"] == claims(response.json["refresh_token"])["csrf"]
+    assert "httponly" not in cookie
+    assert cookie["path"] == "/"
+    assert cookie["secure"] is True
+
+
+@pytest.mark.parametrize(("transport", "in_body", "in_cookie"), [
+    ("both", True, True),
+    ("cookie", False, True),
+    ("body", True, False),
+])
+def test_login_refresh_transport(app, auth, monkeypatch, transport, in_body, in_cookie):
+    monkeypatch.setitem(app.config, "LOGIN_REFRESH_TRANSPORT", transport)
+    auth.signup()
+
+    response = auth.login()
+
+    assert response.status_code == 200
+    assert response.json["access_token"]
+    assert ("refresh_token" in response.json) is in_body
+    assert ("refresh_token_cookie" in set_cookies(response)) is in_cookie
+
+
+def test_refresh_via_body_answers_in_body(client, tokens):
+    response = refresh(client, tokens["refresh_token"])
+
+    assert response.status_code == 200
+    assert response.json["refresh_token"] != tokens["refresh_token"]
+    assert response.json["token_type"] == "bearer"
+    assert "refresh_token_cookie" not in set_cookies(response)
+
+
+def test_refresh_via_cookie_answers_in_cookie(client, tokens):
+    response = refresh_with_cookie(client)
+
+    assert response.status_code == 200
+    assert "refresh_token" not in response.json
+    new_cookie = set_cookies(response)["refresh_token_cookie"]
+    assert new_cookie["value"] != tokens["refresh_token"]
+    assert client.get_cookie("refresh_token_cookie", path="/auth").value == new_cookie["value"]
+    assert me(client, response.json["access_token"]).status_code == 200
+
+
+def test_rotated_cookie_and_csrf_work_for_the_next_refresh(client, tokens):
+    assert refresh_with_cookie(client).status_code == 200
+
+    response = refresh_with_cookie(client)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-CSRF-TOKEN": "wrong"}, {"X-CSRF-TOKEN": ""}],
+                         ids=["missing", "wrong", "empty"])
+def test_refresh_cookie_needs_matching_csrf_header(client, tokens, in_db, headers):
+    response = client.post("/auth/refresh", headers=headers)
+
+    assert response.status_code == 403
+    assert response.json["error"] == "csrf_failed"
+    assert token_row(in_db, tokens["refresh_token"]).spent_at is None
+
+
+# --- rotation and reuse detection -----------------------------------------------------
+
+def test_rotation_spends_the_presented_token(client, tokens, in_db):
+    child = refresh(client, tokens["refresh_token"]).json["refresh_token"]
+
+    parent_row = token_row(in_db, tokens["refresh_token"])
+    assert parent_row.spent_at is not None
+    assert parent_row.replaced_by == claims(child)["jti"]
+    assert claims(child)["sid"] == claims(tokens["refresh_token"])["sid"]
+    assert [row.jti for row in live(family_rows(in_db, child))] == [claims(child)["jti"]]
+
+
+def test_rotated_child_works(client, tokens):
+    child = refresh(client, tokens["refresh_token"]).json
+
+    assert me(client, child["access_token"]).status_code == 200
+    assert refresh(client, child["refresh_token"]).status_code == 200
+
+
+def test_reuse_after_grace_window_revokes_the_whole_family(client, auth, in_db):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        parent = auth.login().json["refresh_token"]
+        child = refresh(client, parent).json["refresh_token"]
+        frozen.tick(timedelta(seconds=11))
+
+        reused = refresh(client, parent)
+        child_after = refresh(client, child)
+
+    assert reused.status_code == 401
+    assert reused.json["error"] == "token_reused"
+    assert child_after.status_code == 401
+    rows = family_rows(in_db, parent)
+    assert len(rows) == 2
+    assert all(row.revoked_at is not None for row in rows)
+    assert {row.revoked_reason for row in rows} == {"reuse_detected"}
+
+
+def test_reuse_does_not_touch_other_sessions(client, auth):
+    auth.signup()
+    other_session = auth.login().json["refresh_token"]
+    with freeze_time(LOGIN_TIME) as frozen:
+        parent = auth.login().json["refresh_token"]
+        refresh(client, parent)
+        frozen.tick(timedelta(seconds=11))
+        assert refresh(client, parent).status_code == 401
+
+    assert refresh(client, other_session).status_code == 200
+
+
+@pytest.mark.parametrize("delay", [0, 9])
+def test_duplicate_refresh_within_grace_returns_the_same_token(client, auth, in_db, delay):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        parent = auth.login().json["refresh_token"]
+        first = refresh(client, parent)
+        frozen.tick(timedelta(seconds=delay))
+
+        duplicate = refresh(client, parent)
+
+    assert duplicate.status_code == 200
+    assert duplicate.json["refresh_token"] == first.json["refresh_token"]
+    live_rows = live(family_rows(in_db, parent))
+    assert [row.jti for row in live_rows] == [claims(first.json["refresh_token"])["jti"]]
+
+
+def test_grace_window_follows_configuration(app, client, auth, monkeypatch):
+    monkeypatch.setitem(app.config, "REFRESH_REUSE_GRACE_SECONDS", 0)
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        parent = auth.login().json["refresh_token"]
+        refresh(client, parent)
+        frozen.tick(timedelta(seconds=1))
+
+        reused = refresh(client, parent)
+
+    assert reused.status_code == 401
+    assert reused.json["error"] == "token_reused"
+
+
+def test_parallel_refreshes_of_one_token_yield_one_child(app, tokens, in_db):
+    workers = 10
+    start = threading.Barrier(workers)
+
+    def refresh_in_thread(_):
+        client = app.test_client()
+        start.wait(timeout=30)
+        response = refresh(client, tokens["refresh_token"])
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(refresh_in_thread, range(workers)))
+
+    succeeded = [body for status, body in results if status == 200]
+    failed = [(status, body) for status, body in results if status != 200]
+    assert succeeded, results
+    assert len({body["refresh_token"] for body in succeeded}) == 1
+    for status, body in failed:
+        assert 400 <= status < 500, results
+        assert ERROR_KEYS <= body.keys()
+    live_rows = live(family_rows(in_db, tokens["refresh_token"]))
+    assert [row.jti for row in live_rows] == [claims(succeeded[0]["refresh_token"])["jti"]]
+
+
+# --- expiry --------------------------------------------------------------------------
+
+def test_rotation_never_extends_the_session(client, auth, in_db):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        token = auth.login().json["refresh_token"]
+        for day in (1, 3, 6):
+            frozen.move_to(LOGIN_TIME + timedelta(days=day))
+            token = refresh(client, token).json["refresh_token"]
+
+            assert claims(token)["exp"] == (LOGIN_TIME + WEEK).timestamp()
+            assert token_row(in_db, token).expires_at == LOGIN_TIME + WEEK
+
+
+def test_refresh_cookie_lives_only_as_long_as_the_session(client, auth):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        auth.login()
+        frozen.move_to(LOGIN_TIME + timedelta(days=2))
+
+        response = refresh_with_cookie(client)
+
+    cookies = set_cookies(response)
+    assert int(cookies["refresh_token_cookie"]["max-age"]) == timedelta(days=5).total_seconds()
+    assert int(cookies["csrf_refresh_token"]["max-age"]) == timedelta(days=5).total_seconds()
+
+
+def test_refresh_fails_once_the_session_is_a_week_old(client, auth):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        token = auth.login().json["refresh_token"]
+        frozen.move_to(LOGIN_TIME + timedelta(days=6))
+        token = refresh(client, token).json["refresh_token"]
+        frozen.move_to(LOGIN_TIME + WEEK + timedelta(seconds=1))
+
+        response = refresh(client, token)
+
+    assert response.status_code == 401
+    assert response.json["error"] == "token_expired"
+
+
+def test_access_token_expires_after_15_minutes(client, auth):
+    auth.signup()
+    with freeze_time(LOGIN_TIME) as frozen:
+        access = auth.login().json["access_token"]
+        frozen.move_to(LOGIN_TIME + timedelta(minutes=15) - timedelta(seconds=1))
+        assert me(client, access).status_code == 200
+        frozen.move_to(LOGIN_TIME + timedelta(minutes=15))
+
+        response = me(client, access)
+
+    assert response.status_code == 401
+    assert response.json["error"] == "token_expired"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- token type and claims -----------------------------------------------------------
+
+def test_refresh_token_is_refused_as_access_token(client, tokens):
+    response = me(client, tokens["refresh_token"])
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize("via", ["body", "cookie"])
+def test_access_token_is_refused_at_refresh(client, tokens, via):
+    if via == "body":
+        response = refresh(client, tokens["access_token"])
+    else:
+        client.set_cookie("refresh_token_cookie", tokens["access_token"], path="/auth")
+        # Past the CSRF check, so that the token type is what gets judged.
+        response = refresh_with_cookie(client, claims(tokens["access_token"]).get("csrf", "x"))
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+@pytest.fixture
+def forge(app, tokens):
+    """Re-sign Alice's access token with changed claims, header, algorithm or key."""
+
+    def make(changes=None, drop=(), headers=None, algorithm="HS256", key=None):
+        payload = claims(tokens["access_token"]) | (changes or {})
+        for name in drop:
+            del payload[name]
+        secret = app.config["JWT_SECRET_KEY"] if key is None else key
+        return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
+
+    return make
+
+
+def test_forged_token_with_every_claim_is_accepted(client, forge):
+    # The control for the tests below: forge() alone yields a working token.
+    assert me(client, forge()).status_code == 200
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "jti", "type", "sub", "sid", "ver", "iss"])
+def test_token_missing_a_required_claim_is_refused(client, forge, claim):
+    response = me(client, forge(drop=[claim]))
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize("changes", [
+    {"type": "id"},
+    {"type": None},
+    {"sub": "alice"},
+    {"sub": "1.0"},
+    {"sub": ""},
+    {"sub": 1},
+    {"sub": "9" * 40},
+    {"sub": "\u00b2"},
+    {"sub": "\u0661"},
+    {"sub": " 1"},
+    {"jti": 42},
+    {"ver": -1},
+    {"iss": "someone-else"},
+    {"nbf": 4102444800},
+], ids=repr)
+def test_token_with_bad_claim_value_is_refused(client, forge, changes):
+    response = me(client, forge(changes))
+
+    assert response.status_code == 401
+    assert ERROR_KEYS <= response.json.keys()
+
+
+def test_token_for_unknown_user_is_refused(client, forge):
+    response = me(client, forge({"sub": "999999"}))
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("algorithm", "key"), [
+    ("HS512", None),
+    ("HS384", None),
+    ("HS256", "a-different-secret-" + "z" * 40),
+], ids=["HS512", "HS384", "wrong-key"])
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, key):
+    response = me(client, forge(algorithm=algorithm, key=key))
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+def test_unsigned_token_is_refused(client, forge):
+    unsigned = jwt.encode(claims(forge()), None, algorithm="none")
+
+    response = me(client, unsigned)
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize("header", [{"kid": "1"}, {"jku": "https://attacker.example/jwks"},
+                                    {"jwk": {"kty": "oct", "k": "AA"}}, {"crit": ["exp"]}],
+                         ids=["kid", "jku", "jwk", "crit"])
+def test_token_naming_its_own_key_is_refused(client, forge, header):
+    response = me(client, forge(headers=header))
+
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+
+
+def test_refresh_token_unknown_to_the_database_is_refused(app, client, tokens):
+    payload = claims(tokens["refresh_token"]) | {"jti": "00000000-0000-0000-0000-000000000000"}
+    forged = jwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+
+    response = refresh(client, forged)
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.", "Bearer x"])
+def test_malformed_refresh_token_is_a_json_401(client, token):
+    response = refresh(client, token)
+
+    assert response.status_code == 401
+    assert set(response.json) == ERROR_KEYS
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer",
+    "Bearer ",
+    "Bearer a b",
+    "Basic dXNlcjpwYXNz",
+    "Bearer garbage",
+    "Bearer a.b.c",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
+    "",
+    "Token abc",
+])
+def test_malformed_authorization_header_is_a_json_401(client, authorization):
+    response = client.get("/auth/me", headers={"Authorization": authorization})
+
+    assert response.status_code == 401
+    assert set(response.json) == ERROR_KEYS
+    assert response.json["code"] == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_missing_authorization_header_is_a_json_401(client):
+    response = client.get("/auth/me")
+
+    assert response.status_code == 401
+    assert response.json["error"] == "authorization_required"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
