@@ -42,6 +42,9 @@ class Config:
     JWT_SECRET_KEY: str | None = None
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'auth_service.db'}"
     LOG_LEVEL = "INFO"
+    # Proxies in front of the app (nginx = 1). Only then are X-Forwarded-For/-Proto/-Host
+    # believed; with 0 a client cannot spoof its IP or scheme.
+    TRUSTED_PROXIES = 0
     # Largest request body accepted, in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
 
@@ -71,6 +74,29 @@ class Config:
     ARGON2_PARALLELISM = 1
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 128
+    # Lowest zxcvbn score (0-4) accepted; 1 refuses the common-password and
+    # account-derived guesses (score 0: under 10^3 guesses). 0 switches it off.
+    PASSWORD_MIN_STRENGTH = 1
+
+    # Rate limits (flask-limiter's own keys, then ours). Counters live in Redis
+    # when REDIS_URL is set (shared by every instance), in memory otherwise.
+    REDIS_URL: str | None = None
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STRATEGY = "moving-window"
+    # flask-limiter would put X-RateLimit-* and Retry-After on every response;
+    # errors.py sets Retry-After on the 429 alone.
+    RATELIMIT_HEADERS_ENABLED = False
+    RATELIMIT_KEY_PREFIX = "auth_service"
+    # A Redis outage falls back to per-instance memory counters instead of failing requests.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_LOGIN_PER_IP = "20 per minute;200 per hour"
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "5 per minute;20 per hour"
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "30 per 15 minutes"
+    RATELIMIT_SIGNUP = "5 per minute;50 per day"
+    RATELIMIT_REFRESH = "60 per minute"
+    RATELIMIT_PASSWORD_CHANGE = "5 per minute;20 per hour"
 
     # OpenAPI documentation (flask-smorest's own keys).
     API_TITLE = "auth_service"
@@ -128,6 +154,13 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8
     ARGON2_PARALLELISM = 1
+    # Limits stay on, generous enough for functional tests; tests/security tightens them.
+    RATELIMIT_LOGIN_PER_IP = "1000 per minute"
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "1000 per minute"
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "1000 per minute"
+    RATELIMIT_SIGNUP = "1000 per minute"
+    RATELIMIT_REFRESH = "1000 per minute"
+    RATELIMIT_PASSWORD_CHANGE = "1000 per minute"
     # Tests pin every setting; a developer's shell or .env must not change them.
     READ_ENVIRONMENT = False
 

@@ -6,6 +6,7 @@ import logging
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BASE_DIR, INSTANCE_DIR, Config, config_class_from_env, load_config
 
@@ -14,12 +15,20 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     """Build the app from small ``register_*`` steps."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_mapping(load_config(config_class or config_class_from_env()))
+    register_proxy_fix(app)
     register_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_cli(app)
     return app
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust X-Forwarded-* from exactly TRUSTED_PROXIES hops (client IP for rate limits)."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def register_logging(app: Flask) -> None:
@@ -30,7 +39,7 @@ def register_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions, database engine tweaks and password hasher."""
-    from auth_service import jwt_checks, passwords
+    from auth_service import jwt_checks, limits, passwords
     from auth_service.extensions import api, db, jwt, migrate
 
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -47,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     jwt_checks.init_app(app)
     jwt.init_app(app)
     api.init_app(app)
+    limits.init_app(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
@@ -70,11 +80,13 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
+    from auth_service import headers
     from auth_service.blueprints import auth, health, oauth, users
     from auth_service.blueprints.common import check_request_body
     from auth_service.extensions import api
 
     app.before_request(check_request_body)
+    headers.init_app(app)
     for module in (auth, oauth, users, health):
         api.register_blueprint(module.blp)
 

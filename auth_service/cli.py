@@ -85,7 +85,7 @@ def deactivate(email):
 def set_password(email, password):
     """Set a user's password and revoke every session of the account."""
     user = _user_or_fail(email)
-    _validated(password=password)
+    _validated(email=user.email, username=user.username, password=password)
     accounts.set_password(user, password)
     db.session.commit()
     click.echo(f"Password changed for {email}; its sessions are revoked.")

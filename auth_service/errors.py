@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from http import HTTPStatus
 
 from flask import Flask, jsonify, request
@@ -14,7 +16,7 @@ from flask_jwt_extended.exceptions import CSRFError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from auth_service.extensions import db, jwt
+from auth_service.extensions import db, jwt, limiter
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,11 @@ def http_error_response(error: HTTPException):
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     message = data.get("message")
-    if message is None:
+    if status == 429:
+        retry_after = _retry_after()
+        headers["Retry-After"] = str(retry_after)
+        message = f"Too many requests; try again in {retry_after} seconds."
+    elif message is None:
         if status == 422:
             message = "The request body or query is invalid."
         elif status == 400 and errors:
@@ -92,6 +98,14 @@ def http_error_response(error: HTTPException):
         else:
             message = error.description
     return error_response(status, None, message, errors, headers)
+
+
+def _retry_after() -> int:
+    """Seconds until the breached rate limit lets a request through again."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 60
+    return max(1, math.ceil(breached.reset_at - time.time()))
 
 
 def register_error_handlers(app: Flask) -> None:

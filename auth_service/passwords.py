@@ -3,6 +3,10 @@
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app
+from zxcvbn import zxcvbn
+
+# zxcvbn's own input limit; what follows cannot make a guessable start strong.
+ZXCVBN_MAX_LENGTH = 72
 
 
 def init_app(app: Flask) -> None:
@@ -41,3 +45,21 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def needs_rehash(password_hash: str) -> bool:
     """Whether the hash was made with other parameters than the configured ones."""
     return _hasher().check_needs_rehash(password_hash)
+
+
+def guessability_problem(password: str, user_inputs: list[str | None]) -> str | None:
+    """Why zxcvbn finds the password too easy to guess, or None.
+
+    zxcvbn ships its dictionaries (common passwords, names, words), so this makes
+    no network call. The account's own email, username and name count as known
+    words. PASSWORD_MIN_STRENGTH is the lowest zxcvbn score (0-4) accepted.
+    """
+    min_score = current_app.config["PASSWORD_MIN_STRENGTH"]
+    if min_score <= 0:
+        return None
+    inputs = [word for value in user_inputs if value for word in (value, *value.split("@"))]
+    result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=inputs)
+    if result["score"] >= min_score:
+        return None
+    warning = result["feedback"].get("warning")
+    return "This password is too easy to guess" + (f": {warning}" if warning else ".")

@@ -2,11 +2,18 @@
 
 import marshmallow as ma
 from flask import current_app
-from marshmallow import fields, validate
+from flask_jwt_extended import current_user
+from marshmallow import fields, validate, validates_schema
+
+from auth_service.passwords import guessability_problem
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
 # Upper bound for passwords presented at login; the policy itself applies when one is set.
 LOGIN_PASSWORD_MAX = 1024
+
+
+# What Text enforces, as a JSON Schema pattern for the OpenAPI document.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 class Text(fields.String):
@@ -41,6 +48,28 @@ def password_policy(password: str) -> None:
     low, high = current_app.config["PASSWORD_MIN_LENGTH"], current_app.config["PASSWORD_MAX_LENGTH"]
     if not low <= len(password) <= high:
         raise ma.ValidationError(f"Password must be {low} to {high} characters long.")
+
+
+def openapi_attribute_functions(config) -> list:
+    """apispec attribute functions documenting the checks the fields make in code.
+
+    ``config`` is the app's: the password policy is documented as configured.
+    """
+
+    def text2properties(converter, field, ret, **_):
+        """Text refuses NUL; a field with its own pattern (username) already excludes it."""
+        if isinstance(field, Text) and "pattern" not in ret:
+            return {"pattern": NO_NUL_PATTERN}
+        return {}
+
+    def password_policy2properties(converter, field, **_):
+        """The live PASSWORD_MIN/MAX_LENGTH on every new-password field."""
+        if password_policy in field.validators:
+            return {"minLength": config["PASSWORD_MIN_LENGTH"],
+                    "maxLength": config["PASSWORD_MAX_LENGTH"]}
+        return {}
+
+    return [text2properties, password_policy2properties]
 
 
 def PasswordField(**kwargs):
@@ -80,11 +109,24 @@ class ErrorSchema(ma.Schema):
     errors = fields.Dict(metadata={"description": "Per-location, per-field messages"})
 
 
+def refuse_guessable(password: str, field_name: str, user_inputs: list[str | None]) -> None:
+    """Refuse common or account-derived passwords (once the length policy passed)."""
+    problem = guessability_problem(password, user_inputs)
+    if problem:
+        raise ma.ValidationError(problem, field_name=field_name)
+
+
 class SignupSchema(ma.Schema):
     email = NormalizedEmail(required=True)
     username = Username(required=True)
     password = PasswordField()
     full_name = FullName(load_default=None)
+
+    @validates_schema(skip_on_field_errors=True)
+    def password_not_guessable(self, data, **kwargs):
+        if "password" in data:
+            refuse_guessable(data["password"], "password",
+                             [data.get("email"), data.get("username"), data.get("full_name")])
 
 
 class LoginSchema(ma.Schema):
@@ -103,6 +145,11 @@ class RefreshRequestSchema(ma.Schema):
 class ChangePasswordSchema(ma.Schema):
     current_password = Text(required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX))
     new_password = PasswordField()
+
+    @validates_schema(skip_on_field_errors=True)
+    def password_not_guessable(self, data, **kwargs):
+        refuse_guessable(data["new_password"], "new_password",
+                         [current_user.email, current_user.username, current_user.full_name])
 
 
 class TokenPairSchema(ma.Schema):

@@ -11,10 +11,9 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from auth_service import create_app
-from auth_service.extensions import db
+from auth_service.extensions import db, limiter
 from config import TestingConfig
-
-PASSWORD = "correct horse battery"
+from helpers import PASSWORD, bearer
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +39,7 @@ def clean_db(app):
             for name in tables + ["sqlite_sequence"]:
                 db.session.execute(sa.text(f"DELETE FROM {name}"))
         db.session.commit()
+    limiter.reset()
     yield
 
 
@@ -86,9 +86,7 @@ class AuthActions:
         assert response.status_code == 200, response.json
         return response.json
 
-    @staticmethod
-    def bearer(token: str) -> dict:
-        return {"Authorization": f"Bearer {token}"}
+    bearer = staticmethod(bearer)
 
 
 @pytest.fixture
@@ -109,3 +107,23 @@ def make_superuser(in_db):
         in_db(run)
 
     return promote
+
+
+@pytest.fixture
+def alice_tokens(auth):
+    """Alice's login response: access_token, refresh_token, ..."""
+    return auth.signup_and_login()
+
+
+@pytest.fixture
+def alice_headers(alice_tokens):
+    """Headers of a logged-in ordinary user (alice@example.com)."""
+    return bearer(alice_tokens["access_token"])
+
+
+@pytest.fixture
+def superuser_headers(app, make_superuser):
+    """Headers of a logged-in superuser (root@example.com), logged in on a client of its own."""
+    tokens = AuthActions(app.test_client()).signup_and_login("root@example.com", "root")
+    make_superuser("root@example.com")
+    return bearer(tokens["access_token"])

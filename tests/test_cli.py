@@ -5,37 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from auth_service.accounts import find_by_email
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, new_uuid, utcnow
+from helpers import PASSWORD, row_count, stored_user, token_rows
 
-PASSWORD = "correct horse battery"  # the conftest auth helper's password
 NEW_PASSWORD = "a completely new passphrase"
-
-
-def user_row(in_db, email="alice@example.com") -> User | None:
-    def run():
-        user = find_by_email(email)
-        if user is not None:
-            db.session.expunge(user)
-        return user
-
-    return in_db(run)
-
-
-def token_rows(in_db, user_id=None) -> list[RefreshToken]:
-    def run():
-        query = sa.select(RefreshToken).order_by(RefreshToken.created_at)
-        if user_id is not None:
-            query = query.where(RefreshToken.user_id == user_id)
-        rows = db.session.scalars(query).all()
-        db.session.expunge_all()
-        return rows
-
-    return in_db(run)
 
 
 def create_superuser(runner, email="root@example.com", username="root", password=PASSWORD):
@@ -49,7 +26,7 @@ def test_create_superuser(runner, in_db):
     result = create_superuser(runner, email=" Root@Example.com ")
     assert result.exit_code == 0, result.output
     assert "Created superuser root@example.com" in result.output
-    user = user_row(in_db, "root@example.com")
+    user = stored_user(in_db, "root@example.com")
     assert user.is_superuser is True
     assert user.is_active is True
     assert user.username == "root"
@@ -72,7 +49,7 @@ def test_create_superuser_duplicate_fails(runner, in_db, email, username, messag
     result = create_superuser(runner, email=email, username=username)
     assert result.exit_code == 1
     assert message in result.output
-    assert in_db(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(User))) == 1
+    assert row_count(in_db, User) == 1
 
 
 @pytest.mark.parametrize("email, username, password, field", [
@@ -86,14 +63,14 @@ def test_create_superuser_validates_input(runner, in_db, email, username, passwo
     result = create_superuser(runner, email=email, username=username, password=password)
     assert result.exit_code == 2  # click.UsageError
     assert f"{field}:" in result.output
-    assert user_row(in_db, "root@example.com") is None
+    assert stored_user(in_db, "root@example.com") is None
 
 
 def test_create_superuser_prompts_for_a_confirmed_password(runner, in_db):
     result = runner.invoke(args=["users", "create-superuser", "--email", "root@example.com",
                                  "--username", "root"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
-    assert PasswordHasher().verify(user_row(in_db, "root@example.com").password_hash, PASSWORD)
+    assert PasswordHasher().verify(stored_user(in_db, "root@example.com").password_hash, PASSWORD)
 
 
 # --- users list -----------------------------------------------------------------------
@@ -127,12 +104,12 @@ def test_list_users_empty(runner):
 def test_deactivate_blocks_login_and_revokes_sessions(runner, auth, in_db):
     auth.signup_and_login()
     auth.login()
-    user_id = user_row(in_db).id
+    user_id = stored_user(in_db).id
 
     result = runner.invoke(args=["users", "deactivate", "Alice@Example.com"])
 
     assert result.exit_code == 0, result.output
-    assert user_row(in_db).is_active is False
+    assert stored_user(in_db).is_active is False
     rows = token_rows(in_db, user_id)
     assert len(rows) == 2
     assert all(r.revoked_at is not None and r.revoked_reason == "deactivated" for r in rows)
@@ -146,7 +123,7 @@ def test_activate_restores_login(runner, auth, in_db):
     result = runner.invoke(args=["users", "activate", "alice@example.com"])
 
     assert result.exit_code == 0, result.output
-    assert user_row(in_db).is_active is True
+    assert stored_user(in_db).is_active is True
     assert auth.login().status_code == 200
 
 
@@ -166,13 +143,13 @@ def test_unknown_email_fails(runner, auth, args):
 
 def test_set_password_changes_the_hash_and_revokes_sessions(runner, auth, client, in_db):
     tokens = auth.signup_and_login()
-    before = user_row(in_db)
+    before = stored_user(in_db)
 
     result = runner.invoke(args=["users", "set-password", "alice@example.com",
                                  "--password", NEW_PASSWORD])
 
     assert result.exit_code == 0, result.output
-    after = user_row(in_db)
+    after = stored_user(in_db)
     assert after.password_hash != before.password_hash
     assert PasswordHasher().verify(after.password_hash, NEW_PASSWORD)
     assert after.token_version == before.token_version + 1
@@ -191,12 +168,12 @@ def test_set_password_old_password_stops_working(runner, auth):
 @pytest.mark.parametrize("password", ["short", "x" * 129, "nul\x00in the middle"])
 def test_set_password_enforces_the_policy(runner, auth, in_db, password):
     auth.signup()
-    before = user_row(in_db).password_hash
+    before = stored_user(in_db).password_hash
     result = runner.invoke(args=["users", "set-password", "alice@example.com",
                                  "--password", password])
     assert result.exit_code == 2
     assert "password:" in result.output
-    assert user_row(in_db).password_hash == before
+    assert stored_user(in_db).password_hash == before
 
 
 # --- tokens purge ---------------------------------------------------------------------

@@ -9,8 +9,8 @@ import pytest
 
 from auth_service import create_app
 from config import TestingConfig
+from helpers import ERROR_KEYS, PASSWORD
 
-PASSWORD = "correct horse battery"  # the conftest auth helper's password
 MAX_BODY = 64 * 1024
 
 
@@ -19,8 +19,7 @@ def assert_error(response, status: int, error: str | None = None) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)[:500]
     assert response.mimetype == "application/json"
     body = response.json
-    assert {"code", "status", "error", "message"} <= set(body) <= {
-        "code", "status", "error", "message", "errors"}
+    assert ERROR_KEYS <= set(body) <= ERROR_KEYS | {"errors"}
     assert body["code"] == status
     assert body["status"] == HTTPStatus(status).phrase
     assert isinstance(body["error"], str) and body["error"]
@@ -29,20 +28,6 @@ def assert_error(response, status: int, error: str | None = None) -> dict:
     if error is not None:
         assert body["error"] == error
     return body
-
-
-@pytest.fixture
-def bearer(auth):
-    """Headers of a logged-in user."""
-    return auth.bearer(auth.signup_and_login()["access_token"])
-
-
-@pytest.fixture
-def admin_bearer(auth, make_superuser):
-    """Headers of a logged-in superuser."""
-    tokens = auth.signup_and_login("root@example.com", "root")
-    make_superuser("root@example.com")
-    return auth.bearer(tokens["access_token"])
 
 
 # --- each status in the shared shape --------------------------------------------------
@@ -134,8 +119,8 @@ def test_missing_token_is_checked_before_the_body(client, method, path, kwargs):
     assert_error(response, 401, "authorization_required")
 
 
-def test_superuser_check_comes_before_the_query(client, bearer):
-    assert_error(client.get("/users/?page=abc", headers=bearer), 403, "forbidden")
+def test_superuser_check_comes_before_the_query(client, alice_headers):
+    assert_error(client.get("/users/?page=abc", headers=alice_headers), 403, "forbidden")
 
 
 @pytest.mark.parametrize("authorization", [
@@ -205,13 +190,13 @@ def test_hostile_bodies_never_500(client, auth, method, path, needs_token, field
     "/users/%00/activate", "/users/99999999999999999999/deactivate",
     "/users/0x10/activate", "/users/%F0%9F%92%A5/activate",
 ])
-def test_bad_user_ids_are_404(client, admin_bearer, path):
-    assert_error(client.put(path, headers=admin_bearer), 404)
+def test_bad_user_ids_are_404(client, superuser_headers, path):
+    assert_error(client.put(path, headers=superuser_headers), 404)
 
 
 @pytest.mark.parametrize("session_id", ["%00", "abc%00def", "x" * 2000, "%FF", "..", "%2e%2e"])
-def test_bad_session_ids_are_404(client, bearer, session_id):
-    response = client.delete(f"/auth/active-sessions/{session_id}", headers=bearer)
+def test_bad_session_ids_are_404(client, alice_headers, session_id):
+    response = client.delete(f"/auth/active-sessions/{session_id}", headers=alice_headers)
     assert_error(response, 404)
 
 
@@ -219,8 +204,8 @@ def test_bad_session_ids_are_404(client, bearer, session_id):
     "page=99999999999999999999", "per_page=1e3", "q=%00", "q=" + "x" * 5000,
     "page=1&page=2", "q=%FF%FE",
 ])
-def test_hostile_query_strings_never_500(client, admin_bearer, query):
-    response = client.get(f"/users/?{query}", headers=admin_bearer)
+def test_hostile_query_strings_never_500(client, superuser_headers, query):
+    response = client.get(f"/users/?{query}", headers=superuser_headers)
     assert response.status_code < 500
     if response.status_code >= 400:
         assert_error(response, response.status_code)

@@ -3,77 +3,46 @@ the active-sessions list, and the refresh cookie with its CSRF header."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-import jwt
 import pytest
-import sqlalchemy as sa
 from freezegun import freeze_time
 
-from auth_service.extensions import db
 from auth_service.models import RefreshToken
+from helpers import (
+    LOGIN_TIME,
+    PASSWORD,
+    bearer,
+    claims,
+    csrf_header,
+    family_rows,
+    me,
+    refresh,
+    row_count,
+    set_cookies,
+    token_rows,
+)
 
-OLD_PASSWORD = "correct horse battery"
+OLD_PASSWORD = PASSWORD  # Alice's password until a test changes it
 NEW_PASSWORD = "tr0ub4dor & 3 staples"
-LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 SESSION_FIELDS = {"id", "created_at", "last_used_at", "expires_at", "user_agent", "ip_address",
                   "current"}
 
 
-def claims(token: str) -> dict:
-    """The payload of a JWT, signature not checked (the server is what checks it)."""
-    return jwt.decode(token, options={"verify_signature": False})
-
-
-def set_cookies(response) -> dict[str, str]:
-    """The response's Set-Cookie headers by cookie name (the whole header)."""
-    return {header.partition("=")[0]: header for header in response.headers.getlist("Set-Cookie")}
-
-
-def is_cleared(set_cookie: str) -> bool:
-    """An empty cookie the browser must drop at once."""
-    return set_cookie.split(";")[0].endswith("=") and (
-        "Max-Age=0" in set_cookie or "Expires=Thu, 01 Jan 1970" in set_cookie)
-
-
-def family_rows(in_db, token: str) -> list[RefreshToken]:
-    """Every refresh_tokens row of the session of ``token`` (access or refresh)."""
-    sid = claims(token)["sid"]
-    return in_db(lambda: db.session.scalars(
-        sa.select(RefreshToken).where(RefreshToken.family_id == sid)).all())
+def is_cleared(cookie: dict) -> bool:
+    """An empty cookie the browser must drop at once (``cookie`` from set_cookies)."""
+    return cookie["value"] == "" and (
+        cookie.get("max-age") == "0" or cookie.get("expires", "").startswith("Thu, 01 Jan 1970"))
 
 
 def user_rows(in_db, token: str) -> list[RefreshToken]:
     """Every refresh_tokens row of the user ``token`` belongs to."""
-    user_id = int(claims(token)["sub"])
-    return in_db(lambda: db.session.scalars(
-        sa.select(RefreshToken).where(RefreshToken.user_id == user_id)).all())
+    return token_rows(in_db, int(claims(token)["sub"]))
 
 
 def revoked_reasons(rows: list[RefreshToken]) -> set[str | None]:
+    """The rows' revoked_reason values."""
     return {row.revoked_reason for row in rows}
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def me(client, access_token: str):
-    return client.get("/auth/me", headers=bearer(access_token))
-
-
-def refresh(client, token: str):
-    return client.post("/auth/refresh", json={"refresh_token": token})
-
-
-def csrf_header(client) -> dict:
-    return {"X-CSRF-TOKEN": client.get_cookie("csrf_refresh_token").value}
-
-
-@pytest.fixture
-def alice(auth):
-    """Alice's login response: access_token, refresh_token, ..."""
-    return auth.signup_and_login(password=OLD_PASSWORD)
 
 
 @pytest.fixture
@@ -88,10 +57,10 @@ def bob(app):
 
 # --- logout --------------------------------------------------------------------------
 
-def test_logout_with_refresh_token_in_body_revokes_the_session(client, alice, in_db):
-    child = refresh(client, alice["refresh_token"]).json["refresh_token"]
+def test_logout_with_refresh_token_in_body_revokes_the_session(client, alice_tokens, in_db):
+    child = refresh(client, alice_tokens["refresh_token"]).json["refresh_token"]
 
-    response = client.post("/auth/logout", headers=bearer(alice["access_token"]),
+    response = client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
                            json={"refresh_token": child})
 
     assert response.status_code == 200
@@ -102,89 +71,90 @@ def test_logout_with_refresh_token_in_body_revokes_the_session(client, alice, in
     assert refresh(client, child).status_code == 401
 
 
-def test_logout_with_cookie_and_csrf_header_revokes_the_session(client, alice, in_db):
+def test_logout_with_cookie_and_csrf_header_revokes_the_session(client, alice_tokens, in_db):
     response = client.post("/auth/logout",
-                           headers=bearer(alice["access_token"]) | csrf_header(client))
+                           headers=bearer(alice_tokens["access_token"]) | csrf_header(client))
 
     assert response.status_code == 200
-    assert revoked_reasons(family_rows(in_db, alice["refresh_token"])) == {"logout"}
-    assert refresh(client, alice["refresh_token"]).status_code == 401
+    assert revoked_reasons(family_rows(in_db, alice_tokens["refresh_token"])) == {"logout"}
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
 
 
-def test_logout_clears_the_cookies(client, alice):
+def test_logout_clears_the_cookies(client, alice_tokens):
     response = client.post("/auth/logout",
-                           headers=bearer(alice["access_token"]) | csrf_header(client))
+                           headers=bearer(alice_tokens["access_token"]) | csrf_header(client))
 
     cookies = set_cookies(response)
     assert is_cleared(cookies["refresh_token_cookie"])
-    assert "Path=/auth" in cookies["refresh_token_cookie"]
+    assert cookies["refresh_token_cookie"]["path"] == "/auth"
     assert is_cleared(cookies["csrf_refresh_token"])
     assert client.get_cookie("refresh_token_cookie", path="/auth") is None
     assert client.get_cookie("csrf_refresh_token") is None
 
 
 @pytest.mark.parametrize("csrf", [None, "wrong"])
-def test_logout_with_cookie_needs_matching_csrf_header(client, alice, in_db, csrf):
-    headers = bearer(alice["access_token"]) | ({"X-CSRF-TOKEN": csrf} if csrf else {})
+def test_logout_with_cookie_needs_matching_csrf_header(client, alice_tokens, in_db, csrf):
+    headers = bearer(alice_tokens["access_token"]) | ({"X-CSRF-TOKEN": csrf} if csrf else {})
 
     response = client.post("/auth/logout", headers=headers)
 
     assert response.status_code == 403
     assert response.json["error"] == "csrf_failed"
-    assert revoked_reasons(family_rows(in_db, alice["refresh_token"])) == {None}
+    assert revoked_reasons(family_rows(in_db, alice_tokens["refresh_token"])) == {None}
 
 
-def test_logout_with_someone_elses_refresh_token_is_refused(app, alice, bob, in_db):
+def test_logout_with_someone_elses_refresh_token_is_refused(app, alice_tokens, bob, in_db):
     client = app.test_client()
 
-    response = client.post("/auth/logout", headers=bearer(alice["access_token"]),
+    response = client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
                            json={"refresh_token": bob["refresh_token"]})
 
     assert response.status_code == 401
     assert revoked_reasons(family_rows(in_db, bob["refresh_token"])) == {None}
-    assert revoked_reasons(family_rows(in_db, alice["refresh_token"])) == {None}
+    assert revoked_reasons(family_rows(in_db, alice_tokens["refresh_token"])) == {None}
     assert refresh(client, bob["refresh_token"]).status_code == 200
 
 
-def test_logout_without_refresh_token_ends_the_access_tokens_session(app, auth, alice, in_db):
+def test_logout_without_refresh_token_ends_the_access_tokens_session(app, auth, alice_tokens,
+                                                                    in_db):
     other = auth.login(password=OLD_PASSWORD).json
     api_client = app.test_client()  # no cookies: an API client
 
-    response = api_client.post("/auth/logout", headers=bearer(alice["access_token"]))
+    response = api_client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]))
 
     assert response.status_code == 200
-    assert revoked_reasons(family_rows(in_db, alice["access_token"])) == {"logout"}
+    assert revoked_reasons(family_rows(in_db, alice_tokens["access_token"])) == {"logout"}
     assert revoked_reasons(family_rows(in_db, other["access_token"])) == {None}
-    assert refresh(api_client, alice["refresh_token"]).status_code == 401
+    assert refresh(api_client, alice_tokens["refresh_token"]).status_code == 401
     assert refresh(api_client, other["refresh_token"]).status_code == 200
 
 
-def test_access_token_stays_valid_after_logout_until_it_expires(client, alice):
+def test_access_token_stays_valid_after_logout_until_it_expires(client, alice_tokens):
     # Seed behaviour: access tokens are stateless (15 minutes). Changing this is a decision.
-    client.post("/auth/logout", headers=bearer(alice["access_token"]),
-                json={"refresh_token": alice["refresh_token"]})
+    client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
+                json={"refresh_token": alice_tokens["refresh_token"]})
 
-    assert me(client, alice["access_token"]).status_code == 200
+    assert me(client, alice_tokens["access_token"]).status_code == 200
 
 
 # --- logout-all ----------------------------------------------------------------------
 
-def test_logout_all_revokes_every_session_of_the_user(client, auth, alice, in_db):
+def test_logout_all_revokes_every_session_of_the_user(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
 
-    response = client.post("/auth/logout-all", headers=bearer(alice["access_token"]))
+    response = client.post("/auth/logout-all", headers=bearer(alice_tokens["access_token"]))
 
     assert response.status_code == 200
-    rows = user_rows(in_db, alice["access_token"])
+    rows = user_rows(in_db, alice_tokens["access_token"])
     assert len(rows) == 2
     assert revoked_reasons(rows) == {"logout_all"}
-    assert refresh(client, alice["refresh_token"]).status_code == 401
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
     assert refresh(client, other["refresh_token"]).status_code == 401
     assert is_cleared(set_cookies(response)["refresh_token_cookie"])
 
 
-def test_logout_all_leaves_other_users_alone(client, alice, bob, in_db):
-    client.post("/auth/logout-all", headers=bearer(alice["access_token"]))
+def test_logout_all_leaves_other_users_alone(client, alice_tokens, bob, in_db):
+    client.post("/auth/logout-all", headers=bearer(alice_tokens["access_token"]))
 
     assert revoked_reasons(user_rows(in_db, bob["refresh_token"])) == {None}
     assert refresh(client, bob["refresh_token"]).status_code == 200
@@ -197,29 +167,28 @@ def change_password(client, access_token, current=OLD_PASSWORD, new=NEW_PASSWORD
                       json={"current_password": current, "new_password": new})
 
 
-def test_change_password_with_wrong_current_password(client, alice):
-    response = change_password(client, alice["access_token"], current="not my password")
+def test_change_password_with_wrong_current_password(client, alice_tokens):
+    response = change_password(client, alice_tokens["access_token"], current="not my password")
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_password"
-    assert me(client, alice["access_token"]).status_code == 200
-    assert refresh(client, alice["refresh_token"]).status_code == 200
+    assert me(client, alice_tokens["access_token"]).status_code == 200
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 200
 
 
-def test_change_password_enforces_the_policy(client, auth, alice):
-    response = change_password(client, alice["access_token"], new="7 chars")
+def test_change_password_enforces_the_policy(client, auth, alice_tokens):
+    response = change_password(client, alice_tokens["access_token"], new="7 chars")
 
     assert response.status_code == 422
     assert "new_password" in response.json["errors"]["json"]
     assert auth.login(password=OLD_PASSWORD).status_code == 200
 
 
-def test_change_password_returns_a_working_pair(client, alice):
-    response = change_password(client, alice["access_token"])
+def test_change_password_returns_a_working_pair(client, alice_tokens):
+    response = change_password(client, alice_tokens["access_token"])
 
     assert response.status_code == 200
-    assert set_cookies(response)["refresh_token_cookie"].startswith(
-        "refresh_token_cookie=" + response.json["refresh_token"])
+    assert set_cookies(response)["refresh_token_cookie"]["value"] == response.json["refresh_token"]
     assert me(client, response.json["access_token"]).status_code == 200
     assert refresh(client, response.json["refresh_token"]).status_code == 200
 
@@ -243,43 +212,33 @@ def test_change_password_refuses_older_tokens_at_once(client, auth, in_db):
 
 
 @pytest.mark.parametrize(("password", "status"), [(OLD_PASSWORD, 401), (NEW_PASSWORD, 200)])
-def test_login_after_password_change(client, auth, alice, password, status):
-    change_password(client, alice["access_token"])
+def test_login_after_password_change(client, auth, alice_tokens, password, status):
+    change_password(client, alice_tokens["access_token"])
 
     assert auth.login(password=password).status_code == status
 
 
 # --- deactivation and deletion -------------------------------------------------------
 
-@pytest.fixture
-def admin(app, make_superuser):
-    """A superuser's access token."""
-    client = app.test_client()
-    client.post("/auth/signup", json={"email": "root@example.com", "username": "root",
-                                      "password": OLD_PASSWORD})
-    make_superuser("root@example.com")
-    return client.post("/auth/login", json={"email": "root@example.com",
-                                            "password": OLD_PASSWORD}).json["access_token"]
-
-
-def set_active(client, admin_token, user_token, active: bool):
+def set_active(client, admin_headers, user_token, active: bool):
+    """(De)activate the user of ``user_token`` with a superuser's headers."""
     user_id = claims(user_token)["sub"]
     action = "activate" if active else "deactivate"
-    return client.put(f"/users/{user_id}/{action}", headers=bearer(admin_token))
+    return client.put(f"/users/{user_id}/{action}", headers=admin_headers)
 
 
-def test_deactivation_ends_every_session_at_once(client, alice, admin, in_db):
-    response = set_active(client, admin, alice["access_token"], active=False)
+def test_deactivation_ends_every_session_at_once(client, alice_tokens, superuser_headers, in_db):
+    response = set_active(client, superuser_headers, alice_tokens["access_token"], active=False)
 
     assert response.status_code == 200
     assert response.json["is_active"] is False
-    assert me(client, alice["access_token"]).status_code == 401
-    assert refresh(client, alice["refresh_token"]).status_code == 401
-    assert revoked_reasons(user_rows(in_db, alice["access_token"])) == {"deactivated"}
+    assert me(client, alice_tokens["access_token"]).status_code == 401
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
+    assert revoked_reasons(user_rows(in_db, alice_tokens["access_token"])) == {"deactivated"}
 
 
-def test_deactivated_user_cannot_log_in(client, auth, alice, admin):
-    set_active(client, admin, alice["access_token"], active=False)
+def test_deactivated_user_cannot_log_in(client, auth, alice_tokens, superuser_headers):
+    set_active(client, superuser_headers, alice_tokens["access_token"], active=False)
 
     response = auth.login(password=OLD_PASSWORD)
 
@@ -287,10 +246,10 @@ def test_deactivated_user_cannot_log_in(client, auth, alice, admin):
     assert response.json["error"] == "invalid_credentials"
 
 
-def test_reactivated_user_can_log_in_again(client, auth, alice, admin):
-    set_active(client, admin, alice["access_token"], active=False)
+def test_reactivated_user_can_log_in_again(client, auth, alice_tokens, superuser_headers):
+    set_active(client, superuser_headers, alice_tokens["access_token"], active=False)
 
-    response = set_active(client, admin, alice["access_token"], active=True)
+    response = set_active(client, superuser_headers, alice_tokens["access_token"], active=True)
 
     assert response.status_code == 200
     login = auth.login(password=OLD_PASSWORD)
@@ -298,25 +257,26 @@ def test_reactivated_user_can_log_in_again(client, auth, alice, admin):
     assert me(client, login.json["access_token"]).status_code == 200
 
 
-def test_deleting_the_account_ends_every_session(client, auth, alice, in_db):
+def test_deleting_the_account_ends_every_session(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
 
-    response = client.delete("/users/me", headers=bearer(alice["access_token"]),
+    response = client.delete("/users/me", headers=bearer(alice_tokens["access_token"]),
                              json={"password": OLD_PASSWORD})
 
     assert response.status_code == 204
-    assert me(client, alice["access_token"]).status_code == 401
-    assert refresh(client, alice["refresh_token"]).status_code == 401
+    assert me(client, alice_tokens["access_token"]).status_code == 401
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
     assert refresh(client, other["refresh_token"]).status_code == 401
-    assert in_db(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(RefreshToken))) == 0
+    assert row_count(in_db, RefreshToken) == 0
 
 
-def test_deleted_accounts_token_does_not_open_the_next_account(client, auth, alice):
+def test_deleted_accounts_token_does_not_open_the_next_account(client, auth, alice_tokens):
     # SQLite hands the deleted account's id to the next signup.
-    client.delete("/users/me", headers=bearer(alice["access_token"]), json={"password": OLD_PASSWORD})
+    client.delete("/users/me", headers=bearer(alice_tokens["access_token"]),
+                  json={"password": OLD_PASSWORD})
     auth.signup("carol@example.com", "carol", OLD_PASSWORD)
 
-    response = me(client, alice["access_token"])
+    response = me(client, alice_tokens["access_token"])
 
     assert response.status_code == 401
 
@@ -346,14 +306,14 @@ def test_active_sessions_lists_each_live_session(app, auth, in_db):
     assert [s["id"] for s in response.json if s["current"]] == [laptop_session["id"]]
 
 
-def test_active_sessions_hides_ended_sessions(client, auth, alice):
+def test_active_sessions_hides_ended_sessions(client, auth, alice_tokens):
     ended = auth.login(password=OLD_PASSWORD).json
     client.post("/auth/logout", headers=bearer(ended["access_token"]),
                 json={"refresh_token": ended["refresh_token"]})
 
-    response = active_sessions(client, alice["access_token"])
+    response = active_sessions(client, alice_tokens["access_token"])
 
-    assert [s["id"] for s in response.json] == [claims(alice["access_token"])["sid"]]
+    assert [s["id"] for s in response.json] == [claims(alice_tokens["access_token"])["sid"]]
 
 
 def test_active_sessions_hides_expired_sessions(client, auth):
@@ -384,27 +344,28 @@ def test_active_session_keeps_its_login_time_across_rotation(client, auth):
     assert session["current"] is True
 
 
-def test_revoking_a_session(client, auth, alice, in_db):
+def test_revoking_a_session(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
     other_sid = claims(other["access_token"])["sid"]
 
     response = client.delete(f"/auth/active-sessions/{other_sid}",
-                             headers=bearer(alice["access_token"]))
+                             headers=bearer(alice_tokens["access_token"]))
 
     assert response.status_code == 204
     assert refresh(client, other["refresh_token"]).status_code == 401
     assert revoked_reasons(family_rows(in_db, other["refresh_token"])) == {"session_revoked"}
-    assert [s["id"] for s in active_sessions(client, alice["access_token"]).json] == [
-        claims(alice["access_token"])["sid"]]
+    assert [s["id"] for s in active_sessions(client, alice_tokens["access_token"]).json] == [
+        claims(alice_tokens["access_token"])["sid"]]
 
 
 @pytest.mark.parametrize("whose", ["bob", "unknown"])
-def test_revoking_someone_elses_or_an_unknown_session_is_a_404(client, alice, bob, in_db, whose):
+def test_revoking_someone_elses_or_an_unknown_session_is_a_404(client, alice_tokens, bob, in_db,
+                                                               whose):
     session_id = {"bob": claims(bob["access_token"])["sid"],
                   "unknown": "00000000-0000-0000-0000-000000000000"}[whose]
 
     response = client.delete(f"/auth/active-sessions/{session_id}",
-                             headers=bearer(alice["access_token"]))
+                             headers=bearer(alice_tokens["access_token"]))
 
     assert response.status_code == 404
     assert response.json["error"] == "session_not_found"
@@ -412,13 +373,13 @@ def test_revoking_someone_elses_or_an_unknown_session_is_a_404(client, alice, bo
     assert refresh(client, bob["refresh_token"]).status_code == 200
 
 
-def test_revoking_an_ended_session_is_a_404(client, auth, alice):
+def test_revoking_an_ended_session_is_a_404(client, auth, alice_tokens):
     ended = auth.login(password=OLD_PASSWORD).json
     client.post("/auth/logout", headers=bearer(ended["access_token"]),
                 json={"refresh_token": ended["refresh_token"]})
 
     response = client.delete(f"/auth/active-sessions/{claims(ended['access_token'])['sid']}",
-                             headers=bearer(alice["access_token"]))
+                             headers=bearer(alice_tokens["access_token"]))
 
     assert response.status_code == 404
     assert response.json["error"] == "session_not_found"

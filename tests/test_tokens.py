@@ -5,83 +5,51 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import jwt
 import pytest
-import sqlalchemy as sa
 from freezegun import freeze_time
 
 from auth_service.extensions import db
 from auth_service.models import RefreshToken
+from helpers import (
+    ERROR_KEYS,
+    LOGIN_TIME,
+    claims,
+    csrf_header,
+    family_rows,
+    me,
+    refresh,
+    set_cookies,
+)
 
-LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 WEEK = timedelta(days=7)
-ERROR_KEYS = {"code", "status", "error", "message"}
-
-
-def claims(token: str) -> dict:
-    """The payload of a JWT, signature not checked (the server is what checks it)."""
-    return jwt.decode(token, options={"verify_signature": False})
-
-
-def set_cookies(response) -> dict[str, dict]:
-    """The response's Set-Cookie headers by name: {"value": ..., "path": "/auth", "httponly": True}."""
-    cookies = {}
-    for header in response.headers.getlist("Set-Cookie"):
-        pair, *attributes = header.split("; ")
-        name, _, value = pair.partition("=")
-        cookie = {"value": value}
-        for attribute in attributes:
-            key, has_value, attr_value = attribute.partition("=")
-            cookie[key.lower()] = attr_value if has_value else True
-        cookies[name] = cookie
-    return cookies
-
-
-def family_rows(in_db, refresh_token: str) -> list[RefreshToken]:
-    """Every refresh_tokens row of the session the token belongs to."""
-    sid = claims(refresh_token)["sid"]
-    return in_db(lambda: db.session.scalars(
-        sa.select(RefreshToken).where(RefreshToken.family_id == sid)).all())
 
 
 def token_row(in_db, refresh_token: str) -> RefreshToken:
+    """The refresh_tokens row of ``refresh_token``."""
     return in_db(lambda: db.session.get(RefreshToken, claims(refresh_token)["jti"]))
 
 
 def live(rows: list[RefreshToken]) -> list[RefreshToken]:
+    """The rows neither spent nor revoked."""
     return [row for row in rows if row.spent_at is None and row.revoked_at is None]
-
-
-def refresh(client, token: str):
-    return client.post("/auth/refresh", json={"refresh_token": token})
 
 
 def refresh_with_cookie(client, csrf: str | None = None):
     """Refresh the way a browser does: the cookie plus the CSRF header."""
-    if csrf is None:
-        csrf = client.get_cookie("csrf_refresh_token").value
-    return client.post("/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
-
-
-def me(client, access_token: str):
-    return client.get("/auth/me", headers={"Authorization": f"Bearer {access_token}"})
-
-
-@pytest.fixture
-def tokens(auth):
-    """Alice's login response: access_token, refresh_token, ..."""
-    return auth.signup_and_login()
+    headers = csrf_header(client) if csrf is None else {"X-CSRF-TOKEN": csrf}
+    return client.post("/auth/refresh", headers=headers)
 
 
 # --- login and transport -------------------------------------------------------------
 
-def test_login_returns_bearer_pair(tokens):
-    assert tokens["token_type"] == "bearer"
-    assert tokens["expires_in"] == 900
-    assert claims(tokens["access_token"])["type"] == "access"
-    assert claims(tokens["refresh_token"])["type"] == "refresh"
+def test_login_returns_bearer_pair(alice_tokens):
+    assert alice_tokens["token_type"] == "bearer"
+    assert alice_tokens["expires_in"] == 900
+    assert claims(alice_tokens["access_token"])["type"] == "access"
+    assert claims(alice_tokens["refresh_token"])["type"] == "refresh"
 
 
 def test_login_sets_http_only_refresh_cookie_limited_to_auth(auth):
@@ -126,27 +94,27 @@ def test_login_refresh_transport(app, auth, monkeypatch, transport, in_body, in_
     assert ("refresh_token_cookie" in set_cookies(response)) is in_cookie
 
 
-def test_refresh_via_body_answers_in_body(client, tokens):
-    response = refresh(client, tokens["refresh_token"])
+def test_refresh_via_body_answers_in_body(client, alice_tokens):
+    response = refresh(client, alice_tokens["refresh_token"])
 
     assert response.status_code == 200
-    assert response.json["refresh_token"] != tokens["refresh_token"]
+    assert response.json["refresh_token"] != alice_tokens["refresh_token"]
     assert response.json["token_type"] == "bearer"
     assert "refresh_token_cookie" not in set_cookies(response)
 
 
-def test_refresh_via_cookie_answers_in_cookie(client, tokens):
+def test_refresh_via_cookie_answers_in_cookie(client, alice_tokens):
     response = refresh_with_cookie(client)
 
     assert response.status_code == 200
     assert "refresh_token" not in response.json
     new_cookie = set_cookies(response)["refresh_token_cookie"]
-    assert new_cookie["value"] != tokens["refresh_token"]
+    assert new_cookie["value"] != alice_tokens["refresh_token"]
     assert client.get_cookie("refresh_token_cookie", path="/auth").value == new_cookie["value"]
     assert me(client, response.json["access_token"]).status_code == 200
 
 
-def test_rotated_cookie_and_csrf_work_for_the_next_refresh(client, tokens):
+def test_rotated_cookie_and_csrf_work_for_the_next_refresh(client, alice_tokens):
     assert refresh_with_cookie(client).status_code == 200
 
     response = refresh_with_cookie(client)
@@ -156,28 +124,28 @@ def test_rotated_cookie_and_csrf_work_for_the_next_refresh(client, tokens):
 
 @pytest.mark.parametrize("headers", [{}, {"X-CSRF-TOKEN": "wrong"}, {"X-CSRF-TOKEN": ""}],
                          ids=["missing", "wrong", "empty"])
-def test_refresh_cookie_needs_matching_csrf_header(client, tokens, in_db, headers):
+def test_refresh_cookie_needs_matching_csrf_header(client, alice_tokens, in_db, headers):
     response = client.post("/auth/refresh", headers=headers)
 
     assert response.status_code == 403
     assert response.json["error"] == "csrf_failed"
-    assert token_row(in_db, tokens["refresh_token"]).spent_at is None
+    assert token_row(in_db, alice_tokens["refresh_token"]).spent_at is None
 
 
 # --- rotation and reuse detection -----------------------------------------------------
 
-def test_rotation_spends_the_presented_token(client, tokens, in_db):
-    child = refresh(client, tokens["refresh_token"]).json["refresh_token"]
+def test_rotation_spends_the_presented_token(client, alice_tokens, in_db):
+    child = refresh(client, alice_tokens["refresh_token"]).json["refresh_token"]
 
-    parent_row = token_row(in_db, tokens["refresh_token"])
+    parent_row = token_row(in_db, alice_tokens["refresh_token"])
     assert parent_row.spent_at is not None
     assert parent_row.replaced_by == claims(child)["jti"]
-    assert claims(child)["sid"] == claims(tokens["refresh_token"])["sid"]
+    assert claims(child)["sid"] == claims(alice_tokens["refresh_token"])["sid"]
     assert [row.jti for row in live(family_rows(in_db, child))] == [claims(child)["jti"]]
 
 
-def test_rotated_child_works(client, tokens):
-    child = refresh(client, tokens["refresh_token"]).json
+def test_rotated_child_works(client, alice_tokens):
+    child = refresh(client, alice_tokens["refresh_token"]).json
 
     assert me(client, child["access_token"]).status_code == 200
     assert refresh(client, child["refresh_token"]).status_code == 200
@@ -244,14 +212,14 @@ def test_grace_window_follows_configuration(app, client, auth, monkeypatch):
     assert reused.json["error"] == "token_reused"
 
 
-def test_parallel_refreshes_of_one_token_yield_one_child(app, tokens, in_db):
+def test_parallel_refreshes_of_one_token_yield_one_child(app, alice_tokens, in_db):
     workers = 10
     start = threading.Barrier(workers)
 
     def refresh_in_thread(_):
         client = app.test_client()
         start.wait(timeout=30)
-        response = refresh(client, tokens["refresh_token"])
+        response = refresh(client, alice_tokens["refresh_token"])
         return response.status_code, response.get_json()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -264,7 +232,7 @@ def test_parallel_refreshes_of_one_token_yield_one_child(app, tokens, in_db):
     for status, body in failed:
         assert 400 <= status < 500, results
         assert ERROR_KEYS <= body.keys()
-    live_rows = live(family_rows(in_db, tokens["refresh_token"]))
+    live_rows = live(family_rows(in_db, alice_tokens["refresh_token"]))
     assert [row.jti for row in live_rows] == [claims(succeeded[0]["refresh_token"])["jti"]]
 
 
@@ -326,32 +294,33 @@ def test_access_token_expires_after_15_minutes(client, auth):
 
 # --- token type and claims -----------------------------------------------------------
 
-def test_refresh_token_is_refused_as_access_token(client, tokens):
-    response = me(client, tokens["refresh_token"])
+def test_refresh_token_is_refused_as_access_token(client, alice_tokens):
+    response = me(client, alice_tokens["refresh_token"])
 
     assert response.status_code == 401
     assert response.json["error"] == "invalid_token"
 
 
 @pytest.mark.parametrize("via", ["body", "cookie"])
-def test_access_token_is_refused_at_refresh(client, tokens, via):
+def test_access_token_is_refused_at_refresh(client, alice_tokens, via):
     if via == "body":
-        response = refresh(client, tokens["access_token"])
+        response = refresh(client, alice_tokens["access_token"])
     else:
-        client.set_cookie("refresh_token_cookie", tokens["access_token"], path="/auth")
+        client.set_cookie("refresh_token_cookie", alice_tokens["access_token"], path="/auth")
         # Past the CSRF check, so that the token type is what gets judged.
-        response = refresh_with_cookie(client, claims(tokens["access_token"]).get("csrf", "x"))
+        csrf = claims(alice_tokens["access_token"]).get("csrf", "x")
+        response = refresh_with_cookie(client, csrf)
 
     assert response.status_code == 401
     assert response.json["error"] == "invalid_token"
 
 
 @pytest.fixture
-def forge(app, tokens):
+def forge(app, alice_tokens):
     """Re-sign Alice's access token with changed claims, header, algorithm or key."""
 
     def make(changes=None, drop=(), headers=None, algorithm="HS256", key=None):
-        payload = claims(tokens["access_token"]) | (changes or {})
+        payload = claims(alice_tokens["access_token"]) | (changes or {})
         for name in drop:
             del payload[name]
         secret = app.config["JWT_SECRET_KEY"] if key is None else key
@@ -434,8 +403,9 @@ def test_token_naming_its_own_key_is_refused(client, forge, header):
     assert response.json["error"] == "invalid_token"
 
 
-def test_refresh_token_unknown_to_the_database_is_refused(app, client, tokens):
-    payload = claims(tokens["refresh_token"]) | {"jti": "00000000-0000-0000-0000-000000000000"}
+def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens):
+    unknown_jti = "00000000-0000-0000-0000-000000000000"
+    payload = claims(alice_tokens["refresh_token"]) | {"jti": unknown_jti}
     forged = jwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")
 
     response = refresh(client, forged)

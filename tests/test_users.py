@@ -5,47 +5,17 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from auth_service.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User
-
-PASSWORD = "correct horse battery"  # the conftest auth helper's password
+from auth_service.models import User
+from helpers import PASSWORD, stored_user, token_rows
 
 
 def row(in_db, email="alice@example.com") -> dict | None:
     """The user's columns as a dict, or None when the row is gone."""
-
-    def run():
-        user = find_by_email(email)
-        if user is None:
-            return None
-        return {c.key: getattr(user, c.key) for c in sa.inspect(User).column_attrs}
-
-    return in_db(run)
-
-
-def token_rows(in_db, user_id: int) -> list[RefreshToken]:
-    def run():
-        tokens = db.session.scalars(
-            sa.select(RefreshToken).where(RefreshToken.user_id == user_id)).all()
-        db.session.expunge_all()
-        return tokens
-
-    return in_db(run)
-
-
-@pytest.fixture
-def alice(auth):
-    """Headers of a logged-in ordinary user."""
-    return auth.bearer(auth.signup_and_login()["access_token"])
-
-
-@pytest.fixture
-def admin(auth, make_superuser):
-    """Headers of a logged-in superuser (root@example.com)."""
-    tokens = auth.signup_and_login("root@example.com", "root")
-    make_superuser("root@example.com")
-    return auth.bearer(tokens["access_token"])
+    user = stored_user(in_db, email)
+    if user is None:
+        return None
+    return {c.key: getattr(user, c.key) for c in sa.inspect(User).column_attrs}
 
 
 def add_users(in_db, specs):
@@ -62,8 +32,8 @@ def add_users(in_db, specs):
 
 # --- /users/me ------------------------------------------------------------------------
 
-def test_get_me_returns_the_profile(client, alice):
-    response = client.get("/users/me", headers=alice)
+def test_get_me_returns_the_profile(client, alice_headers):
+    response = client.get("/users/me", headers=alice_headers)
     assert response.status_code == 200
     assert response.json["email"] == "alice@example.com"
     assert "password_hash" not in response.json
@@ -82,9 +52,9 @@ def test_get_me_requires_a_token(client):
     {"username": "ALICE"},
     {"username": "alice_l", "full_name": "A. Liddell"},
 ])
-def test_patch_me_changes_username_and_full_name(client, alice, in_db, changes):
+def test_patch_me_changes_username_and_full_name(client, alice_headers, in_db, changes):
     before = row(in_db)
-    response = client.patch("/users/me", json=changes, headers=alice)
+    response = client.patch("/users/me", json=changes, headers=alice_headers)
     assert response.status_code == 200
     after = row(in_db)
     for key, value in changes.items():
@@ -94,9 +64,9 @@ def test_patch_me_changes_username_and_full_name(client, alice, in_db, changes):
     assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
 
 
-def test_patch_me_username_taken_ignoring_case(client, auth, alice, in_db):
+def test_patch_me_username_taken_ignoring_case(client, auth, alice_headers, in_db):
     assert auth.signup("bob@example.com", "bob").status_code == 201
-    response = client.patch("/users/me", json={"username": "BOB"}, headers=alice)
+    response = client.patch("/users/me", json={"username": "BOB"}, headers=alice_headers)
     assert response.status_code == 409
     assert response.json["error"] == "username_taken"
     assert row(in_db)["username"] == "alice"
@@ -114,17 +84,17 @@ def test_patch_me_username_taken_ignoring_case(client, auth, alice, in_db):
     {"username": "a b"},
     {"full_name": "n" * 101},
 ])
-def test_patch_me_rejects_other_fields_and_changes_nothing(client, alice, in_db, changes):
+def test_patch_me_rejects_other_fields_and_changes_nothing(client, alice_headers, in_db, changes):
     before = row(in_db)
-    response = client.patch("/users/me", json=changes, headers=alice)
+    response = client.patch("/users/me", json=changes, headers=alice_headers)
     assert response.status_code == 422
     assert set(response.json["errors"]["json"]) <= set(changes)
     assert response.json["errors"]["json"]
     assert row(in_db) == before
 
 
-def test_patch_me_without_a_json_body_is_415(client, alice):
-    response = client.patch("/users/me", headers=alice)
+def test_patch_me_without_a_json_body_is_415(client, alice_headers):
+    response = client.patch("/users/me", headers=alice_headers)
     assert response.status_code == 415
 
 
@@ -134,21 +104,21 @@ def test_patch_me_without_a_json_body_is_415(client, alice):
     ({"password": ""}, "password_required"),
     ({"password": "not the password"}, "invalid_password"),
 ])
-def test_delete_me_needs_the_right_password(client, alice, in_db, body, error):
+def test_delete_me_needs_the_right_password(client, alice_headers, in_db, body, error):
     user_id = row(in_db)["id"]
-    response = client.delete("/users/me", json=body, headers=alice)
+    response = client.delete("/users/me", json=body, headers=alice_headers)
     assert response.status_code == 400
     assert response.json["error"] == error
     assert row(in_db) is not None
     assert len(token_rows(in_db, user_id)) == 1
 
 
-def test_delete_me_removes_the_user_and_its_tokens(client, auth, alice, in_db):
+def test_delete_me_removes_the_user_and_its_tokens(client, auth, alice_headers, in_db):
     assert auth.login().status_code == 200  # a second session
     user_id = row(in_db)["id"]
     assert len(token_rows(in_db, user_id)) == 2
 
-    response = client.delete("/users/me", json={"password": PASSWORD}, headers=alice)
+    response = client.delete("/users/me", json={"password": PASSWORD}, headers=alice_headers)
 
     assert response.status_code == 204
     assert response.get_data() == b""
@@ -156,16 +126,18 @@ def test_delete_me_removes_the_user_and_its_tokens(client, auth, alice, in_db):
     assert token_rows(in_db, user_id) == []
 
 
-def test_deleted_user_access_token_stops_working(client, alice):
-    assert client.delete("/users/me", json={"password": PASSWORD}, headers=alice).status_code == 204
-    response = client.get("/users/me", headers=alice)
+def test_deleted_user_access_token_stops_working(client, alice_headers):
+    assert client.delete("/users/me", json={"password": PASSWORD},
+                         headers=alice_headers).status_code == 204
+    response = client.get("/users/me", headers=alice_headers)
     assert response.status_code == 401
     assert response.json["error"] == "invalid_token"
 
 
-def test_delete_me_keeps_other_users(client, auth, alice, in_db):
+def test_delete_me_keeps_other_users(client, auth, alice_headers, in_db):
     assert auth.signup("bob@example.com", "bob").status_code == 201
-    assert client.delete("/users/me", json={"password": PASSWORD}, headers=alice).status_code == 204
+    assert client.delete("/users/me", json={"password": PASSWORD},
+                         headers=alice_headers).status_code == 204
     assert row(in_db, "bob@example.com") is not None
 
 
@@ -177,14 +149,14 @@ def test_list_users_requires_a_token(client):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_list_users_refuses_ordinary_users(client, alice):
-    response = client.get("/users/", headers=alice)
+def test_list_users_refuses_ordinary_users(client, alice_headers):
+    response = client.get("/users/", headers=alice_headers)
     assert response.status_code == 403
     assert response.json["error"] == "forbidden"
 
 
-def test_list_users_as_superuser(client, admin, alice):
-    response = client.get("/users/", headers=admin)
+def test_list_users_as_superuser(client, superuser_headers, alice_headers):
+    response = client.get("/users/", headers=superuser_headers)
     assert response.status_code == 200
     assert response.json["total"] == 2
     assert response.json["page"] == 1
@@ -195,9 +167,9 @@ def test_list_users_as_superuser(client, admin, alice):
 
 
 @pytest.mark.parametrize("page, expected_count", [(1, 10), (2, 10), (3, 5), (4, 0)])
-def test_list_users_paginates(client, admin, in_db, page, expected_count):
+def test_list_users_paginates(client, superuser_headers, in_db, page, expected_count):
     ids = add_users(in_db, [(f"user{i}@example.com", f"user{i}", None) for i in range(24)])
-    response = client.get(f"/users/?page={page}&per_page=10", headers=admin)
+    response = client.get(f"/users/?page={page}&per_page=10", headers=superuser_headers)
     assert response.status_code == 200
     body = response.json
     assert (body["total"], body["page"], body["per_page"], body["pages"]) == (25, page, 10, 3)
@@ -217,7 +189,7 @@ def test_list_users_paginates(client, admin, in_db, page, expected_count):
     ("\\", ["bslash"]),
     ("nobody", []),
 ])
-def test_list_users_search(client, admin, in_db, q, expected):
+def test_list_users_search(client, superuser_headers, in_db, q, expected):
     add_users(in_db, [
         ("carol@example.com", "carol", "Carol Liddell"),
         ("dave@example.org", "dave", None),
@@ -227,7 +199,7 @@ def test_list_users_search(client, admin, in_db, q, expected):
         ("axb@example.com", "axb", None),
         ("bslash@example.com", "bslash", "Back\\slash"),
     ])
-    response = client.get("/users/", query_string={"q": q}, headers=admin)
+    response = client.get("/users/", query_string={"q": q}, headers=superuser_headers)
     assert response.status_code == 200
     assert [u["username"] for u in response.json["items"]] == expected
     assert response.json["total"] == len(expected)
@@ -237,35 +209,35 @@ def test_list_users_search(client, admin, in_db, q, expected):
     ("page", "0"), ("page", "-1"), ("page", "abc"), ("page", "1.5"), ("page", ""),
     ("per_page", "0"), ("per_page", "-1"), ("per_page", "101"), ("per_page", "abc"),
 ])
-def test_list_users_rejects_bad_paging(client, admin, field, value):
-    response = client.get("/users/", query_string={field: value}, headers=admin)
+def test_list_users_rejects_bad_paging(client, superuser_headers, field, value):
+    response = client.get("/users/", query_string={field: value}, headers=superuser_headers)
     assert response.status_code == 422
     assert list(response.json["errors"]["query"]) == [field]
 
 
 # --- PUT /users/{id}/activate|deactivate (superuser) ----------------------------------
 
-def test_deactivate_user(client, admin, alice, in_db):
+def test_deactivate_user(client, superuser_headers, alice_headers, in_db):
     user_id = row(in_db)["id"]
-    response = client.put(f"/users/{user_id}/deactivate", headers=admin)
+    response = client.put(f"/users/{user_id}/deactivate", headers=superuser_headers)
     assert response.status_code == 200
     assert response.json["id"] == user_id
     assert response.json["is_active"] is False
     assert row(in_db)["is_active"] is False
 
 
-def test_deactivate_revokes_the_users_sessions(client, admin, alice, in_db):
+def test_deactivate_revokes_the_users_sessions(client, superuser_headers, alice_headers, in_db):
     user_id = row(in_db)["id"]
-    assert client.put(f"/users/{user_id}/deactivate", headers=admin).status_code == 200
+    assert client.put(f"/users/{user_id}/deactivate", headers=superuser_headers).status_code == 200
     assert [(t.revoked_at is not None, t.revoked_reason) for t in token_rows(in_db, user_id)] \
         == [(True, "deactivated")]
-    assert client.get("/users/me", headers=alice).status_code == 401
+    assert client.get("/users/me", headers=alice_headers).status_code == 401
 
 
-def test_activate_user(client, admin, alice, in_db):
+def test_activate_user(client, superuser_headers, alice_headers, in_db):
     user_id = row(in_db)["id"]
-    assert client.put(f"/users/{user_id}/deactivate", headers=admin).status_code == 200
-    response = client.put(f"/users/{user_id}/activate", headers=admin)
+    assert client.put(f"/users/{user_id}/deactivate", headers=superuser_headers).status_code == 200
+    response = client.put(f"/users/{user_id}/activate", headers=superuser_headers)
     assert response.status_code == 200
     assert response.json["is_active"] is True
     assert row(in_db)["is_active"] is True
@@ -273,25 +245,25 @@ def test_activate_user(client, admin, alice, in_db):
 
 @pytest.mark.parametrize("action", ["activate", "deactivate"])
 @pytest.mark.parametrize("user_id", ["9999", "2147483648", "99999999999999999999"])
-def test_activation_of_unknown_user_is_404(client, admin, action, user_id):
-    response = client.put(f"/users/{user_id}/{action}", headers=admin)
+def test_activation_of_unknown_user_is_404(client, superuser_headers, action, user_id):
+    response = client.put(f"/users/{user_id}/{action}", headers=superuser_headers)
     assert response.status_code == 404
     assert response.json["error"] == "user_not_found"
 
 
-def test_superuser_cannot_deactivate_self(client, admin, in_db):
+def test_superuser_cannot_deactivate_self(client, superuser_headers, in_db):
     own_id = row(in_db, "root@example.com")["id"]
-    response = client.put(f"/users/{own_id}/deactivate", headers=admin)
+    response = client.put(f"/users/{own_id}/deactivate", headers=superuser_headers)
     assert response.status_code == 409
     assert response.json["error"] == "cannot_deactivate_self"
     assert row(in_db, "root@example.com")["is_active"] is True
 
 
 @pytest.mark.parametrize("action", ["activate", "deactivate"])
-def test_activation_refuses_ordinary_users(client, auth, alice, in_db, action):
+def test_activation_refuses_ordinary_users(client, auth, alice_headers, in_db, action):
     assert auth.signup("bob@example.com", "bob").status_code == 201
     bob_id = row(in_db, "bob@example.com")["id"]
-    response = client.put(f"/users/{bob_id}/{action}", headers=alice)
+    response = client.put(f"/users/{bob_id}/{action}", headers=alice_headers)
     assert response.status_code == 403
     assert row(in_db, "bob@example.com")["is_active"] is True
 

@@ -16,6 +16,7 @@ from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
 from auth_service import accounts, tokens
+from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
 from auth_service.blueprints.common import access_required, json_required
 from auth_service.errors import APIError
 from auth_service.extensions import db
@@ -60,6 +61,7 @@ def login_response(pair: tokens.TokenPair):
 
 
 @blp.route("/signup", methods=["POST"])
+@signup_limit
 @json_required
 @blp.arguments(SignupSchema)
 @blp.response(201, UserSchema)
@@ -71,6 +73,7 @@ def signup(data):
 
 
 @blp.route("/login", methods=["POST"])
+@limit_login
 @json_required
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF cookies")
@@ -82,6 +85,7 @@ def login(data):
 
 
 @blp.route("/refresh", methods=["POST"])
+@refresh_limit
 @blp.arguments(RefreshRequestSchema, required=False)
 @blp.response(200, TokenPairSchema, description="New access token and the rotated refresh token "
               "(in the body when it came in the body, in the cookie when it came in the cookie)")
@@ -154,6 +158,7 @@ def me():
 
 
 @blp.route("/change-password", methods=["PUT"])
+@password_change_limit
 @access_required(blp)
 @json_required
 @blp.arguments(ChangePasswordSchema)

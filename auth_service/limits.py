@@ -1,0 +1,70 @@
+"""Rate limits (flask-limiter), keyed by client IP and by account.
+
+Login is limited three ways (OWASP authentication cheat sheet): every attempt
+per client IP (password spraying), *failed* attempts per account and IP (a
+throttle that only slows the attacker's address), and failed attempts per
+account from anywhere (distributed guessing) with a window short enough that
+an attack cannot lock the real user out for long. The client IP is
+``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES) may rewrite;
+a raw X-Forwarded-For is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, request
+from flask_limiter.util import get_remote_address
+
+from auth_service.extensions import limiter
+
+
+def _setting(name: str):
+    """A limit string read from the config at request time (so tests and operators can change it)."""
+    return lambda: current_app.config[name]
+
+
+def _account() -> str:
+    """The account a login names, hashed so emails never reach the limiter's storage."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    normalized = email.strip().lower() if isinstance(email, str) else ""
+    return hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _account_and_ip() -> str:
+    return f"{_account()}@{get_remote_address()}"
+
+
+def _failed(response) -> bool:
+    """Only failed credentials count against an account (a 429 or 422 is not a guess)."""
+    return response.status_code == 401
+
+
+per_ip = {"key_func": get_remote_address}
+
+login_limits = [
+    limiter.limit(_setting("RATELIMIT_LOGIN_PER_IP"), scope="login-ip", **per_ip),
+    limiter.limit(_setting("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP"), scope="login-account-ip",
+                  key_func=_account_and_ip, deduct_when=_failed),
+    limiter.limit(_setting("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT"), scope="login-account",
+                  key_func=_account, deduct_when=_failed),
+]
+signup_limit = limiter.limit(_setting("RATELIMIT_SIGNUP"), scope="signup", **per_ip)
+refresh_limit = limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh", **per_ip)
+password_change_limit = limiter.limit(_setting("RATELIMIT_PASSWORD_CHANGE"),
+                                      scope="password-change", **per_ip)
+
+
+def limit_login(fn):
+    """Apply the three login limits."""
+    for limit in login_limits:
+        fn = limit(fn)
+    return fn
+
+
+def init_app(app) -> None:
+    """Use Redis when REDIS_URL is set, so every instance shares the counters."""
+    if app.config.get("REDIS_URL") and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    limiter.init_app(app)

@@ -1,0 +1,99 @@
+"""Plain helper functions and constants shared by the tests; fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import jwt
+import sqlalchemy as sa
+
+from auth_service.accounts import find_by_email
+from auth_service.extensions import db
+from auth_service.models import RefreshToken, User
+
+PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
+LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
+ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has these
+
+
+# --- tokens, headers and cookies ------------------------------------------------------
+
+def claims(token: str) -> dict:
+    """The payload of a JWT, signature not checked (the server is what checks it)."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def bearer(token: str) -> dict:
+    """The Authorization header that presents ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def csrf_header(client) -> dict:
+    """The X-CSRF-TOKEN header a browser sends, read from the client's csrf cookie."""
+    return {"X-CSRF-TOKEN": client.get_cookie("csrf_refresh_token").value}
+
+
+def set_cookies(response) -> dict[str, dict]:
+    """The response's Set-Cookie headers by name: {"value": ..., "path": "/auth", "httponly": True}."""
+    cookies = {}
+    for header in response.headers.getlist("Set-Cookie"):
+        pair, *attributes = header.split("; ")
+        name, _, value = pair.partition("=")
+        cookie = {"value": value}
+        for attribute in attributes:
+            key, has_value, attr_value = attribute.partition("=")
+            cookie[key.lower()] = attr_value if has_value else True
+        cookies[name] = cookie
+    return cookies
+
+
+# --- requests -------------------------------------------------------------------------
+
+def me(client, access_token: str):
+    """GET /auth/me with ``access_token``."""
+    return client.get("/auth/me", headers=bearer(access_token))
+
+
+def refresh(client, token: str):
+    """POST /auth/refresh with ``token`` in the JSON body."""
+    return client.post("/auth/refresh", json={"refresh_token": token})
+
+
+# --- database rows --------------------------------------------------------------------
+
+def row_count(in_db, model) -> int:
+    """How many rows ``model``'s table holds."""
+    return in_db(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(model)))
+
+
+def stored_user(in_db, email="alice@example.com") -> User | None:
+    """The row for ``email`` (detached, attributes loaded), or None."""
+
+    def run():
+        user = find_by_email(email)
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+    return in_db(run)
+
+
+def token_rows(in_db, user_id=None) -> list[RefreshToken]:
+    """The refresh_tokens rows, oldest first (detached), of ``user_id`` or of everyone."""
+
+    def run():
+        query = sa.select(RefreshToken).order_by(RefreshToken.created_at)
+        if user_id is not None:
+            query = query.where(RefreshToken.user_id == user_id)
+        rows = db.session.scalars(query).all()
+        db.session.expunge_all()
+        return rows
+
+    return in_db(run)
+
+
+def family_rows(in_db, token: str) -> list[RefreshToken]:
+    """Every refresh_tokens row of the session of ``token`` (access or refresh)."""
+    sid = claims(token)["sid"]
+    return in_db(lambda: db.session.scalars(
+        sa.select(RefreshToken).where(RefreshToken.family_id == sid)).all())
