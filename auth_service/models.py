@@ -70,6 +70,8 @@ class User(db.Model):
         UTCDateTime, default=utcnow, onupdate=utcnow
     )
     password_changed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    # When the user proved they read mail at ``email``; NULL until then.
+    email_verified: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
 
     refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

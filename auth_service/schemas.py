@@ -169,6 +169,8 @@ class UserSchema(ma.Schema):
     is_active = fields.Boolean(dump_only=True)
     is_superuser = fields.Boolean(dump_only=True)
     has_password = fields.Boolean(dump_only=True)
+    email_verified = fields.DateTime(dump_only=True, allow_none=True,
+                                     metadata={"description": "When the email was verified, or null"})
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 

@@ -12,7 +12,7 @@ from auth_service.models import User
 from helpers import PASSWORD, row_count, stored_user
 
 USER_FIELDS = {"id", "email", "username", "full_name", "is_active", "is_superuser",
-               "has_password", "created_at", "updated_at"}
+               "has_password", "email_verified", "created_at", "updated_at"}
 VALID = {"email": "alice@example.com", "username": "alice", "password": PASSWORD,
          "full_name": "Alice Example"}
 INVALID_LOGIN = {"code": 401, "status": "Unauthorized", "error": "invalid_credentials",
@@ -37,6 +37,7 @@ def test_signup_returns_the_public_profile_only(client):
     assert response.json["is_active"] is True
     assert response.json["is_superuser"] is False
     assert response.json["has_password"] is True
+    assert response.json["email_verified"] is None
     assert PASSWORD not in response.get_data(as_text=True)
 
 
