@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 # make run serves plain http on localhost: the development config (see config.py).
 RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
-.PHONY: run test test-postgres migrate install install-dev clean
+PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
+
+.PHONY: run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -30,12 +32,36 @@ migrate: install  ## apply database migrations
 run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
 	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: install-dev  ## the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
-	$(BIN)/python -m pytest -c tests/pytest.ini tests
+test: test-fast test-fuzz test-integration test-browser  ## the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
+
+test-fast: install-dev  ## the test suite without the fuzz run, the integration and browser suites
+	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser
+
+# Schemathesis against the app under gunicorn on its own database (tests/fuzz),
+# fixed seed (FUZZ_SEED), at most FUZZ_MAX_EXAMPLES generated cases per operation.
+test-fuzz: install-dev  ## the bounded fuzz run (25 examples per operation)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-25} $(PYTEST) tests/fuzz
+
+# The deployed stack on 127.0.0.1 (tests/integration): a private PostgreSQL cluster,
+# redis-server, two gunicorn instances, nginx. Skipped when a binary is missing, failed
+# for it when CI is set (.ci/run installs them).
+test-integration: install-dev  ## gunicorn + nginx + PostgreSQL + Redis, for real
+	$(PYTEST) tests/integration
+
+# The demo SPA in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)
+# against gunicorn (tests/browser). Skipped without Chromium, failed for it when CI is
+# set (.ci/run installs it); make never installs system packages.
+test-browser: install-dev  ## end-to-end browser tests (screenshots in instance/browser-artifacts/)
+	$(PYTEST) tests/browser
+
+e2e: test-browser
+
+fuzz: install-dev  ## a longer fuzz session (1000 examples per operation), report printed live
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} $(PYTEST) -s tests/fuzz
 
 test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
-		$(BIN)/python -m pytest -c tests/pytest.ini tests
+		$(MAKE) test
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -42,6 +43,8 @@ class Config:
     JWT_SECRET_KEY: str | None = None
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'auth_service.db'}"
     LOG_LEVEL = "INFO"
+    # One JSON object per log line (request lines included); plain text when false.
+    LOG_JSON = True
     # Proxies in front of the app (nginx = 1). Only then are X-Forwarded-For/-Proto/-Host
     # believed; with 0 a client cannot spoof its IP or scheme.
     TRUSTED_PROXIES = 0
@@ -67,6 +70,13 @@ class Config:
     JWT_REFRESH_CSRF_COOKIE_NAME = "csrf_refresh_token"
     JWT_REFRESH_CSRF_COOKIE_PATH = "/"
     JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
+
+    # Browser apps on other origins (auth_service/cors.py): exact origins
+    # ("https://app.example.com", comma separated) allowed to call the API with
+    # credentials. Empty: no CORS headers at all, same-origin pages only.
+    CORS_ORIGINS: tuple = ()
+    # The example single-page app at /demo (auth_service/demo/).
+    DEMO_ENABLED = False
 
     # Passwords: argon2id, OWASP minimum (m=19 MiB, t=2, p=1).
     ARGON2_TIME_COST = 2
@@ -97,6 +107,58 @@ class Config:
     RATELIMIT_SIGNUP = "5 per minute;50 per day"
     RATELIMIT_REFRESH = "60 per minute"
     RATELIMIT_PASSWORD_CHANGE = "5 per minute;20 per hour"
+    # Emails on demand: keyed by client IP and by account (the requested address for
+    # forgot-password, whether or not it has an account, so a 429 reveals nothing).
+    RATELIMIT_VERIFY_RESEND_PER_IP = "10 per hour"
+    RATELIMIT_VERIFY_RESEND_PER_ACCOUNT = "3 per 15 minutes;10 per day"
+    RATELIMIT_FORGOT_PASSWORD_PER_IP = "5 per minute;30 per hour"
+    RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "3 per 15 minutes;10 per day"
+    RATELIMIT_OAUTH = "30 per minute;300 per hour"
+
+    # Google and GitHub login (auth_service/oauth_clients.py). A provider is enabled
+    # only when both its client id and secret are set.
+    GOOGLE_CLIENT_ID: str | None = None
+    GOOGLE_CLIENT_SECRET: str | None = None
+    GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+    GITHUB_CLIENT_ID: str | None = None
+    GITHUB_CLIENT_SECRET: str | None = None
+    GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
+    GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
+    GITHUB_API_URL = "https://api.github.com/"
+    # Seconds to wait for any answer from a provider (discovery, token, keys, API).
+    OAUTH_HTTP_TIMEOUT = 10.0
+    # Scheme and host the providers send the browser back to ("https://auth.example.com");
+    # unset: the host of the login request.
+    OAUTH_CALLBACK_BASE_URL: str | None = None
+    # Where the browser lands after a provider login (cookies set, no token in the URL);
+    # unset: the callback answers JSON like /auth/login.
+    FRONTEND_URL: str | None = None
+    # Origins ("https://app.example.com"), URL prefixes or local paths ("/welcome")
+    # that a login's ?next= may name.
+    OAUTH_REDIRECT_ALLOWLIST: tuple = ()
+
+    # Email links (auth_service/email_links.py). PUBLIC_BASE_URL is this API as
+    # clients reach it ("https://auth.example.com"); links are built from it, never
+    # from the request's Host header, which the client chooses. Unset: no
+    # verification or reset email can be sent (logged as an error).
+    PUBLIC_BASE_URL: str | None = None
+    # With FRONTEND_URL (above), reset links open its /reset-password page and
+    # GET /auth/verify-email redirects to its /verify-email page with ?status=.
+    EMAIL_VERIFY_TOKEN_MAX_AGE = timedelta(hours=48)
+    PASSWORD_RESET_TOKEN_MAX_AGE = timedelta(hours=1)
+
+    # Outgoing mail (auth_service/mail.py): "smtp", or "console" to write each
+    # message to the log instead (development). SMTP sends run after the commit on
+    # background threads, each socket operation bounded by MAIL_TIMEOUT seconds.
+    MAIL_BACKEND = "smtp"
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False  # STARTTLS (port 587)
+    MAIL_USE_SSL = False  # TLS from the first byte (port 465)
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_FROM = "auth_service <no-reply@localhost>"
+    MAIL_TIMEOUT = 10
 
     # OpenAPI documentation (flask-smorest's own keys).
     API_TITLE = "auth_service"
@@ -132,6 +194,12 @@ class DevelopmentConfig(Config):
     # make run serves plain http, where a Secure cookie would never be sent back.
     JWT_COOKIE_SECURE = False
     LOG_LEVEL = "DEBUG"
+    LOG_JSON = False
+    # Emails go to the log, links pointing at make run.
+    MAIL_BACKEND = "console"
+    # The example SPA at http://127.0.0.1:8000/demo/.
+    DEMO_ENABLED = True
+    PUBLIC_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 
     def validate(self, settings: dict) -> None:
         """Generate missing secrets instead of refusing (development only)."""
@@ -161,6 +229,15 @@ class TestingConfig(Config):
     RATELIMIT_SIGNUP = "1000 per minute"
     RATELIMIT_REFRESH = "1000 per minute"
     RATELIMIT_PASSWORD_CHANGE = "1000 per minute"
+    RATELIMIT_OAUTH = "1000 per minute"
+    RATELIMIT_VERIFY_RESEND_PER_IP = "1000 per minute"
+    RATELIMIT_VERIFY_RESEND_PER_ACCOUNT = "1000 per minute"
+    RATELIMIT_FORGOT_PASSWORD_PER_IP = "1000 per minute"
+    RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "1000 per minute"
+    # Emails are logged unless a test starts an SMTP server (tests/mail).
+    MAIL_BACKEND = "console"
+    MAIL_FROM = "auth_service <no-reply@auth.example.test>"
+    PUBLIC_BASE_URL = "https://auth.example.test"
     # Tests pin every setting; a developer's shell or .env must not change them.
     READ_ENVIRONMENT = False
 
@@ -214,6 +291,21 @@ def database_uri(url: str) -> str:
     return url
 
 
+def _check_mail_settings(settings: dict) -> None:
+    """Refuse mail and link settings that could only fail later, at the first email."""
+    if settings["MAIL_BACKEND"] not in ("smtp", "console"):
+        raise ConfigError("MAIL_BACKEND must be smtp or console")
+    if settings["MAIL_USE_TLS"] and settings["MAIL_USE_SSL"]:
+        raise ConfigError("MAIL_USE_TLS (STARTTLS) and MAIL_USE_SSL exclude each other")
+    url = settings["PUBLIC_BASE_URL"]
+    if url is not None:
+        parts = urlsplit(url)
+        if (parts.scheme not in ("http", "https") or not parts.netloc
+                or parts.query or parts.fragment):
+            raise ConfigError("PUBLIC_BASE_URL must be an absolute http(s) URL without "
+                              "query or fragment, e.g. https://auth.example.com")
+
+
 def load_config(config_class: type[Config], environ=None) -> dict:
     """Collect the settings of ``config_class``, environment variables winning."""
     environ = os.environ if environ is None else environ
@@ -229,5 +321,6 @@ def load_config(config_class: type[Config], environ=None) -> dict:
         raise ConfigError("LOGIN_REFRESH_TRANSPORT must be both, cookie or body")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
+    _check_mail_settings(settings)
     config_class().validate(settings)
     return settings

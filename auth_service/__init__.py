@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -17,6 +15,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.config.from_mapping(load_config(config_class or config_class_from_env()))
     register_proxy_fix(app)
     register_logging(app)
+    register_request_log(app)
+    register_cors(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -32,14 +32,30 @@ def register_proxy_fix(app: Flask) -> None:
 
 
 def register_logging(app: Flask) -> None:
-    """Plain stderr logging at LOG_LEVEL."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """stderr logging at LOG_LEVEL: JSON lines (LOG_JSON), plain text in development."""
+    from auth_service.request_log import configure_logging
+
+    configure_logging(json_lines=app.config["LOG_JSON"])
     app.logger.setLevel(app.config["LOG_LEVEL"])
+
+
+def register_request_log(app: Flask) -> None:
+    """One log line per request and the X-Request-ID header (first, so its timer runs first)."""
+    from auth_service import request_log
+
+    request_log.init_app(app)
+
+
+def register_cors(app: Flask) -> None:
+    """CORS for CORS_ORIGINS (before the rate limits, so a preflight is never counted)."""
+    from auth_service import cors
+
+    cors.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions, database engine tweaks and password hasher."""
-    from auth_service import jwt_checks, limits, passwords
+    from auth_service import email_links, jwt_checks, limits, mail, oauth_clients, passwords
     from auth_service.extensions import api, db, jwt, migrate
 
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -47,7 +63,9 @@ def register_extensions(app: Flask) -> None:
         # Writers wait for the lock instead of failing at once.
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
     else:
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # connect_timeout: an unreachable server answers 503 in seconds instead of hanging a worker.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_pre_ping": True, "connect_args": {"connect_timeout": 5}})
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -69,6 +87,9 @@ def register_extensions(app: Flask) -> None:
         {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]},
     )
     passwords.init_app(app)
+    oauth_clients.init_app(app)
+    mail.init_app(app)
+    email_links.init_app(app)
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
@@ -81,14 +102,19 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
     from auth_service import headers
-    from auth_service.blueprints import auth, health, oauth, users
+    from auth_service.blueprints import account_email, auth, health, oauth, users
     from auth_service.blueprints.common import check_request_body
     from auth_service.extensions import api
 
     app.before_request(check_request_body)
     headers.init_app(app)
-    for module in (auth, oauth, users, health):
+    for module in (auth, account_email, oauth, users, health):
         api.register_blueprint(module.blp)
+    if app.config["DEMO_ENABLED"]:
+        # The example SPA: plain pages, not part of the API or its documentation.
+        from auth_service.blueprints import demo
+
+        app.register_blueprint(demo.blp)
 
 
 def register_error_handlers(app: Flask) -> None:

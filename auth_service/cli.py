@@ -9,7 +9,7 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from auth_service import accounts
+from auth_service import account_emails, accounts
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, utcnow
@@ -43,7 +43,7 @@ def _validated(**fields) -> dict:
 @click.option("--full-name", default=None, help="Display name.")
 def create_superuser(email, username, password, full_name):
     """Create a superuser account."""
-    data = _validated(email=email, username=username, password=password)
+    data = _validated(email=email, username=username, password=password, full_name=full_name)
     try:
         user = accounts.create_user(data["email"], data["username"], data["password"],
                                     full_name=full_name, is_superuser=True)
@@ -85,10 +85,22 @@ def deactivate(email):
 def set_password(email, password):
     """Set a user's password and revoke every session of the account."""
     user = _user_or_fail(email)
-    _validated(email=user.email, username=user.username, password=password)
+    _validated(email=user.email, username=user.username, password=password,
+               full_name=user.full_name)
     accounts.set_password(user, password)
     db.session.commit()
     click.echo(f"Password changed for {email}; its sessions are revoked.")
+
+
+@users_cli.command("verify-email")
+@click.argument("email")
+def verify_email(email):
+    """Mark an account's email address as verified (no email is sent)."""
+    user = _user_or_fail(email)
+    if account_emails.mark_verified(user):
+        click.echo(f"Marked {user.email} as verified.")
+    else:
+        click.echo(f"{user.email} was already verified on {user.email_verified:%Y-%m-%d %H:%M} UTC.")
 
 
 @tokens_cli.command("purge")

@@ -1,5 +1,6 @@
 """Extension objects, created here and bound to the app in ``create_app``."""
 
+from authlib.integrations.flask_client import OAuth
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -36,6 +37,8 @@ class Api(_Api):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# Google and GitHub clients, registered per app by auth_service.oauth_clients.
+oauth = OAuth()
 jwt = JWTManager()
 api = Api()
 # Limits are attached per view (auth_service.limits); none apply by default.

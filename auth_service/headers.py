@@ -4,6 +4,10 @@ from flask import Flask, Response, request
 
 # A JSON API renders nothing: no scripts, no frames, no plugins.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The example SPA (/demo) runs its own script and styles and calls the API on its own
+# origin: nothing inline, nothing from elsewhere, never framed.
+PAGE_CSP = ("default-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'none'")
 HSTS = "max-age=63072000; includeSubDomains"
 
 
@@ -12,7 +16,7 @@ def add_security_headers(response: Response) -> Response:
 
     Tokens and profiles must never sit in a shared or browser cache, so every
     API response is ``no-store``; the HTML docs pages load Swagger UI / ReDoc
-    from a CDN and keep the browser defaults for CSP.
+    from a CDN and keep the browser defaults for CSP; the /demo pages get PAGE_CSP.
     """
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -21,6 +25,8 @@ def add_security_headers(response: Response) -> Response:
     if response.mimetype == "application/json":
         headers.setdefault("Content-Security-Policy", API_CSP)
         headers.setdefault("Cache-Control", "no-store")
+    elif request.blueprint == "demo":
+        headers.setdefault("Content-Security-Policy", PAGE_CSP)
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
     return response

@@ -4,16 +4,18 @@ Login is limited three ways (OWASP authentication cheat sheet): every attempt
 per client IP (password spraying), *failed* attempts per account and IP (a
 throttle that only slows the attacker's address), and failed attempts per
 account from anywhere (distributed guessing) with a window short enough that
-an attack cannot lock the real user out for long. The client IP is
-``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES) may rewrite;
-a raw X-Forwarded-For is never read.
+an attack cannot lock the real user out for long. Requests that send email
+(verification resend, forgot-password) are limited per IP and per account.
+The client IP is ``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES)
+may rewrite; a raw X-Forwarded-For is never read.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from flask import current_app, request
+from flask import appcontext_pushed, current_app, request
+from flask_jwt_extended import get_jwt_identity
 from flask_limiter.util import get_remote_address
 
 from auth_service.extensions import limiter
@@ -25,7 +27,7 @@ def _setting(name: str):
 
 
 def _account() -> str:
-    """The account a login names, hashed so emails never reach the limiter's storage."""
+    """The account a login or forgot-password names, hashed so emails never reach the limiter."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
     normalized = email.strip().lower() if isinstance(email, str) else ""
@@ -63,8 +65,64 @@ def limit_login(fn):
     return fn
 
 
+def _caller() -> str:
+    """The account of the verified access token (the limit sits under access_required)."""
+    return f"user:{get_jwt_identity()}"
+
+
+# Each email costs the mail server and lands in someone's inbox: a per-account limit
+# stops mail-bombing one address, the per-IP one a sweep over many.
+verify_resend_limits = [
+    limiter.limit(_setting("RATELIMIT_VERIFY_RESEND_PER_IP"), scope="verify-resend-ip", **per_ip),
+    limiter.limit(_setting("RATELIMIT_VERIFY_RESEND_PER_ACCOUNT"), scope="verify-resend-account",
+                  key_func=_caller),
+]
+forgot_password_limits = [
+    limiter.limit(_setting("RATELIMIT_FORGOT_PASSWORD_PER_IP"), scope="forgot-password-ip",
+                  **per_ip),
+    limiter.limit(_setting("RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT"),
+                  scope="forgot-password-account", key_func=_account),
+]
+
+
+def limit_verify_resend(fn):
+    """Resend limits per IP and per account; apply under ``access_required``."""
+    for limit in verify_resend_limits:
+        fn = limit(fn)
+    return fn
+
+
+def limit_forgot_password(fn):
+    """Forgot-password limits per IP and per requested address (existing or not)."""
+    for limit in forgot_password_limits:
+        fn = limit(fn)
+    return fn
+
+
+# flask-limiter keeps its storage, key prefix and on/off switch on the Limiter
+# object, and the first app's prefix and strategy stick. The object is shared by
+# every app of the process (extensions.py), so a second create_app (the test
+# suite, a script) would move the first app onto the second's storage and switch.
+# Each app therefore gets its own copy of the limiter's state, swapped in when one
+# of its contexts is pushed (every request pushes one). One app per process in
+# production makes the swap a no-op there.
+_UNCONFIGURED_STATE = dict(limiter.__dict__)
+
+
+def _activate(app, **_) -> None:
+    state = app.extensions.get("limiter_state")
+    if state is not None and limiter.__dict__ is not state:
+        limiter.__dict__ = state
+
+
+appcontext_pushed.connect(_activate)
+
+
 def init_app(app) -> None:
     """Use Redis when REDIS_URL is set, so every instance shares the counters."""
     if app.config.get("REDIS_URL") and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    limiter.__dict__ = dict(_UNCONFIGURED_STATE,
+                            _storage_options=dict(_UNCONFIGURED_STATE["_storage_options"]))
     limiter.init_app(app)
+    app.extensions["limiter_state"] = limiter.__dict__

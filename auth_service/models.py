@@ -1,4 +1,4 @@
-"""Database models: users and their refresh tokens."""
+"""Database models: users, their refresh tokens and their Google/GitHub identities."""
 
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ class User(db.Model):
     password_changed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
     # When the user proved they read mail at ``email``; NULL until then.
     email_verified: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    # Picture given by Google/GitHub when the account was created through them.
+    avatar_url: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
 
     refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -119,3 +121,30 @@ class RefreshToken(db.Model):
 
     def __repr__(self) -> str:
         return f"<RefreshToken {self.jti} family={self.family_id}>"
+
+
+class OAuthAccount(db.Model):
+    """A Google or GitHub identity that signs in as ``user``.
+
+    Keyed by the provider's subject id, never by email: an address can change
+    or pass to someone else at the provider, the subject id cannot.
+    """
+
+    __tablename__ = "oauth_accounts"
+    # One identity per provider per user: unlinking names the provider alone.
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "provider", name="uq_oauth_accounts_user_provider"),
+    )
+
+    provider: so.Mapped[str] = so.mapped_column(sa.String(20), primary_key=True)
+    subject: so.Mapped[str] = so.mapped_column(sa.String(255), primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # The verified email the provider gave at the last login (NULL: it vouched for none).
+    email: so.Mapped[Optional[str]] = so.mapped_column(sa.String(254))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+    user: so.Mapped[User] = so.relationship()
+
+    def __repr__(self) -> str:
+        return f"<OAuthAccount {self.provider}:{self.subject} user={self.user_id}>"

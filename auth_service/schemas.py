@@ -152,6 +152,39 @@ class ChangePasswordSchema(ma.Schema):
                          [current_user.email, current_user.username, current_user.full_name])
 
 
+def LinkToken(**kwargs):
+    """The token of an emailed link (verification or password reset)."""
+    return Text(required=True, validate=validate.Length(min=1, max=1024),
+                metadata={"description": "The token from the emailed link."}, **kwargs)
+
+
+class EmailTokenSchema(ma.Schema):
+    token = LinkToken()
+
+
+class EmailTokenQuerySchema(ma.Schema):
+    class Meta:
+        # Mail click-tracking may append its own parameters to the link.
+        unknown = ma.EXCLUDE
+
+    token = LinkToken()
+
+
+class ForgotPasswordSchema(ma.Schema):
+    email = NormalizedEmail(required=True)
+
+
+class ResetPasswordSchema(ma.Schema):
+    token = LinkToken()
+    # Checked against the account's email, username and name once the token is verified.
+    new_password = PasswordField()
+
+
+class EmailVerificationSchema(ma.Schema):
+    status = fields.String(metadata={"description": "verified or already_verified"})
+    message = fields.String()
+
+
 class TokenPairSchema(ma.Schema):
     access_token = fields.String(required=True)
     refresh_token = fields.String(
@@ -159,6 +192,14 @@ class TokenPairSchema(ma.Schema):
     )
     token_type = fields.String(required=True, metadata={"example": "bearer"})
     expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime, seconds"})
+    csrf_token = fields.String(metadata={
+        "description": "With the refresh cookie: the value to send in X-CSRF-TOKEN "
+                       "(a page on another site cannot read the CSRF cookie)"})
+
+
+class CsrfSchema(ma.Schema):
+    csrf_token = fields.String(required=True, metadata={
+        "description": "The value to send in X-CSRF-TOKEN with the refresh cookie"})
 
 
 class UserSchema(ma.Schema):
@@ -171,6 +212,8 @@ class UserSchema(ma.Schema):
     has_password = fields.Boolean(dump_only=True)
     email_verified = fields.DateTime(dump_only=True, allow_none=True,
                                      metadata={"description": "When the email was verified, or null"})
+    avatar_url = fields.String(dump_only=True, allow_none=True,
+                               metadata={"description": "Picture from Google/GitHub, or null"})
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -210,6 +253,45 @@ class UserPageSchema(ma.Schema):
     page = fields.Integer()
     per_page = fields.Integer()
     pages = fields.Integer()
+
+
+class ProviderSchema(ma.Schema):
+    name = fields.String(metadata={"example": "google"})
+    login_url = fields.String(metadata={"example": "/auth/google/login"})
+
+
+class ProvidersSchema(ma.Schema):
+    providers = fields.List(fields.Nested(ProviderSchema),
+                            metadata={"description": "The providers enabled on this server"})
+
+
+class OAuthLoginQuerySchema(ma.Schema):
+    next = Text(validate=validate.Length(min=1, max=2048), metadata={
+        "description": "Where to send the browser after login; must be on OAUTH_REDIRECT_ALLOWLIST "
+                       "(or under FRONTEND_URL)."})
+
+
+class OAuthCallbackQuerySchema(ma.Schema):
+    """What the provider appends to the callback URL (read by authlib; documented here)."""
+
+    class Meta:
+        # Providers add their own parameters (Google: scope, authuser, prompt, iss).
+        unknown = ma.EXCLUDE
+
+    # Together (with their names and the path) these fit gunicorn's 4094-byte request
+    # line; a longer query gets gunicorn's HTML 414 and never reaches the app.
+    code = Text(validate=validate.Length(max=2048))
+    state = Text(validate=validate.Length(max=512))
+    error = Text(validate=validate.Length(max=256))
+    error_description = Text(validate=validate.Length(max=1024))
+
+
+class IdentitySchema(ma.Schema):
+    provider = fields.String(metadata={"example": "google"})
+    email = fields.String(allow_none=True, metadata={
+        "description": "Verified email the provider gave at the last login"})
+    created_at = fields.DateTime(metadata={"description": "When the identity was linked"})
+    last_login_at = fields.DateTime()
 
 
 class MessageSchema(ma.Schema):

@@ -60,10 +60,14 @@ def _client() -> dict:
     }
 
 
-def csrf_value(jti: str) -> str:
-    """The CSRF double-submit value of a refresh token, derived so it can be re-issued."""
+def csrf_value(family_id: str) -> str:
+    """The CSRF double-submit value of a session, derived so it can be re-issued.
+
+    One value per session, not per token: the tabs of a browser share the refresh
+    cookie, and a rotation by one tab must not leave the others holding a stale value.
+    """
     key = current_app.config["JWT_SECRET_KEY"].encode()
-    digest = hmac.new(key, b"csrf:" + jti.encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, b"csrf:" + family_id.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
@@ -82,7 +86,7 @@ def encode_pair(user: User, token: RefreshToken) -> TokenPair:
             "iat": issued,
             "nbf": issued,
             "exp": int(token.expires_at.timestamp()),
-            "csrf": csrf_value(token.jti),
+            "csrf": csrf_value(token.family_id),
         },
     )
     access = create_access_token(identity=user, additional_claims=claims)

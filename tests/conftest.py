@@ -6,14 +6,24 @@ another one; CI runs the whole suite on both SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import sqlalchemy as sa
+from flask import appcontext_pushed
 from flask_migrate import upgrade
+from limits.storage import MemoryStorage
 
 from auth_service import create_app
 from auth_service.extensions import db, limiter
 from config import TestingConfig
 from helpers import PASSWORD, bearer
+
+
+# Every app a test has used: each keeps rate-limit counters of its own
+# (auth_service.limits), which clean_db empties too.
+_used_apps = weakref.WeakSet()
+appcontext_pushed.connect(lambda sender, **_: _used_apps.add(sender), weak=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +50,53 @@ def clean_db(app):
                 db.session.execute(sa.text(f"DELETE FROM {name}"))
         db.session.commit()
     limiter.reset()
+    for used in list(_used_apps):
+        # Memory counters only: Redis-backed apps delete their own keys (tests/security).
+        storage = used.extensions.get("limiter_state", {}).get("_storage")
+        if isinstance(storage, MemoryStorage):
+            storage.reset()
     yield
 
 
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def make_app():
+    """Build more apps from config classes (a second instance, a proxy, other settings).
+
+    They share the test database; their connection pools are closed after the test.
+    """
+    built = []
+
+    def make(config_class):
+        other = create_app(config_class)
+        built.append(other)
+        return other
+
+    yield make
+    for other in built:
+        with other.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def limits(app, monkeypatch):
+    """Tighten rate limits for one test: ``limits(LOGIN_PER_IP="3 per minute")``.
+
+    Limits are read from app.config at request time; TestingConfig keeps them at
+    1000 per minute so that only the tests that mean to hit one do.
+    """
+
+    def tighten(**values):
+        for name, value in values.items():
+            key = f"RATELIMIT_{name}"
+            assert key in app.config, key
+            monkeypatch.setitem(app.config, key, value)
+
+    return tighten
 
 
 @pytest.fixture

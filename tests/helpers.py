@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from http import HTTPStatus
 
 import jwt
 import sqlalchemy as sa
@@ -12,8 +13,35 @@ from auth_service.extensions import db
 from auth_service.models import RefreshToken, User
 
 PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
+WRONG_PASSWORD = "not the password"
 LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
 ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has these
+
+
+# --- responses ------------------------------------------------------------------------
+
+def assert_error(response, status: int, error: str | None = None) -> dict:
+    """The response is the shared error shape for ``status``; returns the body."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/json"
+    body = response.json
+    assert ERROR_KEYS <= set(body) <= ERROR_KEYS | {"errors"}
+    assert body["code"] == status
+    assert body["status"] == HTTPStatus(status).phrase
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in response.get_data(as_text=True)
+    if error is not None:
+        assert body["error"] == error
+    return body
+
+
+def assert_rate_limited(response, window_seconds: int = 60) -> dict:
+    """A 429 in the shared shape whose Retry-After points inside the limit's window."""
+    body = assert_error(response, 429, "rate_limited")
+    assert set(body) == ERROR_KEYS
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds + 1
+    return body
 
 
 # --- tokens, headers and cookies ------------------------------------------------------
@@ -59,6 +87,18 @@ def refresh(client, token: str):
     return client.post("/auth/refresh", json={"refresh_token": token})
 
 
+def login(client, email="alice@example.com", password=PASSWORD, **kwargs):
+    """POST /auth/login with these credentials."""
+    return client.post("/auth/login", json={"email": email, "password": password}, **kwargs)
+
+
+def client_from(app, ip: str):
+    """A test client whose requests come from the socket address ``ip``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    return client
+
+
 # --- database rows --------------------------------------------------------------------
 
 def row_count(in_db, model) -> int:
@@ -76,6 +116,14 @@ def stored_user(in_db, email="alice@example.com") -> User | None:
         return user
 
     return in_db(run)
+
+
+def user_columns(in_db, email="alice@example.com") -> dict | None:
+    """Every column of the user's row as a dict, or None when there is no such row."""
+    user = stored_user(in_db, email)
+    if user is None:
+        return None
+    return {c.key: getattr(user, c.key) for c in sa.inspect(User).column_attrs}
 
 
 def token_rows(in_db, user_id=None) -> list[RefreshToken]:

@@ -30,6 +30,7 @@ def production(**environ) -> dict:
 SETTINGS = sorted(k for k in dir(ProductionConfig) if k.isupper())
 # Strings that load_config validates: a value it accepts that differs from the default.
 VALID_STRINGS = {"LOGIN_REFRESH_TRANSPORT": "cookie", "JWT_COOKIE_SAMESITE": "Strict",
+                 "MAIL_BACKEND": "console", "PUBLIC_BASE_URL": "https://auth.example.com",
                  **{k: v[::-1] + "x" for k, v in SECRETS.items()}}
 
 

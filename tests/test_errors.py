@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 
 import pytest
 
 from auth_service import create_app
 from config import TestingConfig
-from helpers import ERROR_KEYS, PASSWORD
+from helpers import PASSWORD, assert_error
 
 MAX_BODY = 64 * 1024
-
-
-def assert_error(response, status: int, error: str | None = None) -> dict:
-    """The response is the shared error shape for ``status``; returns the body."""
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    assert response.mimetype == "application/json"
-    body = response.json
-    assert ERROR_KEYS <= set(body) <= ERROR_KEYS | {"errors"}
-    assert body["code"] == status
-    assert body["status"] == HTTPStatus(status).phrase
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["message"], str) and body["message"]
-    assert "Traceback" not in response.get_data(as_text=True)
-    if error is not None:
-        assert body["error"] == error
-    return body
 
 
 # --- each status in the shared shape --------------------------------------------------

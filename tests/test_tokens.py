@@ -1,5 +1,5 @@
-"""Token rules: transport, rotation, reuse detection, grace window, concurrency,
-expiry and the claims a token must carry."""
+"""Token rules: transport, rotation, reuse detection, grace window, concurrency and
+expiry. Forged, misplaced and malformed tokens: tests/security/test_jwt_attacks.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import jwt
 import pytest
 from freezegun import freeze_time
 
@@ -289,161 +288,4 @@ def test_access_token_expires_after_15_minutes(client, auth):
 
     assert response.status_code == 401
     assert response.json["error"] == "token_expired"
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
-
-
-# --- token type and claims -----------------------------------------------------------
-
-def test_refresh_token_is_refused_as_access_token(client, alice_tokens):
-    response = me(client, alice_tokens["refresh_token"])
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-@pytest.mark.parametrize("via", ["body", "cookie"])
-def test_access_token_is_refused_at_refresh(client, alice_tokens, via):
-    if via == "body":
-        response = refresh(client, alice_tokens["access_token"])
-    else:
-        client.set_cookie("refresh_token_cookie", alice_tokens["access_token"], path="/auth")
-        # Past the CSRF check, so that the token type is what gets judged.
-        csrf = claims(alice_tokens["access_token"]).get("csrf", "x")
-        response = refresh_with_cookie(client, csrf)
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-@pytest.fixture
-def forge(app, alice_tokens):
-    """Re-sign Alice's access token with changed claims, header, algorithm or key."""
-
-    def make(changes=None, drop=(), headers=None, algorithm="HS256", key=None):
-        payload = claims(alice_tokens["access_token"]) | (changes or {})
-        for name in drop:
-            del payload[name]
-        secret = app.config["JWT_SECRET_KEY"] if key is None else key
-        return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
-
-    return make
-
-
-def test_forged_token_with_every_claim_is_accepted(client, forge):
-    # The control for the tests below: forge() alone yields a working token.
-    assert me(client, forge()).status_code == 200
-
-
-@pytest.mark.parametrize("claim", ["exp", "iat", "jti", "type", "sub", "sid", "ver", "iss"])
-def test_token_missing_a_required_claim_is_refused(client, forge, claim):
-    response = me(client, forge(drop=[claim]))
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-@pytest.mark.parametrize("changes", [
-    {"type": "id"},
-    {"type": None},
-    {"sub": "alice"},
-    {"sub": "1.0"},
-    {"sub": ""},
-    {"sub": 1},
-    {"sub": "9" * 40},
-    {"sub": "\u00b2"},
-    {"sub": "\u0661"},
-    {"sub": " 1"},
-    {"jti": 42},
-    {"ver": -1},
-    {"iss": "someone-else"},
-    {"nbf": 4102444800},
-], ids=repr)
-def test_token_with_bad_claim_value_is_refused(client, forge, changes):
-    response = me(client, forge(changes))
-
-    assert response.status_code == 401
-    assert ERROR_KEYS <= response.json.keys()
-
-
-def test_token_for_unknown_user_is_refused(client, forge):
-    response = me(client, forge({"sub": "999999"}))
-
-    assert response.status_code == 401
-
-
-@pytest.mark.parametrize(("algorithm", "key"), [
-    ("HS512", None),
-    ("HS384", None),
-    ("HS256", "a-different-secret-" + "z" * 40),
-], ids=["HS512", "HS384", "wrong-key"])
-@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, key):
-    response = me(client, forge(algorithm=algorithm, key=key))
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-def test_unsigned_token_is_refused(client, forge):
-    unsigned = jwt.encode(claims(forge()), None, algorithm="none")
-
-    response = me(client, unsigned)
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-@pytest.mark.parametrize("header", [{"kid": "1"}, {"jku": "https://attacker.example/jwks"},
-                                    {"jwk": {"kty": "oct", "k": "AA"}}, {"crit": ["exp"]}],
-                         ids=["kid", "jku", "jwk", "crit"])
-def test_token_naming_its_own_key_is_refused(client, forge, header):
-    response = me(client, forge(headers=header))
-
-    assert response.status_code == 401
-    assert response.json["error"] == "invalid_token"
-
-
-def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens):
-    unknown_jti = "00000000-0000-0000-0000-000000000000"
-    payload = claims(alice_tokens["refresh_token"]) | {"jti": unknown_jti}
-    forged = jwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")
-
-    response = refresh(client, forged)
-
-    assert response.status_code == 401
-
-
-@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.", "Bearer x"])
-def test_malformed_refresh_token_is_a_json_401(client, token):
-    response = refresh(client, token)
-
-    assert response.status_code == 401
-    assert set(response.json) == ERROR_KEYS
-
-
-@pytest.mark.parametrize("authorization", [
-    "Bearer",
-    "Bearer ",
-    "Bearer a b",
-    "Basic dXNlcjpwYXNz",
-    "Bearer garbage",
-    "Bearer a.b.c",
-    "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
-    "",
-    "Token abc",
-])
-def test_malformed_authorization_header_is_a_json_401(client, authorization):
-    response = client.get("/auth/me", headers={"Authorization": authorization})
-
-    assert response.status_code == 401
-    assert set(response.json) == ERROR_KEYS
-    assert response.json["code"] == 401
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
-
-
-def test_missing_authorization_header_is_a_json_401(client):
-    response = client.get("/auth/me")
-
-    assert response.status_code == 401
-    assert response.json["error"] == "authorization_required"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

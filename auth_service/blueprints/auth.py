@@ -6,6 +6,7 @@ from flask import current_app, jsonify, request
 from flask_jwt_extended import (
     current_user,
     decode_token,
+    get_csrf_token,
     get_jwt,
     get_jwt_request_location,
     jwt_required,
@@ -15,13 +16,14 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
-from auth_service import accounts, tokens
+from auth_service import account_emails, accounts, cors, tokens
 from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
 from auth_service.blueprints.common import access_required, json_required
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.schemas import (
     ChangePasswordSchema,
+    CsrfSchema,
     ErrorSchema,
     LoginSchema,
     MessageSchema,
@@ -47,6 +49,9 @@ def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: 
     }
     if body:
         payload["refresh_token"] = pair.refresh_token
+    if cookie:
+        # A page on another site cannot read the CSRF cookie: it gets the value here.
+        payload["csrf_token"] = get_csrf_token(pair.refresh_token)
     response = jsonify(payload)
     response.status_code = status
     if cookie:
@@ -68,8 +73,10 @@ def login_response(pair: tokens.TokenPair):
 @blp.alt_response(409, schema=ErrorSchema, description="Email or username already taken")
 @blp.alt_response(415, schema=ErrorSchema, description="Body is not JSON")
 def signup(data):
-    """Register a new account with email and password."""
-    return accounts.create_user(**data)
+    """Register a new account with email and password; a verification email follows."""
+    user = accounts.create_user(**data)
+    account_emails.send_verification(user)
+    return user
 
 
 @blp.route("/login", methods=["POST"])
@@ -90,14 +97,35 @@ def login(data):
 @blp.response(200, TokenPairSchema, description="New access token and the rotated refresh token "
               "(in the body when it came in the body, in the cookie when it came in the cookie)")
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid, expired, revoked or reused refresh token")
-@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN header")
+@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
+                  "header, or from an Origin not on CORS_ORIGINS")
 @blp.doc(security=REFRESH_SECURITY)
 @jwt_required(refresh=True, locations=["json", "cookies"])
 def refresh(data):
     """Exchange a refresh token for a new pair; the presented token is spent."""
-    pair = tokens.rotate(current_user, get_jwt()["jti"])
     via_cookie = get_jwt_request_location() == "cookies"
+    if via_cookie:
+        cors.refuse_foreign_origin()
+    pair = tokens.rotate(current_user, get_jwt()["jti"])
     return token_response(pair, body=not via_cookie, cookie=via_cookie)
+
+
+@blp.route("/csrf", methods=["GET"])
+@refresh_limit
+@blp.response(200, CsrfSchema)
+@blp.alt_response(401, schema=ErrorSchema, description="No valid refresh cookie")
+@blp.alt_response(403, schema=ErrorSchema, description="From an Origin not on CORS_ORIGINS")
+@blp.doc(security=[{"refreshCookie": []}])
+@jwt_required(refresh=True, locations=["cookies"])
+def csrf_token():
+    """The X-CSRF-TOKEN value of the refresh cookie, for a page that has just loaded.
+
+    After a reload or the redirect back from Google/GitHub a single-page app holds no
+    CSRF value, and on another site it cannot read the CSRF cookie. Only pages on
+    CORS_ORIGINS (or this origin) can read the answer.
+    """
+    cors.refuse_foreign_origin()
+    return {"csrf_token": get_jwt()["csrf"]}
 
 
 def _presented_refresh_token(data: dict) -> dict | None:
@@ -108,6 +136,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
         encoded = request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"])
         if not encoded:
             return None
+        cors.refuse_foreign_origin()
         csrf = request.headers.get(current_app.config["JWT_REFRESH_CSRF_HEADER_NAME"])
         if not csrf:
             raise CSRFError("Missing CSRF token")
@@ -122,7 +151,8 @@ def _presented_refresh_token(data: dict) -> dict | None:
 @access_required(blp)
 @blp.arguments(RefreshRequestSchema, required=False)
 @blp.response(200, MessageSchema)
-@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN header")
+@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
+                  "header, or from an Origin not on CORS_ORIGINS")
 def logout(data):
     """End one session: revoke the refresh token's family (body or cookie) and clear cookies.
 
@@ -167,6 +197,7 @@ def me():
 def change_password(data):
     """Change the password; every other session and older access token stops working."""
     pair = accounts.change_password(current_user, data["current_password"], data["new_password"])
+    account_emails.send_password_changed(current_user)
     return login_response(pair)
 
 

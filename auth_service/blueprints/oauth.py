@@ -1,9 +1,103 @@
-"""Google and GitHub login (OAuth 2 / OpenID Connect).
+"""Google and GitHub login (OpenID Connect / OAuth 2), ending in the same session a password login gives.
 
-Registered now so the URL space and docs are in place; the provider routes
-(/auth/google/*, /auth/github/*) are added by the OAuth work.
+``GET /auth/{provider}/login`` redirects to the provider; the provider sends the
+browser back to ``GET /auth/{provider}/callback``, which signs the user in
+(auth_service.identities) and then either redirects to the frontend with the
+refresh + CSRF cookies set (FRONTEND_URL, or an allow-listed ``next``; never a
+token in the URL) or answers JSON like ``POST /auth/login``.
 """
 
+from __future__ import annotations
+
+from flask import current_app, redirect, request, session, url_for
+from flask_jwt_extended import set_refresh_cookies
+from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
+from auth_service import identities, oauth_clients, redirects, tokens
+from auth_service.blueprints.auth import login_response
+from auth_service.errors import APIError
+from auth_service.extensions import limiter
+from auth_service.schemas import (
+    ErrorSchema,
+    OAuthCallbackQuerySchema,
+    OAuthLoginQuerySchema,
+    ProvidersSchema,
+    TokenPairSchema,
+)
+
 blp = Blueprint("oauth", __name__, url_prefix="/auth", description="Google and GitHub login")
+
+PROVIDER = "<any(google, github):provider>"
+# Session key of the allow-listed ``next`` of one login attempt (by its state).
+NEXT_KEY = "oauth_next_"
+
+oauth_limit = limiter.limit(lambda: current_app.config["RATELIMIT_OAUTH"], scope="oauth",
+                            key_func=get_remote_address)
+
+
+@blp.route("/providers", methods=["GET"])
+@blp.response(200, ProvidersSchema)
+def providers():
+    """The login providers enabled on this server (client id and secret configured)."""
+    return {"providers": [{"name": name, "login_url": url_for("oauth.login", provider=name)}
+                          for name in oauth_clients.enabled_providers(current_app.config)]}
+
+
+def _callback_url(provider: str) -> str:
+    """The redirect URI registered at the provider."""
+    base = current_app.config["OAUTH_CALLBACK_BASE_URL"]
+    if base:
+        return base.rstrip("/") + url_for("oauth.callback", provider=provider)
+    return url_for("oauth.callback", provider=provider, _external=True)
+
+
+@blp.route(f"/{PROVIDER}/login", methods=["GET"])
+@oauth_limit
+@blp.arguments(OAuthLoginQuerySchema, location="query")
+@blp.response(302, description="Redirect to the provider's sign-in page (state, nonce, PKCE S256)")
+@blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list")
+@blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
+@blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable (discovery)")
+def login(query, provider):
+    """Start a Google or GitHub login: redirect the browser to the provider."""
+    oauth_clients.client_for(provider)
+    next_url = query.get("next")
+    if next_url is not None and not redirects.is_allowed(
+            next_url, current_app.extensions["auth_service.redirect_allowlist"]):
+        raise APIError(400, "invalid_redirect", "`next` is not an allowed place to return to after login.")
+    response, state = oauth_clients.authorize_redirect(provider, _callback_url(provider))
+    if next_url is not None:
+        session[NEXT_KEY + state] = next_url
+    return response
+
+
+@blp.route(f"/{PROVIDER}/callback", methods=["GET"])
+@oauth_limit
+@blp.arguments(OAuthCallbackQuerySchema, location="query")
+@blp.response(200, TokenPairSchema, description="Token pair like /auth/login (no FRONTEND_URL "
+              "and no ``next``); also sets the refresh and CSRF cookies")
+@blp.alt_response(302, description="Redirect to FRONTEND_URL or the login's ``next``, with the "
+                  "refresh and CSRF cookies set and no token in the URL")
+@blp.alt_response(400, schema=ErrorSchema, description="Missing, mismatched or spent state; no code")
+@blp.alt_response(401, schema=ErrorSchema, description="Refused at the provider, code refused, "
+                  "or ID token invalid (signature, nonce, audience, issuer, expiry)")
+@blp.alt_response(403, schema=ErrorSchema, description="No verified email, or account deactivated")
+@blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
+@blp.alt_response(409, schema=ErrorSchema, description="An account with this email exists but its "
+                  "email is unverified: log in with the password first")
+@blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable or answered garbage")
+def callback(query, provider):
+    """Finish a Google or GitHub login and start a session."""
+    oauth_clients.client_for(provider)
+    next_url = session.pop(NEXT_KEY + request.args.get("state", ""), None)
+    profile = oauth_clients.fetch_profile(provider)
+    user = identities.sign_in(profile)
+    pair = tokens.start_session(user)
+    target = next_url or current_app.config["FRONTEND_URL"]
+    if not target:
+        return login_response(pair)
+    response = redirect(target, code=302)
+    set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    response.headers["Cache-Control"] = "no-store"
+    return response

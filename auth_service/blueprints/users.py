@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
-from auth_service import accounts
+from auth_service import accounts, identities
 from auth_service.blueprints.common import access_required, json_required
 from auth_service.errors import APIError
 from auth_service.extensions import db
@@ -14,6 +14,7 @@ from auth_service.models import User
 from auth_service.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
+    IdentitySchema,
     UserPageSchema,
     UserSchema,
     UsersQuerySchema,
@@ -50,6 +51,25 @@ def update_me(changes):
 def delete_me(data):
     """Delete the account and every session; confirm with the password if it has one."""
     accounts.delete_account(current_user, data.get("password"))
+
+
+@blp.route("/me/identities", methods=["GET"])
+@blp.response(200, IdentitySchema(many=True))
+@access_required(blp)
+def list_identities():
+    """The Google/GitHub identities linked to the calling user."""
+    return identities.list_identities(current_user)
+
+
+@blp.route("/me/identities/<any(google, github):provider>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(404, schema=ErrorSchema, description="No identity of this provider is linked")
+@blp.alt_response(409, schema=ErrorSchema, description="It is the last way to sign in "
+                  "(no password, no other identity)")
+@access_required(blp)
+def unlink_identity(provider):
+    """Unlink a provider; refused when the account would have no way left to sign in."""
+    identities.unlink(current_user, provider)
 
 
 @blp.route("/", methods=["GET"])

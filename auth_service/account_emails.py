@@ -1,0 +1,141 @@
+"""Email verification, password reset and the "password changed" notice.
+
+The flows behind /auth/verify-email, /auth/forgot-password and
+/auth/reset-password. Each email is rendered from ``templates/email/`` (text and
+HTML, user data escaped in the HTML) and handed to ``mail.send`` only after the
+change it reports is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+from flask import current_app, render_template
+from flask_smorest import abort
+
+from auth_service import accounts, email_links, mail
+from auth_service.email_links import RESET_PASSWORD, VERIFY_EMAIL
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import User, utcnow
+from auth_service.passwords import guessability_problem
+
+log = logging.getLogger(__name__)
+
+VERIFIED = "verified"
+ALREADY_VERIFIED = "already_verified"
+
+
+def _hours(setting: str) -> int:
+    return max(1, round(current_app.config[setting].total_seconds() / 3600))
+
+
+def _compose(template: str, user, subject: str, **context):
+    """Render ``email/<template>.txt`` and ``.html`` into a message for ``user``."""
+    context = {"user": user, "subject": subject, **context}
+    return mail.build_message(
+        user.email, subject,
+        render_template(f"email/{template}.txt", **context),
+        render_template(f"email/{template}.html", **context),
+    )
+
+
+# --- verification ---------------------------------------------------------------------
+
+def send_verification(user: User) -> None:
+    """Email ``user`` a link that verifies their address (after signup, on resend)."""
+    try:
+        link = email_links.verify_email_link(email_links.make_token(user, VERIFY_EMAIL))
+    except email_links.MissingPublicURL:
+        log.error("verification email for user %s not sent: PUBLIC_BASE_URL is not set", user.id)
+        return
+    mail.send(_compose("verify_email", user, "Verify your email address", link=link,
+                       hours=_hours("EMAIL_VERIFY_TOKEN_MAX_AGE")))
+
+
+def resend_verification(user: User) -> None:
+    """Send another verification email; 409 when the address is already verified."""
+    if user.email_verified is not None:
+        raise APIError(409, "email_already_verified", "This email address is already verified.")
+    send_verification(user)
+
+
+def mark_verified(user: User) -> bool:
+    """Record that the user reads mail at their address (committed); False if it already was."""
+    if user.email_verified is not None:
+        return False
+    user.email_verified = utcnow()
+    db.session.commit()
+    return True
+
+
+def verify_email(token: str) -> str:
+    """Verify the address a token names: ``verified``, ``already_verified``, or a 400."""
+    user = email_links.load_token(token, VERIFY_EMAIL)
+    return VERIFIED if mark_verified(user) else ALREADY_VERIFIED
+
+
+# --- password reset -------------------------------------------------------------------
+
+def request_password_reset(email: str) -> None:
+    """Email a reset link when ``email`` names an active account; silently nothing otherwise.
+
+    Either way the same work is done (lookup, token, rendering), so the answer
+    takes about as long; only handing the message to the mailer differs, and
+    that happens in the background.
+    """
+    user = accounts.find_by_email(email)
+    eligible = user is not None and user.is_active
+    target = user if eligible else SimpleNamespace(
+        id=0, email=accounts.normalize_email(email), username="", full_name=None,
+        password_hash=None)
+    token = email_links.make_token(target, RESET_PASSWORD)
+    try:
+        link = email_links.reset_password_link(token)
+    except email_links.MissingPublicURL:
+        log.error("password reset email not sent: PUBLIC_BASE_URL is not set")
+        return
+    message = _compose("reset_password", target, "Reset your password", link=link,
+                       minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"]
+                                     .total_seconds() / 60))
+    if eligible:
+        mail.send(message)
+
+
+def check_reset_token(token: str) -> User:
+    """The account a reset token is good for (without spending it), or a 400."""
+    return email_links.load_token(token, RESET_PASSWORD)
+
+
+def reset_password(token: str, new_password: str) -> User:
+    """Set a new password with a reset token: every session ends, the email counts as verified."""
+    user = email_links.load_token(token, RESET_PASSWORD)
+    problem = guessability_problem(new_password, [user.email, user.username, user.full_name])
+    if problem:
+        abort(422, errors={"json": {"new_password": [problem]}})
+    # Claim the token: of two requests racing with it, only the one whose UPDATE still
+    # finds the old hash goes on (the other waits for the row lock, then matches nothing).
+    old_hash = User.password_hash.is_(None) if user.password_hash is None else (
+        User.password_hash == user.password_hash)
+    claimed = db.session.execute(
+        sa.update(User).where(User.id == user.id, old_hash)
+        .values(password_changed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise APIError(400, "invalid_token", email_links.INVALID)
+    accounts.set_password(user, new_password)
+    if user.email_verified is None:
+        user.email_verified = utcnow()
+    db.session.commit()
+    send_password_changed(user)
+    return user
+
+
+def send_password_changed(user: User) -> None:
+    """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
+    mail.send(_compose("password_changed", user, "Your password was changed",
+                       changed_at=user.password_changed_at or utcnow()))

@@ -1,0 +1,110 @@
+"""/auth: email verification and password reset by emailed link."""
+
+from __future__ import annotations
+
+from flask import redirect
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+
+from auth_service import account_emails, email_links
+from auth_service.blueprints.common import access_required, json_required
+from auth_service.errors import APIError
+from auth_service.limits import limit_forgot_password, limit_verify_resend
+from auth_service.schemas import (
+    EmailTokenQuerySchema,
+    EmailTokenSchema,
+    EmailVerificationSchema,
+    ErrorSchema,
+    ForgotPasswordSchema,
+    MessageSchema,
+    ResetPasswordSchema,
+)
+
+blp = Blueprint("account_email", __name__, url_prefix="/auth",
+                description="Email verification and password reset")
+
+VERIFY_MESSAGES = {
+    account_emails.VERIFIED: "Your email address is verified.",
+    account_emails.ALREADY_VERIFIED: "Your email address was already verified.",
+}
+# What the frontend's /verify-email page is told (?status=) for each failure.
+REDIRECT_STATUS = {"token_expired": "expired", "invalid_token": "invalid"}
+FORGOT_PASSWORD_ANSWER = ("If an account uses this email address, a link to reset its "
+                          "password has been sent to it.")
+
+
+@blp.route("/verify-email/resend", methods=["POST"])
+@access_required(blp)
+@limit_verify_resend
+@blp.response(202, MessageSchema, description="A verification email is on its way")
+@blp.alt_response(409, schema=ErrorSchema, description="The email address is already verified")
+def resend_verification():
+    """Send the calling user another email verification link."""
+    account_emails.resend_verification(current_user)
+    return {"message": f"A verification link has been sent to {current_user.email}."}
+
+
+@blp.route("/verify-email", methods=["GET"])
+@blp.arguments(EmailTokenQuerySchema, location="query")
+@blp.response(200, EmailVerificationSchema)
+@blp.alt_response(302, description="With FRONTEND_URL set: redirect to its /verify-email "
+                  "page with ?status=verified, already_verified, expired or invalid")
+@blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired link")
+def verify_email_link(args):
+    """The link in a verification email: verify, then redirect to the frontend or answer JSON."""
+    try:
+        status = account_emails.verify_email(args["token"])
+    except APIError as error:
+        target = email_links.frontend_link("/verify-email",
+                                           status=REDIRECT_STATUS.get(error.error, "invalid"))
+        if target is None:
+            raise
+        return redirect(target)
+    target = email_links.frontend_link("/verify-email", status=status)
+    if target is not None:
+        return redirect(target)
+    return {"status": status, "message": VERIFY_MESSAGES[status]}
+
+
+@blp.route("/verify-email", methods=["POST"])
+@json_required
+@blp.arguments(EmailTokenSchema)
+@blp.response(200, EmailVerificationSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired token")
+def verify_email(data):
+    """Verify an email address with the token from the emailed link (API clients)."""
+    status = account_emails.verify_email(data["token"])
+    return {"status": status, "message": VERIFY_MESSAGES[status]}
+
+
+@blp.route("/forgot-password", methods=["POST"])
+@limit_forgot_password
+@json_required
+@blp.arguments(ForgotPasswordSchema)
+@blp.response(202, MessageSchema, description="The same answer whether or not the account exists")
+def forgot_password(data):
+    """Email a password reset link, if the address belongs to an account."""
+    account_emails.request_password_reset(data["email"])
+    return {"message": FORGOT_PASSWORD_ANSWER}
+
+
+@blp.route("/reset-password", methods=["GET"])
+@blp.arguments(EmailTokenQuerySchema, location="query")
+@blp.response(200, MessageSchema, description="The token is good; POST it with a new password")
+@blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired link")
+def check_reset_link(args):
+    """The link in a reset email (without FRONTEND_URL): check the token without spending it."""
+    account_emails.check_reset_token(args["token"])
+    return {"message": "This link is valid: POST /auth/reset-password with "
+                       '{"token", "new_password"} to set a new password.'}
+
+
+@blp.route("/reset-password", methods=["POST"])
+@json_required
+@blp.arguments(ResetPasswordSchema)
+@blp.response(200, MessageSchema, description="Password set; every session has ended")
+@blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired token")
+def reset_password(data):
+    """Set a new password with the token from a reset email; every session ends."""
+    account_emails.reset_password(data["token"], data["new_password"])
+    return {"message": "Your password has been changed. Log in with the new password."}

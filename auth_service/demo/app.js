@@ -1,0 +1,248 @@
+// auth_service example SPA: how a browser app should hold and refresh its tokens.
+//
+// - The access token lives in a variable, never in localStorage/sessionStorage,
+//   where any injected script could read it. A reload forgets it on purpose.
+// - The refresh token is the HttpOnly cookie the API sets: no script can read it,
+//   and it is only sent to /auth (its path). `credentials: "include"` makes the
+//   browser send and store it, also when the API is on another origin.
+// - Requests the cookie authenticates (refresh, logout) repeat the CSRF value in the
+//   X-CSRF-TOKEN header. Login and refresh return it as `csrf_token`; after a reload
+//   or a Google/GitHub redirect, GET /auth/csrf returns it for the current cookie.
+"use strict";
+
+const API = document.querySelector('meta[name="auth-api"]').content.replace(/\/$/, "");
+const SAME_ORIGIN = !API || new URL(API).origin === location.origin;
+
+let accessToken = null;   // Bearer token for API calls (memory only)
+let csrfToken = null;     // X-CSRF-TOKEN value of the session's refresh cookie
+let refreshTimer = null;  // the silent refresh scheduled before expiry
+let refreshing = null;    // the refresh in flight: every caller in this tab shares it
+let refreshCount = 0;
+
+const $ = (selector) => document.querySelector(selector);
+const PROVIDER_LABELS = { google: "Google", github: "GitHub" };
+
+// One HTTP call; never throws: returns {status, ok, data, retryAfter}, status 0 when
+// there was no answer the page may read (network down, or this origin not allowed).
+async function call(path, { method = "GET", body, token = accessToken, csrf = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";  // never a form body
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (csrf && csrfToken) headers["X-CSRF-TOKEN"] = csrfToken;
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method, headers, credentials: "include",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, ok: false, retryAfter: 0,
+             data: { message: "The server cannot be reached from this page." } };
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  return { status: response.status, ok: response.ok, data,
+           retryAfter: Number(response.headers.get("Retry-After")) || 0 };
+}
+
+// A call the refresh cookie authenticates. A 403 csrf_failed means our CSRF value
+// belongs to an older session (a login in another tab): fetch the current one, retry once.
+async function cookieCall(path, options) {
+  const result = await call(path, { ...options, csrf: true });
+  if (result.status === 403 && result.data?.error === "csrf_failed" && await loadCsrf()) {
+    return call(path, { ...options, csrf: true });
+  }
+  return result;
+}
+
+// An API call with the access token. A 401 (expired, or the server restarted its
+// clock on us) gets one silent refresh and one retry; never a loop.
+async function api(path, options = {}) {
+  const result = await call(path, options);
+  if (result.status !== 401 || !accessToken) return result;
+  return (await refresh()) ? call(path, options) : result;
+}
+
+async function loadCsrf() {
+  const result = await call("/auth/csrf", { token: null });
+  csrfToken = result.ok ? result.data.csrf_token : null;
+  return csrfToken !== null;
+}
+
+// Exchange the refresh cookie for a new access token. Serialised per tab: concurrent
+// callers share one request. Two *tabs* refreshing at once send the same cookie; the
+// server answers both with the same new token (its grace window), so both stay in.
+function refresh() {
+  refreshing ??= doRefresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function doRefresh() {
+  let result = csrfToken ? null : await call("/auth/csrf", { token: null });
+  if (result?.ok) csrfToken = result.data.csrf_token;
+  if (csrfToken) result = await cookieCall("/auth/refresh", { method: "POST", token: null });
+  if (result.ok) return signedIn(result.data);
+  if (result.status === 0 || result.status === 429 || result.status >= 500) {
+    // Unreachable, rate limited or down: keep the session and try again later.
+    if (!accessToken) signedOut();
+    scheduleRefresh(result.retryAfter || 10);
+    showStatus(`${result.data?.message ?? "The server is unavailable."} Retrying…`);
+    return false;
+  }
+  // 401: no cookie, logged out in another tab, session revoked or expired. Back to the
+  // login screen; the user logs in again (no retry, so no loop).
+  return signedOut(accessToken ? "Your session has ended. Please log in again." : "");
+}
+
+function scheduleRefresh(seconds) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, seconds * 1000);
+}
+
+function signedIn(tokens) {
+  accessToken = tokens.access_token;
+  if (tokens.csrf_token) csrfToken = tokens.csrf_token;
+  // Refresh a little before expiry: at 80% of the lifetime, at most a minute early.
+  const lifetime = tokens.expires_in;
+  scheduleRefresh(Math.max(1, lifetime - Math.min(60, lifetime / 5)));
+  $("#token-expiry").textContent = new Date(Date.now() + lifetime * 1000).toLocaleTimeString();
+  showStatus("");
+  if (!$("#app-screen").hidden) {  // a silent refresh: nothing else changes on screen
+    $("#refresh-count").textContent = ++refreshCount;
+    return true;
+  }
+  show("#app-screen");
+  loadProfile();
+  loadSessions();
+  return true;
+}
+
+function signedOut(message = "") {
+  accessToken = csrfToken = null;
+  clearTimeout(refreshTimer);
+  refreshCount = 0;
+  $("#refresh-count").textContent = "0";
+  show("#login-screen");
+  showStatus(message);
+  loadProviders();
+  return false;
+}
+
+function show(screen) {
+  for (const id of ["#login-screen", "#app-screen"]) $(id).hidden = id !== screen;
+}
+
+function showStatus(message) {
+  $("#status").textContent = message;
+}
+
+function form(event) {
+  event.preventDefault();
+  return Object.fromEntries(new FormData(event.target));
+}
+
+// --- Screens ---------------------------------------------------------------------
+
+async function loadProviders() {
+  const result = await call("/auth/providers", { token: null });
+  const box = $("#providers");
+  box.replaceChildren();
+  // Where the provider login comes back to: this page (on the server's OAuth
+  // allow-list: /demo is; another origin must be in OAUTH_REDIRECT_ALLOWLIST).
+  const back = SAME_ORIGIN ? location.pathname : location.origin + location.pathname;
+  for (const provider of result.data?.providers ?? []) {
+    const link = document.createElement("a");
+    link.className = `provider ${provider.name}`;
+    link.href = `${API}${provider.login_url}?next=${encodeURIComponent(back)}`;
+    link.textContent = `Sign in with ${PROVIDER_LABELS[provider.name] ?? provider.name}`;
+    box.append(link);
+  }
+}
+
+async function loadProfile() {
+  const { ok, data } = await api("/auth/me");
+  if (!ok) return;
+  $("#me-name").textContent = data.full_name || data.username;
+  const rows = { Email: data.email, Username: data.username,
+                 "Email verified": data.email_verified ? "yes" : "no",
+                 "Member since": new Date(data.created_at).toLocaleDateString() };
+  $("#me").replaceChildren(...Object.entries(rows).flatMap(([key, value]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = key;
+    dd.textContent = value;  // textContent, never innerHTML: user data is not markup
+    return [dt, dd];
+  }));
+  $("#password-form").hidden = !data.has_password;  // provider-only accounts have none
+}
+
+async function loadSessions() {
+  const { ok, data } = await api("/auth/active-sessions");
+  if (!ok) return;
+  $("#sessions").replaceChildren(...data.map((session) => {
+    const item = document.createElement("li");
+    const client = (session.user_agent ?? "").match(/(Firefox|Edg|Chrome|Safari|curl)\/\d+/)?.[0];
+    const when = new Date(session.last_used_at).toLocaleString();
+    item.textContent = `${client ?? "Unknown client"} · ${session.ip_address ?? "?"} · last used ${when}`;
+    if (session.current) {
+      item.append(" (this browser)");
+    } else {
+      const button = document.createElement("button");
+      button.className = "link";
+      button.textContent = "Revoke";
+      button.onclick = async () => {
+        await api(`/auth/active-sessions/${encodeURIComponent(session.id)}`, { method: "DELETE" });
+        loadSessions();
+      };
+      item.append(" ", button);
+    }
+    return item;
+  }));
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  const { email, password } = form(event);
+  const result = await call("/auth/login", { method: "POST", body: { email, password }, token: null });
+  if (result.ok) signedIn(result.data);
+  else showStatus(result.data?.message ?? "Login failed.");
+});
+
+$("#signup-form").addEventListener("submit", async (event) => {
+  const fields = form(event);
+  const result = await call("/auth/signup", { method: "POST", body: fields, token: null });
+  if (!result.ok) {
+    const details = Object.values(result.data?.errors?.json ?? {}).flat().join(" ");
+    return showStatus(`${result.data?.message ?? "Signup failed."} ${details}`);
+  }
+  const login = await call("/auth/login", { method: "POST", token: null,
+                                           body: { email: fields.email, password: fields.password } });
+  if (login.ok) signedIn(login.data);
+});
+
+$("#password-form").addEventListener("submit", async (event) => {
+  const result = await api("/auth/change-password", { method: "PUT", body: form(event) });
+  if (!result.ok) return showStatus(result.data?.message ?? "Password change failed.");
+  event.target.reset();
+  signedIn(result.data);  // a fresh pair for this session; the others are gone
+  showStatus("Password changed; every other session was logged out.");
+  loadSessions();
+});
+
+$("#logout").addEventListener("click", async () => {
+  // The cookie names the session to end; the API also clears both cookies.
+  const result = await cookieCall("/auth/logout", { method: "POST" });
+  if (result.status === 401 && await refresh()) await cookieCall("/auth/logout", { method: "POST" });
+  signedOut("Logged out.");
+});
+
+$("#logout-all").addEventListener("click", async () => {
+  await api("/auth/logout-all", { method: "POST" });
+  signedOut("Logged out of every session.");
+});
+
+$("#reload-sessions").addEventListener("click", loadSessions);
+
+// The browser tests (and curious developers) can trigger a refresh from the console.
+window.authDemo = { refresh };
+
+// On load (first visit, reload, or back from Google/GitHub): the cookie, if any, is
+// the session. No cookie: the login screen.
+refresh();

@@ -1,0 +1,135 @@
+"""Google/GitHub identities: find-or-create the user of a provider login, list, unlink.
+
+A login is matched by (provider, subject id) first, so a returning user is found
+even after changing the address at the provider. Only a *new* identity looks at
+the email, and only at one the provider verified:
+
+- no account has that email: a new account is created (no password, the
+  provider's name and avatar, the email counted as verified);
+- an account has it and its own email is verified: the identity is linked to it;
+- an account has it but never verified it: refused (409). Whoever signed up with
+  that address never proved they read its mail (it may be an attacker who
+  pre-registered the victim's address, waiting for the victim's Google login to
+  walk into a shared account), so nothing is linked. The answer tells the user to
+  log in with the password and verify the email first (a password reset, which
+  proves the mailbox, verifies it too and ends every session of whoever set the
+  old password); the next provider login then links.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import sqlalchemy as sa
+
+from auth_service.accounts import find_by_email
+from auth_service.errors import APIError
+from auth_service.extensions import db
+from auth_service.models import OAuthAccount, User, utcnow
+from auth_service.oauth_clients import LABELS, ProviderProfile
+
+USERNAME_MIN, USERNAME_MAX = 3, 50
+USERNAME_ATTEMPTS = 20
+
+
+def find_identity(provider: str, subject: str) -> OAuthAccount | None:
+    """The identity row of a provider's subject."""
+    return db.session.get(OAuthAccount, (provider, subject))
+
+
+def sign_in(profile: ProviderProfile) -> User:
+    """The user this provider login signs in as, creating or linking per the module rules."""
+    label = LABELS[profile.provider]
+    identity = find_identity(profile.provider, profile.subject)
+    if identity is not None:
+        user = identity.user
+        _ensure_active(user)
+        identity.email = profile.email
+        identity.last_login_at = utcnow()
+        db.session.commit()
+        return user
+    if profile.email is None:
+        raise APIError(403, "email_not_verified",
+                       f"{label} does not confirm a verified email address for this account "
+                       f"(GitHub: the primary address must be verified). Verify it at {label} and retry.")
+    user = find_by_email(profile.email)
+    if user is None:
+        user = _new_user(profile)
+    else:
+        _ensure_linkable(user, profile)
+    db.session.add(OAuthAccount(provider=profile.provider, subject=profile.subject,
+                                user=user, email=profile.email))
+    db.session.commit()
+    return user
+
+
+def _ensure_active(user: User) -> None:
+    if not user.is_active:
+        raise APIError(403, "account_inactive", "This account has been deactivated.")
+
+
+def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
+    """Link only into an account whose owner proved the same mailbox (see module docstring)."""
+    label = LABELS[profile.provider]
+    _ensure_active(user)
+    if user.email_verified is None:
+        raise APIError(409, "account_exists_unverified",
+                       f"An account with this email already exists and its email is not verified. "
+                       f"Log in with your password first and verify your email (or reset the "
+                       f"password through /auth/forgot-password, which verifies it), then sign in "
+                       f"with {label} again to link it.")
+    taken = db.session.scalar(sa.select(OAuthAccount.subject).where(
+        OAuthAccount.user_id == user.id, OAuthAccount.provider == profile.provider))
+    if taken is not None:
+        raise APIError(409, "provider_already_linked",
+                       f"This account is already linked to another {label} identity. Log in and "
+                       f"unlink it first.")
+
+
+def _new_user(profile: ProviderProfile) -> User:
+    """A password-less account from the provider's profile (added, not committed)."""
+    user = User(
+        email=profile.email,
+        username=_unique_username(profile.username_hint or profile.name or profile.email),
+        full_name=profile.name,
+        avatar_url=profile.avatar_url,
+        password_hash=None,
+        email_verified=utcnow(),
+    )
+    db.session.add(user)
+    return user
+
+
+def _unique_username(hint: str) -> str:
+    """A free username (3-50 of letters, digits, '_', '.', '-') derived from ``hint``."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "", hint.split("@")[0])[:USERNAME_MAX - 5]
+    if len(base) < USERNAME_MIN:
+        base = f"user{base}"
+    candidates = [base] + [f"{base}{n}" for n in range(2, USERNAME_ATTEMPTS)]
+    taken = set(db.session.scalars(sa.select(sa.func.lower(User.username)).where(
+        sa.func.lower(User.username).in_([c.lower() for c in candidates]))))
+    for candidate in candidates:
+        if candidate.lower() not in taken:
+            return candidate
+    return f"{base}-{secrets.token_hex(2)}"
+
+
+def list_identities(user: User) -> list[OAuthAccount]:
+    """The user's linked identities, by provider."""
+    return list(db.session.scalars(sa.select(OAuthAccount).where(OAuthAccount.user_id == user.id)
+                                   .order_by(OAuthAccount.provider)))
+
+
+def unlink(user: User, provider: str) -> None:
+    """Remove one identity; refused when it is the last way to sign in (no password, no other)."""
+    identities = list_identities(user)
+    identity = next((i for i in identities if i.provider == provider), None)
+    if identity is None:
+        raise APIError(404, "identity_not_found", f"No {LABELS[provider]} identity is linked.")
+    if not user.has_password and len(identities) == 1:
+        raise APIError(409, "last_sign_in_method",
+                       f"{LABELS[provider]} is the only way to sign in to this account; "
+                       "link another provider first.")
+    db.session.delete(identity)
+    db.session.commit()

@@ -1,0 +1,130 @@
+"""Structured logs: one JSON line per request, and the X-Request-ID that ties lines together.
+
+Every request gets an id: the caller's ``X-Request-ID`` (nginx sets one) when it is
+visible ASCII of at most 128 characters, a fresh one otherwise. It is echoed in the
+response and stamped on every log line written while the request runs, so nginx's,
+gunicorn's and the app's lines about one request can be joined.
+
+The request line carries method, path, status, duration, request id, user id (once a
+token has been verified) and the client IP, which is ``request.remote_addr``: the
+socket peer, or what ProxyFix took from a trusted proxy (never a raw
+X-Forwarded-For). Query strings, headers and bodies are never logged: they are where
+tokens, passwords and cookies travel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+from flask import Flask, Response, g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Visible ASCII, bounded: room for a UUID, a W3C trace id or nginx's $request_id, but
+# no spaces, control characters or megabytes that could forge or flood log lines.
+VALID_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+MAX_LOGGED_PATH = 512
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+log = logging.getLogger("auth_service.request")
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, then the record's extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+                          .isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp the current request's id on every record written during a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id") and has_request_context():
+            record.request_id = request_id()
+        return True
+
+
+def configure_logging(json_lines: bool) -> None:
+    """Log to stderr, one JSON object per line (``json_lines``) or plain text.
+
+    Like ``logging.basicConfig``, a root logger that already has someone else's
+    handlers (pytest, a program embedding the app) is left alone; running this
+    again (a second app) only changes the format of our own handler.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "auth_service_handler", False)]
+    if not ours and root.handlers:
+        return
+    handler = ours[0] if ours else logging.StreamHandler()
+    if not ours:
+        handler.auth_service_handler = True
+        handler.addFilter(RequestIdFilter())
+        root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+
+
+def request_id() -> str:
+    """This request's id: the incoming X-Request-ID when it is acceptable, else a new one."""
+    if "request_id" not in g:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    return g.request_id
+
+
+def _user_id() -> int | None:
+    """The ``sub`` of a token this request verified (flask-jwt-extended stores it in g)."""
+    claims = g.get("_jwt_extended_jwt") or {}
+    sub = claims.get("sub")
+    return int(sub) if isinstance(sub, str) and sub.isascii() and sub.isdigit() else None
+
+
+def start_timer() -> None:
+    """before_request: note the start time and settle the request id."""
+    g.request_started = time.perf_counter()
+    request_id()
+
+
+def log_request(response: Response) -> Response:
+    """after_request: echo the request id and write the request line."""
+    rid = request_id()
+    response.headers[REQUEST_ID_HEADER] = rid
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+    path = request.path[:MAX_LOGGED_PATH]
+    log.info("%s %s %s", request.method, path, response.status_code, extra={
+        "method": request.method,
+        "path": path,
+        "status": response.status_code,
+        "duration_ms": duration_ms,
+        "request_id": rid,
+        "user_id": _user_id(),
+        "client_ip": request.remote_addr,
+    })
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the hooks; call before the other before_request hooks so the timer runs first."""
+    app.before_request(start_timer)
+    app.after_request(log_request)

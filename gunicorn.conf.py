@@ -1,0 +1,181 @@
+"""gunicorn settings for auth_service: ``gunicorn -c gunicorn.conf.py`` (serves wsgi:app).
+
+Every setting comes from the environment, with defaults sized from the machine's
+cores; the README's configuration table lists the variables. This file imports
+neither auth_service nor config (nor reads .env): it is read by the master before
+the app exists, and again on every HUP.
+
+Worker class: gthread, chosen by the measurement recorded below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+
+from gunicorn import glogging
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
+
+
+def _cores() -> int:
+    """Cores this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+CORES = _cores()
+
+# Worker class: gthread, measured ---------------------------------------------------
+# .venv/bin/python tests/integration/bench_workers.py --rounds 5 \
+#     --only "sync w=5" --only "gthread w=2 t=4"
+# (private PostgreSQL 15 + Redis, production argon2id m=19 MiB t=2, wrk -t1 -c16 -d10s
+# -H 'Connection: close' on 127.0.0.1 -- a new connection per request, as nginx sends
+# them -- 5 interleaved rounds, median; 2 cores shared with other test runs, load 3-9):
+#
+#   candidate           endpoint            req/s   p50 ms   p99 ms   PSS MiB (preload)
+#   sync    w=5 (2n+1)  GET /auth/me        303.7     51.9     90.2   250
+#   sync    w=5         POST /auth/login     25.3    606.6   1020.0
+#   gthread w=2 t=4     GET /auth/me        502.7     28.7    249.3   157
+#   gthread w=2 t=4     POST /auth/login     27.9    553.2   1200.0
+#
+# An earlier 3-round run of all four candidates (load 5-11) agreed: GET /auth/me sync
+# w=5 240 req/s, gthread w=2 t=4 426, gthread w=5 t=2 378, sync w=3 276; login 15-16
+# req/s for all. /auth/me waits on PostgreSQL, which threads overlap; login is
+# argon2id, which releases the GIL, so threads lose nothing there; and 2 processes take
+# 37% less memory than 5 (54% without preload). The price is a longer tail at
+# saturation (p99 above), acceptable next to 1.65x the throughput. Threads are safe here: SQLAlchemy sessions, the Redis pool and the
+# limiter are per-thread or thread-safe. nginx buffers whole requests and responses
+# (deploy/nginx.conf), so slow clients never hold a thread.
+# --------------------------------------------------------------------------------------
+
+wsgi_app = "wsgi:app"
+proc_name = "auth_service"
+
+# 127.0.0.1 unless told otherwise: on a VM nginx is on the same host, and an app port
+# open to the network would let clients bypass nginx (and forge X-Forwarded-For, which
+# TRUSTED_PROXIES=1 believes from the peer). The Docker image sets 0.0.0.0:8000.
+bind = [b.strip() for b in os.environ.get("GUNICORN_BIND", "").split(",") if b.strip()] \
+    or [f"127.0.0.1:{_int('PORT', 8000)}"]
+
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# One process per core (at least two, so a recycled or crashed worker never leaves the
+# instance without one), each with 4 threads.
+workers = _int("WEB_CONCURRENCY", max(2, CORES))
+threads = _int("GUNICORN_THREADS", 4)
+
+# A worker whose main loop is silent this long is killed and replaced (with gthread a
+# single stuck request does not trip it: every database call has its own timeout).
+# nginx's proxy_read_timeout is longer, so nginx answers 502 rather than cutting first.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+# SIGTERM / HUP: in-flight requests get this long to finish before the worker is killed.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Idle keep-alive for direct clients; nginx opens a new connection per request.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle a worker after this many requests (plus jitter, so they don't all restart at
+# once): bounds the damage of a slow leak in any dependency. 0 turns it off.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = max_requests // 10
+# Preloaded: the master imports the app once and forks the workers from it, so the
+# read-only part (zxcvbn's dictionaries, the libraries) is shared copy-on-write; PSS of
+# one instance, measured as above: gthread w=2 157 MiB instead of 213, sync w=5 250
+# instead of 463. Nothing that must not be shared exists before the fork: the app opens
+# its database and Redis connections lazily, in each worker. The cost: HUP (`systemctl
+# reload`) re-reads this file and replaces the workers, but new *code* needs a restart
+# (a new container, or `systemctl restart` one instance at a time behind nginx).
+# GUNICORN_PRELOAD=false trades the memory back for code reloads on HUP.
+preload_app = _bool("GUNICORN_PRELOAD", True)
+
+# The heartbeat file lives in memory: on an overlay or network filesystem, the fchmod
+# gunicorn does on it can block a worker for seconds.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# gunicorn 25+ opens a control socket under $HOME by default: two instances on one host
+# would fight over it, and a container's HOME may be read-only. Opt in with a path.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+
+# Proxy headers. The app's ProxyFix (TRUSTED_PROXIES) is what rewrites the client IP,
+# scheme and host; gunicorn is told the same thing so the two never disagree: with no
+# trusted proxy it believes no header, behind one it believes only X-Forwarded-Proto
+# (the one nginx sets; nginx blanks X-Forwarded-Ssl/-Protocol) and only from the
+# addresses in FORWARDED_ALLOW_IPS (nginx's; "*" when only nginx can reach the port,
+# as in docker-compose.yml).
+_behind_proxy = _int("TRUSTED_PROXIES", 0) > 0
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") \
+    if _behind_proxy else ""
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"} if _behind_proxy else {}
+
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = "-"  # stdout
+errorlog = "-"   # stderr
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's own lines as JSON objects: the access log and its error log.
+
+    Same shape as the app's lines (auth_service/request_log.py); kept separate because
+    this file must not import the app. The access line never holds the query string,
+    the referrer or any request header but the user agent: that is where tokens travel.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if getattr(handler, "_gunicorn", False):
+                handler.setFormatter(_JsonErrorFormatter())
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        headers = dict((k.lower(), v) for k, v in (resp.headers or []))
+        entry = {
+            "ts": _now(),
+            "level": "INFO",
+            "logger": "gunicorn.access",
+            "method": environ.get("REQUEST_METHOD"),
+            "path": (environ.get("PATH_INFO") or "")[:512],
+            "status": int(status) if str(status).isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "request_id": headers.get("x-request-id"),
+            # ProxyFix rewrote REMOTE_ADDR in this same environ: the real client's address.
+            "client_ip": environ.get("REMOTE_ADDR"),
+            "user_agent": (environ.get("HTTP_USER_AGENT") or "")[:200] or None,
+            "pid": os.getpid(),
+        }
+        try:
+            self.access_log.info(json.dumps(entry, default=str))
+        except Exception:  # a log line must never fail the request
+            self.exception("cannot write the access log line")
+
+
+class _JsonErrorFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": _now(), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage(), "pid": os.getpid()}
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+logger_class = JsonLogger

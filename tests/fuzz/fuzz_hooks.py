@@ -1,0 +1,79 @@
+"""Schemathesis hooks of the fuzz run (loaded through SCHEMATHESIS_HOOKS).
+
+Some operations refuse schema-valid requests by design, for reasons no JSON
+Schema can state: the password sent is not the account's, the emailed link's
+token is unknown, expired or spent, or the new password is too easy to guess
+(zxcvbn, PASSWORD_MIN_STRENGTH). schemathesis.toml lets positive_data_acceptance
+accept 400 and 422 on exactly these operations; this check then requires such a
+refusal to be precisely the documented one, so any other 400/422 still fails.
+"""
+
+from __future__ import annotations
+
+import json
+
+import schemathesis
+# The same skip as the built-in checks: coverage probes of the request's shape.
+from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
+
+GUESSABLE = "This password is too easy to guess"
+REFUSAL_STATUSES = (400, 422)
+
+
+def error(*codes: str) -> tuple:
+    """A refusal whose ``error`` code is one of ``codes``."""
+    return ("error", set(codes))
+
+
+def guessable(field: str) -> tuple:
+    """A 422 whose only complaint is zxcvbn's, on ``field``."""
+    return ("guessable", field)
+
+
+# Operation -> status -> the only refusal of valid data allowed with that status.
+EXPECTED_REFUSALS = {
+    "POST /auth/signup": {422: guessable("password")},
+    "PUT /auth/change-password": {400: error("invalid_password"), 422: guessable("new_password")},
+    "DELETE /users/me": {400: error("invalid_password", "password_required")},
+    "GET /auth/verify-email": {400: error("invalid_token")},
+    "POST /auth/verify-email": {400: error("invalid_token")},
+    "GET /auth/reset-password": {400: error("invalid_token")},
+    "POST /auth/reset-password": {400: error("invalid_token"), 422: guessable("new_password")},
+}
+
+
+def _is_documented_refusal(kind: str, expected, body) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if kind == "error":
+        return body.get("error") in expected
+    # Only the guessability rule on the new password, nothing else.
+    errors = body.get("errors")
+    messages = errors.get("json") if isinstance(errors, dict) else None
+    return (isinstance(messages, dict) and list(messages) == [expected]
+            and all(str(m).startswith(GUESSABLE) for m in messages[expected]))
+
+
+@schemathesis.check
+def only_documented_refusals(ctx, response, case):
+    """A schema-valid request refused with 400/422 must be refused for the documented reason."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return None
+    expected = EXPECTED_REFUSALS.get(f"{case.method.upper()} {case.path}")
+    if expected is None or response.status_code not in REFUSAL_STATUSES:
+        return None
+    rule = expected.get(response.status_code)
+    if rule is None:
+        raise AssertionError(f"Valid data refused with {response.status_code}: "
+                             f"{response.content[:500]!r}")
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if not _is_documented_refusal(*rule, body):
+        raise AssertionError(
+            f"Valid data refused with {response.status_code} for an undocumented reason: "
+            f"{response.content[:500]!r}"
+        )
+    return None

@@ -1,0 +1,252 @@
+"""Forged, tampered, misplaced and malformed tokens: every one is a 401 in the shared
+shape with a ``WWW-Authenticate: Bearer`` challenge, never a 500 or a 200."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import jwt
+import pytest
+
+from helpers import ERROR_KEYS, assert_error, claims, me, refresh, token_rows
+
+
+def assert_refused(response, error: str | None = None) -> None:
+    """401, exactly {code, status, error, message}, and the Bearer challenge."""
+    body = assert_error(response, 401, error)
+    assert set(body) == ERROR_KEYS
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="auth_service"')
+    assert "Set-Cookie" not in response.headers
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_json(value) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def hs256(signing_input: str, key: str) -> str:
+    """An HS256 signature made by hand, whatever the header claims."""
+    return b64url(hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest())
+
+
+@pytest.fixture
+def forge(app, alice_tokens):
+    """Re-sign Alice's access token with changed claims, header, algorithm or key."""
+
+    def make(changes=None, drop=(), headers=None, algorithm="HS256", key=None):
+        payload = claims(alice_tokens["access_token"]) | (changes or {})
+        for name in drop:
+            del payload[name]
+        secret = app.config["JWT_SECRET_KEY"] if key is None else key
+        return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
+
+    return make
+
+
+def test_forged_token_with_every_claim_is_accepted(client, forge):
+    # The control for the tests below: forge() alone yields a working token.
+    assert me(client, forge()).status_code == 200
+
+
+# --- algorithm -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_unsigned_token_is_refused(client, alice_tokens, alg):
+    header = b64url_json({"alg": alg, "typ": "JWT"})
+    payload = b64url_json(claims(alice_tokens["access_token"]))
+
+    assert_refused(me(client, f"{header}.{payload}."), "invalid_token")
+
+
+@pytest.mark.parametrize(("algorithm", "key"), [
+    ("HS512", None),
+    ("HS384", None),
+    ("HS256", "a-different-secret-" + "z" * 40),
+], ids=["HS512", "HS384", "wrong-key"])
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, key):
+    assert_refused(me(client, forge(algorithm=algorithm, key=key)), "invalid_token")
+
+
+@pytest.mark.parametrize("alg", ["HS512", "RS256", "ES256", "hs256"])
+def test_token_whose_header_names_another_algorithm_is_refused(app, client, alice_tokens, alg):
+    # A valid HS256 signature under a header that names something else (algorithm confusion).
+    signing_input = f"{b64url_json({'alg': alg, 'typ': 'JWT'})}." \
+                    f"{b64url_json(claims(alice_tokens['access_token']))}"
+    token = f"{signing_input}.{hs256(signing_input, app.config['JWT_SECRET_KEY'])}"
+
+    assert_refused(me(client, token), "invalid_token")
+
+
+# --- tampering -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes", [
+    {"sub": "2"},
+    {"exp": 4102444800},
+    {"ver": 0, "sid": "another-session"},
+    {"type": "refresh"},
+], ids=["sub", "exp", "sid", "type"])
+def test_tampered_payload_with_the_old_signature_is_refused(client, auth, alice_tokens, changes):
+    auth.signup("bob@example.com", "bob")  # user 2 exists: only the signature protects it
+    header, payload, signature = alice_tokens["access_token"].split(".")
+    tampered = b64url_json(claims(alice_tokens["access_token"]) | changes)
+    assert tampered != payload
+
+    assert_refused(me(client, f"{header}.{tampered}.{signature}"), "invalid_token")
+
+
+@pytest.mark.parametrize("tamper", [
+    # The first character: the last one carries padding bits a decoder may ignore.
+    lambda sig: ("B" if sig[0] == "A" else "A") + sig[1:],
+    lambda sig: sig[::-1],
+    lambda sig: sig[:-4],
+    lambda sig: "",
+], ids=["flipped", "reversed", "truncated", "empty"])
+def test_tampered_signature_is_refused(client, alice_tokens, tamper):
+    header, payload, signature = alice_tokens["access_token"].split(".")
+
+    assert_refused(me(client, f"{header}.{payload}.{tamper(signature)}"), "invalid_token")
+
+
+@pytest.mark.parametrize("header", [
+    {"kid": "1"},
+    {"kid": "../../../../dev/null"},
+    {"jku": "https://attacker.example/jwks.json"},
+    {"x5u": "https://attacker.example/cert.pem"},
+    {"jwk": {"kty": "oct", "k": "AA"}},
+    {"x5c": ["MIIBszCCAVmgAwIBAgIUBogus"]},
+    {"crit": ["exp"]},
+], ids=["kid", "kid-path", "jku", "x5u", "jwk", "x5c", "crit"])
+def test_token_naming_its_own_key_is_refused(client, forge, header):
+    # Correctly signed: only the header rule refuses it.
+    assert_refused(me(client, forge(headers=header)), "invalid_token")
+
+
+# --- claims ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "jti", "type", "sub", "sid", "ver", "iss"])
+def test_token_missing_a_required_claim_is_refused(client, forge, claim):
+    assert_refused(me(client, forge(drop=[claim])), "invalid_token")
+
+
+@pytest.mark.parametrize("changes", [
+    {"type": "id"},
+    {"type": None},
+    {"sub": "alice"},
+    {"sub": "1.0"},
+    {"sub": ""},
+    {"sub": 1},
+    {"sub": "9" * 40},
+    {"sub": "\u00b2"},
+    {"sub": "\u0661"},
+    {"sub": " 1"},
+    {"jti": 42},
+    {"ver": -1},
+    {"iss": "someone-else"},
+], ids=repr)
+def test_token_with_bad_claim_value_is_refused(client, forge, changes):
+    assert_refused(me(client, forge(changes)))
+
+
+def test_token_not_yet_valid_is_refused(client, forge):
+    assert_refused(me(client, forge({"nbf": 4102444800})), "invalid_token")
+
+
+def test_expired_token_is_refused(client, forge):
+    assert_refused(me(client, forge({"exp": 946684800})), "token_expired")
+
+
+def test_token_for_unknown_user_is_refused(client, forge):
+    assert_refused(me(client, forge({"sub": "999999"})), "invalid_token")
+
+
+def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens, in_db):
+    unknown_jti = "00000000-0000-0000-0000-000000000000"
+    payload = claims(alice_tokens["refresh_token"]) | {"jti": unknown_jti}
+    forged = jwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+
+    assert_refused(refresh(client, forged))
+    assert len(token_rows(in_db)) == 1
+
+
+# --- token type ------------------------------------------------------------------------
+
+def test_refresh_token_is_refused_as_access_token(client, alice_tokens):
+    assert_refused(me(client, alice_tokens["refresh_token"]), "invalid_token")
+
+
+@pytest.mark.parametrize("via", ["body", "cookie"])
+def test_access_token_is_refused_at_refresh(client, alice_tokens, in_db, via):
+    if via == "body":
+        response = refresh(client, alice_tokens["access_token"])
+    else:
+        client.set_cookie("refresh_token_cookie", alice_tokens["access_token"], path="/auth")
+        # Past the CSRF check, so that the token type is what gets judged.
+        csrf = claims(alice_tokens["access_token"]).get("csrf", "x")
+        response = client.post("/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
+
+    assert_refused(response, "invalid_token")
+    assert [row.spent_at for row in token_rows(in_db)] == [None]
+
+
+# --- where the token travels -----------------------------------------------------------
+
+@pytest.mark.parametrize("parameter", ["jwt", "access_token", "token"])
+def test_access_token_in_the_query_string_is_ignored(client, alice_tokens, parameter):
+    response = client.get(f"/auth/me?{parameter}={alice_tokens['access_token']}")
+
+    assert_refused(response, "authorization_required")
+
+
+def test_access_token_in_a_cookie_is_ignored(client, alice_tokens):
+    client.set_cookie("access_token_cookie", alice_tokens["access_token"])
+
+    assert_refused(client.get("/auth/me"), "authorization_required")
+
+
+@pytest.mark.parametrize("parameter", ["jwt", "refresh_token"])
+def test_refresh_token_in_the_query_string_is_ignored(client, alice_tokens, in_db, parameter):
+    client.delete_cookie("refresh_token_cookie", path="/auth")
+
+    response = client.post(f"/auth/refresh?{parameter}={alice_tokens['refresh_token']}")
+
+    assert_refused(response, "authorization_required")
+    assert [row.spent_at for row in token_rows(in_db)] == [None]
+
+
+# --- malformed -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.", "Bearer x",
+                                   "a.b", "a.b.c.d.e"])
+def test_malformed_refresh_token_is_a_json_401(client, token):
+    assert_refused(refresh(client, token))
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer",
+    "Bearer ",
+    "Bearer a b",
+    "Basic dXNlcjpwYXNz",
+    "Bearer garbage",
+    "Bearer a.b.c",
+    "Bearer a.b",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
+    "Bearer " + b64url_json(["not", "an", "object"]) + ".e30.c2ln",
+    "Bearer " + b64url(b"\xff\xfe") + ".e30.c2ln",
+    "Bearer ....",
+    "",
+    "Token abc",
+    "bearer",
+])
+def test_malformed_authorization_header_is_a_json_401(client, authorization):
+    assert_refused(client.get("/auth/me", headers={"Authorization": authorization}))
+
+
+def test_missing_authorization_header_is_a_json_401(client):
+    assert_refused(client.get("/auth/me"), "authorization_required")
