@@ -8,7 +8,7 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -62,6 +62,12 @@ fuzz: install-dev  ## a longer fuzz session (1000 examples per operation), repor
 test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(MAKE) test
+
+# Not part of make test: minutes of load on this machine's PostgreSQL (database "bench",
+# re-created). BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS: see bench/run.py.
+# SOAK=1: the mixed workload for SOAK_SECONDS (300), worker RSS sampled over time.
+bench: install-dev  ## auth_service against the floor of its stack (bench/results/latest.md)
+	SOAK=$(SOAK) $(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

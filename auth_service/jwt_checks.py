@@ -7,6 +7,7 @@ gaps (RFC 8725) and tie tokens to the database state.
 
 from __future__ import annotations
 
+import sqlalchemy.orm as so
 from flask import Flask, current_app, g
 from flask_jwt_extended.exceptions import JWTDecodeError
 
@@ -82,6 +83,9 @@ def is_revoked(header: dict, payload: dict) -> bool:
     """
     if payload["type"] != "refresh":
         return False
-    token = db.session.get(RefreshToken, payload["jti"])
+    # The owner comes in the same SELECT: load_user, which runs next, then finds it in
+    # the session and checks it without a query of its own.
+    token = db.session.get(RefreshToken, payload["jti"],
+                           options=[so.joinedload(RefreshToken.user)])
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.exc import OperationalError
 
@@ -105,8 +105,11 @@ def start_session(user: User) -> TokenPair:
         **_client(),
     )
     db.session.add(token)
+    # Encoded before the commit, which expires the objects: after it, reading them
+    # would cost a SELECT of the user and of the token again.
+    pair = encode_pair(user, token)
     db.session.commit()
-    return encode_pair(user, token)
+    return pair
 
 
 def rotate(user: User, jti: str) -> TokenPair:
@@ -128,7 +131,13 @@ def rotate(user: User, jti: str) -> TokenPair:
 
 def _rotate_once(user: User, jti: str) -> TokenPair:
     now = utcnow()
-    token = _fresh_row(jti)
+    # The row the revocation check just read (jwt_checks.is_revoked) gives the family
+    # and its expiry, which never change: the conditional update below is what decides,
+    # atomically, that the token is unspent and unrevoked. Only when it matches no row
+    # is the row read again to tell the grace window, reuse and revocation apart.
+    token, fresh = g.get("refresh_token_row"), False
+    if token is None or token.jti != jti:
+        token, fresh = _fresh_row(jti), True
     if token.spent_at is None:
         child = RefreshToken(
             jti=new_uuid(),
@@ -148,10 +157,13 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
         )
         if spent.rowcount == 1:
             db.session.add(child)
+            pair = encode_pair(user, child)  # before the commit expires user and child
             db.session.commit()
-            return encode_pair(user, child)
+            return pair
         db.session.rollback()
-        token = _fresh_row(jti)  # lost the race: the winner's child is committed
+        token = _fresh_row(jti)  # spent, revoked or lost the race to a concurrent refresh
+    elif not fresh:
+        token = _fresh_row(jti)
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     live = _live_descendant(token, now, grace)
     if live is not None:

@@ -7,6 +7,7 @@ from flask_jwt_extended import (
     current_user,
     decode_token,
     get_csrf_token,
+    get_current_user,
     get_jwt,
     get_jwt_request_location,
     jwt_required,
@@ -184,7 +185,9 @@ def logout_all():
 @access_required(blp)
 def me():
     """The profile of the calling user."""
-    return current_user
+    # The User itself, not the current_user proxy: the schema reads every field, and
+    # through the proxy each read re-resolves the user from the request context.
+    return get_current_user()
 
 
 @blp.route("/change-password", methods=["PUT"])

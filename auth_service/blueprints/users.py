@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask_jwt_extended import current_user
+from flask_jwt_extended import current_user, get_current_user
 from flask_smorest import Blueprint
 
 from auth_service import accounts, identities
@@ -29,7 +29,9 @@ blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles an
 @access_required(blp)
 def get_me():
     """The calling user's profile."""
-    return current_user
+    # The User itself, not the current_user proxy: the schema reads every field, and
+    # through the proxy each read re-resolves the user from the request context.
+    return get_current_user()
 
 
 @blp.route("/me", methods=["PATCH"])

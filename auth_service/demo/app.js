@@ -48,24 +48,25 @@ async function call(path, { method = "GET", body, token = accessToken, csrf = fa
 // belongs to an older session (a login in another tab): fetch the current one, retry once.
 async function cookieCall(path, options) {
   const result = await call(path, { ...options, csrf: true });
-  if (result.status === 403 && result.data?.error === "csrf_failed" && await loadCsrf()) {
+  if (result.status === 403 && result.data?.error === "csrf_failed" && (await loadCsrf()).ok) {
     return call(path, { ...options, csrf: true });
   }
   return result;
 }
 
-// An API call with the access token. A 401 (expired, or the server restarted its
-// clock on us) gets one silent refresh and one retry; never a loop.
+// An API call with the access token. A 401 (say the token expired while the tab
+// slept and its timer was late) gets one silent refresh and one retry; never a loop.
 async function api(path, options = {}) {
   const result = await call(path, options);
   if (result.status !== 401 || !accessToken) return result;
   return (await refresh()) ? call(path, options) : result;
 }
 
+// The CSRF value of the current cookie; 401 when there is no (valid) cookie.
 async function loadCsrf() {
   const result = await call("/auth/csrf", { token: null });
-  csrfToken = result.ok ? result.data.csrf_token : null;
-  return csrfToken !== null;
+  if (result.ok) csrfToken = result.data.csrf_token;
+  return result;
 }
 
 // Exchange the refresh cookie for a new access token. Serialised per tab: concurrent
@@ -77,8 +78,7 @@ function refresh() {
 }
 
 async function doRefresh() {
-  let result = csrfToken ? null : await call("/auth/csrf", { token: null });
-  if (result?.ok) csrfToken = result.data.csrf_token;
+  let result = csrfToken ? null : await loadCsrf();  // after a reload or a redirect
   if (csrfToken) result = await cookieCall("/auth/refresh", { method: "POST", token: null });
   if (result.ok) return signedIn(result.data);
   if (result.status === 0 || result.status === 429 || result.status >= 500) {
@@ -215,6 +215,7 @@ $("#signup-form").addEventListener("submit", async (event) => {
   const login = await call("/auth/login", { method: "POST", token: null,
                                            body: { email: fields.email, password: fields.password } });
   if (login.ok) signedIn(login.data);
+  else showStatus(login.data?.message ?? "Login failed.");
 });
 
 $("#password-form").addEventListener("submit", async (event) => {

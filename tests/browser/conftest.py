@@ -1,0 +1,258 @@
+"""Fixtures for the browser tests: Debian's headless Chromium, driven by Playwright, against
+the app under gunicorn on 127.0.0.1.
+
+Servers start once per session, the way the app is deployed (``flask db upgrade``,
+then ``gunicorn wsgi:app``, ``APP_ENV=production``, settings from the environment),
+each with the settings one kind of test needs, all on one database of their own: a
+temporary SQLite file, or ``<TEST_DATABASE_URL's database>_browser`` on PostgreSQL.
+Beside them run the fake Google and GitHub of tests/oauth and a static server that
+serves the demo SPA from other origins (servers.py). Tests never share an account
+(``new_account``).
+
+Chromium is /usr/bin/chromium (``CHROMIUM`` to override); Playwright never downloads
+a browser. Without it the tests are skipped, or fail when CI is set. Screenshots go to
+``BROWSER_ARTIFACTS`` (default instance/browser-artifacts/), one per key screen and one
+per page of a failed test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "tests" / "oauth") not in sys.path:  # the fake providers' module
+    sys.path.append(str(ROOT / "tests" / "oauth"))
+from demo_page import ARTIFACTS, screenshot  # noqa: E402
+from fake_provider import FakeGitHub, FakeGoogle, Server  # noqa: E402
+from servers import (  # noqa: E402
+    AppServer,
+    ServerError,
+    SpaHost,
+    create_postgres_database,
+    migrate,
+    postgres_url,
+    provider_settings,
+    server_env,
+    start_gunicorn,
+)
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# As the machine's notes prescribe: no sandbox as root, and none of Chromium's own
+# network traffic (it would only be refused here). launch() adds a fresh --user-data-dir.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+_RUNNING: list[AppServer] = []
+
+
+def _unavailable(reason: str) -> None:
+    """Skip, or fail when CI is set: CI must never silently skip the browser tests."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+# --- the browser -----------------------------------------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_available():
+    """Checked before any server starts: Playwright and Debian's Chromium are here."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("playwright is not installed (make install-dev)")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture(scope="session")
+def playwright(chromium_available):
+    """Playwright's driver (bundled with the Python package)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Headless Chromium, shared by the tests; each test gets a fresh context."""
+    for old in ARTIFACTS.glob("*.png"):  # the screenshots are this run's
+        old.unlink()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A fresh browser profile (cookies, storage) for one test; its tabs share cookies."""
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context):
+    return context.new_page()
+
+
+@pytest.fixture
+def third_party_cookies_context(playwright, tmp_path):
+    """A profile that accepts third-party cookies, as a cross-site SPA needs.
+
+    Playwright's contexts are incognito-like, and Chromium blocks third-party cookies
+    there; a persistent profile whose preferences allow them stands for a browser
+    with the default (Chrome's) setting.
+    """
+    profile = tmp_path / "profile"
+    (profile / "Default").mkdir(parents=True)
+    (profile / "Default" / "Preferences").write_text(json.dumps(
+        {"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}}))
+    context = playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Screenshot every open page of a failed test; attach the servers' output."""
+    report = yield
+    if report.failed and call.when == "call":
+        for fixture in ("context", "third_party_cookies_context"):
+            context = item.funcargs.get(fixture)
+            for number, open_page in enumerate(context.pages if context else ()):
+                name = re.sub(r"[^\w.-]+", "_", f"FAILED-{item.name}-{number}")
+                try:
+                    report.sections.append(("screenshot", str(screenshot(open_page, name))))
+                except Exception as exc:  # a crashed page must not hide the failure
+                    report.sections.append(("screenshot", f"failed: {exc!r}"))
+        for server in _RUNNING:
+            report.sections.append((f"server {server.base_url}", server.log()))
+    return report
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+_accounts = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def new_account():
+    """Credentials no other test uses (the servers' database is shared by the session)."""
+
+    def make() -> dict:
+        number = next(_accounts)
+        tag = f"{number}-{secrets.token_hex(3)}"
+        return {"email": f"user{tag}@example.com", "username": f"user{tag}",
+                "password": PASSWORD, "full_name": f"Browser User {number}"}
+
+    return make
+
+
+# --- the servers -------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def clean_db():
+    """Override tests/conftest.py: the browser tests never touch the suite's database."""
+    yield
+
+
+@pytest.fixture(scope="session")
+def browser_database_url(tmp_path_factory):
+    """The servers' database, migrated; dropped afterwards (PostgreSQL)."""
+    drop = None
+    if postgres_url() is None:
+        url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'browser.db'}"
+    else:
+        url, drop = create_postgres_database(postgres_url(), "browser")
+    try:
+        migrate(url)
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield url
+    if drop is not None:
+        drop()
+
+
+@pytest.fixture(scope="session")
+def start_server(browser_database_url, tmp_path_factory):
+    """``start_server(JWT_ACCESS_TOKEN_EXPIRES="3", ...)``: gunicorn with those settings."""
+    started: list[AppServer] = []
+
+    def start(**settings) -> AppServer:
+        log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+        try:
+            server = start_gunicorn(server_env(browser_database_url, settings), log_path)
+        except ServerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        started.append(server)
+        _RUNNING.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+# --- other parties: Google, GitHub, and pages on other origins ----------------------------
+
+@pytest.fixture(scope="session")
+def providers():
+    """The fake Google and GitHub of tests/oauth, on 127.0.0.1."""
+    google, github = FakeGoogle(), FakeGitHub()
+    for fake in (google, github):
+        fake.server = Server(fake.app).start()
+        fake.reset()
+    yield google, github
+    google.stop()
+    github.stop()
+
+
+@pytest.fixture(scope="session")
+def spa_host():
+    host = SpaHost()
+    yield host
+    host.stop()
+
+
+# --- the configurations the tests use ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def api(start_server, providers, spa_host) -> AppServer:
+    """The main server: /demo on, Google and GitHub on, the SPA host's first origin allowed."""
+    origin = f"http://127.0.0.1:{spa_host.port}"
+    server = start_server(CORS_ORIGINS=origin, OAUTH_REDIRECT_ALLOWLIST=origin,
+                          **provider_settings(*providers))
+    spa_host.mount("same-site", server.base_url)
+    spa_host.mount("foreign", server.base_url)
+    return server
+
+
+@pytest.fixture(scope="session")
+def short_lived_api(start_server) -> AppServer:
+    """Access tokens live 3 seconds: the demo refreshes silently every ~2.4 s."""
+    return start_server(JWT_ACCESS_TOKEN_EXPIRES="3")
+
+
+@pytest.fixture(scope="session")
+def cross_site_api(start_server, spa_host) -> AppServer:
+    """For an SPA on another site (localhost vs 127.0.0.1): SameSite=None; Secure cookies."""
+    server = start_server(CORS_ORIGINS=f"http://localhost:{spa_host.port}",
+                          JWT_COOKIE_SAMESITE="None", JWT_COOKIE_SECURE="true")
+    spa_host.mount("cross-site", server.base_url)
+    return server
