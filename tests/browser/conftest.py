@@ -1,12 +1,12 @@
 """Fixtures for the browser tests: Debian's headless Chromium, driven by Playwright, against
-the app under gunicorn on 127.0.0.1.
+the app under gunicorn on 127.0.0.1 (tests/servers.py).
 
 Servers start once per session, the way the app is deployed (``flask db upgrade``,
 then ``gunicorn wsgi:app``, ``APP_ENV=production``, settings from the environment),
 each with the settings one kind of test needs, all on one database of their own: a
 temporary SQLite file, or ``<TEST_DATABASE_URL's database>_browser`` on PostgreSQL.
 Beside them run the fake Google and GitHub of tests/oauth and a static server that
-serves the demo SPA from other origins (servers.py). Tests never share an account
+serves the demo SPA from other origins (spa_host.py). Tests never share an account
 (``new_account``).
 
 Chromium is /usr/bin/chromium (``CHROMIUM`` to override); Playwright never downloads
@@ -31,18 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "tests" / "oauth") not in sys.path:  # the fake providers' module
     sys.path.append(str(ROOT / "tests" / "oauth"))
 from demo_page import ARTIFACTS, screenshot  # noqa: E402
-from fake_provider import FakeGitHub, FakeGoogle, Server  # noqa: E402
+from fake_provider import FakeGitHub, FakeGoogle, Server, app_settings  # noqa: E402
 from servers import (  # noqa: E402
     AppServer,
-    ServerError,
-    SpaHost,
-    create_postgres_database,
-    migrate,
-    postgres_url,
-    provider_settings,
+    failing_test,
+    flask,
+    private_database,
     server_env,
     start_gunicorn,
 )
+from spa_host import SpaHost  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # As the machine's notes prescribe: no sandbox as root, and none of Chromium's own
@@ -171,21 +169,29 @@ def clean_db():
     yield
 
 
+# One pair for every server of the session: they share a database, like instances.
+SECRETS = {"SECRET_KEY": secrets.token_urlsafe(36), "JWT_SECRET_KEY": secrets.token_urlsafe(36)}
+
+
+def browser_env(database_url: str, settings: dict) -> dict:
+    """A server's environment: /demo on, the session's secrets, the test's ``settings``."""
+    return server_env(database_url, {
+        **SECRETS,
+        # Plain http on 127.0.0.1: cookies without Secure unless a test sets it.
+        "JWT_COOKIE_SECURE": "false",
+        "DEMO_ENABLED": "true",
+        "PUBLIC_BASE_URL": "http://127.0.0.1",
+        **settings,
+    })
+
+
 @pytest.fixture(scope="session")
 def browser_database_url(tmp_path_factory):
     """The servers' database, migrated; dropped afterwards (PostgreSQL)."""
-    drop = None
-    if postgres_url() is None:
-        url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'browser.db'}"
-    else:
-        url, drop = create_postgres_database(postgres_url(), "browser")
-    try:
-        migrate(url)
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield url
-    if drop is not None:
-        drop()
+    with private_database("browser", tmp_path_factory) as url:
+        with failing_test():
+            flask(browser_env(url, {}), "db", "upgrade")
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -195,10 +201,8 @@ def start_server(browser_database_url, tmp_path_factory):
 
     def start(**settings) -> AppServer:
         log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-        try:
-            server = start_gunicorn(server_env(browser_database_url, settings), log_path)
-        except ServerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        with failing_test():
+            server = start_gunicorn(browser_env(browser_database_url, settings), log_path)
         started.append(server)
         _RUNNING.append(server)
         return server
@@ -237,7 +241,7 @@ def api(start_server, providers, spa_host) -> AppServer:
     """The main server: /demo on, Google and GitHub on, the SPA host's first origin allowed."""
     origin = f"http://127.0.0.1:{spa_host.port}"
     server = start_server(CORS_ORIGINS=origin, OAUTH_REDIRECT_ALLOWLIST=origin,
-                          **provider_settings(*providers))
+                          **app_settings(*providers))
     spa_host.mount("same-site", server.base_url)
     spa_host.mount("foreign", server.base_url)
     return server

@@ -10,7 +10,7 @@ import pytest
 from auth_service import create_app
 from auth_service.extensions import db
 from config import TestingConfig
-from fake_provider import CLIENT_ID, CLIENT_SECRET, FakeGitHub, FakeGoogle, Server
+from fake_provider import FakeGitHub, FakeGoogle, Server, app_settings
 
 
 @pytest.fixture(scope="session")
@@ -43,18 +43,7 @@ def reset_providers(google, github):
 
 def oauth_config(google, github, **overrides) -> type[TestingConfig]:
     """TestingConfig with both providers enabled against the fakes, plus ``overrides``."""
-    settings = {
-        "GOOGLE_CLIENT_ID": CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_DISCOVERY_URL": google.discovery_url,
-        "GITHUB_CLIENT_ID": CLIENT_ID,
-        "GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "GITHUB_AUTHORIZE_URL": f"{github.base_url}/login/oauth/authorize",
-        "GITHUB_TOKEN_URL": f"{github.base_url}/login/oauth/access_token",
-        "GITHUB_API_URL": f"{github.base_url}/api",
-        "OAUTH_HTTP_TIMEOUT": 10.0,
-        **overrides,
-    }
+    settings = {**app_settings(google, github), "OAUTH_HTTP_TIMEOUT": 10.0, **overrides}
     return type("OAuthTestConfig", (TestingConfig,), settings)
 
 
@@ -74,19 +63,9 @@ def client(oauth_app):
 
 
 @pytest.fixture
-def make_oauth_app(google, github):
+def make_oauth_app(make_app, google, github):
     """Another OAuth-enabled app with some settings changed: ``make_oauth_app(FRONTEND_URL=...)``."""
-    built = []
-
-    def make(**overrides):
-        other = create_app(oauth_config(google, github, **overrides))
-        built.append(other)
-        return other
-
-    yield make
-    for other in built:
-        with other.app_context():
-            db.engine.dispose()
+    return lambda **overrides: make_app(oauth_config(google, github, **overrides))
 
 
 @pytest.fixture

@@ -301,6 +301,20 @@ def email(address: str, primary: bool = False, verified: bool = False) -> dict:
             "visibility": "private" if primary else None}
 
 
+
+def app_settings(google: FakeGoogle, github: FakeGitHub) -> dict:
+    """The app's settings that point it at these fakes (Google and GitHub enabled)."""
+    return {
+        "GOOGLE_CLIENT_ID": CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_DISCOVERY_URL": google.discovery_url,
+        "GITHUB_CLIENT_ID": CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": CLIENT_SECRET,
+        "GITHUB_AUTHORIZE_URL": f"{github.base_url}/login/oauth/authorize",
+        "GITHUB_TOKEN_URL": f"{github.base_url}/login/oauth/access_token",
+        "GITHUB_API_URL": f"{github.base_url}/api",
+    }
+
 def main() -> None:
     """Serve both fakes on fixed ports so the login flow can be tried by hand (README)."""
     import argparse

@@ -1,35 +1,49 @@
-"""The other side of the browser tests: the app under gunicorn, its database, and the
-demo SPA served from other origins. Plain helpers; the fixtures are in conftest.py."""
+"""The app under a real gunicorn on 127.0.0.1, on a database of its own: what the fuzz
+run (tests/fuzz) and the browser tests (tests/browser) test against.
+
+Started the way the app is deployed: ``flask db upgrade``, then ``gunicorn wsgi:app``
+with ``APP_ENV=production`` and every setting given here, never inherited from a
+developer's shell (a .env file still applies). The database is never the test suite's:
+a temporary SQLite file, or ``<TEST_DATABASE_URL's database>_<suffix>`` created and
+dropped here when TEST_DATABASE_URL names PostgreSQL (so CI covers both backends).
+
+Plain helpers raising ServerError; the fixtures are in the suites' conftest.py.
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from fake_provider import CLIENT_ID, CLIENT_SECRET, Server
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DEMO_DIR = ROOT / "auth_service" / "demo"
 STARTUP_TIMEOUT = 30
 LOG_TAIL = 20_000
 # Only these come from the caller's environment; every setting is given below.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
-# One pair for every server of the session: they share a database, like instances.
-SECRETS = {"SECRET_KEY": secrets.token_urlsafe(36), "JWT_SECRET_KEY": secrets.token_urlsafe(36)}
 
 
 class ServerError(RuntimeError):
     """A server or its database could not be set up."""
+
+
+@contextmanager
+def failing_test():
+    """A ServerError as the test's failure (its message has the log; no traceback)."""
+    try:
+        yield
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @dataclass
@@ -39,13 +53,14 @@ class AppServer:
     base_url: str
     log_path: Path
     process: subprocess.Popen
+    database: str = ""  # for reports: the URL without its password
 
     def log(self) -> str:
         text = self.log_path.read_text(errors="replace")
         return text if len(text) <= LOG_TAIL else "...\n" + text[-LOG_TAIL:]
 
     def signup(self, account: dict) -> None:
-        """Register ``account`` through the API (not through the page)."""
+        """Register ``account`` through the API."""
         response = requests.post(f"{self.base_url}/auth/signup", json=account, timeout=10)
         assert response.status_code == 201, response.text
 
@@ -60,22 +75,19 @@ class AppServer:
 
 
 def server_env(database_url: str, settings: dict) -> dict:
-    """The environment of a server: production config, the test's ``settings`` on top."""
+    """The environment of a server: production config, the caller's ``settings`` on top
+    (the secrets, PUBLIC_BASE_URL and whatever the tests need)."""
     env = {key: os.environ[key] for key in INHERITED if key in os.environ}
     env.update(
         APP_ENV="production",
         FLASK_APP="wsgi",
         DATABASE_URL=database_url,
-        **SECRETS,
-        # Plain http on 127.0.0.1: cookies without Secure unless a test sets it.
-        JWT_COOKIE_SECURE="false",
-        DEMO_ENABLED="true",
-        # Every test logs in from 127.0.0.1; the limits have tests of their own.
+        # Every request comes from 127.0.0.1; the limits have tests of their own.
         RATELIMIT_ENABLED="false",
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_COST="8",
+        # Verification and reset emails are rendered and written to the log.
         MAIL_BACKEND="console",
-        PUBLIC_BASE_URL="http://127.0.0.1",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
@@ -105,25 +117,36 @@ def _pg_admin(url, statements: list) -> None:
         connection.close()
 
 
-def create_postgres_database(suite_url: str, suffix: str) -> tuple[str, callable]:
-    """``<suite database>_<suffix>``, created afresh: its URL and a function dropping it."""
+@contextmanager
+def private_database(suffix: str, tmp_path_factory):
+    """The URL of an empty database of the servers' own, dropped afterwards (PostgreSQL):
+    ``<suffix>.db`` in a temporary directory, or ``<suite database>_<suffix>``."""
+    pg = postgres_url()
+    if pg is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp(f'{suffix}-db') / f'{suffix}.db'}"
+        return
+
     from psycopg2 import sql
 
-    admin = make_url(suite_url.replace("postgres://", "postgresql://", 1))
+    # The suite's database is connected to only to create/drop the sibling database.
+    admin = make_url(pg.replace("postgres://", "postgresql://", 1))
     name = f"{admin.database}_{suffix}"
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     _pg_admin(admin, [drop, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))])
-    url = admin.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    return url, lambda: _pg_admin(admin, [drop])
+    try:
+        yield admin.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    finally:
+        _pg_admin(admin, [drop])
 
 
-def migrate(database_url: str) -> None:
-    """``flask db upgrade``, as a deployment runs it."""
-    result = subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT,
-                            env=server_env(database_url, {}), capture_output=True, text=True,
-                            timeout=120)
+def flask(env: dict, *args: str) -> None:
+    """``flask <args>`` in the server's environment (``flask db upgrade``: the migrations,
+    as a deployment runs them)."""
+    result = subprocess.run([str(BIN / "flask"), *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
-        raise ServerError(f"flask db upgrade failed:\n{result.stdout}\n{result.stderr}")
+        raise ServerError(f"flask {' '.join(args[:2])} failed ({result.returncode}):\n"
+                          f"{result.stdout}\n{result.stderr}")
 
 
 # --- gunicorn ----------------------------------------------------------------------------
@@ -142,7 +165,10 @@ def start_gunicorn(env: dict, log_path: Path) -> AppServer:
             process = subprocess.Popen(
                 [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
                  "--workers", "2", "--timeout", "60", "--graceful-timeout", "5",
-                 "--no-control-socket", "--access-logfile", os.devnull],
+                 # Its default path is per user, shared by concurrent servers.
+                 "--no-control-socket",
+                 # Errors and tracebacks only (gunicorn.conf.py, if any, logs every request).
+                 "--access-logfile", os.devnull],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -157,55 +183,3 @@ def start_gunicorn(env: dict, log_path: Path) -> AppServer:
         if "Address already in use" not in server.log():
             break
     raise ServerError(f"gunicorn did not become healthy:\n{server.log()}")
-
-
-def provider_settings(google, github) -> dict:
-    """The settings that point the app at the fake Google and GitHub."""
-    return {
-        "GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_DISCOVERY_URL": google.discovery_url,
-        "GITHUB_CLIENT_ID": CLIENT_ID, "GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "GITHUB_AUTHORIZE_URL": f"{github.base_url}/login/oauth/authorize",
-        "GITHUB_TOKEN_URL": f"{github.base_url}/login/oauth/access_token",
-        "GITHUB_API_URL": f"{github.base_url}/api",
-    }
-
-
-# --- the SPA on other origins ------------------------------------------------------------
-
-class SpaHost:
-    """The demo SPA served from other origins: ``/<name>/`` talks to the API of ``name``.
-
-    The same three files as /demo, with the page's ``auth-api`` meta tag pointing at the
-    API (what a frontend developer copying the demo would edit). Two ports, so that
-    there are two origins on the site 127.0.0.1, and ``localhost`` for another site.
-    """
-
-    TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
-
-    def __init__(self):
-        self.apis: dict[str, str] = {}
-        self.servers = [Server(self.wsgi).start(), Server(self.wsgi).start()]
-        self.port, self.other_port = [int(s.base_url.rsplit(":", 1)[1]) for s in self.servers]
-
-    def wsgi(self, environ, start_response):
-        name, _, file = environ["PATH_INFO"].lstrip("/").partition("/")
-        file = file or "index.html"
-        path = DEMO_DIR / file
-        if name not in self.apis or "/" in file or not path.is_file():
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
-        body = path.read_bytes()
-        if file == "index.html":
-            body = body.replace(b'<meta name="auth-api" content="">',
-                                f'<meta name="auth-api" content="{self.apis[name]}">'.encode())
-        start_response("200 OK", [("Content-Type", self.TYPES[path.suffix[1:]]),
-                                  ("Cache-Control", "no-store")])
-        return [body]
-
-    def mount(self, name: str, api: str) -> None:
-        self.apis[name] = api
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
