@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -44,6 +43,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+if __package__:  # python -m bench.run
+    from .report import (Settings, chart, load_average, machine, report, soak_chart,
+                         soak_report, update_readme)
+else:  # python bench/run.py: bench/ itself is first on sys.path
+    from report import (Settings, chart, load_average, machine, report, soak_chart,
+                        soak_report, update_readme)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -76,10 +82,16 @@ WORKLOADS = {
     "me_under_login": ("app", "me", "GET /auth/me while logins run"),
 }
 
+# What bench/report.py needs to describe the run.
+SETTINGS = Settings(root=ROOT, cores=CORES, seconds=SECONDS, rounds=ROUNDS, connections=CONNECTIONS,
+                    warmup=WARMUP, close=CLOSE, soak_seconds=SOAK_SECONDS,
+                    labels={name: label for name, (_, _, label) in WORKLOADS.items()})
+
 
 # --- processes ------------------------------------------------------------------------
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -100,6 +112,7 @@ class Gunicorn:
                 start_new_session=True)
 
     def wait_ready(self, path: str, timeout: float = 60) -> None:
+        """Wait until GET ``path`` answers 2xx; raise with the log tail if it never does."""
         import requests
 
         deadline = time.monotonic() + timeout
@@ -113,12 +126,14 @@ class Gunicorn:
         raise RuntimeError(f"{self.url} not ready; log tail:\n{self.log.read_text()[-3000:]}")
 
     def worker_pids(self) -> list[int]:
+        """Process ids of the gunicorn workers (the arbiter's children)."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         with contextlib.suppress(OSError):
             return [int(pid) for pid in path.read_text().split()]
         return []
 
     def worker_rss_mib(self) -> list[float]:
+        """Resident memory of each worker, in MiB."""
         sizes = []
         for pid in self.worker_pids():
             with contextlib.suppress(OSError):
@@ -127,6 +142,7 @@ class Gunicorn:
         return sizes
 
     def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -251,6 +267,7 @@ def argon2_hashes_per_second(seconds: float) -> float:
 # --- wrk ------------------------------------------------------------------------------
 
 def parse_wrk(output: str) -> dict:
+    """req/s, p50 and p99 (ms) and the auth.lua counters from wrk's output."""
     def ms(label: str) -> float:
         value, unit = re.search(rf"\s{label}\s+([\d.]+)(us|ms|s)\b", output).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
@@ -261,6 +278,7 @@ def parse_wrk(output: str) -> dict:
 
 
 def wrk(url: str, mode: str, tokens: Path, seconds: int, connections: int) -> subprocess.Popen:
+    """Start wrk with bench/wrk/auth.lua in ``mode`` against ``url``, in its own session."""
     env = {**os.environ, "BENCH_MODE": mode, "BENCH_TOKENS": str(tokens),
            "BENCH_PASSWORD": PASSWORD, "BENCH_CLOSE": "1" if CLOSE else "0"}
     return subprocess.Popen(
@@ -271,6 +289,7 @@ def wrk(url: str, mode: str, tokens: Path, seconds: int, connections: int) -> su
 
 
 def finish(process: subprocess.Popen, seconds: int) -> dict:
+    """Wait for a wrk started by ``wrk`` and parse its result; raise if it failed."""
     try:
         out, _ = process.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
@@ -284,6 +303,7 @@ def finish(process: subprocess.Popen, seconds: int) -> dict:
 # --- the run --------------------------------------------------------------------------
 
 def environment(url: str) -> dict:
+    """Environment of both servers: production config, fresh secrets, rate limits off."""
     keep = {k: v for k, v in os.environ.items()
             if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
             or k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
@@ -303,18 +323,8 @@ def environment(url: str) -> dict:
     }
 
 
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip()
-                  for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{CORES} cores ({model}), Python {platform.python_version()}"
-
-
 def run_workload(name, servers, data, workdir, seconds) -> dict:
+    """One wrk run of workload ``name`` with fresh tokens; the result with RSS and load."""
     server_name, mode, _ = WORKLOADS[name]
     server = servers[server_name]
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
@@ -330,118 +340,8 @@ def run_workload(name, servers, data, workdir, seconds) -> dict:
     return result
 
 
-def median(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def report(results: dict, hash_times: list[float], meta: dict) -> str:
-    hash_s = statistics.median(hash_times)
-    floors = {"me": median(results["floor_select"], "rps") if "floor_select" in results else None,
-              "refresh": median(results["floor_write"], "rps") if "floor_write" in results else None,
-              "login": CORES / hash_s}
-    lines = [
-        f"# auth_service benchmark, {meta['when']}",
-        "",
-        f"Machine: {meta['machine']}; load average at start {meta['load_start']}, "
-        f"at end {meta['load_end']} (shared machine: compare ratios, not absolute numbers).",
-        f"Server: gunicorn -c gunicorn.conf.py, {meta['server']}, same settings for the "
-        "app and the floor app; app in the production config (argon2id "
-        f"t={meta['argon2'][0]} m={meta['argon2'][1]} KiB p={meta['argon2'][2]}), "
-        "PostgreSQL on 127.0.0.1. **Rate limits off (RATELIMIT_ENABLED=false) for the "
-        "benchmark only**; worker recycling off (GUNICORN_MAX_REQUESTS=0).",
-        f"Load: wrk -t{CONNECTIONS} -c{CONNECTIONS} -d{SECONDS}s"
-        f"{' with Connection: close (a new connection per request, as nginx sends them)' if CLOSE else ' keep-alive'}"
-        f", {WARMUP} s warm-up, {ROUNDS} interleaved rounds, median of rounds. "
-        f"argon2id hash: {hash_s * 1000:.1f} ms (median), login floor = {CORES} cores "
-        f"/ hash time = {floors['login']:.1f} req/s.",
-        "",
-        "| workload | req/s | p50 ms | p99 ms | errors | worker RSS MiB | floor req/s | ratio to floor | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    targets = {"me": 0.85, "refresh": 0.7, "login": 0.85}
-    hash_floor = median(results["hash_floor"], "rps") if "hash_floor" in results else None
-    for name, runs in results.items():
-        if name == "hash_floor":
-            continue
-        rps = median(runs, "rps")
-        rss = "/".join(f"{x:.0f}" for x in runs[-1]["rss"])
-        errors = sum(r.get("errors", 0) for r in runs)
-        floor = floors.get(name)
-        ratio = f"{rps / floor:.2f}" if floor else ""
-        target = ""
-        if name in targets and floor:
-            target = f"≥ {targets[name]} {'met' if rps / floor >= targets[name] else 'MISSED'}"
-        lines.append(f"| {WORKLOADS[name][2]} | {rps:.1f} | {median(runs, 'p50'):.1f} | "
-                     f"{median(runs, 'p99'):.1f} | {errors} | {rss} | "
-                     f"{f'{floor:.1f}' if floor else ''} | {ratio} | {target} |")
-    if hash_floor and "login" in results:
-        login = median(results["login"], "rps")
-        lines += ["", f"Login against argon2id measured under the same load: {CORES} threads "
-                  f"hashing for {min(SECONDS, 5)} s in each round gave {hash_floor:.1f} hashes/s "
-                  f"(the cores / hash time of the moment); login reaches {login / hash_floor:.2f}× "
-                  f"of that (target ≥ 0.85: {'met' if login / hash_floor >= 0.85 else 'MISSED'}). "
-                  f"The table's floor, {CORES} / {hash_s * 1000:.1f} ms, is one hash timed alone."]
-    if "me" in results and "me_under_login" in results:
-        alone, loaded = median(results["me"], "p99"), median(results["me_under_login"], "p99")
-        logins = median(results["me_under_login"], "login_rps")
-        lines += ["", f"/auth/me p99 alone {alone:.1f} ms, while {CORES} connections log in "
-                  f"at full speed ({logins:.1f} logins/s) {loaded:.1f} ms: "
-                  f"{loaded / alone:.2f}× (target ≤ 3×: {'met' if loaded / alone <= 3 else 'MISSED'})."]
-    lines += ["", "Loads (1 min) during the rounds: " + "; ".join(
-        f"{name} " + ", ".join(r["load"].split()[0] for r in runs) for name, runs in results.items())]
-    return "\n".join(lines) + "\n"
-
-
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def update_readme(text: str) -> None:
-    """Put the latest table between the bench markers of the README's Performance section."""
-    readme = ROOT / "README.md"
-    content = readme.read_text()
-    start, end = content.find(README_START), content.find(README_END)
-    if start < 0 or end < start:
-        return
-    body = text.split("\n", 2)[2]  # without the title line
-    readme.write_text(content[:start + len(README_START)] + "\n" + body.strip() + "\n"
-                      + content[end:])
-
-
-def chart(results: dict, path: Path, hash_s: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = [("GET /auth/me", "me", "floor_select"),
-             ("POST /auth/refresh", "refresh", "floor_write"),
-             ("POST /auth/login", "login", None)]
-    labels, app_rps, floor_rps = [], [], []
-    for label, name, floor in pairs:
-        if name not in results:
-            continue
-        labels.append(label)
-        app_rps.append(median(results[name], "rps"))
-        floor_rps.append(median(results[floor], "rps") if floor and floor in results
-                         else CORES / hash_s if not floor else 0)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    xs = range(len(labels))
-    ax.bar([x - 0.2 for x in xs], floor_rps, 0.4, label="floor of the stack", color="#bbbbbb")
-    ax.bar([x + 0.2 for x in xs], app_rps, 0.4, label="auth_service", color="#3b6ea5")
-    for x, a, f in zip(xs, app_rps, floor_rps):
-        if f:
-            ax.text(x + 0.2, a, f"{a / f:.2f}×", ha="center", va="bottom")
-    ax.set_xticks(list(xs), labels)
-    ax.set_yscale("log")
-    ax.set_ylabel("requests/s (log)")
-    ax.set_title(f"auth_service vs its floor, {CORES} cores, median of {ROUNDS} rounds")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def soak(servers, data, workdir) -> None:
+    """The mixed workload for SOAK_SECONDS, worker RSS sampled; writes soak.md and soak.png."""
     app = servers["app"]
     tokens = data.token_file(workdir / "tokens-soak.txt")
     samples = [(0.0, app.worker_rss_mib())]
@@ -451,43 +351,20 @@ def soak(servers, data, workdir) -> None:
         time.sleep(SOAK_INTERVAL)
         samples.append((time.monotonic() - started, app.worker_rss_mib()))
     result = finish(process, SOAK_SECONDS)
-    lines = [f"# Soak: mixed workload for {SOAK_SECONDS} s, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-             "", f"Machine: {machine()}, load {load_average()}. {result['rps']:.1f} req/s, "
-             f"p99 {result['p99']:.1f} ms, errors {result.get('errors', 0)}.", "",
-             "| t s | worker RSS MiB |", "|---:|---|"]
-    lines += [f"| {t:.0f} | {' / '.join(f'{x:.1f}' for x in rss)} |" for t, rss in samples]
-    first = [s for s in samples if s[0] >= min(60, SOAK_SECONDS / 3)] or samples
-    growth = max(sum(samples[-1][1]) - sum(first[0][1]), 0)
-    lines += ["", f"Total worker RSS after warm-up {sum(first[0][1]):.1f} MiB, at the end "
-              f"{sum(samples[-1][1]):.1f} MiB (growth {growth:.1f} MiB)."]
-    (RESULTS / "soak.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for i in range(max(len(s[1]) for s in samples)):
-        ax.plot([t for t, r in samples if len(r) > i], [r[i] for t, r in samples if len(r) > i],
-                label=f"worker {i + 1}")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("RSS MiB")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"Worker RSS during a {SOAK_SECONDS} s mixed soak")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(RESULTS / "soak.png", dpi=100)
-    plt.close(fig)
+    text = soak_report(samples, result, SETTINGS)
+    (RESULTS / "soak.md").write_text(text)
+    print(text, end="")
+    soak_chart(samples, RESULTS / "soak.png", SETTINGS)
 
 
 def main() -> None:
+    """Set up the database and both servers, run the rounds, write the results."""
     only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w] or list(WORKLOADS)
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-bench-"))
     RESULTS.mkdir(exist_ok=True)
     env = environment(DATABASE_URL)
     servers: dict[str, Gunicorn] = {}
-    meta = {"when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "machine": machine(),
+    meta = {"when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "machine": machine(CORES),
             "load_start": load_average()}
     try:
         recreate_database(DATABASE_URL)
@@ -528,12 +405,12 @@ def main() -> None:
         if not hash_times:
             hash_times.append(argon2_hash_seconds())
         meta["load_end"] = load_average()
-        text = report(results, hash_times, meta)
+        text = report(results, hash_times, meta, SETTINGS)
         (RESULTS / f"{OUTPUT}.md").write_text(text)
         if OUTPUT == "latest" or os.environ.get("BENCH_CHART"):
-            chart(results, RESULTS / f"{OUTPUT}.png", statistics.median(hash_times))
+            chart(results, RESULTS / f"{OUTPUT}.png", statistics.median(hash_times), SETTINGS)
         if OUTPUT == "latest":
-            update_readme(text)
+            update_readme(text, SETTINGS)
         raw = RESULTS / "raw" / f"{OUTPUT}.json"  # git-ignored
         raw.parent.mkdir(exist_ok=True)
         raw.write_text(json.dumps(results, indent=1))

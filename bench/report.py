@@ -1,0 +1,194 @@
+"""The presentation side of bench/run.py: the results table, the charts, the README section.
+
+Nothing here measures anything; run.py hands over its results and a ``Settings`` with the
+parameters of the run, so this module needs none of run.py's globals.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the run was made, as the report describes it."""
+
+    root: Path
+    cores: int
+    seconds: int
+    rounds: int
+    connections: int
+    warmup: int
+    close: bool
+    labels: dict[str, str]  # workload name -> label in the table
+    soak_seconds: int
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of this machine, space separated."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine(cores: int) -> str:
+    """Core count, CPU model and Python version of this machine, in one line."""
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return f"{cores} cores ({model}), Python {platform.python_version()}"
+
+
+def median(runs: list[dict], key: str) -> float:
+    """Median of ``key`` over the rounds of one workload."""
+    return statistics.median(r[key] for r in runs)
+
+
+def report(results: dict, hash_times: list[float], meta: dict, settings: Settings) -> str:
+    """The Markdown report of a run: setup, the table against the floors, the targets."""
+    cores = settings.cores
+    hash_s = statistics.median(hash_times)
+    floors = {"me": median(results["floor_select"], "rps") if "floor_select" in results else None,
+              "refresh": median(results["floor_write"], "rps") if "floor_write" in results else None,
+              "login": cores / hash_s}
+    lines = [
+        f"# auth_service benchmark, {meta['when']}",
+        "",
+        f"Machine: {meta['machine']}; load average at start {meta['load_start']}, "
+        f"at end {meta['load_end']} (shared machine: compare ratios, not absolute numbers).",
+        f"Server: gunicorn -c gunicorn.conf.py, {meta['server']}, same settings for the "
+        "app and the floor app; app in the production config (argon2id "
+        f"t={meta['argon2'][0]} m={meta['argon2'][1]} KiB p={meta['argon2'][2]}), "
+        "PostgreSQL on 127.0.0.1. **Rate limits off (RATELIMIT_ENABLED=false) for the "
+        "benchmark only**; worker recycling off (GUNICORN_MAX_REQUESTS=0).",
+        f"Load: wrk -t{settings.connections} -c{settings.connections} -d{settings.seconds}s"
+        f"{' with Connection: close (a new connection per request, as nginx sends them)' if settings.close else ' keep-alive'}"
+        f", {settings.warmup} s warm-up, {settings.rounds} interleaved rounds, median of rounds. "
+        f"argon2id hash: {hash_s * 1000:.1f} ms (median), login floor = {cores} cores "
+        f"/ hash time = {floors['login']:.1f} req/s.",
+        "",
+        "| workload | req/s | p50 ms | p99 ms | errors | worker RSS MiB | floor req/s | ratio to floor | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    targets = {"me": 0.85, "refresh": 0.7, "login": 0.85}
+    hash_floor = median(results["hash_floor"], "rps") if "hash_floor" in results else None
+    for name, runs in results.items():
+        if name == "hash_floor":
+            continue
+        rps = median(runs, "rps")
+        rss = "/".join(f"{x:.0f}" for x in runs[-1]["rss"])
+        errors = sum(r.get("errors", 0) for r in runs)
+        floor = floors.get(name)
+        ratio = f"{rps / floor:.2f}" if floor else ""
+        target = ""
+        if name in targets and floor:
+            target = f"≥ {targets[name]} {'met' if rps / floor >= targets[name] else 'MISSED'}"
+        lines.append(f"| {settings.labels[name]} | {rps:.1f} | {median(runs, 'p50'):.1f} | "
+                     f"{median(runs, 'p99'):.1f} | {errors} | {rss} | "
+                     f"{f'{floor:.1f}' if floor else ''} | {ratio} | {target} |")
+    if hash_floor and "login" in results:
+        login = median(results["login"], "rps")
+        lines += ["", f"Login against argon2id measured under the same load: {cores} threads "
+                  f"hashing for {min(settings.seconds, 5)} s in each round gave {hash_floor:.1f} hashes/s "
+                  f"(the cores / hash time of the moment); login reaches {login / hash_floor:.2f}× "
+                  f"of that (target ≥ 0.85: {'met' if login / hash_floor >= 0.85 else 'MISSED'}). "
+                  f"The table's floor, {cores} / {hash_s * 1000:.1f} ms, is one hash timed alone."]
+    if "me" in results and "me_under_login" in results:
+        alone, loaded = median(results["me"], "p99"), median(results["me_under_login"], "p99")
+        logins = median(results["me_under_login"], "login_rps")
+        lines += ["", f"/auth/me p99 alone {alone:.1f} ms, while {cores} connections log in "
+                  f"at full speed ({logins:.1f} logins/s) {loaded:.1f} ms: "
+                  f"{loaded / alone:.2f}× (target ≤ 3×: {'met' if loaded / alone <= 3 else 'MISSED'})."]
+    lines += ["", "Loads (1 min) during the rounds: " + "; ".join(
+        f"{name} " + ", ".join(r["load"].split()[0] for r in runs) for name, runs in results.items())]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str, settings: Settings) -> None:
+    """Put the latest table between the bench markers of the README's Performance section."""
+    readme = settings.root / "README.md"
+    content = readme.read_text()
+    start, end = content.find(README_START), content.find(README_END)
+    if start < 0 or end < start:
+        return
+    body = text.split("\n", 2)[2]  # without the title line
+    readme.write_text(content[:start + len(README_START)] + "\n" + body.strip() + "\n"
+                      + content[end:])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def chart(results: dict, path: Path, hash_s: float, settings: Settings) -> None:
+    """Bar chart (log scale) of the app's req/s next to its floor's, saved as ``path``."""
+    plt = _pyplot()
+    pairs = [("GET /auth/me", "me", "floor_select"),
+             ("POST /auth/refresh", "refresh", "floor_write"),
+             ("POST /auth/login", "login", None)]
+    labels, app_rps, floor_rps = [], [], []
+    for label, name, floor in pairs:
+        if name not in results:
+            continue
+        labels.append(label)
+        app_rps.append(median(results[name], "rps"))
+        floor_rps.append(median(results[floor], "rps") if floor and floor in results
+                         else settings.cores / hash_s if not floor else 0)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = range(len(labels))
+    ax.bar([x - 0.2 for x in xs], floor_rps, 0.4, label="floor of the stack", color="#bbbbbb")
+    ax.bar([x + 0.2 for x in xs], app_rps, 0.4, label="auth_service", color="#3b6ea5")
+    for x, a, f in zip(xs, app_rps, floor_rps):
+        if f:
+            ax.text(x + 0.2, a, f"{a / f:.2f}×", ha="center", va="bottom")
+    ax.set_xticks(list(xs), labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("requests/s (log)")
+    ax.set_title(f"auth_service vs its floor, {settings.cores} cores, "
+                 f"median of {settings.rounds} rounds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def soak_report(samples: list[tuple[float, list[float]]], result: dict,
+                settings: Settings) -> str:
+    """The Markdown report of a soak: worker RSS over time and its growth after warm-up."""
+    soak_seconds = settings.soak_seconds
+    lines = [f"# Soak: mixed workload for {soak_seconds} s, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+             "", f"Machine: {machine(settings.cores)}, load {load_average()}. {result['rps']:.1f} req/s, "
+             f"p99 {result['p99']:.1f} ms, errors {result.get('errors', 0)}.", "",
+             "| t s | worker RSS MiB |", "|---:|---|"]
+    lines += [f"| {t:.0f} | {' / '.join(f'{x:.1f}' for x in rss)} |" for t, rss in samples]
+    first = [s for s in samples if s[0] >= min(60, soak_seconds / 3)] or samples
+    growth = max(sum(samples[-1][1]) - sum(first[0][1]), 0)
+    lines += ["", f"Total worker RSS after warm-up {sum(first[0][1]):.1f} MiB, at the end "
+              f"{sum(samples[-1][1]):.1f} MiB (growth {growth:.1f} MiB)."]
+    return "\n".join(lines) + "\n"
+
+
+def soak_chart(samples: list[tuple[float, list[float]]], path: Path, settings: Settings) -> None:
+    """Line chart of each worker's RSS during the soak, saved as ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for i in range(max(len(s[1]) for s in samples)):
+        ax.plot([t for t, r in samples if len(r) > i], [r[i] for t, r in samples if len(r) > i],
+                label=f"worker {i + 1}")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS MiB")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Worker RSS during a {settings.soak_seconds} s mixed soak")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
