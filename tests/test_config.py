@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -271,3 +272,11 @@ def test_token_info_cookie_reflects_live_config(app, client, monkeypatch):
     monkeypatch.setitem(app.config, "JWT_COOKIE_SAMESITE", "Strict")
     cookie = client.get("/auth/token-info").json["refresh_token"]["cookie"]
     assert (cookie["secure"], cookie["samesite"], cookie["http_only"]) == (False, "Strict", True)
+
+
+@pytest.mark.parametrize("key", sorted(k for k in dir(ProductionConfig) if k.isupper()))
+def test_every_setting_is_documented(key):
+    """The README's configuration table and .env.example name every setting."""
+    root = Path(__file__).resolve().parents[1]
+    assert f"`{key}`" in (root / "README.md").read_text()
+    assert re.search(rf"^#?\s*{key}=", (root / ".env.example").read_text(), re.MULTILINE)
