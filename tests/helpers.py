@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from auth_service.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User
+from auth_service.models import RefreshToken, User, utcnow
 
 PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
 WRONG_PASSWORD = "not the password"
@@ -104,6 +104,16 @@ def client_from(app, ip: str):
 def row_count(in_db, model) -> int:
     """How many rows ``model``'s table holds."""
     return in_db(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(model)))
+
+
+def mark_email_verified(in_db, email="alice@example.com") -> None:
+    """Set the account's email_verified, as following a verification link would."""
+
+    def run():
+        find_by_email(email).email_verified = utcnow()
+        db.session.commit()
+
+    in_db(run)
 
 
 def stored_user(in_db, email="alice@example.com") -> User | None:

@@ -4,10 +4,9 @@ the one /user/emails lists as primary *and* verified, never /user.email."""
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, User, utcnow
+from auth_service.models import OAuthAccount, User
 from dance import (
     assert_error,
     assert_nothing_created,
@@ -17,7 +16,7 @@ from dance import (
     sign_in,
 )
 from fake_provider import CLIENT_ID, email, s256
-from helpers import claims, row_count, stored_user
+from helpers import claims, mark_email_verified, row_count, stored_user
 
 
 def test_login_redirects_with_state_and_pkce(client, github):
@@ -62,12 +61,7 @@ def test_public_profile_email_is_ignored(client, auth, github, in_db):
     """/user.email is whatever the user typed in their profile, unverified: it must never
     pick (or link to) an account."""
     auth.signup(email="victim@example.com", username="victim")
-
-    def verify():
-        db.session.execute(sa.update(User).values(email_verified=utcnow()))
-        db.session.commit()
-
-    in_db(verify)
+    mark_email_verified(in_db, "victim@example.com")
     github.user["email"] = "victim@example.com"
 
     assert sign_in(client, "github").status_code == 200
@@ -97,8 +91,7 @@ def test_github_without_a_verified_primary_email_is_refused(client, github, in_d
 def test_unverified_primary_does_not_link_to_the_verified_secondarys_account(client, auth, github,
                                                                               in_db):
     auth.signup(email="other@example.com", username="other")
-    in_db(lambda: (db.session.execute(sa.update(User).values(email_verified=utcnow())),
-                   db.session.commit()))
+    mark_email_verified(in_db, "other@example.com")
     github.emails = [email("octo@example.com", primary=True, verified=False),
                      email("other@example.com", verified=True)]
 

@@ -17,7 +17,7 @@ from dance import (
     sign_in,
 )
 from fake_provider import CLIENT_ID, s256
-from helpers import bearer, claims, me, row_count, set_cookies, stored_user
+from helpers import bearer, claims, mark_email_verified, me, row_count, set_cookies, stored_user
 
 
 def test_login_redirects_to_the_provider_with_state_nonce_and_pkce(client, google):
@@ -158,19 +158,9 @@ def test_deactivated_account_cannot_sign_in(client, google, in_db):
 
 # --- linking to an existing local account ---------------------------------------------
 
-def _verify_email(in_db, email):
-    def run():
-        from auth_service.models import utcnow
-
-        db.session.execute(sa.update(User).where(User.email == email).values(email_verified=utcnow()))
-        db.session.commit()
-
-    in_db(run)
-
-
 def test_links_to_a_local_account_whose_email_is_verified(client, auth, google, in_db):
     auth.signup(email="victor@example.com", username="vic")
-    _verify_email(in_db, "victor@example.com")
+    mark_email_verified(in_db, "victor@example.com")
 
     response = sign_in(client, "google")
 
@@ -201,7 +191,7 @@ def test_pre_registration_takeover_is_refused(client, oauth_app, auth, google, i
 def test_after_verifying_the_email_the_next_google_login_links(client, auth, google, in_db):
     auth.signup(email="victor@example.com", username="vic")
     assert sign_in(client, "google").status_code == 409
-    _verify_email(in_db, "victor@example.com")  # the owner logs in and verifies
+    mark_email_verified(in_db, "victor@example.com")  # the owner logs in and verifies
 
     assert sign_in(client, "google").status_code == 200
     assert identities_of(in_db, "victor@example.com") == [("google", "google-sub-1")]
@@ -209,7 +199,7 @@ def test_after_verifying_the_email_the_next_google_login_links(client, auth, goo
 
 def test_unverified_google_email_never_links(client, auth, google, in_db):
     auth.signup(email="victor@example.com", username="vic")
-    _verify_email(in_db, "victor@example.com")
+    mark_email_verified(in_db, "victor@example.com")
     google.user["email_verified"] = False
 
     assert_error(sign_in(client, "google"), 403, "email_not_verified")

@@ -4,12 +4,10 @@ disabled providers."""
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
-from auth_service.extensions import db
-from auth_service.models import OAuthAccount, User, utcnow
+from auth_service.models import OAuthAccount, User
 from dance import assert_error, identities_of, sign_in
-from helpers import PASSWORD, bearer, row_count
+from helpers import PASSWORD, bearer, mark_email_verified, row_count
 
 
 def google_user(client) -> dict:
@@ -60,8 +58,7 @@ def test_unlinking_one_of_two_identities_then_refusing_the_last(client, google, 
 
 def test_a_password_account_can_unlink_its_only_identity(client, auth, in_db):
     auth.signup(email="victor@example.com", username="vic")
-    in_db(lambda: (db.session.execute(sa.update(User).values(email_verified=utcnow())),
-                   db.session.commit()))
+    mark_email_verified(in_db, "victor@example.com")
     sign_in(client, "google")
     headers = bearer(auth.login("victor@example.com").json["access_token"])
 
@@ -72,8 +69,7 @@ def test_a_password_account_can_unlink_its_only_identity(client, auth, in_db):
 
 def test_after_unlinking_the_provider_login_links_again(client, auth, in_db):
     auth.signup(email="victor@example.com", username="vic")
-    in_db(lambda: (db.session.execute(sa.update(User).values(email_verified=utcnow())),
-                   db.session.commit()))
+    mark_email_verified(in_db, "victor@example.com")
     sign_in(client, "google")
     headers = bearer(auth.login("victor@example.com").json["access_token"])
     client.delete("/users/me/identities/google", headers=headers)
