@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from http import HTTPStatus
 
 import jwt
+import pytest
 import sqlalchemy as sa
 
 from auth_service.accounts import find_by_email
@@ -16,6 +18,14 @@ PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and
 WRONG_PASSWORD = "not the password"
 LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
 ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has these
+
+
+def unavailable(reason: str, remedy: str) -> None:
+    """Skip a test whose tool or service is missing here; with CI set, fail instead, so CI
+    can never pass by skipping. ``remedy`` says how to provide it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must provide it ({remedy})", pytrace=False)
+    pytest.skip(reason)
 
 
 # --- responses ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ if str(ROOT / "tests" / "oauth") not in sys.path:  # the fake providers' module
     sys.path.append(str(ROOT / "tests" / "oauth"))
 from demo_page import ARTIFACTS, screenshot  # noqa: E402
 from fake_provider import FakeGitHub, FakeGoogle, Server, app_settings  # noqa: E402
+from helpers import unavailable  # noqa: E402
 from servers import (  # noqa: E402
     AppServer,
     failing_test,
@@ -51,14 +52,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 _RUNNING: list[AppServer] = []
 
 
-def _unavailable(reason: str) -> None:
-    """Skip, or fail when CI is set: CI must never silently skip the browser tests."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)",
-                    pytrace=False)
-    pytest.skip(reason)
-
-
 # --- the browser -----------------------------------------------------------------------
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,9 +60,9 @@ def chromium_available():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        _unavailable("playwright is not installed (make install-dev)")
+        unavailable("playwright is not installed", "make install-dev")
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        unavailable(f"no Chromium at {CHROMIUM}", ".ci/run installs chromium")
 
 
 @pytest.fixture(scope="session")

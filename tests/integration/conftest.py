@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from deploy_stack import CLIENT_ADDRESS, Stack, StackError, find_binary, local_session
+from helpers import unavailable
 
 REQUIRED_BINARIES = ["initdb", "pg_ctl", "redis-server", "nginx", "openssl"]
 _counter = itertools.count(1)
@@ -52,10 +53,7 @@ def stack():
     if not _can_bind_client_address():
         missing.append(f"a loopback address {CLIENT_ADDRESS}")
     if missing:
-        message = f"integration suite needs {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: install them, see .ci/run)", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"integration suite needs {', '.join(missing)}", ".ci/run installs them")
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-it-"))
     os.chmod(workdir, 0o755)  # postgres and nginx's workers run as other users when we are root
     # A SIGTERM (a CI timeout) unwinds like Ctrl-C, so the teardown below still runs.
