@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -57,26 +54,12 @@ def register_cors(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions, database engine tweaks and password hasher."""
-    from auth_service import email_links, jwt_checks, limits, mail, oauth_clients, passwords
+    from auth_service import (email_links, engines, jwt_checks, limits, mail, oauth_clients,
+                              passwords)
     from auth_service.extensions import api, db, jwt, migrate
 
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # Writers wait for the lock instead of failing at once.
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
-    else:
-        # connect_timeout: an unreachable server answers 503 in seconds instead of hanging a worker.
-        # No pool_pre_ping: a round trip on every checkout, i.e. every request (README,
-        # Performance). _ping_idle_connections keeps its point: a server restart is
-        # survived without failing a request.
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "connect_args": {"connect_timeout": 5}})
-    db.init_app(app)
-    with app.app_context():
-        if db.engine.dialect.name == "sqlite":
-            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
-        elif not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
-            _ping_idle_connections(db.engine)
+    engines.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     jwt_checks.init_app(app)
     jwt.init_app(app)
@@ -97,39 +80,6 @@ def register_extensions(app: Flask) -> None:
     oauth_clients.init_app(app)
     mail.init_app(app)
     email_links.init_app(app)
-
-
-# A pooled connection idle longer than this is pinged before use. A restart of the
-# server or an idle timeout closes connections while they sit in the pool; one that
-# served a request a moment ago is alive, and pinging it would only add a round trip.
-POOL_PING_AFTER_IDLE_SECONDS = 1.0
-
-
-def _ping_idle_connections(engine: sa.Engine) -> None:
-    """pool_pre_ping for connections that sat idle, free for the busy ones."""
-
-    def checkin(dbapi_connection, record) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    def checkout(dbapi_connection, record, proxy) -> None:
-        idle_since = record.info.pop("idle_since", None)
-        if idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            # The pool discards this connection and checks out (or opens) another one.
-            raise sa.exc.DisconnectionError(str(error)) from error
-
-    sa.event.listen(engine, "checkin", checkin)
-    sa.event.listen(engine, "checkout", checkout)
-
-
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    # Enforce ON DELETE CASCADE, which SQLite ignores by default.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def register_blueprints(app: Flask) -> None:

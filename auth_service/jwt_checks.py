@@ -7,10 +7,12 @@ gaps (RFC 8725) and tie tokens to the database state.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Flask, current_app, g
 from flask_jwt_extended.exceptions import JWTDecodeError
 
+from auth_service.engines import read_engine
 from auth_service.extensions import db, jwt
 from auth_service.models import RefreshToken, User
 
@@ -68,7 +70,13 @@ def user_identity(user: User) -> str:
 @jwt.user_lookup_loader
 def load_user(header: dict, payload: dict) -> User | None:
     """Load the user on every request: deleted, inactive or re-passworded users are refused."""
-    user = db.session.get(User, int(payload["sub"]))
+    user_id = int(payload["sub"])
+    # A refresh brought the user along with its token row (is_revoked, which runs first).
+    user = db.session.identity_map.get(so.util.identity_key(User, user_id))
+    if user is None:
+        with read_engine().connect() as connection:
+            row = connection.execute(_USER_BY_ID, {"id": user_id}).first()
+        user = None if row is None else _attach(User, row)
     if user is None or not user.is_active or payload.get("ver") != user.token_version:
         return None
     return user
@@ -85,7 +93,41 @@ def is_revoked(header: dict, payload: dict) -> bool:
         return False
     # The owner comes in the same SELECT: load_user, which runs next, then finds it in
     # the session and checks it without a query of its own.
-    token = db.session.get(RefreshToken, payload["jti"],
-                           options=[so.joinedload(RefreshToken.user)])
+    with read_engine().connect() as connection:
+        row = connection.execute(_TOKEN_WITH_USER, {"jti": payload["jti"]}).first()
+    token = None
+    if row is not None:
+        token = _attach(RefreshToken, row[:len(_TOKEN_COLUMNS)])
+        if db.session.identity_map.get(so.util.identity_key(User, token.user_id)) is None:
+            _attach(User, row[len(_TOKEN_COLUMNS):])
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None
+
+
+# --- the reads behind the loaders ------------------------------------------------------
+# One SELECT each, on the read engine (auth_service.engines: one round trip, no
+# transaction). The rows become ORM objects of the request's session as though the
+# session had loaded them (make_transient_to_detached), so a view that changes the user
+# or the token writes through the session, in a transaction of its own, as usual.
+
+def _columns(model) -> list[tuple[str, sa.Column]]:
+    return [(prop.key, prop.columns[0]) for prop in sa.inspect(model).column_attrs]
+
+
+_COLUMNS = {User: _columns(User), RefreshToken: _columns(RefreshToken)}
+_USER_COLUMNS, _TOKEN_COLUMNS = _COLUMNS[User], _COLUMNS[RefreshToken]
+_USER_BY_ID = sa.select(*(column for _, column in _USER_COLUMNS)).where(
+    User.__table__.c.id == sa.bindparam("id"))
+_TOKEN_WITH_USER = (
+    sa.select(*(column for _, column in _TOKEN_COLUMNS + _USER_COLUMNS))
+    .join_from(RefreshToken.__table__, User.__table__)
+    .where(RefreshToken.__table__.c.jti == sa.bindparam("jti"))
+)
+
+
+def _attach(model, values):
+    """An instance of ``model`` from a row of its columns, persistent in the session."""
+    instance = model(**{key: value for (key, _), value in zip(_COLUMNS[model], values)})
+    so.make_transient_to_detached(instance)
+    db.session.add(instance)
+    return instance

@@ -14,7 +14,7 @@ from flask import appcontext_pushed
 from flask_migrate import upgrade
 from limits.storage import MemoryStorage
 
-from auth_service import create_app
+from auth_service import create_app, engines
 from auth_service.extensions import db, limiter
 from config import TestingConfig
 from helpers import PASSWORD, bearer
@@ -78,8 +78,7 @@ def make_app():
 
     yield make
     for other in built:
-        with other.app_context():
-            db.engine.dispose()
+        engines.dispose(other)
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""Database engines: flask-sqlalchemy's, tuned, and one for single-statement reads.
+
+Every request with a token reads its user (a refresh also its token row) before
+anything else. Through the ORM session that read opens a transaction: BEGIN, the
+SELECT, and a ROLLBACK at teardown, three round trips to PostgreSQL for one row. On
+a connection in autocommit mode the same SELECT is one round trip, and sees the same
+thing: under READ COMMITTED every statement gets its own snapshot either way. The
+read engine is that connection pool: a pool of its own, because switching a pooled
+connection into and out of autocommit costs a ``SET`` round trip of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from auth_service.extensions import db
+
+READ_ENGINE = "auth_service.read_engine"
+
+# A pooled connection idle longer than this is pinged before use. A restart of the
+# server or an idle timeout closes connections while they sit in the pool; one that
+# served a request a moment ago is alive, and pinging it would only add a round trip.
+POOL_PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def init_app(app: Flask) -> None:
+    """Bind flask-sqlalchemy, tune its engine and create the read engine."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Writers wait for the lock instead of failing at once.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+    else:
+        # connect_timeout: an unreachable server answers 503 in seconds instead of hanging a worker.
+        # No pool_pre_ping: a round trip on every checkout, i.e. every request (README,
+        # Performance). _ping_idle_connections keeps its point: a server restart is
+        # survived without failing a request.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "connect_args": {"connect_timeout": 5}})
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # No network to save here, and a separate engine would not see an in-memory
+        # database: the same pool, switched to autocommit for each read.
+        reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        reads = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", **options)
+        if not options.get("pool_pre_ping"):
+            _ping_idle_connections(engine)
+            _ping_idle_connections(reads)
+    app.extensions[READ_ENGINE] = reads
+
+
+def read_engine() -> sa.Engine:
+    """The current app's engine for single-statement reads outside a transaction."""
+    return current_app.extensions[READ_ENGINE]
+
+
+def dispose(app: Flask) -> None:
+    """Close every pooled connection of ``app`` (tests that build apps of their own)."""
+    with app.app_context():
+        db.engine.dispose()
+        read_engine().dispose()
+
+
+def _ping_idle_connections(engine: sa.Engine) -> None:
+    """pool_pre_ping for connections that sat idle, free for the busy ones."""
+
+    def checkin(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection, record, proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise sa.exc.DisconnectionError(str(error)) from error
+
+    sa.event.listen(engine, "checkin", checkin)
+    sa.event.listen(engine, "checkout", checkout)
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    # Enforce ON DELETE CASCADE, which SQLite ignores by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
