@@ -1,7 +1,7 @@
 """Extension objects, created here and bound to the app in ``create_app``."""
 
 from authlib.integrations.flask_client import OAuth
-from flask_jwt_extended import JWTManager
+from flask_jwt_extended import JWTManager as _JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -33,6 +33,22 @@ class Api(_Api):
         from auth_service.errors import http_error_response
 
         return http_error_response(error)
+
+
+class JWTManager(_JWTManager):
+    """flask-jwt-extended, verifying tokens with ``auth_service.jwt_checks.decode``.
+
+    ``_decode_jwt_from_config`` is the one place every decode goes through
+    (``decode_token``, ``jwt_required``, ``verify_jwt_in_request``). flask-jwt-extended
+    is pinned in requirements.txt, and the tests of tests/security cover every rejection
+    this override must keep.
+    """
+
+    def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None,
+                                allow_expired: bool = False) -> dict:
+        from auth_service.jwt_checks import decode
+
+        return decode(encoded_token, csrf_value, allow_expired)
 
 
 db = SQLAlchemy(model_class=Base)
