@@ -124,8 +124,11 @@ def is_revoked(header: dict, payload: dict) -> bool:
     token = None
     if row is not None:
         token = _attach(RefreshToken, row[:len(_TOKEN_COLUMNS)])
-        if db.session.identity_map.get(so.util.identity_key(User, token.user_id)) is None:
-            _attach(User, row[len(_TOKEN_COLUMNS):])
+        user = db.session.identity_map.get(so.util.identity_key(User, token.user_id))
+        # As a loaded relationship: the session holds its objects weakly, the token holds
+        # the user until load_user has found it.
+        so.attributes.set_committed_value(
+            token, "user", user or _attach(User, row[len(_TOKEN_COLUMNS):]))
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None
 

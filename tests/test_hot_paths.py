@@ -1,0 +1,80 @@
+"""The database work of the hottest requests, statement by statement.
+
+Every authenticated request checks its token against the database; these tests pin
+down that the check costs one statement outside any transaction, and that a refresh
+adds exactly the two writes that spend the old token and record the new one. A
+regression here (an extra query, a lost identity-map hit) is what bench/ would show
+as a lower ratio to the floor.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from auth_service.accounts import find_by_email
+from auth_service.engines import read_engine
+from auth_service.extensions import db
+
+
+@pytest.fixture
+def sql_log(app):
+    """``with sql_log() as log``: statements run, and transactions begun outside the read engine."""
+
+    @contextmanager
+    def capture():
+        log = {"statements": [], "transactions": 0}
+
+        def statement(conn, cursor, text, *args):
+            log["statements"].append(" ".join(text.split()[:4]))
+
+        def begin(conn):
+            if conn.engine is not reads:
+                log["transactions"] += 1
+
+        with app.app_context():
+            reads = read_engine()
+            # On SQLite the read engine is db.engine in autocommit: its events are db.engine's.
+            engines = [db.engine] if reads.pool is db.engine.pool else [db.engine, reads]
+            listeners = [(engine, name, fn) for engine in engines
+                         for name, fn in (("before_cursor_execute", statement), ("begin", begin))]
+            for listener in listeners:
+                sa.event.listen(*listener)
+            try:
+                yield log
+            finally:
+                for listener in listeners:
+                    sa.event.remove(*listener)
+
+    return capture
+
+
+def test_an_access_token_costs_one_select_and_no_transaction(client, alice_headers, sql_log):
+    with sql_log() as log:
+        response = client.get("/auth/me", headers=alice_headers)
+    assert response.status_code == 200
+    assert response.json["email"] == "alice@example.com"
+    assert log == {"statements": ["SELECT users.id, users.email, users.username,"],
+                   "transactions": 0}
+
+
+def test_a_refresh_costs_one_select_then_one_update_and_one_insert(client, alice_tokens,
+                                                                    sql_log):
+    with sql_log() as log:
+        response = client.post("/auth/refresh",
+                               json={"refresh_token": alice_tokens["refresh_token"]})
+    assert response.status_code == 200
+    # The token row and its owner in one SELECT; the owner is not read again.
+    assert [s.split()[0] for s in log["statements"]] == ["SELECT", "UPDATE", "INSERT"]
+    assert log["statements"][0].startswith("SELECT refresh_tokens.jti")
+    assert log["transactions"] == 1
+
+
+def test_a_view_that_writes_the_user_still_commits_through_the_session(client, alice_tokens,
+                                                                       alice_headers, in_db):
+    """The user comes from the read engine, attached to the session: changes still flush."""
+    response = client.patch("/users/me", headers=alice_headers, json={"full_name": "Alice B"})
+    assert response.status_code == 200
+    assert in_db(lambda: find_by_email("alice@example.com").full_name) == "Alice B"
