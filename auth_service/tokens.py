@@ -148,16 +148,10 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
             **_client(),
         )
         # Conditional update: of concurrent refreshes only one can spend the token.
-        spent = db.session.execute(
-            sa.update(RefreshToken)
-            .where(RefreshToken.jti == jti, RefreshToken.spent_at.is_(None),
-                   RefreshToken.revoked_at.is_(None))
-            .values(spent_at=now, replaced_by=child.jti)
-            .execution_options(synchronize_session=False)
-        )
+        spent = db.session.execute(_SPEND, {"spent_jti": jti, "now": now, "child_jti": child.jti})
         if spent.rowcount == 1:
-            db.session.add(child)
-            pair = encode_pair(user, child)  # before the commit expires user and child
+            db.session.execute(_RECORD, {column: getattr(child, column) for column in _COLUMNS})
+            pair = encode_pair(user, child)
             db.session.commit()
             return pair
         db.session.rollback()
@@ -174,6 +168,19 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
                                token.family_id, user.id)
     raise APIError(401, "token_reused", "This refresh token was already used; "
                    "the session has been revoked. Log in again.")
+
+
+# The two writes of a rotation as prepared Core statements: the child is recorded with
+# a plain INSERT (no unit of work to flush), and both statements are built once.
+_TOKENS = RefreshToken.__table__
+_COLUMNS = tuple(column.key for column in _TOKENS.columns)
+_SPEND = (
+    sa.update(_TOKENS)
+    .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
+           _TOKENS.c.revoked_at.is_(None))
+    .values(spent_at=sa.bindparam("now"), replaced_by=sa.bindparam("child_jti"))
+)
+_RECORD = sa.insert(_TOKENS)
 
 
 def _fresh_row(jti: str) -> RefreshToken:
