@@ -1,12 +1,14 @@
-"""Database engines: flask-sqlalchemy's, tuned, and one for single-statement reads.
+"""Database engines: flask-sqlalchemy's, tuned, and one for single statements.
 
 Every request with a token reads its user (a refresh also its token row) before
 anything else. Through the ORM session that read opens a transaction: BEGIN, the
 SELECT, and a ROLLBACK at teardown, three round trips to PostgreSQL for one row. On
 a connection in autocommit mode the same SELECT is one round trip, and sees the same
-thing: under READ COMMITTED every statement gets its own snapshot either way. The
-read engine is that connection pool: a pool of its own, because switching a pooled
-connection into and out of autocommit costs a ``SET`` round trip of its own.
+thing: under READ COMMITTED every statement gets its own snapshot either way. A
+statement that must be atomic on its own (a rotation on PostgreSQL, auth_service.tokens)
+is one round trip there too instead of four. The autocommit engine is that connection
+pool: a pool of its own, because switching a pooled connection into and out of
+autocommit costs a ``SET`` round trip of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flask import Flask, current_app
 
 from auth_service.extensions import db
 
-READ_ENGINE = "auth_service.read_engine"
+AUTOCOMMIT_ENGINE = "auth_service.autocommit_engine"
 
 # A pooled connection idle longer than this is pinged before use. A restart of the
 # server or an idle timeout closes connections while they sit in the pool; one that
@@ -27,7 +29,7 @@ POOL_PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def init_app(app: Flask) -> None:
-    """Bind flask-sqlalchemy, tune its engine and create the read engine."""
+    """Bind flask-sqlalchemy, tune its engine and create the autocommit engine."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # Writers wait for the lock instead of failing at once.
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
@@ -44,27 +46,27 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         # No network to save here, and a separate engine would not see an in-memory
-        # database: the same pool, switched to autocommit for each read.
-        reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # database: the same pool, switched to autocommit for each use.
+        single = engine.execution_options(isolation_level="AUTOCOMMIT")
     else:
         options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-        reads = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", **options)
+        single = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", **options)
         if not options.get("pool_pre_ping"):
             _ping_idle_connections(engine)
-            _ping_idle_connections(reads)
-    app.extensions[READ_ENGINE] = reads
+            _ping_idle_connections(single)
+    app.extensions[AUTOCOMMIT_ENGINE] = single
 
 
-def read_engine() -> sa.Engine:
-    """The current app's engine for single-statement reads outside a transaction."""
-    return current_app.extensions[READ_ENGINE]
+def autocommit_engine() -> sa.Engine:
+    """The current app's engine for single statements, each its own transaction."""
+    return current_app.extensions[AUTOCOMMIT_ENGINE]
 
 
 def dispose(app: Flask) -> None:
     """Close every pooled connection of ``app`` (tests that build apps of their own)."""
     with app.app_context():
         db.engine.dispose()
-        read_engine().dispose()
+        autocommit_engine().dispose()
 
 
 def _ping_idle_connections(engine: sa.Engine) -> None:

@@ -16,7 +16,7 @@ from flask import Flask, current_app, g
 from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError
 from jwt.exceptions import ExpiredSignatureError
 
-from auth_service.engines import read_engine
+from auth_service.engines import autocommit_engine
 from auth_service.extensions import db, jwt
 from auth_service.models import RefreshToken, User
 
@@ -100,7 +100,7 @@ def load_user(header: dict, payload: dict) -> User | None:
     # A refresh brought the user along with its token row (is_revoked, which runs first).
     user = db.session.identity_map.get(so.util.identity_key(User, user_id))
     if user is None:
-        with read_engine().connect() as connection:
+        with autocommit_engine().connect() as connection:
             row = connection.execute(_USER_BY_ID, {"id": user_id}).first()
         user = None if row is None else _attach(User, row)
     if user is None or not user.is_active or payload.get("ver") != user.token_version:
@@ -119,7 +119,7 @@ def is_revoked(header: dict, payload: dict) -> bool:
         return False
     # The owner comes in the same SELECT: load_user, which runs next, then finds it in
     # the session and checks it without a query of its own.
-    with read_engine().connect() as connection:
+    with autocommit_engine().connect() as connection:
         row = connection.execute(_TOKEN_WITH_USER, {"jti": payload["jti"]}).first()
     token = None
     if row is not None:
@@ -134,7 +134,7 @@ def is_revoked(header: dict, payload: dict) -> bool:
 
 
 # --- the reads behind the loaders ------------------------------------------------------
-# One SELECT each, on the read engine (auth_service.engines: one round trip, no
+# One SELECT each, on the autocommit engine (auth_service.engines: one round trip, no
 # transaction). The rows become ORM objects of the request's session as though the
 # session had loaded them (make_transient_to_detached), so a view that changes the user
 # or the token writes through the session, in a transaction of its own, as usual.

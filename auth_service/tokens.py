@@ -19,6 +19,7 @@ from flask import current_app, g, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.exc import OperationalError
 
+from auth_service.engines import autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, UTCDateTime, new_uuid, utcnow
@@ -147,14 +148,10 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
             expires_at=token.expires_at,
             **_client(),
         )
-        # Conditional update: of concurrent refreshes only one can spend the token.
-        spent = db.session.execute(_SPEND, {"spent_jti": jti, "now": now, "child_jti": child.jti})
-        if spent.rowcount == 1:
-            db.session.execute(_RECORD, {column: getattr(child, column) for column in _COLUMNS})
-            pair = encode_pair(user, child)
-            db.session.commit()
+        # Encoded first: the commit of a rotation on SQLite expires the user.
+        pair = encode_pair(user, child)
+        if _spend(jti, child):
             return pair
-        db.session.rollback()
         token = _fresh_row(jti)  # spent, revoked or lost the race to a concurrent refresh
     elif not fresh:
         token = _fresh_row(jti)
@@ -170,8 +167,30 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
                    "the session has been revoked. Log in again.")
 
 
-# The two writes of a rotation as prepared Core statements: the child is recorded with
-# a plain INSERT (no unit of work to flush), and both statements are built once.
+def _spend(jti: str, child: RefreshToken) -> bool:
+    """Spend token ``jti`` and record ``child`` in its place, atomically.
+
+    False when ``jti`` was already spent or revoked: the conditional update is what
+    lets only one of several concurrent refreshes win. On PostgreSQL both writes are
+    one statement, a transaction of its own on the autocommit engine: one round trip
+    instead of BEGIN, UPDATE, INSERT and COMMIT.
+    """
+    values = {column: getattr(child, column) for column in _COLUMNS}
+    if db.session.get_bind().dialect.name == "postgresql":
+        with autocommit_engine().connect() as connection:
+            params = {f"new_{column}": value for column, value in values.items()}
+            return connection.execute(_SPEND_AND_RECORD, {"spent_jti": jti, **params}).rowcount == 1
+    spent = db.session.execute(_SPEND, {"spent_jti": jti, "now": child.created_at,
+                                        "child_jti": child.jti})
+    if spent.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.execute(_RECORD, values)
+    db.session.commit()
+    return True
+
+
+# The writes of a rotation, as Core statements built once (no unit of work to flush).
 _TOKENS = RefreshToken.__table__
 _COLUMNS = tuple(column.key for column in _TOKENS.columns)
 _SPEND = (
@@ -181,6 +200,25 @@ _SPEND = (
     .values(spent_at=sa.bindparam("now"), replaced_by=sa.bindparam("child_jti"))
 )
 _RECORD = sa.insert(_TOKENS)
+# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.
+# The child's family, owner and expiry come from the row the UPDATE spent. Its other
+# values are bound as new_<column>: a parameter named after a column would make
+# SQLAlchemy add that column to the UPDATE's SET clause.
+_SPENT = (
+    sa.update(_TOKENS)
+    .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
+           _TOKENS.c.revoked_at.is_(None))
+    .values(spent_at=sa.bindparam("new_created_at"), replaced_by=sa.bindparam("new_jti"))
+    .returning(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.expires_at)
+    .cte("spent")
+)
+_INHERITED = ("family_id", "user_id", "expires_at")
+_SPEND_AND_RECORD = sa.insert(_TOKENS).from_select(
+    list(_COLUMNS),
+    sa.select(*(_SPENT.c[key] if key in _INHERITED
+                else sa.bindparam(f"new_{key}", type_=_TOKENS.c[key].type)
+                for key in _COLUMNS)),
+)
 
 
 def _fresh_row(jti: str) -> RefreshToken:
