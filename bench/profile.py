@@ -26,6 +26,7 @@ import sqlalchemy as sa  # noqa: E402
 from pyinstrument import Profiler  # noqa: E402
 
 from auth_service import create_app, tokens  # noqa: E402
+from auth_service.engines import autocommit_engine  # noqa: E402
 from auth_service.extensions import db  # noqa: E402
 from auth_service.models import User  # noqa: E402
 
@@ -52,8 +53,10 @@ def main(path: str, count: int) -> None:
         one()
     statements = []
     with app.app_context():
-        sa.event.listen(db.engine, "before_cursor_execute",
-                        lambda *a: statements.append(a[2].split("\n")[0][:90]))
+        # The token checks and a rotation on PostgreSQL run on the autocommit engine.
+        for engine in {db.engine, autocommit_engine()}:
+            sa.event.listen(engine, "before_cursor_execute",
+                            lambda *a: statements.append(a[2].split("\n")[0][:90]))
         one()
     print(f"SQL of one {path} request ({len(statements)}):", *statements, sep="\n  ")
     import time
