@@ -13,6 +13,7 @@ autocommit costs a ``SET`` round trip of its own.
 
 from __future__ import annotations
 
+import select
 import time
 
 import sqlalchemy as sa
@@ -24,7 +25,8 @@ AUTOCOMMIT_ENGINE = "auth_service.autocommit_engine"
 
 # A pooled connection idle longer than this is pinged before use. A restart of the
 # server or an idle timeout closes connections while they sit in the pool; one that
-# served a request a moment ago is alive, and pinging it would only add a round trip.
+# served a request a moment ago is alive, and pinging it would only add a round trip,
+# unless the server has said otherwise: see _ping_idle_connections.
 POOL_PING_AFTER_IDLE_SECONDS = 1.0
 
 
@@ -70,14 +72,21 @@ def dispose(app: Flask) -> None:
 
 
 def _ping_idle_connections(engine: sa.Engine) -> None:
-    """pool_pre_ping for connections that sat idle, free for the busy ones."""
+    """pool_pre_ping for connections that sat idle or that the server has hung up on.
+
+    A server that shuts down or terminates a backend sends an error and closes the
+    socket, so an idle connection with anything to read is dead: a poll of its socket,
+    without a round trip, catches a restart within the idle threshold too (two pools
+    per process make that likelier: one of them may see no request in between).
+    """
 
     def checkin(dbapi_connection, record) -> None:
         record.info["idle_since"] = time.monotonic()
 
     def checkout(dbapi_connection, record, proxy) -> None:
         idle_since = record.info.pop("idle_since", None)
-        if idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS:
+        if (idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS) \
+                and not _has_input(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -87,6 +96,13 @@ def _ping_idle_connections(engine: sa.Engine) -> None:
 
     sa.event.listen(engine, "checkin", checkin)
     sa.event.listen(engine, "checkout", checkout)
+
+
+def _has_input(dbapi_connection) -> bool:
+    """Whether the server sent something (an error, end of file) to an idle connection."""
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 
+import psycopg2
 import pytest
 import requests
 
@@ -169,6 +170,30 @@ def test_database_outage_answers_503_fast_and_recovers_without_restart(http, sta
                      timeout=10).status_code == 200
     # Recovered in place: the same workers, no restart.
     assert {app.name: app.worker_pids() for app in stack.apps} == pids_before
+
+
+def test_connections_the_server_closed_cost_no_request(http, stack, unique):
+    """Backends killed under idle pooled connections (as a restart or a DBA would): each
+    worker's two pools notice on checkout, within the idle-ping threshold too."""
+    base = stack.plain.url
+    account = make_account(http, base, unique)
+    bearer = {"Authorization": "Bearer " + account["access_token"]}
+    for _ in range(8):  # every worker's pools hold connections now
+        assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
+    with psycopg2.connect(stack.postgres.url) as admin, admin.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert cursor.fetchone()[0] > 0
+    admin.close()
+    refresh_token = account["refresh_token"]
+    for _ in range(4):
+        assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
+        rotated = http.post(base + "/auth/refresh", json={"refresh_token": refresh_token},
+                            timeout=10)
+        assert rotated.status_code == 200
+        refresh_token = rotated.json()["refresh_token"]
+    assert http.post(base + "/auth/logout", headers=bearer, timeout=10,
+                     json={"refresh_token": refresh_token}).status_code == 200
 
 
 @pytest.fixture(autouse=True)
