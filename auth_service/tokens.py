@@ -44,6 +44,7 @@ class TokenPair:
     access_token: str
     refresh_token: str
     refresh_expires_at: datetime
+    csrf: str  # the refresh token's CSRF double-submit value (csrf_value)
 
     @property
     def refresh_max_age(self) -> int:
@@ -80,6 +81,7 @@ def encode_pair(user: User, token: RefreshToken) -> TokenPair:
     """
     claims = {"sid": token.family_id, "ver": user.token_version}
     issued = int(token.created_at.timestamp())
+    csrf = csrf_value(token.family_id)
     refresh = create_refresh_token(
         identity=user,
         additional_claims=claims | {
@@ -87,11 +89,11 @@ def encode_pair(user: User, token: RefreshToken) -> TokenPair:
             "iat": issued,
             "nbf": issued,
             "exp": int(token.expires_at.timestamp()),
-            "csrf": csrf_value(token.family_id),
+            "csrf": csrf,
         },
     )
     access = create_access_token(identity=user, additional_claims=claims)
-    return TokenPair(access, refresh, token.expires_at)
+    return TokenPair(access, refresh, token.expires_at, csrf)
 
 
 def start_session(user: User) -> TokenPair:

@@ -6,7 +6,6 @@ from flask import current_app, jsonify, request
 from flask_jwt_extended import (
     current_user,
     decode_token,
-    get_csrf_token,
     get_current_user,
     get_jwt,
     get_jwt_request_location,
@@ -52,7 +51,7 @@ def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: 
         payload["refresh_token"] = pair.refresh_token
     if cookie:
         # A page on another site cannot read the CSRF cookie: it gets the value here.
-        payload["csrf_token"] = get_csrf_token(pair.refresh_token)
+        payload["csrf_token"] = pair.csrf
     response = jsonify(payload)
     response.status_code = status
     if cookie:
