@@ -178,13 +178,11 @@ def _spend(jti: str, child: RefreshToken) -> bool:
     instead of BEGIN, UPDATE, INSERT and COMMIT.
     """
     values = {column: getattr(child, column) for column in _COLUMNS}
+    params = {"spent_jti": jti, **{f"new_{column}": value for column, value in values.items()}}
     if db.session.get_bind().dialect.name == "postgresql":
         with autocommit_engine().connect() as connection:
-            params = {f"new_{column}": value for column, value in values.items()}
-            return connection.execute(_SPEND_AND_RECORD, {"spent_jti": jti, **params}).rowcount == 1
-    spent = db.session.execute(_SPEND, {"spent_jti": jti, "now": child.created_at,
-                                        "child_jti": child.jti})
-    if spent.rowcount != 1:
+            return connection.execute(_SPEND_AND_RECORD, params).rowcount == 1
+    if db.session.execute(_SPEND, params).rowcount != 1:
         db.session.rollback()
         return False
     db.session.execute(_RECORD, values)
@@ -193,27 +191,20 @@ def _spend(jti: str, child: RefreshToken) -> bool:
 
 
 # The writes of a rotation, as Core statements built once (no unit of work to flush).
+# The child's values are bound as new_<column>: a parameter named after a column would
+# make SQLAlchemy add that column to the UPDATE's SET clause.
 _TOKENS = RefreshToken.__table__
 _COLUMNS = tuple(column.key for column in _TOKENS.columns)
 _SPEND = (
     sa.update(_TOKENS)
     .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
            _TOKENS.c.revoked_at.is_(None))
-    .values(spent_at=sa.bindparam("now"), replaced_by=sa.bindparam("child_jti"))
+    .values(spent_at=sa.bindparam("new_created_at"), replaced_by=sa.bindparam("new_jti"))
 )
 _RECORD = sa.insert(_TOKENS)
-# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.
-# The child's family, owner and expiry come from the row the UPDATE spent. Its other
-# values are bound as new_<column>: a parameter named after a column would make
-# SQLAlchemy add that column to the UPDATE's SET clause.
-_SPENT = (
-    sa.update(_TOKENS)
-    .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
-           _TOKENS.c.revoked_at.is_(None))
-    .values(spent_at=sa.bindparam("new_created_at"), replaced_by=sa.bindparam("new_jti"))
-    .returning(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.expires_at)
-    .cte("spent")
-)
+# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent; the
+# child's family, owner and expiry come from the row the UPDATE spent.
+_SPENT = _SPEND.returning(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.expires_at).cte("spent")
 _INHERITED = ("family_id", "user_id", "expires_at")
 _SPEND_AND_RECORD = sa.insert(_TOKENS).from_select(
     list(_COLUMNS),
