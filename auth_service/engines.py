@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
         single = engine.execution_options(isolation_level="AUTOCOMMIT")
     else:
         options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-        single = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", **options)
+        single = sa.create_engine(engine.url, **{**options, "isolation_level": "AUTOCOMMIT"})
         if not options.get("pool_pre_ping"):
             _ping_idle_connections(engine)
             _ping_idle_connections(single)
