@@ -12,8 +12,12 @@ import hmac
 import jwt as pyjwt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
+from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError
+from flask_jwt_extended.internal_utils import (custom_verification_for_token,
+                                               verify_token_not_blocklisted, verify_token_type)
+from flask_jwt_extended.view_decorators import _decode_jwt_from_headers, _load_user
 from jwt.exceptions import ExpiredSignatureError
 
 from auth_service.engines import autocommit_engine
@@ -26,6 +30,8 @@ TOKEN_TYPES = ("access", "refresh")
 # Headers that would let a token name its own key or algorithm parameters.
 FORBIDDEN_HEADERS = ("kid", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "crit")
 MAX_USER_ID_DIGITS = 18
+# Requests that must not change anything (RFC 9110): their user is read, not attached.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PYJWT = pyjwt.PyJWT()
 
 
@@ -46,9 +52,16 @@ def init_app(app: Flask) -> None:
 
 def decode(encoded_token: str, csrf_value: str | None = None,
            allow_expired: bool = False) -> dict:
-    """Verify a token and return its claims: what flask-jwt-extended's decode does, in one
-    parse instead of three (it decodes unverified claims and the header separately first;
-    auth_service.extensions.JWTManager routes its decodes here).
+    """Verify a token and return its claims (auth_service.extensions.JWTManager routes
+    flask-jwt-extended's decodes here)."""
+    return decode_complete(encoded_token, csrf_value, allow_expired)[1]
+
+
+def decode_complete(encoded_token: str, csrf_value: str | None = None,
+                    allow_expired: bool = False) -> tuple[dict, dict]:
+    """Verify a token and return its header and claims: what flask-jwt-extended's decode
+    does, in one parse instead of three (it decodes unverified claims and the header
+    separately first).
 
     Signature (HS256 only), exp, iat, nbf and iss are checked by PyJWT; then the header
     and the claims this service relies on; then the CSRF double-submit value.
@@ -84,7 +97,29 @@ def decode(encoded_token: str, csrf_value: str | None = None,
             raise JWTDecodeError("Missing claim: csrf")
         if not hmac.compare_digest(claims["csrf"], csrf_value):
             raise CSRFError("CSRF double submit tokens do not match")
-    return claims
+    return header, claims
+
+
+def verify_access_token() -> None:
+    """``jwt_required(locations=["headers"])``'s checks for an access token, in one parse.
+
+    flask-jwt-extended's own path parses the token once more for its header after
+    decoding it. This one reads the Authorization header with its parser, decodes once,
+    runs its checks and callbacks in its order (type, revocation, custom verification,
+    user lookup) and leaves the request context it leaves (current_user, get_jwt,
+    get_jwt_header, get_jwt_request_location). flask-jwt-extended is pinned.
+    """
+    if request.method in jwt_config.exempt_methods:
+        return
+    encoded_token, _ = _decode_jwt_from_headers()
+    header, claims = decode_complete(encoded_token)
+    verify_token_type(claims, refresh=False)
+    verify_token_not_blocklisted(header, claims)
+    custom_verification_for_token(header, claims)
+    g._jwt_extended_jwt_user = _load_user(header, claims)
+    g._jwt_extended_jwt_header = header
+    g._jwt_extended_jwt = claims
+    g._jwt_extended_jwt_location = "headers"
 
 
 @jwt.user_identity_loader
@@ -95,14 +130,22 @@ def user_identity(user: User) -> str:
 
 @jwt.user_lookup_loader
 def load_user(header: dict, payload: dict) -> User | None:
-    """Load the user on every request: deleted, inactive or re-passworded users are refused."""
+    """Load the user on every request: deleted, inactive or re-passworded users are refused.
+
+    Only a request that may change something gets its user attached to the session: on
+    GET and HEAD, current_user is a detached copy, which costs no session at all and
+    refuses, loudly, to load a relationship.
+    """
     user_id = int(payload["sub"])
     # A refresh brought the user along with its token row (is_revoked, which runs first).
-    user = db.session.identity_map.get(so.util.identity_key(User, user_id))
-    if user is None:
+    token = g.get("refresh_token_row")
+    if token is not None and token.user_id == user_id:
+        user = token.user
+    else:
         with autocommit_engine().connect() as connection:
             row = connection.execute(_USER_BY_ID, {"id": user_id}).first()
-        user = None if row is None else _attach(User, row)
+        user = None if row is None else _instance(
+            User, row, attach=request.method not in SAFE_METHODS)
     if user is None or not user.is_active or payload.get("ver") != user.token_version:
         return None
     return user
@@ -123,21 +166,20 @@ def is_revoked(header: dict, payload: dict) -> bool:
         row = connection.execute(_TOKEN_WITH_USER, {"jti": payload["jti"]}).first()
     token = None
     if row is not None:
-        token = _attach(RefreshToken, row[:len(_TOKEN_COLUMNS)])
+        token = _instance(RefreshToken, row[:len(_TOKEN_COLUMNS)])
         user = db.session.identity_map.get(so.util.identity_key(User, token.user_id))
-        # As a loaded relationship: the session holds its objects weakly, the token holds
-        # the user until load_user has found it.
+        # As a loaded relationship: load_user, which runs next, finds it there.
         so.attributes.set_committed_value(
-            token, "user", user or _attach(User, row[len(_TOKEN_COLUMNS):]))
+            token, "user", user or _instance(User, row[len(_TOKEN_COLUMNS):]))
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None
 
 
 # --- the reads behind the loaders ------------------------------------------------------
 # One SELECT each, on the autocommit engine (auth_service.engines: one round trip, no
-# transaction). The rows become ORM objects of the request's session as though the
-# session had loaded them (make_transient_to_detached), so a view that changes the user
-# or the token writes through the session, in a transaction of its own, as usual.
+# transaction). The rows become ORM objects as though a session had loaded them
+# (make_transient_to_detached), attached to the request's session where a view may
+# change them, so that it writes through the session, in a transaction of its own.
 
 def _columns(model) -> list[tuple[str, sa.Column]]:
     return [(prop.key, prop.columns[0]) for prop in sa.inspect(model).column_attrs]
@@ -154,9 +196,11 @@ _TOKEN_WITH_USER = (
 )
 
 
-def _attach(model, values):
-    """An instance of ``model`` from a row of its columns, persistent in the session."""
+def _instance(model, values, attach: bool = True):
+    """An instance of ``model`` from a row of its columns: persistent in the request's
+    session, or (``attach=False``) detached."""
     instance = model(**{key: value for (key, _), value in zip(_COLUMNS[model], values)})
     so.make_transient_to_detached(instance)
-    db.session.add(instance)
+    if attach:
+        db.session.add(instance)
     return instance

@@ -13,10 +13,14 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
+from flask_smorest import Blueprint
 
 from auth_service.accounts import find_by_email
+from auth_service.blueprints.common import access_required
 from auth_service.engines import autocommit_engine
 from auth_service.extensions import db
+from config import TestingConfig
 
 
 @pytest.fixture
@@ -85,3 +89,27 @@ def test_a_view_that_writes_the_user_still_commits_through_the_session(client, a
     response = client.patch("/users/me", headers=alice_headers, json={"full_name": "Alice B"})
     assert response.status_code == 200
     assert in_db(lambda: find_by_email("alice@example.com").full_name) == "Alice B"
+
+
+@pytest.mark.parametrize("method, attached", [("GET", False), ("HEAD", False), ("POST", True),
+                                              ("PATCH", True), ("DELETE", True)])
+def test_only_a_request_that_may_write_gets_its_user_attached(make_app, alice_headers, method,
+                                                              attached):
+    """On GET and HEAD the user is a detached copy: no session, no identity map, and a
+    relationship it was not loaded with raises instead of quietly costing a query."""
+    probe_app = make_app(TestingConfig)
+
+    @access_required(Blueprint("probe", __name__))
+    def probe():
+        state = sa.inspect(current_user._get_current_object())
+        return {"in_session": state.session is not None, "persistent": state.persistent,
+                "location": get_jwt_request_location(), "type": get_jwt()["type"],
+                "alg": get_jwt_header()["alg"]}, 200, {"X-In-Session": str(state.session is not None)}
+
+    probe_app.add_url_rule("/probe", view_func=probe, methods=[method])
+    response = probe_app.test_client().open("/probe", method=method, headers=alice_headers)
+    assert response.status_code == 200
+    assert response.headers["X-In-Session"] == str(attached)
+    if method != "HEAD":
+        assert response.json == {"in_session": attached, "persistent": attached,
+                                 "location": "headers", "type": "access", "alg": "HS256"}

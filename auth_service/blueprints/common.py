@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import current_app, request
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 
 from auth_service.errors import APIError
+from auth_service.jwt_checks import verify_access_token
 from auth_service.schemas import ErrorSchema
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -52,12 +53,12 @@ def access_required(blp, superuser: bool = False):
 
     def decorator(fn):
         @wraps(fn)
-        def wrapper(*args, **kwargs):
+        def guarded(*args, **kwargs):
+            verify_access_token()
             if superuser and not current_user.is_superuser:
                 raise APIError(403, "forbidden", "Superuser privileges are required.")
             return fn(*args, **kwargs)
 
-        guarded = jwt_required(locations=["headers"])(wrapper)
         guarded = blp.doc(security=BEARER)(guarded)
         guarded = blp.alt_response(
             401, schema=ErrorSchema,
