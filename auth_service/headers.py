@@ -10,6 +10,14 @@ PAGE_CSP = ("default-src 'self'; object-src 'none'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'none'")
 HSTS = "max-age=63072000; includeSubDomains"
 
+# (name, value): what every response, every JSON answer, every /demo
+# page and every https response carries unless the view set the header itself.
+_ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+           ("X-Frame-Options", "DENY"))
+_JSON = (("Content-Security-Policy", API_CSP), ("Cache-Control", "no-store"))
+_PAGE = (("Content-Security-Policy", PAGE_CSP),)
+_SECURE = (("Strict-Transport-Security", HSTS),)
+
 
 def add_security_headers(response: Response) -> Response:
     """after_request: nosniff, no referrer, no framing, no caching of API answers.
@@ -18,17 +26,19 @@ def add_security_headers(response: Response) -> Response:
     API response is ``no-store``; the HTML docs pages load Swagger UI / ReDoc
     from a CDN and keep the browser defaults for CSP; the /demo pages get PAGE_CSP.
     """
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
+    wanted = _ALWAYS
     if response.mimetype == "application/json":
-        headers.setdefault("Content-Security-Policy", API_CSP)
-        headers.setdefault("Cache-Control", "no-store")
+        wanted += _JSON
     elif request.blueprint == "demo":
-        headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        wanted += _PAGE
     if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+        wanted += _SECURE
+    # Headers.setdefault scans the list once per header; one pass over it serves all.
+    headers = response.headers
+    present = {name.lower() for name in headers.keys()}
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from config import TestingConfig
 from helpers import PASSWORD, bearer, csrf_header, login
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -190,3 +191,16 @@ def test_preflight_from_a_foreign_origin_is_not_allowed(client, path):
     assert "Access-Control-Allow-Methods" not in response.headers
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_header_the_view_set_is_kept_and_not_repeated(make_app):
+    app = make_app(TestingConfig)
+    app.add_url_rule("/own-headers", view_func=lambda: (
+        {"ok": True}, 200, {"Cache-Control": "max-age=60", "x-frame-options": "SAMEORIGIN"}))
+
+    response = app.test_client().get("/own-headers")
+
+    assert response.headers.getlist("Cache-Control") == ["max-age=60"]
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers.getlist("Content-Security-Policy") == [API_CSP]
+    assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
