@@ -10,6 +10,8 @@ import json
 
 import jwt
 import pytest
+from flask_jwt_extended import decode_token
+from jwt.exceptions import DecodeError
 
 from helpers import ERROR_KEYS, assert_error, claims, me, refresh, token_rows
 
@@ -82,6 +84,65 @@ def test_token_whose_header_names_another_algorithm_is_refused(app, client, alic
     token = f"{signing_input}.{hs256(signing_input, app.config['JWT_SECRET_KEY'])}"
 
     assert_refused(me(client, token), "invalid_token")
+
+
+def resign(app, header: str, payload: str) -> str:
+    """A token of these two segments with a valid HS256 signature under the app's key."""
+    return f"{header}.{payload}.{hs256(f'{header}.{payload}', app.config['JWT_SECRET_KEY'])}"
+
+
+@pytest.mark.parametrize("header", [
+    b64url_json({"typ": "JWT", "alg": "HS256"}),                   # same fields, other order
+    b64url(b'{"alg": "HS256", "typ": "JWT"}'),                    # with spaces
+    b64url_json({"alg": "HS256"}),                                 # no typ
+    b64url_json({"alg": "HS256", "typ": "JWT", "extra": 1}),       # one field more
+    b64url_json({"alg": "HS256", "typ": "JWT"}) + "=",             # padded
+], ids=["reordered", "spaces", "no-typ", "extra-field", "padded"])
+def test_only_the_exact_header_the_service_writes_is_accepted(app, client, alice_tokens, header):
+    payload = alice_tokens["access_token"].split(".")[1]
+    assert me(client, resign(app, alice_tokens["access_token"].split(".")[0], payload)) \
+        .status_code == 200
+    assert_refused(me(client, resign(app, header, payload)), "invalid_token")
+
+
+@pytest.mark.parametrize("payload", [
+    lambda p: p + "==",                        # padding
+    lambda p: p[:-1] + "+",                    # base64 (not url) alphabet
+    lambda p: p[:1] + " " + p[1:],             # a space a lenient decoder would skip
+    lambda p: p[:5],                           # a length no base64 string has
+    lambda p: b64url(b"\xff\xfe"),            # not UTF-8
+    lambda p: b64url(b"[1, 2]"),              # JSON, not an object
+    lambda p: b64url(b'{"sub": "1"'),          # not JSON
+], ids=["padded", "plus", "space", "length", "utf8", "array", "json"])
+def test_a_correctly_signed_malformed_payload_is_refused(app, client, alice_tokens, payload):
+    header, original, _ = alice_tokens["access_token"].split(".")
+    assert_refused(me(client, resign(app, header, payload(original))), "invalid_token")
+
+
+def test_a_non_canonical_signature_encoding_is_refused(client, alice_tokens):
+    # The last of 43 characters carries two padding bits: flipping them decodes to the
+    # same 32 bytes. Only the canonical spelling is the token that was issued.
+    header, payload, signature = alice_tokens["access_token"].split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    twin = signature[:-1] + alphabet[last ^ 1]
+    assert base64.urlsafe_b64decode(twin + "=") == base64.urlsafe_b64decode(signature + "=")
+
+    assert_refused(me(client, f"{header}.{payload}.{twin}"), "invalid_token")
+
+
+@pytest.mark.parametrize("changes", [{"iat": 4102444800}, {"iat": "soon"}, {"exp": "never"},
+                                     {"nbf": "now"}, {"exp": None}],
+                         ids=["iat-future", "iat-text", "exp-text", "nbf-text", "exp-null"])
+def test_bad_time_claims_are_refused(client, forge, changes):
+    assert_refused(me(client, forge(changes)), "invalid_token")
+
+
+@pytest.mark.parametrize("value", [42, b"a.b.c", ["a.b.c"], None])
+def test_a_token_that_is_not_a_string_is_a_decode_error(app, value):
+    # The refresh body's schema answers 422 first; decode_token itself must not crash.
+    with app.app_context(), pytest.raises(DecodeError):
+        decode_token(value)
 
 
 # --- tampering -------------------------------------------------------------------------
