@@ -250,6 +250,8 @@ def _columns(model) -> list[tuple[str, sa.Column]]:
 
 _COLUMNS = {User: _columns(User), RefreshToken: _columns(RefreshToken)}
 _USER_COLUMNS, _TOKEN_COLUMNS = _COLUMNS[User], _COLUMNS[RefreshToken]
+_KEYS = {model: [key for key, _ in columns] for model, columns in _COLUMNS.items()}
+_MANAGERS = {model: sa.inspect(model).class_manager for model in _COLUMNS}
 _USER_BY_ID = sa.select(*(column for _, column in _USER_COLUMNS)).where(
     User.__table__.c.id == sa.bindparam("id"))
 _TOKEN_WITH_USER = (
@@ -262,7 +264,10 @@ _TOKEN_WITH_USER = (
 def _instance(model, values, attach: bool = True):
     """An instance of ``model`` from a row of its columns: persistent in the request's
     session, or (``attach=False``) detached."""
-    instance = model(**{key: value for (key, _), value in zip(_COLUMNS[model], values)})
+    # Filled in as a query would fill it: straight into its state, no attribute events
+    # (model(**values) fires one per column, and costs three times as much).
+    instance = _MANAGERS[model].new_instance()
+    so.attributes.instance_dict(instance).update(zip(_KEYS[model], values))
     so.make_transient_to_detached(instance)
     if attach:
         db.session.add(instance)
