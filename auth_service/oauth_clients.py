@@ -18,6 +18,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import Flask, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
 from auth_service import redirects
@@ -55,6 +56,20 @@ def enabled_providers(config) -> list[str]:
             if config.get(f"{name.upper()}_CLIENT_ID") and config.get(f"{name.upper()}_CLIENT_SECRET")]
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened only by requests that carry the cookie.
+
+    Only the Google/GitHub login flow uses the session. Flask's own interface builds
+    its signing serializer on every request, to find that most of them (every API
+    call) have no session cookie; this one answers those with an empty session first.
+    """
+
+    def open_session(self, app: Flask, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Register the enabled providers and check the post-login redirect settings."""
     entries = list(app.config["OAUTH_REDIRECT_ALLOWLIST"])
@@ -66,6 +81,7 @@ def init_app(app: Flask) -> None:
     # a cross-site top-level GET: SameSite=Strict would drop it, Lax keeps it.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = app.config["JWT_COOKIE_SECURE"]
+    app.session_interface = SessionInterface()
     oauth.init_app(app)
     clients = {}
     for name in enabled_providers(app.config):

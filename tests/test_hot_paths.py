@@ -113,3 +113,19 @@ def test_only_a_request_that_may_write_gets_its_user_attached(make_app, alice_he
     if method != "HEAD":
         assert response.json == {"in_session": attached, "persistent": attached,
                                  "location": "headers", "type": "access", "alg": "HS256"}
+
+
+def test_a_request_without_a_session_cookie_does_not_open_the_signed_session(
+        app, client, alice_headers, monkeypatch):
+    """Flask builds its cookie signer per request; only the OAuth flow needs the session."""
+    def no_signer(app):
+        raise AssertionError("the session serializer was built")
+
+    monkeypatch.setattr(app.session_interface, "get_signing_serializer", no_signer)
+    response = client.get("/auth/me", headers=alice_headers)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    # A request that carries the cookie still opens it (and so meets the signer).
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], "anything")
+    with pytest.raises(AssertionError, match="serializer was built"):
+        client.get("/auth/me", headers=alice_headers)
