@@ -53,7 +53,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
+
+
+# json.dumps(entry, default=str, ensure_ascii=False) would build this encoder per line.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 class RequestIdFilter(logging.Filter):
