@@ -45,6 +45,9 @@ class Config:
     LOG_LEVEL = "INFO"
     # One JSON object per log line (request lines included); plain text when false.
     LOG_JSON = True
+    # The app's own line per request (auth_service.request). gunicorn.conf.py turns it
+    # off: gunicorn's access line carries the same fields, the user id included.
+    LOG_REQUESTS = True
     # Proxies in front of the app (nginx = 1). Only then are X-Forwarded-For/-Proto/-Host
     # believed; with 0 a client cannot spoof its IP or scheme.
     TRUSTED_PROXIES = 0

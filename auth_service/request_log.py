@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from flask import Flask, Response, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Where the user id of a request waits for gunicorn's access line (gunicorn.conf.py).
+USER_ID_ENVIRON_KEY = "auth_service.user_id"
 # Visible ASCII, bounded: room for a UUID, a W3C trace id or nginx's $request_id, but
 # no spaces, control characters or megabytes that could forge or flood log lines.
 VALID_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -109,10 +111,21 @@ def start_timer() -> None:
     request_id()
 
 
+def tag_response(response: Response) -> Response:
+    """after_request: echo the request id, and hand the user id to the server's access line.
+
+    gunicorn.conf.py's access line reads ``USER_ID_ENVIRON_KEY`` from the WSGI environ,
+    so it can be the one request line (LOG_REQUESTS=false).
+    """
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    request.environ[USER_ID_ENVIRON_KEY] = _user_id()
+    return response
+
+
 def log_request(response: Response) -> Response:
     """after_request: echo the request id and write the request line."""
+    tag_response(response)
     rid = request_id()
-    response.headers[REQUEST_ID_HEADER] = rid
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
     path = request.path[:MAX_LOGGED_PATH]
@@ -129,6 +142,13 @@ def log_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the hooks; call before the other before_request hooks so the timer runs first."""
-    app.before_request(start_timer)
-    app.after_request(log_request)
+    """Register the hooks; call before the other before_request hooks so the timer runs first.
+
+    With LOG_REQUESTS=false (gunicorn.conf.py sets it: its access line carries every
+    field of ours) the app writes no request line of its own, only tags the response.
+    """
+    if app.config["LOG_REQUESTS"]:
+        app.before_request(start_timer)
+        app.after_request(log_request)
+    else:
+        app.after_request(tag_response)

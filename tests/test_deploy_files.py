@@ -298,6 +298,9 @@ def load_gunicorn_conf(monkeypatch, **environ) -> GunicornConfig:
         if key.startswith("GUNICORN_") or key in ("PORT", "WEB_CONCURRENCY", "TRUSTED_PROXIES",
                                                   "FORWARDED_ALLOW_IPS", "LOG_LEVEL"):
             monkeypatch.delenv(key)
+    # The file sets LOG_REQUESTS for the app it serves: undone after the test.
+    monkeypatch.setenv("LOG_REQUESTS", "")
+    monkeypatch.delenv("LOG_REQUESTS")
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -338,6 +341,12 @@ def test_gunicorn_reads_its_settings_from_the_environment(monkeypatch):
     assert config.secure_scheme_headers == {"X-FORWARDED-PROTO": "https"}
 
 
+@pytest.mark.parametrize(("given", "app_sees"), [(None, "false"), ("true", "true")])
+def test_gunicorn_makes_its_access_line_the_request_line(monkeypatch, given, app_sees):
+    load_gunicorn_conf(monkeypatch, **({"LOG_REQUESTS": given} if given else {}))
+    assert os.environ["LOG_REQUESTS"] == app_sees
+
+
 def test_gunicorn_binds_to_port_on_loopback(monkeypatch):
     assert load_gunicorn_conf(monkeypatch, PORT="9100").bind == ["127.0.0.1:9100"]
 
@@ -352,14 +361,16 @@ def test_gunicorn_access_line_is_json_without_secrets(monkeypatch, capsys):
         {"REQUEST_METHOD": "GET", "PATH_INFO": "/auth/me", "RAW_URI": "/auth/me?access_token=qs",
          "QUERY_STRING": "access_token=qs-secret", "SERVER_PROTOCOL": "HTTP/1.1",
          "REMOTE_ADDR": "203.0.113.9", "HTTP_AUTHORIZATION": "Bearer tok.en.secret",
-         "HTTP_COOKIE": "refresh_token_cookie=cookie-secret", "HTTP_USER_AGENT": "curl/8"},
+         "HTTP_COOKIE": "refresh_token_cookie=cookie-secret", "HTTP_USER_AGENT": "curl/8",
+         "auth_service.user_id": 7},
         timedelta(milliseconds=12, microseconds=500))
     line = capsys.readouterr().out.strip()
     entry = json.loads(line)
     assert entry | {"ts": None, "pid": None} == {
         "ts": None, "level": "INFO", "logger": "gunicorn.access", "method": "GET",
         "path": "/auth/me", "status": 401, "bytes": 97, "duration_ms": 12.5,
-        "request_id": "rid-1", "client_ip": "203.0.113.9", "user_agent": "curl/8", "pid": None}
+        "request_id": "rid-1", "user_id": 7, "client_ip": "203.0.113.9",
+        "user_agent": "curl/8", "pid": None}
     assert "secret" not in line
 
 

@@ -13,6 +13,7 @@ import pytest
 from auth_service import create_app
 from auth_service.request_log import (
     REQUEST_ID_HEADER,
+    USER_ID_ENVIRON_KEY,
     JsonFormatter,
     RequestIdFilter,
     configure_logging,
@@ -248,3 +249,32 @@ def test_configure_logging_leaves_someone_elses_handlers_alone(bare_root):
 def test_json_logs_by_default_text_in_development():
     assert load_config(TestingConfig)["LOG_JSON"] is True
     assert DevelopmentConfig.LOG_JSON is False
+
+
+def test_without_its_own_request_line_the_app_still_tags_the_response(make_app, auth,
+                                                                      alice_headers,
+                                                                      request_lines):
+    """LOG_REQUESTS=false (under gunicorn.conf.py): gunicorn's access line is the request
+    line, and reads the user id the app leaves in the WSGI environ."""
+
+    class Quiet(TestingConfig):
+        LOG_REQUESTS = False
+
+    app = make_app(Quiet)
+    environs = []
+    inner = app.wsgi_app
+
+    def server(environ, start_response):  # what gunicorn's access logger is handed
+        environs.append(environ)
+        return inner(environ, start_response)
+
+    app.wsgi_app = server
+    client = app.test_client()
+    before = request_lines()  # the signup and login of the alice_headers fixture
+    me = client.get("/auth/me", headers=alice_headers | {REQUEST_ID_HEADER: "trace-7"})
+    anonymous = client.get("/healthz")
+
+    assert request_lines() == before
+    assert me.headers[REQUEST_ID_HEADER] == "trace-7"
+    assert GENERATED_ID.fullmatch(anonymous.headers[REQUEST_ID_HEADER])
+    assert [environ[USER_ID_ENVIRON_KEY] for environ in environs] == [me.json["id"], None]

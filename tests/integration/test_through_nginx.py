@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from deploy_stack import ROOT, wait_until
+from helpers import claims
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -50,17 +51,17 @@ def app_log_lines(stack) -> list[dict]:
 
 
 def lines_with(stack, request_id: str) -> dict[str, dict]:
-    """The app's and gunicorn's log lines about one request, by logger name.
+    """The log lines about one request, by logger name: gunicorn's access line, which is
+    the request line (gunicorn.conf.py sets LOG_REQUESTS=false), and nothing else.
 
     gunicorn writes its access line once the response has gone out, so it may lag the
-    response by a moment: wait (bounded) until both are there.
+    response by a moment: wait (bounded) until it is there.
     """
-    def both():
-        found = {line["logger"]: line for line in app_log_lines(stack)
-                 if line.get("request_id") == request_id}
-        return found if {"auth_service.request", "gunicorn.access"} <= found.keys() else None
+    def found():
+        lines = [line for line in app_log_lines(stack) if line.get("request_id") == request_id]
+        return {line["logger"]: line for line in lines} if lines else None
 
-    return wait_until(both, 5, f"log lines of request {request_id}")
+    return wait_until(found, 5, f"log lines of request {request_id}")
 
 
 def nginx_lines(nginx, request_id: str) -> list[dict]:
@@ -136,8 +137,12 @@ def test_the_app_logs_the_real_client_ip_and_ignores_a_forged_one(http, stack, u
                                  "X-Forwarded-For": "203.0.113.68"})
     assert [s["ip_address"] for s in sessions.json()] == ["127.0.0.2"]
     lines = lines_with(stack, request_id)
-    assert lines["auth_service.request"]["client_ip"] == "127.0.0.2"
     assert lines["gunicorn.access"]["client_ip"] == "127.0.0.2"
+    assert lines["gunicorn.access"]["user_id"] is None  # a login verifies no token
+    # The request line of an authenticated request names its user.
+    user_id = claims(login.json()["access_token"])["sub"]
+    listed = lines_with(stack, sessions.headers["X-Request-ID"])["gunicorn.access"]
+    assert (listed["path"], listed["user_id"]) == ("/auth/active-sessions", int(user_id))
     assert [x["client_ip"] for x in nginx_lines(stack.plain, request_id)] == ["127.0.0.2"]
 
 
@@ -177,8 +182,8 @@ def test_the_request_id_is_passed_through_or_made_by_nginx(http, stack):
     assert given.headers["X-Request-ID"] == "client-trace-1"
     made = http.get(stack.plain.url + "/healthz", timeout=10).headers["X-Request-ID"]
     assert REQUEST_ID.fullmatch(made)
-    # nginx's id is the one every layer logged.
-    assert set(lines_with(stack, made)) == {"auth_service.request", "gunicorn.access"}
+    # nginx's id is the one every layer logged, in one request line (gunicorn's).
+    assert set(lines_with(stack, made)) == {"gunicorn.access"}
     assert nginx_lines(stack.plain, made)[0]["status"] == 200
     # An id the app finds unacceptable is replaced (and the replacement is logged).
     bad = http.get(stack.plain.url + "/healthz", headers={"X-Request-ID": "x" * 300}, timeout=10)
