@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app, g, request
-from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.exc import OperationalError
 
+from auth_service import jwt_checks
 from auth_service.engines import autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
@@ -82,17 +82,14 @@ def encode_pair(user: User, token: RefreshToken) -> TokenPair:
     claims = {"sid": token.family_id, "ver": user.token_version}
     issued = int(token.created_at.timestamp())
     csrf = csrf_value(token.family_id)
-    refresh = create_refresh_token(
-        identity=user,
-        additional_claims=claims | {
-            "jti": token.jti,
-            "iat": issued,
-            "nbf": issued,
-            "exp": int(token.expires_at.timestamp()),
-            "csrf": csrf,
-        },
-    )
-    access = create_access_token(identity=user, additional_claims=claims)
+    refresh = jwt_checks.encode("refresh", user, claims | {
+        "jti": token.jti,
+        "iat": issued,
+        "nbf": issued,
+        "exp": int(token.expires_at.timestamp()),
+        "csrf": csrf,
+    })
+    access = jwt_checks.encode("access", user, claims)
     return TokenPair(access, refresh, token.expires_at, csrf)
 
 

@@ -7,11 +7,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import jwt
 import pytest
+from flask_jwt_extended import create_access_token
 from freezegun import freeze_time
 
 from auth_service.extensions import db
-from auth_service.models import RefreshToken
+from auth_service.models import RefreshToken, User
 from helpers import (
     ERROR_KEYS,
     LOGIN_TIME,
@@ -289,3 +291,26 @@ def test_access_token_expires_after_15_minutes(client, auth):
     assert response.status_code == 401
     assert response.json["error"] == "token_expired"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- the token format --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["access_token", "refresh_token"])
+def test_tokens_verify_with_a_standard_library_and_carry_flask_jwt_extendeds_claims(
+        app, alice_tokens, name):
+    """Services that trust these tokens verify them with any HS256 library; the claims
+    are the ones flask-jwt-extended's create_*_token would write, and ours."""
+    token = alice_tokens[name]
+    verified = jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"],
+                          issuer="auth_service",
+                          options={"require": ["exp", "iat", "nbf", "jti", "sub"]})
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    with app.app_context():
+        user = db.session.get(User, int(verified["sub"]))
+        made_by_the_library = claims(create_access_token(identity=user))
+    assert set(verified) == set(made_by_the_library) | {"sid", "ver"}
+    assert verified["type"] == name.removesuffix("_token")
+    assert verified["fresh"] is False
+    lifetime = app.config[f"JWT_{verified['type'].upper()}_TOKEN_EXPIRES"]
+    assert verified["exp"] - verified["iat"] == lifetime.total_seconds()
+    assert verified["nbf"] == verified["iat"]
