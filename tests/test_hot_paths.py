@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import marshmallow
 import pytest
 import sqlalchemy as sa
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
@@ -129,3 +130,20 @@ def test_a_request_without_a_session_cookie_does_not_open_the_signed_session(
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], "anything")
     with pytest.raises(AssertionError, match="serializer was built"):
         client.get("/auth/me", headers=alice_headers)
+
+
+def test_requests_parse_and_answer_with_schemas_built_once(client, auth, monkeypatch):
+    """webargs instantiates a schema given as a class on every request it parses."""
+    auth.signup()
+    built = []
+    init = marshmallow.Schema.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(marshmallow.Schema, "__init__", counting_init)
+    tokens = auth.login().json
+    client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    client.get("/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert built == []

@@ -45,7 +45,7 @@ def resend_verification():
 
 
 @blp.route("/verify-email", methods=["GET"])
-@blp.arguments(EmailTokenQuerySchema, location="query")
+@blp.arguments(EmailTokenQuerySchema(), location="query")
 @blp.response(200, EmailVerificationSchema)
 @blp.alt_response(302, description="With FRONTEND_URL set: redirect to its /verify-email "
                   "page with ?status=verified, already_verified, expired or invalid")
@@ -68,7 +68,7 @@ def verify_email_link(args):
 
 @blp.route("/verify-email", methods=["POST"])
 @json_required
-@blp.arguments(EmailTokenSchema)
+@blp.arguments(EmailTokenSchema())
 @blp.response(200, EmailVerificationSchema)
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired token")
 def verify_email(data):
@@ -80,7 +80,7 @@ def verify_email(data):
 @blp.route("/forgot-password", methods=["POST"])
 @limit_forgot_password
 @json_required
-@blp.arguments(ForgotPasswordSchema)
+@blp.arguments(ForgotPasswordSchema())
 @blp.response(202, MessageSchema, description="The same answer whether or not the account exists")
 def forgot_password(data):
     """Email a password reset link, if the address belongs to an account."""
@@ -89,7 +89,7 @@ def forgot_password(data):
 
 
 @blp.route("/reset-password", methods=["GET"])
-@blp.arguments(EmailTokenQuerySchema, location="query")
+@blp.arguments(EmailTokenQuerySchema(), location="query")
 @blp.response(200, MessageSchema, description="The token is good; POST it with a new password")
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired link")
 def check_reset_link(args):
@@ -101,7 +101,7 @@ def check_reset_link(args):
 
 @blp.route("/reset-password", methods=["POST"])
 @json_required
-@blp.arguments(ResetPasswordSchema)
+@blp.arguments(ResetPasswordSchema())
 @blp.response(200, MessageSchema, description="Password set; every session has ended")
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired token")
 def reset_password(data):

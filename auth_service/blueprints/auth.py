@@ -68,7 +68,7 @@ def login_response(pair: tokens.TokenPair):
 @blp.route("/signup", methods=["POST"])
 @signup_limit
 @json_required
-@blp.arguments(SignupSchema)
+@blp.arguments(SignupSchema())
 @blp.response(201, UserSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="Email or username already taken")
 @blp.alt_response(415, schema=ErrorSchema, description="Body is not JSON")
@@ -82,7 +82,7 @@ def signup(data):
 @blp.route("/login", methods=["POST"])
 @limit_login
 @json_required
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema())
 @blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF cookies")
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid email or password")
 def login(data):
@@ -93,7 +93,7 @@ def login(data):
 
 @blp.route("/refresh", methods=["POST"])
 @refresh_limit
-@blp.arguments(RefreshRequestSchema, required=False)
+@blp.arguments(RefreshRequestSchema(), required=False)
 @blp.response(200, TokenPairSchema, description="New access token and the rotated refresh token "
               "(in the body when it came in the body, in the cookie when it came in the cookie)")
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid, expired, revoked or reused refresh token")
@@ -149,7 +149,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
 
 @blp.route("/logout", methods=["POST"])
 @access_required(blp)
-@blp.arguments(RefreshRequestSchema, required=False)
+@blp.arguments(RefreshRequestSchema(), required=False)
 @blp.response(200, MessageSchema)
 @blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
                   "header, or from an Origin not on CORS_ORIGINS")
@@ -193,7 +193,7 @@ def me():
 @password_change_limit
 @access_required(blp)
 @json_required
-@blp.arguments(ChangePasswordSchema)
+@blp.arguments(ChangePasswordSchema())
 @blp.response(200, TokenPairSchema, description="A fresh pair for this session; all others are revoked")
 @blp.alt_response(400, schema=ErrorSchema, description="Current password is incorrect")
 def change_password(data):

@@ -54,7 +54,7 @@ def _callback_url(provider: str) -> str:
 
 @blp.route(f"/{PROVIDER}/login", methods=["GET"])
 @oauth_limit
-@blp.arguments(OAuthLoginQuerySchema, location="query")
+@blp.arguments(OAuthLoginQuerySchema(), location="query")
 @blp.response(302, description="Redirect to the provider's sign-in page (state, nonce, PKCE S256)")
 @blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list")
 @blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
@@ -74,7 +74,7 @@ def login(query, provider):
 
 @blp.route(f"/{PROVIDER}/callback", methods=["GET"])
 @oauth_limit
-@blp.arguments(OAuthCallbackQuerySchema, location="query")
+@blp.arguments(OAuthCallbackQuerySchema(), location="query")
 @blp.response(200, TokenPairSchema, description="Token pair like /auth/login (no FRONTEND_URL "
               "and no ``next``); also sets the refresh and CSRF cookies")
 @blp.alt_response(302, description="Redirect to FRONTEND_URL or the login's ``next``, with the "

@@ -37,7 +37,7 @@ def get_me():
 @blp.route("/me", methods=["PATCH"])
 @access_required(blp)
 @json_required
-@blp.arguments(UserUpdateSchema)
+@blp.arguments(UserUpdateSchema())
 @blp.response(200, UserSchema)
 @blp.alt_response(409, schema=ErrorSchema, description="Username already taken")
 def update_me(changes):
@@ -47,7 +47,7 @@ def update_me(changes):
 
 @blp.route("/me", methods=["DELETE"])
 @access_required(blp)
-@blp.arguments(DeleteAccountSchema, required=False)
+@blp.arguments(DeleteAccountSchema(), required=False)
 @blp.response(204)
 @blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
 def delete_me(data):
@@ -76,7 +76,7 @@ def unlink_identity(provider):
 
 @blp.route("/", methods=["GET"])
 @access_required(blp, superuser=True)
-@blp.arguments(UsersQuerySchema, location="query")
+@blp.arguments(UsersQuerySchema(), location="query")
 @blp.response(200, UserPageSchema)
 def list_users(query):
     """Paginated list of users, optionally filtered by ``q`` (superuser)."""
