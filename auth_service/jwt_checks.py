@@ -20,10 +20,12 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Flask, current_app, g, request
 from flask_jwt_extended.config import config as jwt_config
-from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError
+from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError, NoAuthorizationError
 from flask_jwt_extended.internal_utils import (custom_verification_for_token,
                                                verify_token_not_blocklisted, verify_token_type)
-from flask_jwt_extended.view_decorators import _decode_jwt_from_headers, _load_user
+from flask_jwt_extended.view_decorators import (_decode_jwt_from_cookies,
+                                                 _decode_jwt_from_headers,
+                                                 _decode_jwt_from_json, _load_user)
 from jwt.exceptions import (DecodeError, ExpiredSignatureError, ImmatureSignatureError,
                             InvalidIssuedAtError, InvalidIssuerError, InvalidSignatureError,
                             MissingRequiredClaimError)
@@ -199,26 +201,45 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _LIFETIMES = {"access": "JWT_ACCESS_TOKEN_EXPIRES", "refresh": "JWT_REFRESH_TOKEN_EXPIRES"}
 
 
-def verify_access_token() -> None:
-    """``jwt_required(locations=["headers"])``'s checks for an access token, in one parse.
+def verify_token(locations: tuple[str, ...] = ("headers",), refresh: bool = False) -> None:
+    """``verify_jwt_in_request(refresh=refresh, locations=locations)``, in one parse.
 
     flask-jwt-extended's own path parses the token once more for its header after
-    decoding it. This one reads the Authorization header with its parser, decodes once,
-    runs its checks and callbacks in its order (type, revocation, custom verification,
-    user lookup) and leaves the request context it leaves (current_user, get_jwt,
-    get_jwt_header, get_jwt_request_location). flask-jwt-extended is pinned.
+    decoding it. This one finds the token with its readers (the first of ``locations``
+    that has one; a cookie comes with its CSRF header), decodes it once, runs its checks
+    and callbacks in its order (type, revocation, custom verification, user lookup) and
+    leaves the request context it leaves (current_user, get_jwt, get_jwt_header,
+    get_jwt_request_location). flask-jwt-extended is pinned.
     """
     if request.method in jwt_config.exempt_methods:
         return
-    encoded_token, _ = _decode_jwt_from_headers()
-    header, claims = decode_complete(encoded_token)
-    verify_token_type(claims, refresh=False)
+    missing = []
+    for location in locations:
+        try:
+            encoded_token, csrf_value = _TOKEN_READERS[location](refresh)
+            break
+        except NoAuthorizationError as error:
+            missing.append(str(error))
+    else:
+        raise NoAuthorizationError(missing[0] if len(missing) == 1 else
+                                   f"Missing JWT in {' or '.join(locations)} "
+                                   f"({'; '.join(missing)})")
+    header, claims = decode_complete(encoded_token, csrf_value)
+    verify_token_type(claims, refresh)
     verify_token_not_blocklisted(header, claims)
     custom_verification_for_token(header, claims)
     g._jwt_extended_jwt_user = _load_user(header, claims)
     g._jwt_extended_jwt_header = header
     g._jwt_extended_jwt = claims
-    g._jwt_extended_jwt_location = "headers"
+    g._jwt_extended_jwt_location = location
+
+
+# flask-jwt-extended's readers of a token (and its CSRF value) from each place it may be.
+_TOKEN_READERS = {
+    "headers": lambda refresh: _decode_jwt_from_headers(),
+    "json": _decode_jwt_from_json,
+    "cookies": _decode_jwt_from_cookies,
+}
 
 
 @jwt.user_identity_loader
@@ -259,17 +280,19 @@ def is_revoked(header: dict, payload: dict) -> bool:
     """
     if payload["type"] != "refresh":
         return False
-    # The owner comes in the same SELECT: load_user, which runs next, then finds it in
-    # the session and checks it without a query of its own.
+    # The owner comes in the same SELECT: load_user, which runs next, takes it from the
+    # token and checks it without a query of its own. The row itself stays detached (no
+    # view changes a token through the session: tokens.py writes them with statements);
+    # the owner is attached where load_user would attach it.
     with autocommit_engine().connect() as connection:
         row = connection.execute(_TOKEN_WITH_USER, {"jti": payload["jti"]}).first()
     token = None
     if row is not None:
-        token = _instance(RefreshToken, row[:len(_TOKEN_COLUMNS)])
-        user = db.session.identity_map.get(so.util.identity_key(User, token.user_id))
-        # As a loaded relationship: load_user, which runs next, finds it there.
-        so.attributes.set_committed_value(
-            token, "user", user or _instance(User, row[len(_TOKEN_COLUMNS):]))
+        token = _instance(RefreshToken, row[:len(_TOKEN_COLUMNS)], attach=False)
+        attach = request.method not in SAFE_METHODS
+        user = attach and db.session.identity_map.get(so.util.identity_key(User, token.user_id))
+        so.attributes.set_committed_value(  # as a loaded relationship
+            token, "user", user or _instance(User, row[len(_TOKEN_COLUMNS):], attach=attach))
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None
 

@@ -14,11 +14,12 @@ from contextlib import contextmanager
 import marshmallow
 import pytest
 import sqlalchemy as sa
+from flask import g
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint
 
 from auth_service.accounts import find_by_email
-from auth_service.blueprints.common import access_required
+from auth_service.blueprints.common import access_required, token_required
 from auth_service.engines import autocommit_engine
 from auth_service.extensions import db
 from config import TestingConfig
@@ -147,3 +148,32 @@ def test_requests_parse_and_answer_with_schemas_built_once(client, auth, monkeyp
     client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     client.get("/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert built == []
+
+
+@pytest.mark.parametrize("method, attached", [("GET", False), ("POST", True)])
+def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
+        make_app, alice_tokens, method, attached):
+    """tokens.py writes token rows with statements, so the row read by the revocation
+    check never joins the session; its owner does where a view may change it."""
+    probe_app = make_app(TestingConfig)
+
+    @token_required(("cookies", "json"), refresh=True)
+    def probe():
+        token = g.refresh_token_row
+        return {"token_in_session": sa.inspect(token).session is not None,
+                "user_in_session": sa.inspect(current_user._get_current_object()).session
+                is not None,
+                "same_user": token.user is current_user._get_current_object(),
+                "location": get_jwt_request_location()}
+
+    probe_app.add_url_rule("/probe", view_func=probe, methods=[method])
+    client = probe_app.test_client()
+    if method == "GET":  # from the cookie, as GET /auth/csrf reads it
+        client.set_cookie("refresh_token_cookie", alice_tokens["refresh_token"], path="/")
+        response = client.get("/probe", headers={"X-CSRF-TOKEN": alice_tokens["csrf_token"]})
+    else:
+        response = client.post("/probe", json={"refresh_token": alice_tokens["refresh_token"]})
+    assert response.status_code == 200, response.json
+    assert response.json == {"token_in_session": False, "user_in_session": attached,
+                             "same_user": True,
+                             "location": "cookies" if method == "GET" else "json"}

@@ -9,7 +9,6 @@ from flask_jwt_extended import (
     get_current_user,
     get_jwt,
     get_jwt_request_location,
-    jwt_required,
     set_refresh_cookies,
     unset_refresh_cookies,
 )
@@ -18,7 +17,7 @@ from flask_smorest import Blueprint
 
 from auth_service import account_emails, accounts, cors, tokens
 from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
-from auth_service.blueprints.common import access_required, json_required
+from auth_service.blueprints.common import access_required, json_required, token_required
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.schemas import (
@@ -100,7 +99,7 @@ def login(data):
 @blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
                   "header, or from an Origin not on CORS_ORIGINS")
 @blp.doc(security=REFRESH_SECURITY)
-@jwt_required(refresh=True, locations=["json", "cookies"])
+@token_required(("json", "cookies"), refresh=True)
 def refresh(data):
     """Exchange a refresh token for a new pair; the presented token is spent."""
     via_cookie = get_jwt_request_location() == "cookies"
@@ -116,7 +115,7 @@ def refresh(data):
 @blp.alt_response(401, schema=ErrorSchema, description="No valid refresh cookie")
 @blp.alt_response(403, schema=ErrorSchema, description="From an Origin not on CORS_ORIGINS")
 @blp.doc(security=[{"refreshCookie": []}])
-@jwt_required(refresh=True, locations=["cookies"])
+@token_required(("cookies",), refresh=True)
 def csrf_token():
     """The X-CSRF-TOKEN value of the refresh cookie, for a page that has just loaded.
 

@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask_jwt_extended import current_user
 
 from auth_service.errors import APIError
-from auth_service.jwt_checks import verify_access_token
+from auth_service.jwt_checks import verify_token
 from auth_service.schemas import ErrorSchema
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -54,7 +54,7 @@ def access_required(blp, superuser: bool = False):
     def decorator(fn):
         @wraps(fn)
         def guarded(*args, **kwargs):
-            verify_access_token()
+            verify_token()
             if superuser and not current_user.is_superuser:
                 raise APIError(403, "forbidden", "Superuser privileges are required.")
             return fn(*args, **kwargs)
@@ -66,6 +66,21 @@ def access_required(blp, superuser: bool = False):
         )(guarded)
         if superuser:
             guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(guarded)
+        return guarded
+
+    return decorator
+
+
+def token_required(locations: tuple[str, ...], refresh: bool = False):
+    """``jwt_required(refresh=refresh, locations=locations)``, through
+    auth_service.jwt_checks.verify_token (one parse of the token)."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def guarded(*args, **kwargs):
+            verify_token(locations, refresh)
+            return fn(*args, **kwargs)
+
         return guarded
 
     return decorator
