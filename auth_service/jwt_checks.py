@@ -58,8 +58,8 @@ def init_app(app: Flask) -> None:
     app.config["JWT_IDENTITY_CLAIM"] = "sub"  # what decode_complete and load_user read
 
 
-def encode(token_type: str, user: User, claims: dict) -> str:
-    """Sign a ``token_type`` token for ``user``: the claims flask-jwt-extended's
+def encode(token_type: str, subject: str, claims: dict) -> str:
+    """Sign a ``token_type`` token for user id ``subject``: the claims flask-jwt-extended's
     create_access_token and create_refresh_token write, from the same settings
     (JWT_*_TOKEN_EXPIRES, JWT_ENCODE_NBF, JWT_COOKIE_CSRF_PROTECT, JWT_ENCODE_AUDIENCE,
     JWT_ENCODE_ISSUER), then ``claims``, under the one header decode_complete accepts.
@@ -71,7 +71,7 @@ def encode(token_type: str, user: User, claims: dict) -> str:
     config = current_app.config
     now = int(time.time())
     payload = {"fresh": False, "iat": now, "jti": str(uuid.uuid4()), "type": token_type,
-               "sub": user_identity(user)}
+               "sub": subject}
     if config["JWT_ENCODE_NBF"]:
         payload["nbf"] = now
     if config["JWT_COOKIE_CSRF_PROTECT"]:
@@ -213,6 +213,12 @@ def verify_token(locations: tuple[str, ...] = ("headers",), refresh: bool = Fals
     """
     if request.method in jwt_config.exempt_methods:
         return
+    check_token(*read_token(locations, refresh))
+
+
+def read_token(locations: tuple[str, ...], refresh: bool = False) -> tuple[dict, dict, str]:
+    """The first step of verify_token: the token found, decoded and of the right type,
+    as (header, claims, location). Nothing is read from the database yet."""
     missing = []
     for location in locations:
         try:
@@ -226,9 +232,21 @@ def verify_token(locations: tuple[str, ...] = ("headers",), refresh: bool = Fals
                                    f"({'; '.join(missing)})")
     header, claims = decode_complete(encoded_token, csrf_value)
     verify_token_type(claims, refresh)
+    return header, claims, location
+
+
+def check_token(header: dict, claims: dict, location: str) -> None:
+    """The rest of verify_token: revocation, custom verification, the user."""
     verify_token_not_blocklisted(header, claims)
     custom_verification_for_token(header, claims)
-    g._jwt_extended_jwt_user = _load_user(header, claims)
+    settle_token(header, claims, location, _load_user(header, claims))
+
+
+def settle_token(header: dict, claims: dict, location: str, loaded: dict | None) -> None:
+    """Record a verified token where flask-jwt-extended keeps it for the request
+    (get_jwt, get_jwt_header, get_jwt_request_location, and current_user: ``loaded``
+    is its {"loaded_user": user}, or None where the view needs no user)."""
+    g._jwt_extended_jwt_user = loaded
     g._jwt_extended_jwt_header = header
     g._jwt_extended_jwt = claims
     g._jwt_extended_jwt_location = location

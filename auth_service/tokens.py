@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from flask import current_app, g, request
@@ -73,23 +74,26 @@ def csrf_value(family_id: str) -> str:
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
-def encode_pair(user: User, token: RefreshToken) -> TokenPair:
-    """Encode a fresh access token and the refresh JWT of ``token``.
+def encode_pair(user_id: int, version: int, token) -> TokenPair:
+    """Encode a fresh access token and the refresh JWT of ``token`` (a RefreshToken, or
+    anything with its jti, family_id, created_at and expires_at) for user ``user_id``
+    at token version ``version``.
 
     The refresh JWT depends only on the row, so a duplicate refresh inside the
     grace window receives the very same token as the first one.
     """
-    claims = {"sid": token.family_id, "ver": user.token_version}
+    claims = {"sid": token.family_id, "ver": version}
     issued = int(token.created_at.timestamp())
     csrf = csrf_value(token.family_id)
-    refresh = jwt_checks.encode("refresh", user, claims | {
+    subject = str(user_id)
+    refresh = jwt_checks.encode("refresh", subject, claims | {
         "jti": token.jti,
         "iat": issued,
         "nbf": issued,
         "exp": int(token.expires_at.timestamp()),
         "csrf": csrf,
     })
-    access = jwt_checks.encode("access", user, claims)
+    access = jwt_checks.encode("access", subject, claims)
     return TokenPair(access, refresh, token.expires_at, csrf)
 
 
@@ -107,7 +111,7 @@ def start_session(user: User) -> TokenPair:
     db.session.add(token)
     # Encoded before the commit, which expires the objects: after it, reading them
     # would cost a SELECT of the user and of the token again.
-    pair = encode_pair(user, token)
+    pair = encode_pair(user.id, user.token_version, token)
     db.session.commit()
     return pair
 
@@ -129,6 +133,28 @@ def rotate(user: User, jti: str) -> TokenPair:
     raise AssertionError("unreachable")
 
 
+def rotate_presented(claims: dict) -> TokenPair | None:
+    """A refresh in one statement, from the verified claims of the presented token alone.
+
+    The pair is encoded first (family, owner, version and expiry are in the claims);
+    then the statement spends the token only if it is unspent and unrevoked and its
+    owner is active at that token version, and records the child in its place. None
+    when it spent nothing: revoked, reused, in the grace window, a deactivated or
+    re-passworded owner, or a lost race. The caller then runs the full checks
+    (jwt_checks.check_token, rotate), which tell those apart.
+    """
+    child = _child(family_id=claims["sid"], user_id=int(claims["sub"]),
+                   expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc))
+    pair = encode_pair(child.user_id, claims["ver"], child)
+    return pair if _spend(claims["jti"], child, claims["ver"]) else None
+
+
+def _child(family_id: str, user_id: int, expires_at: datetime) -> SimpleNamespace:
+    """The values of the token that replaces a spent one (its row is written by _spend)."""
+    return SimpleNamespace(jti=new_uuid(), family_id=family_id, user_id=user_id,
+                           created_at=utcnow(), expires_at=expires_at, **_client())
+
+
 def _rotate_once(user: User, jti: str) -> TokenPair:
     now = utcnow()
     # The row the revocation check just read (jwt_checks.is_revoked) gives the family
@@ -139,17 +165,10 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
     if token is None or token.jti != jti:
         token, fresh = _fresh_row(jti), True
     if token.spent_at is None:
-        child = RefreshToken(
-            jti=new_uuid(),
-            family_id=token.family_id,
-            user_id=user.id,
-            created_at=now,
-            expires_at=token.expires_at,
-            **_client(),
-        )
+        child = _child(token.family_id, user.id, token.expires_at)
         # Encoded first: the commit of a rotation on SQLite expires the user.
-        pair = encode_pair(user, child)
-        if _spend(jti, child):
+        pair = encode_pair(user.id, user.token_version, child)
+        if _spend(jti, child, user.token_version):
             return pair
         token = _fresh_row(jti)  # spent, revoked or lost the race to a concurrent refresh
     elif not fresh:
@@ -157,7 +176,7 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     live = _live_descendant(token, now, grace)
     if live is not None:
-        return encode_pair(user, live)
+        return encode_pair(user.id, user.token_version, live)
     revoke_family(token.family_id, REASON_REUSE)
     db.session.commit()
     current_app.logger.warning("refresh token reuse detected: family %s of user %s revoked",
@@ -166,23 +185,26 @@ def _rotate_once(user: User, jti: str) -> TokenPair:
                    "the session has been revoked. Log in again.")
 
 
-def _spend(jti: str, child: RefreshToken) -> bool:
+def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
     """Spend token ``jti`` and record ``child`` in its place, atomically.
 
-    False when ``jti`` was already spent or revoked: the conditional update is what
-    lets only one of several concurrent refreshes win. On PostgreSQL both writes are
-    one statement, a transaction of its own on the autocommit engine: one round trip
-    instead of BEGIN, UPDATE, INSERT and COMMIT.
+    False when ``jti`` was already spent or revoked, is not of the child's family and
+    owner, or the owner is inactive or past token version ``version``: the conditional
+    update is what lets only one of several concurrent refreshes win. The child
+    inherits family, owner and expiry from the row spent. On PostgreSQL both writes
+    are one statement, a transaction of its own on the autocommit engine: one round
+    trip instead of BEGIN, UPDATE, INSERT and COMMIT.
     """
-    values = {column: getattr(child, column) for column in _COLUMNS}
-    params = {"spent_jti": jti, **{f"new_{column}": value for column, value in values.items()}}
+    params = {"spent_jti": jti, "owner": child.user_id, "family": child.family_id,
+              "version": version,
+              **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
     if db.session.get_bind().dialect.name == "postgresql":
         with autocommit_engine().connect() as connection:
             return connection.execute(_SPEND_AND_RECORD, params).rowcount == 1
     if db.session.execute(_SPEND, params).rowcount != 1:
         db.session.rollback()
         return False
-    db.session.execute(_RECORD, values)
+    db.session.execute(_RECORD, params)
     db.session.commit()
     return True
 
@@ -191,24 +213,36 @@ def _spend(jti: str, child: RefreshToken) -> bool:
 # The child's values are bound as new_<column>: a parameter named after a column would
 # make SQLAlchemy add that column to the UPDATE's SET clause.
 _TOKENS = RefreshToken.__table__
+_USERS = User.__table__
 _COLUMNS = tuple(column.key for column in _TOKENS.columns)
+_INHERITED = ("family_id", "user_id", "expires_at")
+_OWN = tuple(column for column in _COLUMNS if column not in _INHERITED)
 _SPEND = (
     sa.update(_TOKENS)
     .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
-           _TOKENS.c.revoked_at.is_(None))
+           _TOKENS.c.revoked_at.is_(None), _TOKENS.c.user_id == sa.bindparam("owner"),
+           _TOKENS.c.family_id == sa.bindparam("family"),
+           sa.exists().where(_USERS.c.id == sa.bindparam("owner"), _USERS.c.is_active,
+                             _USERS.c.token_version == sa.bindparam("version")))
     .values(spent_at=sa.bindparam("new_created_at"), replaced_by=sa.bindparam("new_jti"))
 )
-_RECORD = sa.insert(_TOKENS)
-# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent; the
-# child's family, owner and expiry come from the row the UPDATE spent.
-_SPENT = _SPEND.returning(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.expires_at).cte("spent")
-_INHERITED = ("family_id", "user_id", "expires_at")
-_SPEND_AND_RECORD = sa.insert(_TOKENS).from_select(
-    list(_COLUMNS),
-    sa.select(*(_SPENT.c[key] if key in _INHERITED
-                else sa.bindparam(f"new_{key}", type_=_TOKENS.c[key].type)
-                for key in _COLUMNS)),
-)
+
+
+def _record_from(source, *where) -> sa.Insert:
+    """INSERT of the child: its own values bound, the inherited ones from ``source``."""
+    return sa.insert(_TOKENS).from_select(
+        list(_COLUMNS),
+        sa.select(*(source.c[key] if key in _INHERITED
+                    else sa.bindparam(f"new_{key}", type_=_TOKENS.c[key].type)
+                    for key in _COLUMNS)).where(*where),
+    )
+
+
+# SQLite: after _SPEND, in its transaction, from the row it spent.
+_RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
+# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.
+_SPEND_AND_RECORD = _record_from(
+    _SPEND.returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent"))
 
 
 def _fresh_row(jti: str) -> RefreshToken:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 from freezegun import freeze_time
 
@@ -314,3 +315,45 @@ def test_tokens_verify_with_a_standard_library_and_carry_flask_jwt_extendeds_cla
     lifetime = app.config[f"JWT_{verified['type'].upper()}_TOKEN_EXPIRES"]
     assert verified["exp"] - verified["iat"] == lifetime.total_seconds()
     assert verified["nbf"] == verified["iat"]
+
+
+# --- what the one-statement rotation checks ---------------------------------------------
+
+def _change_owner(in_db, **values) -> None:
+    """Change Alice's row directly, as an operator's UPDATE would: no token is revoked."""
+    def change():
+        db.session.execute(sa.update(User).where(User.email == "alice@example.com")
+                           .values(**values))
+        db.session.commit()
+
+    in_db(change)
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"is_active": False}, "invalid_token"),
+    ({"token_version": User.token_version + 1}, "invalid_token"),
+], ids=["deactivated", "token-version"])
+def test_a_refresh_token_of_an_owner_who_changed_is_not_spent(client, alice_tokens, in_db,
+                                                              change, error):
+    """The rotation statement checks the owner as it spends: the token stays unspent."""
+    _change_owner(in_db, **change)
+
+    response = refresh(client, alice_tokens["refresh_token"])
+
+    assert response.status_code == 401
+    assert response.json["error"] == error
+    assert [(row.spent_at, row.replaced_by) for row in family_rows(in_db, alice_tokens["refresh_token"])] \
+        == [(None, None)]
+
+
+def test_the_rotation_records_a_child_that_inherits_the_family_and_its_expiry(
+        client, alice_tokens, in_db):
+    response = refresh(client, alice_tokens["refresh_token"])
+    assert response.status_code == 200
+    parent, child = sorted(family_rows(in_db, alice_tokens["refresh_token"]),
+                           key=lambda row: row.created_at)
+    assert parent.replaced_by == child.jti == claims(response.json["refresh_token"])["jti"]
+    assert parent.spent_at == child.created_at
+    assert (child.family_id, child.user_id, child.expires_at) \
+        == (parent.family_id, parent.user_id, parent.expires_at)
+    assert (child.spent_at, child.revoked_at, child.replaced_by) == (None, None, None)

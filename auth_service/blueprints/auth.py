@@ -15,7 +15,7 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
-from auth_service import account_emails, accounts, cors, tokens
+from auth_service import account_emails, accounts, cors, jwt_checks, tokens
 from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
 from auth_service.blueprints.common import access_required, json_required, token_required
 from auth_service.errors import APIError
@@ -99,13 +99,21 @@ def login(data):
 @blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
                   "header, or from an Origin not on CORS_ORIGINS")
 @blp.doc(security=REFRESH_SECURITY)
-@token_required(("json", "cookies"), refresh=True)
 def refresh(data):
     """Exchange a refresh token for a new pair; the presented token is spent."""
-    via_cookie = get_jwt_request_location() == "cookies"
+    header, claims, location = jwt_checks.read_token(("json", "cookies"), refresh=True)
+    via_cookie = location == "cookies"
     if via_cookie:
         cors.refuse_foreign_origin()
-    pair = tokens.rotate(current_user, get_jwt()["jti"])
+    # Nearly every refresh is a plain rotation: one statement checks and spends the token.
+    pair = tokens.rotate_presented(claims)
+    if pair is None:
+        # Not a plain rotation: the full checks tell a revoked token, an inactive owner,
+        # reuse and the grace window apart (each answered as before).
+        jwt_checks.check_token(header, claims, location)
+        pair = tokens.rotate(current_user, claims["jti"])
+    else:
+        jwt_checks.settle_token(header, claims, location, None)
     return token_response(pair, body=not via_cookie, cookie=via_cookie)
 
 
