@@ -198,8 +198,9 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
     params = {"spent_jti": jti, "owner": child.user_id, "family": child.family_id,
               "version": version,
               **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
-    if db.session.get_bind().dialect.name == "postgresql":
-        with autocommit_engine().connect() as connection:
+    engine = autocommit_engine()  # the database's dialect, without opening a session
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
             return connection.execute(_SPEND_AND_RECORD, params).rowcount == 1
     if db.session.execute(_SPEND, params).rowcount != 1:
         db.session.rollback()
