@@ -70,12 +70,14 @@ def encode(token_type: str, subject: str, claims: dict) -> str:
     """
     config = current_app.config
     now = int(time.time())
-    payload = {"fresh": False, "iat": now, "jti": str(uuid.uuid4()), "type": token_type,
-               "sub": subject}
+    # A value ``claims`` overrides is not drawn (each uuid4 is a getrandom call).
+    payload = {"fresh": False, "iat": now,
+               "jti": claims["jti"] if "jti" in claims else str(uuid.uuid4()),
+               "type": token_type, "sub": subject}
     if config["JWT_ENCODE_NBF"]:
         payload["nbf"] = now
     if config["JWT_COOKIE_CSRF_PROTECT"]:
-        payload["csrf"] = str(uuid.uuid4())
+        payload["csrf"] = claims["csrf"] if "csrf" in claims else str(uuid.uuid4())
     if config["JWT_ENCODE_AUDIENCE"]:
         payload["aud"] = config["JWT_ENCODE_AUDIENCE"]
     if config["JWT_ENCODE_ISSUER"]:
