@@ -64,6 +64,41 @@ def autocommit_engine() -> sa.Engine:
     return current_app.extensions[AUTOCOMMIT_ENGINE]
 
 
+class Prepared:
+    """A Core statement compiled once per dialect and run as driver SQL.
+
+    Connection.execute finds a statement in the compiled cache by its cache key, which
+    it generates on every call by walking the whole statement, then builds an
+    execution context that processes every parameter; for a rotation's CTE of sixteen
+    parameters that was a fifth of a refresh's CPU. ``execute`` compiles once, applies
+    the bind processors itself (UTCDateTime's, so values reach the driver as they
+    would otherwise), and hands the SQL to Connection.exec_driver_sql: the
+    connection's events, pooling and disconnect handling still apply.
+    """
+
+    def __init__(self, statement: sa.Executable):
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, dict, tuple | None]] = {}
+
+    def execute(self, connection: sa.Connection, params: dict) -> sa.CursorResult:
+        """Run with ``params`` (by name); the result's rows are the driver's, unprocessed."""
+        dialect = connection.dialect
+        try:
+            sql, processors, order = self._compiled[dialect.name]
+        except KeyError:
+            compiled = self.statement.compile(dialect=dialect)
+            processors = {name: processor for name, bind in compiled.binds.items()
+                          if (processor := bind.type.bind_processor(dialect))}
+            # A positional paramstyle (SQLite's qmark) takes the values in SQL order.
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            sql, processors, order = self._compiled.setdefault(
+                dialect.name, (str(compiled), processors, order))
+        values = {name: processors[name](value) if name in processors else value
+                  for name, value in params.items()}
+        return connection.exec_driver_sql(
+            sql, values if order is None else tuple(values[name] for name in order))
+
+
 def dispose(app: Flask) -> None:
     """Close every pooled connection of ``app`` (tests that build apps of their own)."""
     with app.app_context():

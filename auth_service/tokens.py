@@ -20,7 +20,7 @@ from flask import current_app, g, request
 from sqlalchemy.exc import OperationalError
 
 from auth_service import jwt_checks
-from auth_service.engines import autocommit_engine
+from auth_service.engines import Prepared, autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, UTCDateTime, new_uuid, utcnow
@@ -56,7 +56,7 @@ class TokenPair:
 def _client() -> dict:
     """User agent and client IP of the current request, trimmed to the columns."""
     # PostgreSQL cannot store NUL characters, and a client chooses its User-Agent.
-    user_agent = request.user_agent.string.replace("\x00", "")
+    user_agent = request.headers.get("User-Agent", "").replace("\x00", "")
     return {
         "user_agent": user_agent[:255] or None,
         "ip_address": (request.remote_addr or None) and request.remote_addr[:45],
@@ -201,7 +201,7 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
     engine = autocommit_engine()  # the database's dialect, without opening a session
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
-            return connection.execute(_SPEND_AND_RECORD, params).rowcount == 1
+            return _SPEND_AND_RECORD.execute(connection, params).rowcount == 1
     if db.session.execute(_SPEND, params).rowcount != 1:
         db.session.rollback()
         return False
@@ -242,8 +242,8 @@ def _record_from(source, *where) -> sa.Insert:
 # SQLite: after _SPEND, in its transaction, from the row it spent.
 _RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
 # PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.
-_SPEND_AND_RECORD = _record_from(
-    _SPEND.returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent"))
+_SPEND_AND_RECORD = Prepared(_record_from(
+    _SPEND.returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent")))
 
 
 def _fresh_row(jti: str) -> RefreshToken:

@@ -11,6 +11,7 @@ as a lower ratio to the floor.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 
 import marshmallow
 import pytest
@@ -21,9 +22,11 @@ from flask_smorest import Blueprint
 
 from auth_service.accounts import find_by_email
 from auth_service.blueprints.common import access_required, token_required
-from auth_service.engines import autocommit_engine
+from auth_service.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
+from auth_service.models import RefreshToken, UTCDateTime
 from config import TestingConfig
+from helpers import claims
 
 
 @pytest.fixture
@@ -177,3 +180,17 @@ def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
     assert response.json == {"token_in_session": False, "user_in_session": attached,
                              "same_user": True,
                              "location": "cookies" if method == "GET" else "json"}
+
+
+def test_a_prepared_statement_binds_values_as_core_execute_does(app, alice_tokens, in_db):
+    """engines.Prepared skips the compiled cache, not the types' bind processing."""
+    jti = claims(alice_tokens["refresh_token"])["jti"]
+    tokens_table = RefreshToken.__table__
+    spend = Prepared(sa.update(tokens_table).where(tokens_table.c.jti == sa.bindparam("j"))
+                     .values(spent_at=sa.bindparam("at", type_=UTCDateTime)))
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    with app.app_context(), autocommit_engine().connect() as connection:
+        with pytest.raises(ValueError, match="naive datetime"):  # UTCDateTime's own check
+            spend.execute(connection, {"j": jti, "at": at.replace(tzinfo=None)})
+        assert spend.execute(connection, {"j": jti, "at": at}).rowcount == 1
+    assert in_db(lambda: db.session.get(RefreshToken, jti).spent_at) == at
