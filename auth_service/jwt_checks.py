@@ -1,8 +1,11 @@
-"""flask-jwt-extended callbacks: what makes a token acceptable.
+"""Tokens: how they are signed and verified, and what makes one acceptable.
 
 flask-jwt-extended accepts tokens without ``exp``, treats a token without
-``type`` as an access token and trusts any ``sub``; these callbacks close those
-gaps (RFC 8725) and tie tokens to the database state.
+``type`` as an access token and trusts any ``sub``; the checks here close those
+gaps (RFC 8725) and its callbacks tie tokens to the database state. Tokens are
+signed and verified here (HS256 under one fixed header, one pass each way);
+flask-jwt-extended still finds them in the request, sets the refresh cookies, keeps
+the request context (current_user, get_jwt) and answers errors through its loaders.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from flask_jwt_extended import (
     decode_token,
     get_current_user,
     get_jwt,
-    get_jwt_request_location,
     set_refresh_cookies,
     unset_refresh_cookies,
 )
