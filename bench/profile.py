@@ -18,7 +18,9 @@ os.environ.update({"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(
                    "JWT_SECRET_KEY": secrets.token_urlsafe(48), "RATELIMIT_ENABLED": "false",
                    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL",
                                                   "postgresql://postgres@127.0.0.1:5432/bench"),
-                   "LOG_LEVEL": "INFO", "MAIL_BACKEND": "console"})
+                   "LOG_LEVEL": "INFO", "MAIL_BACKEND": "console",
+                   # As under gunicorn.conf.py: its access line is the request line.
+                   "LOG_REQUESTS": "false"})
 
 import logging  # noqa: E402
 
