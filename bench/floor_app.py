@@ -3,8 +3,10 @@
 Served by bench/run.py with the same gunicorn.conf.py as the app. ``GET /select/<id>``
 answers a JSON body after one primary-key SELECT on ``users`` (the floor for
 ``GET /auth/me``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
-(the floor for ``POST /auth/refresh``). No ORM, no JWT, no hooks: what any endpoint on
-this stack must pay at least.
+(the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
+password against an argon2id hash at the production parameters and answers JSON (what
+any login on this stack pays at least, next to the table's cores / hash time). No ORM,
+no JWT, no hooks: what any endpoint on this stack must pay at least.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import os
 import uuid
 
 import sqlalchemy as sa
-from flask import Flask, abort, jsonify
+from argon2 import PasswordHasher, Type
+from flask import Flask, abort, jsonify, request
+
+from config import Config
 
 app = Flask(__name__)
 engine = sa.create_engine(os.environ["FLOOR_DATABASE_URL"])
@@ -22,6 +27,9 @@ SELECT_USER = sa.text("SELECT id, email, username, full_name, is_active, is_supe
                       "created_at, updated_at, email_verified, avatar_url "
                       "FROM users WHERE id = :id")
 UPDATE_ROW = sa.text("UPDATE bench_floor SET n = n + 1, touched_at = now() WHERE id = :id")
+HASHER = PasswordHasher(time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.ARGON2_MEMORY_COST,
+                        parallelism=Config.ARGON2_PARALLELISM, type=Type.ID)
+PASSWORD_HASH = HASHER.hash(os.environ.get("FLOOR_LOGIN_PASSWORD", "floor"))
 INSERT_ROW = sa.text("INSERT INTO bench_floor_log (jti, floor_id, created_at) "
                      "VALUES (:jti, :id, now())")
 
@@ -46,3 +54,9 @@ def write(row_id: int):
         connection.execute(UPDATE_ROW, {"id": row_id})
         connection.execute(INSERT_ROW, {"jti": str(uuid.uuid4()), "id": row_id})
     return jsonify(ok=True, id=row_id)
+
+
+@app.post("/login")
+def login():
+    HASHER.verify(PASSWORD_HASH, request.get_json()["password"])
+    return jsonify(ok=True)

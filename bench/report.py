@@ -54,7 +54,7 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
     hash_s = statistics.median(hash_times)
     floors = {"me": median(results["floor_select"], "rps") if "floor_select" in results else None,
               "refresh": median(results["floor_write"], "rps") if "floor_write" in results else None,
-              "login": cores / hash_s}
+              "login": cores / hash_s, "floor_login": cores / hash_s}
     lines = [
         f"# auth_service benchmark, {meta['when']}",
         "",
@@ -97,6 +97,12 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
                   f"(the cores / hash time of the moment); login reaches {login / hash_floor:.2f}× "
                   f"of that (target ≥ 0.85: {'met' if login / hash_floor >= 0.85 else 'MISSED'}). "
                   f"The table's floor, {cores} / {hash_s * 1000:.1f} ms, is one hash timed alone."]
+    if "floor_login" in results and "login" in results:
+        stack = median(results["floor_login"], "rps")
+        lines += ["", f"A login that does nothing but verify the hash, served the same way "
+                  f"(bench/floor_app.py POST /login), reaches {stack:.1f} req/s, "
+                  f"{stack / floors['login']:.2f}× the table's floor; auth_service's login "
+                  f"reaches {median(results['login'], 'rps') / stack:.2f}× of it."]
     if "me" in results and "me_under_login" in results:
         alone, loaded = median(results["me"], "p99"), median(results["me_under_login"], "p99")
         logins = median(results["me_under_login"], "login_rps")

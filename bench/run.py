@@ -7,7 +7,8 @@ then drives both with wrk on 127.0.0.1 in interleaved rounds (medians reported):
 
   GET /auth/me          vs  floor: one primary-key SELECT on users, JSON answer
   POST /auth/refresh    vs  floor: UPDATE + INSERT in one transaction
-  POST /auth/login      vs  floor: cores / time of one argon2id hash
+  POST /auth/login      vs  floor: cores / time of one argon2id hash (and, beside it, a
+                            login that only verifies the hash: floor_app POST /login)
   mixed (88% me, 10% refresh, 2% login)
   GET /auth/me while logins run at full speed (p99 against /auth/me alone)
 
@@ -77,6 +78,7 @@ WORKLOADS = {
     "me": ("app", "me", "GET /auth/me"),
     "floor_write": ("floor", "floor_write", "floor: UPDATE + INSERT"),
     "refresh": ("app", "refresh", "POST /auth/refresh"),
+    "floor_login": ("floor", "floor_login", "floor: a login that only verifies the hash"),
     "login": ("app", "login", "POST /auth/login"),
     "mixed": ("app", "mixed", "mixed 88% me / 10% refresh / 2% login"),
     "me_under_login": ("app", "me", "GET /auth/me while logins run"),
@@ -315,6 +317,7 @@ def environment(url: str) -> dict:
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": url,
         "FLOOR_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "FLOOR_LOGIN_PASSWORD": PASSWORD,
         "RATELIMIT_ENABLED": "false",  # benchmark only, see the docstring
         "GUNICORN_MAX_REQUESTS": "0",
         "LOG_LEVEL": "INFO",
@@ -383,7 +386,7 @@ def main() -> None:
         from config import Config
         meta["argon2"] = (Config.ARGON2_TIME_COST, Config.ARGON2_MEMORY_COST,
                           Config.ARGON2_PARALLELISM)
-        for name in ("floor_select", "me", "floor_write", "refresh", "login"):
+        for name in ("floor_select", "me", "floor_write", "refresh", "floor_login", "login"):
             if WARMUP:
                 run_workload(name, servers, data, workdir, WARMUP)
         if SOAK:

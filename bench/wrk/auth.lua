@@ -2,7 +2,7 @@
 -- connection owns one line of BENCH_TOKENS ("user_id access refresh email") and, for
 -- refreshes, carries its own family forward: every 200 answer's refresh_token is the
 -- token the next refresh of that connection sends.
--- BENCH_MODE: me | refresh | login | mixed | floor_select | floor_write
+-- BENCH_MODE: me | refresh | login | mixed | floor_select | floor_write | floor_login
 -- BENCH_PASSWORD: the password of every bench user. BENCH_CLOSE=1: Connection: close.
 
 local counter = 0
@@ -48,8 +48,9 @@ function request()
   elseif last == "refresh" then
     return wrk.format("POST", "/auth/refresh", headers({["Content-Type"] = "application/json"}),
                       '{"refresh_token": "' .. refresh .. '"}')
-  elseif last == "login" then
-    return wrk.format("POST", "/auth/login", headers({["Content-Type"] = "application/json"}),
+  elseif last == "login" or last == "floor_login" then
+    return wrk.format("POST", last == "login" and "/auth/login" or "/login",
+                      headers({["Content-Type"] = "application/json"}),
                       '{"email": "' .. email .. '", "password": "' .. password .. '"}')
   elseif last == "floor_select" then
     return wrk.format("GET", "/select/" .. user_id, headers())
