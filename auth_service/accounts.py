@@ -65,6 +65,7 @@ def authenticate(email: str, password: str) -> User:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+        db.session.commit()  # the login's session row is then written on its own
     return user
 
 

@@ -97,17 +97,26 @@ def encode_pair(user_id: int, version: int, token) -> TokenPair:
     return TokenPair(access, refresh, token.expires_at, csrf)
 
 
-def start_session(user: User) -> TokenPair:
-    """Begin a new family for ``user`` and commit it."""
+def start_session(user: User, alone: bool = False) -> TokenPair:
+    """Begin a new family for ``user`` and commit it.
+
+    The row is committed with whatever else the request's session holds (a changed
+    password, a new account). ``alone``: the caller has nothing else to commit (a
+    login); on PostgreSQL the row is then one INSERT on the autocommit engine, without
+    a unit of work, BEGIN and COMMIT.
+    """
     now = utcnow()
-    token = RefreshToken(
-        jti=new_uuid(),
-        family_id=new_uuid(),
-        user_id=user.id,
-        created_at=now,
-        expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
-        **_client(),
-    )
+    values = {"jti": new_uuid(), "family_id": new_uuid(), "user_id": user.id,
+              "created_at": now,
+              "expires_at": now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+              **_client()}
+    engine = autocommit_engine()
+    if alone and engine.dialect.name == "postgresql":
+        pair = encode_pair(user.id, user.token_version, SimpleNamespace(**values))
+        with engine.connect() as connection:
+            _INSERT.execute(connection, {column: values.get(column) for column in _COLUMNS})
+        return pair
+    token = RefreshToken(**values)
     db.session.add(token)
     # Encoded before the commit, which expires the objects: after it, reading them
     # would cost a SELECT of the user and of the token again.
@@ -239,6 +248,8 @@ def _record_from(source, *where) -> sa.Insert:
     )
 
 
+# A new family's first token (start_session alone, on PostgreSQL).
+_INSERT = Prepared(sa.insert(_TOKENS))
 # SQLite: after _SPEND, in its transaction, from the row it spent.
 _RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
 # PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.

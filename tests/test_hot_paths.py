@@ -194,3 +194,28 @@ def test_a_prepared_statement_binds_values_as_core_execute_does(app, alice_token
             spend.execute(connection, {"j": jti, "at": at.replace(tzinfo=None)})
         assert spend.execute(connection, {"j": jti, "at": at}).rowcount == 1
     assert in_db(lambda: db.session.get(RefreshToken, jti).spent_at) == at
+
+
+def test_a_login_is_one_select_and_one_insert(app, auth, sql_log):
+    """The user's read, then the session's first token; on PostgreSQL that INSERT is a
+    transaction of its own on the autocommit engine (tokens.start_session alone)."""
+    auth.signup()
+    alone = []
+    with app.app_context():
+        single = autocommit_engine()
+        postgres = single.dialect.name == "postgresql"
+
+    def on_single(conn, cursor, text, *args):
+        alone.append(text.split()[0])
+
+    sa.event.listen(single, "before_cursor_execute", on_single)
+    try:
+        with sql_log() as log:
+            response = auth.login()
+    finally:
+        sa.event.remove(single, "before_cursor_execute", on_single)
+    assert response.status_code == 200
+    assert [s.split()[0] for s in log["statements"]] == ["SELECT", "INSERT"]
+    assert log["transactions"] == 1  # the read's (on SQLite, the read's and the write's)
+    # On SQLite the session writes it, in the read's transaction.
+    assert alone == (["INSERT"] if postgres else [])

@@ -86,7 +86,7 @@ def signup(data):
 def login(data):
     """Log in with email and password and start a new session."""
     user = accounts.authenticate(data["email"], data["password"])
-    return login_response(tokens.start_session(user))
+    return login_response(tokens.start_session(user, alone=True))
 
 
 @blp.route("/refresh", methods=["POST"])
