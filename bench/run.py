@@ -411,12 +411,12 @@ def main() -> None:
         text = report(results, hash_times, meta, SETTINGS)
         (RESULTS / f"{OUTPUT}.md").write_text(text)
         if OUTPUT == "latest" or os.environ.get("BENCH_CHART"):
-            chart(results, RESULTS / f"{OUTPUT}.png", statistics.median(hash_times), SETTINGS)
+            chart(results, RESULTS / f"{OUTPUT}.png", hash_times, SETTINGS)
         if OUTPUT == "latest":
             update_readme(text, SETTINGS)
         raw = RESULTS / "raw" / f"{OUTPUT}.json"  # git-ignored
         raw.parent.mkdir(exist_ok=True)
-        raw.write_text(json.dumps(results, indent=1))
+        raw.write_text(json.dumps({"results": results, "hash_times": hash_times}, indent=1))
         print(text)
         print(f"raw results: {raw}")
     finally:
