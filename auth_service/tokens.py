@@ -126,14 +126,19 @@ def start_session(user: User, alone: bool = False) -> TokenPair:
 
 
 def rotate(user: User, jti: str) -> TokenPair:
-    """Spend refresh token ``jti`` and return its child (see module docstring).
+    """Spend refresh token ``jti`` and return its child (see module docstring)."""
+    return _retrying_locks(lambda: _rotate_once(user, jti))
+
+
+def _retrying_locks(write):
+    """``write()``, again after a short backoff when SQLite was locked.
 
     SQLite serialises writers; a writer that waited past the busy timeout is
-    retried with a short backoff instead of failing the refresh.
+    retried instead of failing the refresh.
     """
     for attempt in range(SQLITE_LOCK_RETRIES):
         try:
-            return _rotate_once(user, jti)
+            return write()
         except OperationalError as exc:
             db.session.rollback()
             if "locked" not in str(exc.orig) or attempt == SQLITE_LOCK_RETRIES - 1:
@@ -155,7 +160,8 @@ def rotate_presented(claims: dict) -> TokenPair | None:
     child = _child(family_id=claims["sid"], user_id=int(claims["sub"]),
                    expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc))
     pair = encode_pair(child.user_id, claims["ver"], child)
-    return pair if _spend(claims["jti"], child, claims["ver"]) else None
+    spent = _retrying_locks(lambda: _spend(claims["jti"], child, claims["ver"]))
+    return pair if spent else None
 
 
 def _child(family_id: str, user_id: int, expires_at: datetime) -> SimpleNamespace:

@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 from freezegun import freeze_time
+from sqlalchemy.exc import OperationalError
 
+from auth_service import tokens as tokens_module
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User
 from helpers import (
@@ -357,3 +359,20 @@ def test_the_rotation_records_a_child_that_inherits_the_family_and_its_expiry(
     assert (child.family_id, child.user_id, child.expires_at) \
         == (parent.family_id, parent.user_id, parent.expires_at)
     assert (child.spent_at, child.revoked_at, child.replaced_by) == (None, None, None)
+
+
+def test_a_refresh_that_found_sqlite_locked_is_retried(client, alice_tokens, monkeypatch):
+    """SQLite serialises writers: a spend that waited past the busy timeout runs again."""
+    spend, calls = tokens_module._spend, []
+
+    def locked_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE refresh_tokens", {}, Exception("database is locked"))
+        return spend(*args)
+
+    monkeypatch.setattr(tokens_module, "_spend", locked_once)
+    monkeypatch.setattr(tokens_module.time, "sleep", lambda seconds: None)
+    response = refresh(client, alice_tokens["refresh_token"])
+    assert response.status_code == 200
+    assert len(calls) == 2
