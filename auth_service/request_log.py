@@ -135,7 +135,7 @@ def log_request(response: Response) -> Response:
         "status": response.status_code,
         "duration_ms": duration_ms,
         "request_id": rid,
-        "user_id": _user_id(),
+        "user_id": request.environ[USER_ID_ENVIRON_KEY],  # what tag_response found
         "client_ip": request.remote_addr,
     })
     return response

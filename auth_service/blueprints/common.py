@@ -48,29 +48,6 @@ def json_required(fn):
     return wrapper
 
 
-def access_required(blp, superuser: bool = False):
-    """Require a valid access token in ``Authorization: Bearer`` (and document it)."""
-
-    def decorator(fn):
-        @wraps(fn)
-        def guarded(*args, **kwargs):
-            verify_token()
-            if superuser and not current_user.is_superuser:
-                raise APIError(403, "forbidden", "Superuser privileges are required.")
-            return fn(*args, **kwargs)
-
-        guarded = blp.doc(security=BEARER)(guarded)
-        guarded = blp.alt_response(
-            401, schema=ErrorSchema,
-            description="Missing, malformed, expired or revoked access token",
-        )(guarded)
-        if superuser:
-            guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(guarded)
-        return guarded
-
-    return decorator
-
-
 def token_required(locations: tuple[str, ...], refresh: bool = False):
     """``jwt_required(refresh=refresh, locations=locations)``, through
     auth_service.jwt_checks.verify_token (one parse of the token)."""
@@ -81,6 +58,29 @@ def token_required(locations: tuple[str, ...], refresh: bool = False):
             verify_token(locations, refresh)
             return fn(*args, **kwargs)
 
+        return guarded
+
+    return decorator
+
+
+def access_required(blp, superuser: bool = False):
+    """Require a valid access token in ``Authorization: Bearer`` (and document it)."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def superuser_only(*args, **kwargs):
+            if not current_user.is_superuser:
+                raise APIError(403, "forbidden", "Superuser privileges are required.")
+            return fn(*args, **kwargs)
+
+        guarded = token_required(("headers",))(superuser_only if superuser else fn)
+        guarded = blp.doc(security=BEARER)(guarded)
+        guarded = blp.alt_response(
+            401, schema=ErrorSchema,
+            description="Missing, malformed, expired or revoked access token",
+        )(guarded)
+        if superuser:
+            guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(guarded)
         return guarded
 
     return decorator
