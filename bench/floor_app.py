@@ -4,8 +4,9 @@ Served by bench/run.py with the same gunicorn.conf.py as the app. ``GET /select/
 answers a JSON body after one primary-key SELECT on ``users`` (the floor for
 ``GET /auth/me``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
 (the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
-password against an argon2id hash at the production parameters and answers JSON (what
-any login on this stack pays at least, next to the table's cores / hash time). No ORM,
+password against an argon2id hash at the production parameters, with the app's own
+hasher, and answers JSON (what any login on this stack pays at least, next to the
+table's cores / hash time). No ORM,
 no JWT, no hooks: what any endpoint on this stack must pay at least.
 """
 
@@ -15,9 +16,10 @@ import os
 import uuid
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher, Type
+from argon2 import Type
 from flask import Flask, abort, jsonify, request
 
+from auth_service.passwords import PasswordHasher
 from config import Config
 
 app = Flask(__name__)

@@ -1,0 +1,116 @@
+"""argon2id hashing: libsodium computes what it can, argon2-cffi the rest, one string format."""
+
+import argon2
+import pytest
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import hash_secret
+from nacl import bindings as sodium
+
+from auth_service import passwords
+from auth_service.passwords import PasswordHasher
+
+PASSWORD = "correct horse battery staple"
+CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1, "type": Type.ID}
+
+
+@pytest.fixture
+def sodium_calls(monkeypatch):
+    """Names of the libsodium functions called, in order."""
+    calls = []
+    for name in ("crypto_pwhash_str_alg", "crypto_pwhash_str_verify"):
+        def spy(*args, _real=getattr(sodium, name), _name=name):
+            calls.append(_name)
+            return _real(*args)
+        monkeypatch.setattr(passwords.sodium, name, spy)
+    return calls
+
+
+def _assert_verifies(hasher, encoded, password=PASSWORD):
+    assert hasher.verify(encoded, password) is True
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(encoded, password + "!")
+
+
+@pytest.mark.parametrize("parameters", [CHEAP, {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}],
+                         ids=["cheap", "production"])
+def test_libsodium_hash_is_the_argon2_cffi_format(sodium_calls, parameters):
+    hasher = PasswordHasher(**parameters)
+    encoded = hasher.hash(PASSWORD)
+    assert sodium_calls == ["crypto_pwhash_str_alg"]
+    found = argon2.extract_parameters(encoded)
+    assert (found.type, found.version, found.time_cost, found.memory_cost, found.parallelism,
+            found.salt_len, found.hash_len) == (
+        Type.ID, 19, hasher.time_cost, hasher.memory_cost, 1, 16, 32)
+    # Same string, same answers, both ways; and no upgrade for a hash of the current kind.
+    _assert_verifies(argon2.PasswordHasher(**parameters), encoded)
+    _assert_verifies(hasher, argon2.PasswordHasher(**parameters).hash(PASSWORD))
+    assert not hasher.check_needs_rehash(encoded)
+
+
+def test_salts_are_fresh(sodium_calls):
+    hasher = PasswordHasher(**CHEAP)
+    assert len({hasher.hash(PASSWORD) for _ in range(5)}) == 5
+
+
+@pytest.mark.parametrize("password", ["pässwörd ünïcødé", "nul\x00inside", "🔑" * 40])
+def test_passwords_encode_the_same_way(password):
+    ours, reference = PasswordHasher(**CHEAP), argon2.PasswordHasher(**CHEAP)
+    _assert_verifies(reference, ours.hash(password), password)
+    _assert_verifies(ours, reference.hash(password), password)
+
+
+@pytest.mark.parametrize("kwargs", [{"parallelism": 2}, {"salt_len": 8}, {"hash_len": 16},
+                                    {"memory_cost": 9, "time_cost": 3}],
+                         ids=["two_lanes", "short_salt", "short_hash", "odd_costs"])
+def test_other_argon2id_hashes_verify_through_libsodium(sodium_calls, kwargs):
+    encoded = argon2.PasswordHasher(**{**CHEAP, "memory_cost": 16, **kwargs}).hash(PASSWORD)
+    _assert_verifies(PasswordHasher(**CHEAP), encoded)
+    assert sodium_calls == ["crypto_pwhash_str_verify"] * 2
+
+
+@pytest.mark.parametrize("encoded", [
+    argon2.PasswordHasher(**{**CHEAP, "type": Type.I}).hash(PASSWORD),
+    argon2.PasswordHasher(**{**CHEAP, "type": Type.D}).hash(PASSWORD),
+    hash_secret(PASSWORD.encode(), b"saltsaltsaltsalt", 1, 8, 1, 32, Type.ID, version=0x10).decode(),
+    argon2.PasswordHasher(**CHEAP, salt_len=32, hash_len=64).hash(PASSWORD),
+], ids=["argon2i", "argon2d", "version_0x10", "too_long_for_libsodium"])
+def test_what_libsodium_cannot_read_stays_with_argon2_cffi(sodium_calls, encoded):
+    _assert_verifies(PasswordHasher(**CHEAP), encoded)
+    assert sodium_calls == []
+
+
+@pytest.mark.parametrize("kwargs", [{"parallelism": 2}, {"salt_len": 32}, {"hash_len": 64},
+                                    {"type": Type.I, "time_cost": 3}],
+                         ids=["two_lanes", "long_salt", "long_hash", "argon2i"])
+def test_parameters_libsodium_does_not_write_are_hashed_by_argon2_cffi(sodium_calls, kwargs):
+    hasher = PasswordHasher(**{**CHEAP, "memory_cost": 16, **kwargs})
+    encoded = hasher.hash(PASSWORD)
+    assert "crypto_pwhash_str_alg" not in sodium_calls
+    assert not hasher.check_needs_rehash(encoded)
+    _assert_verifies(hasher, encoded)
+    _assert_verifies(argon2.PasswordHasher(**{**CHEAP, "memory_cost": 16, **kwargs}), encoded)
+
+
+def test_an_explicit_salt_is_used():
+    encoded = PasswordHasher(**CHEAP).hash(PASSWORD, salt=b"0123456789abcdef")
+    assert encoded == argon2.PasswordHasher(**CHEAP).hash(PASSWORD, salt=b"0123456789abcdef")
+
+
+@pytest.mark.parametrize("encoded", ["", "not a hash", "$argon2id$v=19$m=8,t=1,p=1$",
+                                     "$argon2id$v=19$m=8,t=1,p=1$!!!$!!!", b"\xff\xfe$argon2id"])
+def test_malformed_hashes_are_refused(app, encoded):
+    with pytest.raises((InvalidHashError, VerificationError)):
+        PasswordHasher(**CHEAP).verify(encoded, PASSWORD)
+    with app.app_context():
+        assert passwords.verify_password(encoded, PASSWORD) is False
+
+
+def test_a_damaged_hash_is_a_mismatch(app):
+    encoded = PasswordHasher(**CHEAP).hash(PASSWORD)
+    damaged = encoded[:-6] + ("A" if encoded[-6] != "A" else "B") + encoded[-5:]
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher(**CHEAP).verify(damaged, PASSWORD)
+    with app.app_context():
+        assert passwords.verify_password(encoded, PASSWORD) is True
+        assert passwords.verify_password(damaged, PASSWORD) is False
