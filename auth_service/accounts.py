@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from auth_service import tokens
+from auth_service import reads, tokens
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, utcnow
@@ -57,9 +57,10 @@ def authenticate(email: str, password: str) -> User:
     """The active user with these credentials, or a 401 that says nothing more.
 
     Unknown email, wrong password, password-less and inactive accounts all cost
-    one argon2 verification and give the same answer.
+    one argon2 verification and give the same answer. The account is read in one
+    statement outside the session (a login has nothing pending to flush).
     """
-    user = find_by_email(email)
+    user = reads.user_by_email(normalize_email(email))
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or not user.is_active:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)

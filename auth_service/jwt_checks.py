@@ -19,8 +19,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import Flask, current_app, g, request
 from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError, NoAuthorizationError
@@ -33,9 +31,9 @@ from jwt.exceptions import (DecodeError, ExpiredSignatureError, ImmatureSignatur
                             InvalidIssuedAtError, InvalidIssuerError, InvalidSignatureError,
                             MissingRequiredClaimError)
 
-from auth_service.engines import autocommit_engine
-from auth_service.extensions import db, jwt
-from auth_service.models import RefreshToken, User
+from auth_service import reads
+from auth_service.extensions import jwt
+from auth_service.models import User
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver")
@@ -285,10 +283,7 @@ def load_user(header: dict, payload: dict) -> User | None:
     if token is not None and token.user_id == user_id:
         user = token.user
     else:
-        with autocommit_engine().connect() as connection:
-            row = connection.execute(_USER_BY_ID, {"id": user_id}).first()
-        user = None if row is None else _instance(
-            User, row, attach=request.method not in SAFE_METHODS)
+        user = reads.user_by_id(user_id, attach=request.method not in SAFE_METHODS)
     if user is None or not user.is_active or payload.get("ver") != user.token_version:
         return None
     return user
@@ -304,53 +299,7 @@ def is_revoked(header: dict, payload: dict) -> bool:
     if payload["type"] != "refresh":
         return False
     # The owner comes in the same SELECT: load_user, which runs next, takes it from the
-    # token and checks it without a query of its own. The row itself stays detached (no
-    # view changes a token through the session: tokens.py writes them with statements);
-    # the owner is attached where load_user would attach it.
-    with autocommit_engine().connect() as connection:
-        row = connection.execute(_TOKEN_WITH_USER, {"jti": payload["jti"]}).first()
-    token = None
-    if row is not None:
-        token = _instance(RefreshToken, row[:len(_TOKEN_COLUMNS)], attach=False)
-        attach = request.method not in SAFE_METHODS
-        user = attach and db.session.identity_map.get(so.util.identity_key(User, token.user_id))
-        so.attributes.set_committed_value(  # as a loaded relationship
-            token, "user", user or _instance(User, row[len(_TOKEN_COLUMNS):], attach=attach))
+    # token and checks it without a query of its own.
+    token = reads.token_with_owner(payload["jti"], attach_owner=request.method not in SAFE_METHODS)
     g.refresh_token_row = token
     return token is None or token.revoked_at is not None
-
-
-# --- the reads behind the loaders ------------------------------------------------------
-# One SELECT each, on the autocommit engine (auth_service.engines: one round trip, no
-# transaction). The rows become ORM objects as though a session had loaded them
-# (make_transient_to_detached), attached to the request's session where a view may
-# change them, so that it writes through the session, in a transaction of its own.
-
-def _columns(model) -> list[tuple[str, sa.Column]]:
-    return [(prop.key, prop.columns[0]) for prop in sa.inspect(model).column_attrs]
-
-
-_COLUMNS = {User: _columns(User), RefreshToken: _columns(RefreshToken)}
-_USER_COLUMNS, _TOKEN_COLUMNS = _COLUMNS[User], _COLUMNS[RefreshToken]
-_KEYS = {model: [key for key, _ in columns] for model, columns in _COLUMNS.items()}
-_MANAGERS = {model: sa.inspect(model).class_manager for model in _COLUMNS}
-_USER_BY_ID = sa.select(*(column for _, column in _USER_COLUMNS)).where(
-    User.__table__.c.id == sa.bindparam("id"))
-_TOKEN_WITH_USER = (
-    sa.select(*(column for _, column in _TOKEN_COLUMNS + _USER_COLUMNS))
-    .join_from(RefreshToken.__table__, User.__table__)
-    .where(RefreshToken.__table__.c.jti == sa.bindparam("jti"))
-)
-
-
-def _instance(model, values, attach: bool = True):
-    """An instance of ``model`` from a row of its columns: persistent in the request's
-    session, or (``attach=False``) detached."""
-    # Filled in as a query would fill it: straight into its state, no attribute events
-    # (model(**values) fires one per column, and costs three times as much).
-    instance = _MANAGERS[model].new_instance()
-    so.attributes.instance_dict(instance).update(zip(_KEYS[model], values))
-    so.make_transient_to_detached(instance)
-    if attach:
-        db.session.add(instance)
-    return instance

@@ -1,8 +1,9 @@
-"""Profile the hot paths in process with pyinstrument: ``python bench/profile.py [me|refresh]``.
+"""Profile the hot paths in process with pyinstrument: ``python bench/profile.py [me|refresh|login]``.
 
 Runs against the ``bench`` database that bench/run.py leaves behind (production config,
 random secrets), through Flask's test client, so the profile holds the app's own cost
 and not gunicorn's or wrk's. Prints the call tree and the SQL statements of one request.
+A login includes its argon2id verification (the bench users' password is bench.run's).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from auth_service import create_app, tokens  # noqa: E402
 from auth_service.engines import autocommit_engine  # noqa: E402
 from auth_service.extensions import db  # noqa: E402
 from auth_service.models import User  # noqa: E402
+from bench.run import PASSWORD  # noqa: E402
 
 
 def main(path: str, count: int) -> None:
@@ -38,6 +40,7 @@ def main(path: str, count: int) -> None:
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the request lines
     with app.test_request_context(headers={"User-Agent": "profile"}):
         user = db.session.scalars(sa.select(User).limit(1)).one()
+        email = user.email
         pair = tokens.start_session(user)
         db.session.remove()
     client = app.test_client()
@@ -46,6 +49,8 @@ def main(path: str, count: int) -> None:
     def one():
         if path == "me":
             response = client.get("/auth/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+        elif path == "login":
+            response = client.post("/auth/login", json={"email": email, "password": PASSWORD})
         else:
             response = client.post("/auth/refresh", json={"refresh_token": state["refresh"]})
             state["refresh"] = response.get_json()["refresh_token"]
