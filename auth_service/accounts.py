@@ -58,13 +58,15 @@ def authenticate(email: str, password: str) -> User:
 
     Unknown email, wrong password, password-less and inactive accounts all cost
     one argon2 verification and give the same answer. The account is read in one
-    statement outside the session (a login has nothing pending to flush).
+    statement outside the session (a login has nothing pending to flush), and joins
+    the session only to have its hash upgraded.
     """
-    user = reads.user_by_email(normalize_email(email))
+    user = reads.user_by_email(normalize_email(email), attach=False)
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or not user.is_active:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)
     if needs_rehash(user.password_hash):
+        db.session.add(user)
         user.password_hash = hash_password(password)
         db.session.commit()  # the login's session row is then written on its own
     return user

@@ -26,10 +26,10 @@ def user_by_id(user_id: int, attach: bool) -> User | None:
     return None if row is None else _user(row, attach)
 
 
-def user_by_email(email: str) -> User | None:
-    """The user with this (normalized) email, attached to the request's session."""
+def user_by_email(email: str, attach: bool) -> User | None:
+    """The user with this (normalized) email (``attach``: persistent in the request's session)."""
     row = _first(_USER_BY_EMAIL, {"email": email})
-    return None if row is None else _user(row, attach=True)
+    return None if row is None else _user(row, attach)
 
 
 def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
