@@ -22,13 +22,14 @@ SODIUM_MAX_ENCODED = sodium.crypto_pwhash_STRBYTES - 1
 class PasswordHasher(argon2.PasswordHasher):
     """argon2-cffi's PasswordHasher, with argon2id v1.3 computed by libsodium.
 
-    libsodium (PyNaCl) picks its AVX2/AVX-512 code at run time; argon2-cffi runs the
-    reference code's portable build. Same algorithm, same parameters, same PHC string
-    in both directions, so an attacker's cost per guess is unchanged while a login
-    costs ~30% less CPU (bench/README: 13 ms against 19 ms at m=19 MiB, t=2). What
-    libsodium cannot compute -- argon2i/argon2d, version 0x10, more lanes to write,
-    other salt or hash lengths -- stays with argon2-cffi, so every stored hash still
-    verifies and check_needs_rehash (argon2-cffi's) still upgrades it.
+    libsodium (PyNaCl) picks its AVX2/AVX-512 code at run time; argon2-cffi's wheels
+    carry the reference implementation's SSE2 code at most. Same algorithm, same
+    parameters, same PHC string in both directions, so an attacker's cost per guess is
+    unchanged while a hash costs a third less (README, Performance: 14-16 ms against
+    19-23 ms at m=19 MiB, t=2 on the bench machine). What libsodium cannot compute --
+    argon2i/argon2d, version 0x10, more lanes to write, other salt or hash lengths --
+    stays with argon2-cffi, so every stored hash still verifies and check_needs_rehash
+    (argon2-cffi's) still upgrades it.
     """
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
