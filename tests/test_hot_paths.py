@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
+import flask_jwt_extended
 import marshmallow
 import pytest
 import sqlalchemy as sa
-from flask import g
+from flask import Response, g
+from freezegun import freeze_time
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint
 
 from auth_service.accounts import find_by_email
-from auth_service.blueprints.common import access_required, token_required
+from auth_service import jwt_checks, tokens
+from auth_service.blueprints.common import access_required, set_refresh_cookies, token_required
 from auth_service.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, UTCDateTime
@@ -220,3 +224,43 @@ def test_a_login_is_one_select_and_one_insert(app, auth, sql_log):
     # On SQLite the session writes the token, in a transaction of its own.
     assert log["transactions"] == (0 if postgres else 1)
     assert alone == (["SELECT", "INSERT"] if postgres else ["SELECT"])
+
+
+def test_cookie_responses_decode_no_token_they_just_encoded(client, auth, monkeypatch):
+    """The CSRF cookie's value comes from the pair: flask-jwt-extended's own
+    set_refresh_cookies reads it back through decode_token, i.e. verifies the token
+    just encoded, on every login and cookie refresh."""
+    auth.signup()
+    decoded = []
+    decode = jwt_checks.decode  # what flask-jwt-extended's decode_token calls
+    monkeypatch.setattr(jwt_checks, "decode", lambda *a, **kw: decoded.append(a[0]) or decode(*a, **kw))
+    login = auth.login()
+    assert login.status_code == 200
+    csrf = login.json["csrf_token"]
+    assert client.get_cookie("csrf_refresh_token").value == csrf
+    refreshed = client.post("/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
+    assert refreshed.status_code == 200
+    assert client.get_cookie("csrf_refresh_token").value == refreshed.json["csrf_token"] == csrf
+    assert decoded == []
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"JWT_COOKIE_SECURE": True, "JWT_COOKIE_SAMESITE": "Strict", "JWT_COOKIE_DOMAIN": "example.com"},
+    {"JWT_COOKIE_CSRF_PROTECT": False},
+    {"JWT_CSRF_IN_COOKIES": False},
+], ids=["defaults", "secure_strict_domain", "no_csrf", "csrf_not_in_cookies"])
+def test_refresh_cookies_are_flask_jwt_extendeds(app, monkeypatch, settings):
+    """Same cookies, byte for byte, as flask-jwt-extended's set_refresh_cookies."""
+    for name, value in settings.items():
+        monkeypatch.setitem(app.config, name, value)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    token = SimpleNamespace(jti="j", family_id="f", created_at=now, expires_at=now + timedelta(days=7))
+    with freeze_time(now), app.test_request_context():
+        pair = tokens.encode_pair(1, 0, token)
+        ours, theirs = Response(), Response()
+        set_refresh_cookies(ours, pair)
+        flask_jwt_extended.set_refresh_cookies(theirs, pair.refresh_token, max_age=pair.refresh_max_age)
+    assert ours.headers.getlist("Set-Cookie") == theirs.headers.getlist("Set-Cookie")
+    csrf_cookie = settings.get("JWT_COOKIE_CSRF_PROTECT", True) and settings.get("JWT_CSRF_IN_COOKIES", True)
+    assert len(ours.headers.getlist("Set-Cookie")) == (2 if csrf_cookie else 1)

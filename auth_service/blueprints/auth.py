@@ -8,7 +8,6 @@ from flask_jwt_extended import (
     decode_token,
     get_current_user,
     get_jwt,
-    set_refresh_cookies,
     unset_refresh_cookies,
 )
 from flask_jwt_extended.exceptions import CSRFError
@@ -16,7 +15,8 @@ from flask_smorest import Blueprint
 
 from auth_service import account_emails, accounts, cors, jwt_checks, tokens
 from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
-from auth_service.blueprints.common import access_required, json_required, token_required
+from auth_service.blueprints.common import (access_required, json_required,
+                                           set_refresh_cookies, token_required)
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.schemas import (
@@ -53,7 +53,7 @@ def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: 
     response = jsonify(payload)
     response.status_code = status
     if cookie:
-        set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+        set_refresh_cookies(response, pair)
     return response
 
 

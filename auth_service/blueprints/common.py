@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_jwt_extended import current_user
+from flask_jwt_extended.config import config as jwt_config
 
 from auth_service.errors import APIError
 from auth_service.jwt_checks import verify_token
 from auth_service.schemas import ErrorSchema
+from auth_service.tokens import TokenPair
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BEARER = [{"bearerAuth": []}]
@@ -84,3 +86,22 @@ def access_required(blp, superuser: bool = False):
         return guarded
 
     return decorator
+
+
+def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
+    """The refresh cookie and its CSRF cookie, as flask-jwt-extended's
+    set_refresh_cookies writes them (names, paths and flags from the JWT_* settings).
+
+    Its own reads the CSRF value back by decoding, and verifying, the token that was
+    just encoded; the pair holds that value already.
+    """
+    cookies = [(jwt_config.refresh_cookie_name, pair.refresh_token, True,
+                jwt_config.refresh_cookie_path)]
+    if jwt_config.cookie_csrf_protect and jwt_config.csrf_in_cookies:
+        cookies.append((jwt_config.refresh_csrf_cookie_name, pair.csrf, False,
+                        jwt_config.refresh_csrf_cookie_path))
+    for name, value, httponly, path in cookies:
+        response.set_cookie(name, value=value, max_age=pair.refresh_max_age,
+                            secure=jwt_config.cookie_secure, httponly=httponly,
+                            domain=jwt_config.cookie_domain, path=path,
+                            samesite=jwt_config.cookie_samesite)

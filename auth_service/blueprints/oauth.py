@@ -10,12 +10,12 @@ token in the URL) or answers JSON like ``POST /auth/login``.
 from __future__ import annotations
 
 from flask import current_app, redirect, request, session, url_for
-from flask_jwt_extended import set_refresh_cookies
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from auth_service import identities, oauth_clients, redirects, tokens
 from auth_service.blueprints.auth import login_response
+from auth_service.blueprints.common import set_refresh_cookies
 from auth_service.errors import APIError
 from auth_service.extensions import limiter
 from auth_service.schemas import (
@@ -98,6 +98,6 @@ def callback(query, provider):
     if not target:
         return login_response(pair)
     response = redirect(target, code=302)
-    set_refresh_cookies(response, pair.refresh_token, max_age=pair.refresh_max_age)
+    set_refresh_cookies(response, pair)
     response.headers["Cache-Control"] = "no-store"
     return response
