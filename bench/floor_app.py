@@ -6,8 +6,8 @@ answers a JSON body after one primary-key SELECT on ``users`` (the floor for
 (the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
 password against an argon2id hash at the production parameters, with the app's own
 hasher, and answers JSON (what any login on this stack pays at least, next to the
-table's cores / hash time). No ORM,
-no JWT, no hooks: what any endpoint on this stack must pay at least.
+table's cores / hash time). No ORM, no JWT, no hooks: what any endpoint on this stack
+must pay at least.
 """
 
 from __future__ import annotations
