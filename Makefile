@@ -8,7 +8,7 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: bench run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench bench-hash run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -68,6 +68,11 @@ test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 # SOAK=1: the mixed workload for SOAK_SECONDS (300), worker RSS sampled over time.
 bench: install-dev  ## auth_service against the floor of its stack (bench/results/latest.md)
 	SOAK=$(SOAK) $(BIN)/python bench/run.py
+
+# How argon2id scales over this machine's cores, per implementation: the assumption behind
+# the login floor (bench/results/hash_scaling.md). BENCH_HASH_SECONDS, BENCH_ROUNDS.
+bench-hash: install-dev  ## argon2id: one hash against one per core, per implementation
+	$(BIN)/python bench/hash_scaling.py
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

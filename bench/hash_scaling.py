@@ -1,0 +1,130 @@
+"""How argon2id at the production parameters scales over this machine's cores: ``make bench-hash``.
+
+bench/run.py puts the login floor at cores / the time of one hash, which assumes that
+hashes on different cores do not slow each other down. This measures that assumption for
+each argon2id implementation installed here, in interleaved rounds: the median time of one
+hash alone, then hashes/s of one thread, of one thread per core and of one process per
+core, each for BENCH_HASH_SECONDS (4). Writes bench/results/hash_scaling.md.
+
+- libsodium (PyNaCl, the app's hasher) maps its 19 MiB with mmap(MAP_POPULATE) and unmaps
+  it after every hash: the kernel zeroes and frees 4,864 pages per hash on each core.
+- argon2-cffi (the reference code) and OpenSSL (through cryptography, which authlib
+  installs) take their memory from malloc, which hands the same memory back each time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import load_average, machine  # noqa: E402
+from bench.run import CORES, PASSWORD, RESULTS, _hasher  # noqa: E402
+from config import Config  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_HASH_SECONDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def _openssl():
+    """OpenSSL's argon2id through cryptography, or None where this build has none."""
+    try:
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        def derive() -> None:
+            Argon2id(salt=os.urandom(16), length=32, iterations=Config.ARGON2_TIME_COST,
+                     lanes=Config.ARGON2_PARALLELISM,
+                     memory_cost=Config.ARGON2_MEMORY_COST).derive(PASSWORD.encode())
+
+        derive()
+        return derive
+    except Exception:  # ImportError, UnsupportedAlgorithm: an older cryptography or OpenSSL
+        return None
+
+
+def implementations() -> dict:
+    """Name -> a function computing one hash of PASSWORD at the production parameters."""
+    sodium, reference = _hasher(), _hasher(reference=True)
+    found = {"libsodium (PyNaCl): the app's": lambda: sodium.hash(PASSWORD),
+             "argon2-cffi: reference code": lambda: reference.hash(PASSWORD)}
+    if openssl := _openssl():
+        found["OpenSSL (cryptography)"] = openssl
+    return found
+
+
+def _count(compute, record) -> None:
+    """Hash for SECONDS, then ``record`` how many hashes were done."""
+    done, deadline = 0, time.monotonic() + SECONDS
+    while time.monotonic() < deadline:
+        compute()
+        done += 1
+    record(done)
+
+
+def rate(compute, workers: int, processes: bool) -> float:
+    """Hashes/s of ``workers`` threads (argon2 releases the GIL) or forked processes."""
+    fork = multiprocessing.get_context("fork")
+    counts = fork.Queue() if processes else []
+    record = counts.put if processes else counts.append
+    runners = [(fork.Process if processes else threading.Thread)(target=_count,
+                                                                 args=(compute, record))
+               for _ in range(workers)]
+    started = time.monotonic()
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    elapsed = time.monotonic() - started
+    return sum(counts.get() if processes else counts.pop() for _ in runners) / elapsed
+
+
+def hash_seconds(compute, count: int = 8) -> float:
+    """Median time of one hash, alone on the machine."""
+    compute()  # the first one pays for the allocator's warm-up
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        compute()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    found = implementations()
+    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in found}
+    load_start = load_average()
+    for round_number in range(ROUNDS):
+        for name, compute in found.items():
+            rows[name].append((hash_seconds(compute), rate(compute, 1, False),
+                               rate(compute, CORES, False), rate(compute, CORES, True)))
+            print(f"round {round_number + 1} {name:32} " + " ".join(
+                f"{value:8.4f}" for value in rows[name][-1]), flush=True)
+    lines = [
+        f"# argon2id over {CORES} cores, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+        f"Machine: {machine(CORES)}; load average at start {load_start}, at end "
+        f"{load_average()}. argon2id t={Config.ARGON2_TIME_COST} m={Config.ARGON2_MEMORY_COST} "
+        f"KiB p={Config.ARGON2_PARALLELISM}; medians of {ROUNDS} interleaved rounds, "
+        f"{SECONDS:g} s per rate (`make bench-hash`).", "",
+        f"| implementation | one hash ms | cores / hash time /s | 1 thread /s | {CORES} threads /s "
+        f"| {CORES} processes /s | best of {CORES} against cores / hash time |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, measured in rows.items():
+        alone, one, threads, processes = (statistics.median(column) for column in zip(*measured))
+        floor = CORES / alone
+        lines.append(f"| {name} | {alone * 1000:.1f} | {floor:.1f} | {one:.1f} | {threads:.1f} "
+                     f"| {processes:.1f} | {max(threads, processes) / floor:.2f} |")
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "hash_scaling.md").write_text(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
