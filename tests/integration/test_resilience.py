@@ -180,10 +180,17 @@ def test_connections_the_server_closed_cost_no_request(http, stack, unique):
     bearer = {"Authorization": "Bearer " + account["access_token"]}
     for _ in range(8):  # every worker's pools hold connections now
         assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
-    with psycopg2.connect(stack.postgres.url) as admin, admin.cursor() as cursor:
-        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    admin = psycopg2.connect(stack.postgres.url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)) "
+                       "FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        assert cursor.fetchone()[0] > 0
+        killed = cursor.fetchone()[0]
+        assert killed
+        # pg_terminate_backend only signals: a backend still exiting has not yet sent its
+        # FATAL, and the app could not tell (nor could a pre-ping). Gone means it has.
+        wait_until(lambda: not _still_running(cursor, killed), 10, "terminated backends")
     admin.close()
     refresh_token = account["refresh_token"]
     for _ in range(4):
@@ -194,6 +201,11 @@ def test_connections_the_server_closed_cost_no_request(http, stack, unique):
         refresh_token = rotated.json()["refresh_token"]
     assert http.post(base + "/auth/logout", headers=bearer, timeout=10,
                      json={"refresh_token": refresh_token}).status_code == 200
+
+
+def _still_running(cursor, pids: list[int]) -> bool:
+    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+    return cursor.fetchone()[0] > 0
 
 
 @pytest.fixture(autouse=True)
