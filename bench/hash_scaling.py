@@ -14,19 +14,17 @@ core, each for BENCH_HASH_SECONDS (4). Writes bench/results/hash_scaling.md.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import sys
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import load_average, machine  # noqa: E402
-from bench.run import CORES, PASSWORD, RESULTS, _hasher  # noqa: E402
+from bench.run import (CORES, PASSWORD, RESULTS, _hasher, hashes_per_second,  # noqa: E402
+                       time_one_hash)
 from config import Config  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_HASH_SECONDS", "4"))
@@ -36,17 +34,21 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 def _openssl():
     """OpenSSL's argon2id through cryptography, or None where this build has none."""
     try:
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-        def derive() -> None:
-            Argon2id(salt=os.urandom(16), length=32, iterations=Config.ARGON2_TIME_COST,
-                     lanes=Config.ARGON2_PARALLELISM,
-                     memory_cost=Config.ARGON2_MEMORY_COST).derive(PASSWORD.encode())
-
-        derive()
-        return derive
-    except Exception:  # ImportError, UnsupportedAlgorithm: an older cryptography or OpenSSL
+    except ImportError:  # cryptography before 44
         return None
+
+    def derive() -> None:
+        Argon2id(salt=os.urandom(16), length=32, iterations=Config.ARGON2_TIME_COST,
+                 lanes=Config.ARGON2_PARALLELISM,
+                 memory_cost=Config.ARGON2_MEMORY_COST).derive(PASSWORD.encode())
+
+    try:
+        derive()  # also the warm-up: OpenSSL's first hash takes twice as long
+    except UnsupportedAlgorithm:  # OpenSSL before 3.2
+        return None
+    return derive
 
 
 def implementations() -> dict:
@@ -59,51 +61,16 @@ def implementations() -> dict:
     return found
 
 
-def _count(compute, record) -> None:
-    """Hash for SECONDS, then ``record`` how many hashes were done."""
-    done, deadline = 0, time.monotonic() + SECONDS
-    while time.monotonic() < deadline:
-        compute()
-        done += 1
-    record(done)
-
-
-def rate(compute, workers: int, processes: bool) -> float:
-    """Hashes/s of ``workers`` threads (argon2 releases the GIL) or forked processes."""
-    fork = multiprocessing.get_context("fork")
-    counts = fork.Queue() if processes else []
-    record = counts.put if processes else counts.append
-    runners = [(fork.Process if processes else threading.Thread)(target=_count,
-                                                                 args=(compute, record))
-               for _ in range(workers)]
-    started = time.monotonic()
-    for runner in runners:
-        runner.start()
-    for runner in runners:
-        runner.join()
-    elapsed = time.monotonic() - started
-    return sum(counts.get() if processes else counts.pop() for _ in runners) / elapsed
-
-
-def hash_seconds(compute, count: int = 8) -> float:
-    """Median time of one hash, alone on the machine."""
-    compute()  # the first one pays for the allocator's warm-up
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        compute()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> None:
+    """Measure each implementation in interleaved rounds; write hash_scaling.md."""
     found = implementations()
     rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in found}
     load_start = load_average()
     for round_number in range(ROUNDS):
         for name, compute in found.items():
-            rows[name].append((hash_seconds(compute), rate(compute, 1, False),
-                               rate(compute, CORES, False), rate(compute, CORES, True)))
+            rows[name].append((time_one_hash(compute), hashes_per_second(compute, 1, SECONDS),
+                               hashes_per_second(compute, CORES, SECONDS),
+                               hashes_per_second(compute, CORES, SECONDS, processes=True)))
             print(f"round {round_number + 1} {name:32} " + " ".join(
                 f"{value:8.4f}" for value in rows[name][-1]), flush=True)
     lines = [

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import secrets
@@ -236,38 +237,53 @@ def _hasher(reference: bool = False):
         parallelism=Config.ARGON2_PARALLELISM, type=argon2.Type.ID)
 
 
-def argon2_hash_seconds(count: int = 8, reference: bool = False) -> float:
-    """Median time of one argon2id hash at the production parameters, on this machine now:
-    as the app computes it (libsodium), or by argon2-cffi's reference code."""
-    hasher = _hasher(reference)
+def time_one_hash(compute, count: int = 8) -> float:
+    """Median time of ``compute()``, one hash, alone on the machine."""
     times = []
     for _ in range(count):
         started = time.perf_counter()
-        hasher.hash(PASSWORD)
+        compute()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
-def argon2_hashes_per_second(seconds: float) -> float:
-    """Hashes/s of one hashing thread per core for ``seconds`` (argon2 releases the GIL):
-    cores / hash time as the machine grants it right now, other people's load included."""
-    hasher, done = _hasher(), []
-    deadline = time.monotonic() + seconds
+def hashes_per_second(compute, workers: int, seconds: float, processes: bool = False) -> float:
+    """Hashes/s of ``workers`` threads (argon2 releases the GIL), or forked processes,
+    each calling ``compute`` for ``seconds``."""
+    fork = multiprocessing.get_context("fork")
+    counts = fork.Queue() if processes else []
+    record = counts.put if processes else counts.append
 
     def work() -> None:
-        count = 0
+        done, deadline = 0, time.monotonic() + seconds
         while time.monotonic() < deadline:
-            hasher.hash(PASSWORD)
-            count += 1
-        done.append(count)
+            compute()
+            done += 1
+        record(done)
 
-    threads = [threading.Thread(target=work) for _ in range(CORES)]
+    runners = [(fork.Process if processes else threading.Thread)(target=work)
+               for _ in range(workers)]
     started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.monotonic() - started)
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    elapsed = time.monotonic() - started
+    return sum(counts.get() if processes else counts.pop() for _ in runners) / elapsed
+
+
+def argon2_hash_seconds(count: int = 8, reference: bool = False) -> float:
+    """Median time of one argon2id hash at the production parameters, on this machine now:
+    as the app computes it (libsodium), or by argon2-cffi's reference code."""
+    hasher = _hasher(reference)
+    return time_one_hash(lambda: hasher.hash(PASSWORD), count)
+
+
+def argon2_hashes_per_second(seconds: float) -> float:
+    """Hashes/s of one hashing thread per core for ``seconds``: cores / hash time as the
+    machine grants it right now, other people's load included."""
+    hasher = _hasher()
+    return hashes_per_second(lambda: hasher.hash(PASSWORD), CORES, seconds)
 
 
 # --- wrk ------------------------------------------------------------------------------
