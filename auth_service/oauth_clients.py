@@ -61,11 +61,14 @@ class SessionInterface(SecureCookieSessionInterface):
 
     Only the Google/GitHub login flow uses the session. Flask's own interface builds
     its signing serializer on every request, to find that most of them (every API
-    call) have no session cookie; this one answers those with an empty session first.
+    call) have no session cookie; this one answers those with an empty session first,
+    and without parsing a Cookie header where there is none (16 µs of a 330 µs
+    GET /auth/me in process).
     """
 
     def open_session(self, app: Flask, request):
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 

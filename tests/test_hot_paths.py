@@ -18,6 +18,7 @@ import flask_jwt_extended
 import marshmallow
 import pytest
 import sqlalchemy as sa
+import werkzeug.sansio.request
 from flask import Response, g
 from freezegun import freeze_time
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
@@ -130,10 +131,19 @@ def test_a_request_without_a_session_cookie_does_not_open_the_signed_session(
     def no_signer(app):
         raise AssertionError("the session serializer was built")
 
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the Cookie header was parsed")
+
     monkeypatch.setattr(app.session_interface, "get_signing_serializer", no_signer)
-    response = client.get("/auth/me", headers=alice_headers)
+    api_client = app.test_client()  # no cookie jar: no Cookie header, as API clients send
+    with monkeypatch.context() as patch:
+        patch.setattr(werkzeug.sansio.request, "parse_cookie", no_parse)
+        response = api_client.get("/auth/me", headers=alice_headers)
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
+    # The login's refresh cookies (path /auth) ride along, but no session cookie.
+    assert client.get_cookie("refresh_token_cookie", path="/auth") is not None
+    assert client.get("/auth/me", headers=alice_headers).status_code == 200
     # A request that carries the cookie still opens it (and so meets the signer).
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], "anything")
     with pytest.raises(AssertionError, match="serializer was built"):
