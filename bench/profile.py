@@ -1,9 +1,13 @@
-"""Profile the hot paths in process with pyinstrument: ``python bench/profile.py [me|refresh|login]``.
+"""Profile the hot paths in process: ``python bench/profile.py PATH [count]``.
 
 Runs against the ``bench`` database that bench/run.py leaves behind (production config,
-random secrets), through Flask's test client, so the profile holds the app's own cost
-and not gunicorn's or wrk's. Prints the call tree and the SQL statements of one request.
-A login includes its argon2id verification (the bench users' password is bench.run's).
+random secrets) and calls the WSGI application itself, as gunicorn would, with the
+requests wrk sends: no server, no wrk and no test client (which costs ~0.1 ms a request
+of its own) in the numbers. Prints the SQL statements of one request, the CPU time of
+the application per request, and pyinstrument's call tree. PATH is one of ``me``,
+``refresh``, ``login`` (with its argon2id verification; the bench users' password is
+bench.run's), or the floors of the first two in bench/floor_app.py, measured the same
+way: ``floor_select`` (``GET /select/<id>``) and ``floor_write`` (``POST /write/<id>``).
 """
 
 from __future__ import annotations
@@ -11,22 +15,28 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench")
 os.environ.update({"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
                    "JWT_SECRET_KEY": secrets.token_urlsafe(48), "RATELIMIT_ENABLED": "false",
-                   "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL",
-                                                  "postgresql://postgres@127.0.0.1:5432/bench"),
+                   "DATABASE_URL": DATABASE_URL,
+                   "FLOOR_DATABASE_URL": DATABASE_URL.replace("postgresql://",
+                                                              "postgresql+psycopg2://", 1),
                    "LOG_LEVEL": "INFO", "MAIL_BACKEND": "console",
                    # As under gunicorn.conf.py: its access line is the request line.
                    "LOG_REQUESTS": "false"})
 
+import json  # noqa: E402
 import logging  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 from pyinstrument import Profiler  # noqa: E402
+from pyinstrument.renderers import ConsoleRenderer  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from auth_service import create_app, tokens  # noqa: E402
 from auth_service.engines import autocommit_engine  # noqa: E402
@@ -34,53 +44,94 @@ from auth_service.extensions import db  # noqa: E402
 from auth_service.models import User  # noqa: E402
 from bench.run import PASSWORD  # noqa: E402
 
+PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
+
+
+def environ(method: str, path: str, headers: dict | None = None, body: dict | None = None) -> dict:
+    """The WSGI environ of one request as wrk sends it: no cookies, a new connection."""
+    builder = EnvironBuilder(method=method, path=path, json=body,
+                             base_url="http://127.0.0.1:8000",
+                             headers={"User-Agent": "wrk", "Connection": "close", **(headers or {})})
+    try:
+        return builder.get_environ()
+    finally:
+        builder.close()
+
+
+def serve(wsgi, request: dict) -> bytes:
+    """Run one request through ``wsgi``; its body, or AssertionError if it was no 200."""
+    status = []
+    answer = wsgi(request, lambda line, headers, exc_info=None: status.append(line))
+    try:
+        body = b"".join(answer)
+    finally:
+        getattr(answer, "close", lambda: None)()
+    assert status[0].startswith("200"), (status[0], body)
+    return body
+
 
 def main(path: str, count: int) -> None:
+    """Print one request's SQL, the CPU per request, and the profile of ``count`` more."""
     app = create_app()
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the request lines
-    with app.test_request_context(headers={"User-Agent": "profile"}):
-        user = db.session.scalars(sa.select(User).limit(1)).one()
-        email = user.email
+    with app.test_request_context(headers={"User-Agent": "wrk"}):
+        user = db.session.scalars(sa.select(User).order_by(User.id).limit(1)).one()
+        user_id, email = user.id, user.email
         pair = tokens.start_session(user)
         db.session.remove()
-    client = app.test_client()
-    state = {"refresh": pair.refresh_token}
+        engines = [db.engine, autocommit_engine()]
+    wsgi = app
+    if path.startswith("floor"):
+        from bench import floor_app
 
-    def one():
+        wsgi, engines = floor_app.app, [floor_app.engine]
+    state = {"refresh": pair.refresh_token}
+    bearer = {"Authorization": f"Bearer {pair.access_token}"}
+
+    def next_request() -> dict:
         if path == "me":
-            response = client.get("/auth/me", headers={"Authorization": f"Bearer {pair.access_token}"})
-        elif path == "login":
-            response = client.post("/auth/login", json={"email": email, "password": PASSWORD})
-        else:
-            response = client.post("/auth/refresh", json={"refresh_token": state["refresh"]})
-            state["refresh"] = response.get_json()["refresh_token"]
-        assert response.status_code == 200, response.get_data(as_text=True)
+            return environ("GET", "/auth/me", bearer)
+        if path == "floor_select":
+            return environ("GET", f"/select/{user_id}")
+        if path == "floor_write":  # bench_floor's rows are 1 to BENCH_CONNECTIONS
+            return environ("POST", "/write/1")
+        if path == "login":
+            return environ("POST", "/auth/login", body={"email": email, "password": PASSWORD})
+        return environ("POST", "/auth/refresh", body={"refresh_token": state["refresh"]})
+
+    def one() -> float:
+        """One request; the CPU time the application spent on it."""
+        request = next_request()
+        started = time.process_time()
+        body = serve(wsgi, request)
+        spent = time.process_time() - started
+        if path == "refresh":
+            state["refresh"] = json.loads(body)["refresh_token"]
+        return spent
 
     for _ in range(50):
         one()
     statements = []
     with app.app_context():
         # The token checks and a rotation on PostgreSQL run on the autocommit engine.
-        for engine in {db.engine, autocommit_engine()}:
+        for engine in set(engines):
             sa.event.listen(engine, "before_cursor_execute",
                             lambda *a: statements.append(a[2].split("\n")[0][:90]))
         one()
     print(f"SQL of one {path} request ({len(statements)}):", *statements, sep="\n  ")
-    import time
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(count):
-        one()
-    print(f"{path}: {(time.perf_counter() - wall) / count * 1000:.3f} ms wall, "
-          f"{(time.process_time() - cpu) / count * 1000:.3f} ms CPU per request (no profiler)")
+    cpu = sum(one() for _ in range(count))
+    print(f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
+          f"(no profiler, {count} requests)")
     profiler = Profiler(interval=0.0002)
     profiler.start()
     for _ in range(count):
         one()
     profiler.stop()
     print(profiler.output_text(unicode=True, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"))
-    from pyinstrument.renderers import ConsoleRenderer
     print(profiler.output(ConsoleRenderer(unicode=True, color=False, flat=True, time="percent_of_total"))[:6000])
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] not in PATHS:
+        raise SystemExit(f"usage: python bench/profile.py [{'|'.join(PATHS)}] [count]")
     main(sys.argv[1] if len(sys.argv) > 1 else "me", int(sys.argv[2]) if len(sys.argv) > 2 else 1000)

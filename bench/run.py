@@ -380,6 +380,20 @@ def soak(servers, data, workdir) -> None:
     soak_chart(samples, RESULTS / "soak.png", SETTINGS)
 
 
+def start(env: dict, workdir: Path, servers: dict) -> Data:
+    """Re-create and fill the bench database, then start the app and the floor app into
+    ``servers`` (the caller stops them, whatever happens)."""
+    recreate_database(DATABASE_URL)
+    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
+                   env=env, check=True, capture_output=True, timeout=120)
+    data = Data(env, CONNECTIONS)
+    servers["app"] = Gunicorn("wsgi:app", env, workdir / "app.log")
+    servers["floor"] = Gunicorn("bench.floor_app:app", env, workdir / "floor.log")
+    servers["app"].wait_ready("/readyz")
+    servers["floor"].wait_ready("/healthz")
+    return data
+
+
 def main() -> None:
     """Set up the database and both servers, run the rounds, write the results."""
     only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w] or list(WORKLOADS)
@@ -390,14 +404,7 @@ def main() -> None:
     meta = {"when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "machine": machine(CORES),
             "load_start": load_average()}
     try:
-        recreate_database(DATABASE_URL)
-        subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                       env=env, check=True, capture_output=True, timeout=120)
-        data = Data(env, CONNECTIONS)
-        servers["app"] = Gunicorn("wsgi:app", env, workdir / "app.log")
-        servers["floor"] = Gunicorn("bench.floor_app:app", env, workdir / "floor.log")
-        servers["app"].wait_ready("/readyz")
-        servers["floor"].wait_ready("/healthz")
+        data = start(env, workdir, servers)
         config = subprocess.run(
             [str(VENV_BIN / "python"), "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
              "print(c['worker_class'], c['workers'], c['threads'])"],

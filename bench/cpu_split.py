@@ -1,0 +1,90 @@
+"""Where a request's CPU goes under load: ``python bench/cpu_split.py me|refresh|login``.
+
+Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
+then, after a warm-up that opens the pools' connections, runs wrk against the endpoint
+and against its floor in turn, BENCH_ROUNDS (3) rounds of BENCH_SECONDS (10), and reads from /proc the CPU time that the gunicorn workers,
+PostgreSQL's processes and the whole machine (wrk included) spent per request. The
+in-process cost is bench/profile.py's; this is what a served request costs around it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.run import (CONNECTIONS, DATABASE_URL, ROUNDS, SECONDS, WARMUP,  # noqa: E402
+                       WORKLOADS, environment, finish, start, wrk)
+
+FLOORS = {"me": "floor_select", "refresh": "floor_write", "login": "floor_login"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def machine_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (all but idle and iowait)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK
+
+
+def postgres_pids() -> list[int]:
+    """PostgreSQL's processes: the server and its backends."""
+    found = subprocess.run(["pgrep", "-f", "postgres"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def measure(name: str, servers: dict, tokens: Path, seconds: int = SECONDS) -> dict:
+    """One wrk run of workload ``name``: req/s and CPU milliseconds per request."""
+    server_name, mode, _ = WORKLOADS[name]
+    server = servers[server_name]
+    workers, postgres = server.worker_pids(), postgres_pids()
+    before = process_seconds(workers), process_seconds(postgres), machine_seconds()
+    result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
+    after = process_seconds(workers), process_seconds(postgres), machine_seconds()
+    done = result["rps"] * seconds
+    workers_ms, postgres_ms, machine_ms = ((b - a) * 1000 / done for a, b in zip(before, after))
+    return {"rps": result["rps"], "workers": workers_ms, "postgres": postgres_ms,
+            "machine": machine_ms}
+
+
+def main(endpoint: str) -> None:
+    """Measure ``endpoint`` and its floor in interleaved rounds; print one line per run."""
+    workdir = Path(tempfile.mkdtemp(prefix="auth_service-cpu-"))
+    servers: dict = {}
+    try:
+        data = start(environment(DATABASE_URL), workdir, servers)
+        tokens = data.token_file(workdir / "tokens.txt")
+        for name in (FLOORS[endpoint], endpoint):  # the backends counted exist from now on
+            measure(name, servers, tokens, max(WARMUP, 1))
+        print(f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
+              f"{'workers':>7} {'postgres':>8} {'machine':>7}")
+        for round_number in range(ROUNDS):
+            for name in (FLOORS[endpoint], endpoint):
+                row = measure(name, servers, tokens)
+                print(f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
+                      f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
+                      flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in FLOORS:
+        raise SystemExit(f"usage: python bench/cpu_split.py {'|'.join(FLOORS)}")
+    main(sys.argv[1])
