@@ -48,14 +48,18 @@ def postgres_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def measure(name: str, servers: dict, tokens: Path, seconds: int = SECONDS) -> dict:
-    """One wrk run of workload ``name``: req/s and CPU milliseconds per request."""
+def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECONDS) -> dict:
+    """One wrk run of workload ``name``, with fresh tokens (a refresh spends its own):
+    req/s and CPU milliseconds per request. RuntimeError if any request failed."""
     server_name, mode, _ = WORKLOADS[name]
     server = servers[server_name]
+    tokens = data.token_file(workdir / f"tokens-{name}.txt")
     workers, postgres = server.worker_pids(), postgres_pids()
     before = process_seconds(workers), process_seconds(postgres), machine_seconds()
     result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
     after = process_seconds(workers), process_seconds(postgres), machine_seconds()
+    if result.get("errors"):
+        raise RuntimeError(f"{name}: {result['errors']} requests failed: {result}")
     done = result["rps"] * seconds
     workers_ms, postgres_ms, machine_ms = ((b - a) * 1000 / done for a, b in zip(before, after))
     return {"rps": result["rps"], "workers": workers_ms, "postgres": postgres_ms,
@@ -68,14 +72,13 @@ def main(endpoint: str) -> None:
     servers: dict = {}
     try:
         data = start(environment(DATABASE_URL), workdir, servers)
-        tokens = data.token_file(workdir / "tokens.txt")
         for name in (FLOORS[endpoint], endpoint):  # the backends counted exist from now on
-            measure(name, servers, tokens, max(WARMUP, 1))
+            measure(name, servers, data, workdir, max(WARMUP, 1))
         print(f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
               f"{'workers':>7} {'postgres':>8} {'machine':>7}")
         for round_number in range(ROUNDS):
             for name in (FLOORS[endpoint], endpoint):
-                row = measure(name, servers, tokens)
+                row = measure(name, servers, data, workdir)
                 print(f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
                       f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
                       flush=True)
