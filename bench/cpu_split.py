@@ -2,9 +2,10 @@
 
 Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
 then, after a warm-up that opens the pools' connections, runs wrk against the endpoint
-and against its floor in turn, BENCH_ROUNDS (3) rounds of BENCH_SECONDS (10), and reads from /proc the CPU time that the gunicorn workers,
-PostgreSQL's processes and the whole machine (wrk included) spent per request. The
-in-process cost is bench/profile.py's; this is what a served request costs around it.
+and against its floor in turn, BENCH_ROUNDS (3) rounds of BENCH_SECONDS (10), and reads
+from /proc the CPU time that the gunicorn workers, PostgreSQL's processes and the whole
+machine (wrk included) spent per request. The in-process cost is bench/profile.py's;
+this is what a served request costs around it.
 """
 
 from __future__ import annotations

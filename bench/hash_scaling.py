@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import load_average, machine  # noqa: E402
-from bench.run import (CORES, PASSWORD, RESULTS, _hasher, hashes_per_second,  # noqa: E402
-                       time_one_hash)
+from bench.run import (CORES, PASSWORD, RESULTS, hashes_per_second,  # noqa: E402
+                       production_hasher, time_one_hash)
 from config import Config  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_HASH_SECONDS", "4"))
@@ -53,7 +53,7 @@ def _openssl():
 
 def implementations() -> dict:
     """Name -> a function computing one hash of PASSWORD at the production parameters."""
-    sodium, reference = _hasher(), _hasher(reference=True)
+    sodium, reference = production_hasher(), production_hasher(reference=True)
     found = {"libsodium (PyNaCl): the app's": lambda: sodium.hash(PASSWORD),
              "argon2-cffi: reference code": lambda: reference.hash(PASSWORD)}
     if openssl := _openssl():

@@ -224,7 +224,7 @@ class Data:
         return path
 
 
-def _hasher(reference: bool = False):
+def production_hasher(reference: bool = False):
     """The app's hasher at the production parameters (argon2-cffi's own with ``reference``)."""
     import argon2
 
@@ -275,14 +275,14 @@ def hashes_per_second(compute, workers: int, seconds: float, processes: bool = F
 def argon2_hash_seconds(count: int = 8, reference: bool = False) -> float:
     """Median time of one argon2id hash at the production parameters, on this machine now:
     as the app computes it (libsodium), or by argon2-cffi's reference code."""
-    hasher = _hasher(reference)
+    hasher = production_hasher(reference)
     return time_one_hash(lambda: hasher.hash(PASSWORD), count)
 
 
 def argon2_hashes_per_second(seconds: float) -> float:
     """Hashes/s of one hashing thread per core for ``seconds``: cores / hash time as the
     machine grants it right now, other people's load included."""
-    hasher = _hasher()
+    hasher = production_hasher()
     return hashes_per_second(lambda: hasher.hash(PASSWORD), CORES, seconds)
 
 
