@@ -19,7 +19,8 @@ Worker recycling is off too (GUNICORN_MAX_REQUESTS=0) so RSS shows real growth.
 Settings (environment): BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16),
 BENCH_WARMUP (3 s), BENCH_CLOSE (1: a new connection per request, as nginx sends them),
 BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/bench), BENCH_ONLY (comma
-separated workload names), SOAK=1 with SOAK_SECONDS (300): the mixed workload for that
+separated workload names), BENCH_FLOOR_APP (bench.floor_app:app; for an experiment such
+as bench/floor_headers.py), SOAK=1 with SOAK_SECONDS (300): the mixed workload for that
 long, worker RSS sampled every SOAK_INTERVAL (10) seconds. Writes bench/results/latest.md
 and .png (BENCH_OUTPUT names them otherwise; soak: soak.md and soak.png). GUNICORN_* and
 WEB_CONCURRENCY pass through to both servers, e.g. GUNICORN_WORKER_CLASS=sync.
@@ -72,6 +73,8 @@ SOAK_INTERVAL = int(os.environ.get("SOAK_INTERVAL", "10"))
 CORES = len(os.sched_getaffinity(0))
 # Name of the result files in bench/results (another one for a one-off comparison).
 OUTPUT = os.environ.get("BENCH_OUTPUT", "latest")
+# The floor app; another one only for an experiment (bench/floor_headers.py).
+FLOOR_APP = os.environ.get("BENCH_FLOOR_APP", "bench.floor_app:app")
 
 # name -> (server, wrk mode, label)
 WORKLOADS = {
@@ -388,7 +391,7 @@ def start(env: dict, workdir: Path, servers: dict) -> Data:
                    env=env, check=True, capture_output=True, timeout=120)
     data = Data(env, CONNECTIONS)
     servers["app"] = Gunicorn("wsgi:app", env, workdir / "app.log")
-    servers["floor"] = Gunicorn("bench.floor_app:app", env, workdir / "floor.log")
+    servers["floor"] = Gunicorn(FLOOR_APP, env, workdir / "floor.log")
     servers["app"].wait_ready("/readyz")
     servers["floor"].wait_ready("/healthz")
     return data
@@ -410,6 +413,8 @@ def main() -> None:
              "print(c['worker_class'], c['workers'], c['threads'])"],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.split()
         meta["server"] = f"worker_class={config[0]} workers={config[1]} threads={config[2]}"
+        if FLOOR_APP != "bench.floor_app:app":
+            meta["server"] += f"; the floor app is {FLOOR_APP}, not bench.floor_app:app"
         from config import Config
         meta["argon2"] = (Config.ARGON2_TIME_COST, Config.ARGON2_MEMORY_COST,
                           Config.ARGON2_PARALLELISM)
