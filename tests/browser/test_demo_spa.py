@@ -122,16 +122,19 @@ def test_a_401_refreshes_once_and_retries(page, api, new_account):
     assert len(answered) == 1
 
 
-def test_two_tabs_refreshing_at_once_both_stay_signed_in(context, api, new_account):
-    account = new_account()
-    api.signup(account)
-    first = Demo(context.new_page(), demo_url(api)).open()
-    first.log_in(account)
-    first.expect_signed_in(account)
-    second = Demo(context.new_page(), demo_url(api)).open()  # signed in by the shared cookie
-    second.expect_signed_in(account)
+# Races of two tabs' refreshes tried before the test gives up on seeing one.
+RACE_ATTEMPTS = 5
 
-    # Hold both refreshes until both are on their way: they carry the same cookie.
+
+def race_refreshes(context, first: Demo, second: Demo) -> tuple[str, str]:
+    """Both tabs refresh at once; the refresh tokens their two answers set.
+
+    Both requests are held until both are on their way. Chromium attaches the cookie
+    when a continued request goes out, not when it was held (Playwright's network
+    guide: Cookie is added by the network stack after the route handler), so the
+    second may still leave after the first was answered and carry its new cookie:
+    then the two answers are an ordinary rotation and its child, not a race.
+    """
     held = []
 
     def hold(route):
@@ -145,14 +148,28 @@ def test_two_tabs_refreshing_at_once_both_stay_signed_in(context, api, new_accou
         first.refresh_now()
         second.refresh_now()
     context.unroute(REFRESH, hold)
-
     assert one.value.status == two.value.status == 200
-    sent = [refresh.value.request.header_value("cookie") or "" for refresh in (one, two)]
-    assert REFRESH_COOKIE in sent[0] and sent[0] == sent[1]
-    # The server's grace window gave both the same new refresh token.
-    assert refresh_cookie_of(one.value) == refresh_cookie_of(two.value)
+    return refresh_cookie_of(one.value), refresh_cookie_of(two.value)
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(context, api, new_account):
+    account = new_account()
+    api.signup(account)
+    first = Demo(context.new_page(), demo_url(api)).open()
+    first.log_in(account)
+    first.expect_signed_in(account)
+    second = Demo(context.new_page(), demo_url(api)).open()  # signed in by the shared cookie
+    second.expect_signed_in(account)
+
+    # Until the two requests really carry the same cookie: then the server's grace
+    # window gives both the same new refresh token. Every attempt keeps both tabs in.
+    for attempts in range(1, RACE_ATTEMPTS + 1):
+        answers = race_refreshes(context, first, second)
+        if answers[0] == answers[1]:
+            break
+    assert answers[0] == answers[1], f"no simultaneous refresh in {RACE_ATTEMPTS} attempts"
     for tab in (first, second):
-        expect(tab.page.locator("#refresh-count")).to_have_text("1")
+        expect(tab.page.locator("#refresh-count")).to_have_text(str(attempts))
         with tab.page.expect_response("**/auth/active-sessions") as sessions:
             tab.click("Reload")
         assert sessions.value.status == 200
