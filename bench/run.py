@@ -74,7 +74,8 @@ CORES = len(os.sched_getaffinity(0))
 # Name of the result files in bench/results (another one for a one-off comparison).
 OUTPUT = os.environ.get("BENCH_OUTPUT", "latest")
 # The floor app; another one only for an experiment (bench/floor_headers.py).
-FLOOR_APP = os.environ.get("BENCH_FLOOR_APP", "bench.floor_app:app")
+DEFAULT_FLOOR_APP = "bench.floor_app:app"
+FLOOR_APP = os.environ.get("BENCH_FLOOR_APP", DEFAULT_FLOOR_APP)
 
 # name -> (server, wrk mode, label)
 WORKLOADS = {
@@ -413,8 +414,8 @@ def main() -> None:
              "print(c['worker_class'], c['workers'], c['threads'])"],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.split()
         meta["server"] = f"worker_class={config[0]} workers={config[1]} threads={config[2]}"
-        if FLOOR_APP != "bench.floor_app:app":
-            meta["server"] += f"; the floor app is {FLOOR_APP}, not bench.floor_app:app"
+        if FLOOR_APP != DEFAULT_FLOOR_APP:
+            meta["server"] += f"; the floor app is {FLOOR_APP}, not {DEFAULT_FLOOR_APP}"
         from config import Config
         meta["argon2"] = (Config.ARGON2_TIME_COST, Config.ARGON2_MEMORY_COST,
                           Config.ARGON2_PARALLELISM)
