@@ -56,8 +56,11 @@ test-browser: install-dev  ## end-to-end browser tests (screenshots in instance/
 
 e2e: test-browser
 
+# A new seed each time (printed; FUZZ_SEED=<it> repeats the run), so that sessions
+# search further instead of replaying make test's fixed one.
 fuzz: install-dev  ## a longer fuzz session (1000 examples per operation), report printed live
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} $(PYTEST) -s tests/fuzz
+	FUZZ_SEED=$${FUZZ_SEED:-$$($(BIN)/python -c 'import secrets; print(secrets.randbelow(2**31))')} \
+		FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} $(PYTEST) -s tests/fuzz
 
 test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \

@@ -3,9 +3,10 @@
 Every built-in check is on and every phase runs (examples, coverage, fuzzing,
 stateful); valid and invalid inputs are generated, so a bad input must get a
 4xx and never a 500, and every response must match its documented status code,
-content type, headers and schema. The run is reproducible: a fixed seed
-(FUZZ_SEED) and at most FUZZ_MAX_EXAMPLES generated cases per operation
-(25 in `make test`, 1000 in `make fuzz`). Settings: schemathesis.toml.
+content type, headers and schema. The run is reproducible: a seed (FUZZ_SEED;
+fixed in `make test`, new and printed in each `make fuzz`) and at most
+FUZZ_MAX_EXAMPLES generated cases per operation (25 in `make test`, 1000 in
+`make fuzz`). Settings: schemathesis.toml.
 
 The CLI runs in a subprocess: its report (with a curl command per failure) is
 the test's output, and its pytest integration for schemas loaded inside
@@ -42,7 +43,9 @@ def test_schemathesis_run(fuzz_server, fuzz_accounts, tmp_path):
         "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES),
     ]
     # cwd: its .schemathesis/ crash files (for `st replay`) and .hypothesis/ stay out of the repo.
-    output = [f"gunicorn at {fuzz_server.base_url}, database {fuzz_server.database}\n"]
+    output = [f"gunicorn at {fuzz_server.base_url}, database {fuzz_server.database}, "
+              f"seed {SEED} (FUZZ_SEED), {MAX_EXAMPLES} examples per operation\n"]
+    sys.stdout.write(output[0])  # live with `pytest -s` (make fuzz): the seed comes first
     with subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
         watchdog = threading.Timer(TIMEOUT, process.kill)
