@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from auth_service.engines import autocommit_engine
+from auth_service.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User
 
@@ -47,9 +47,8 @@ def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
     return token
 
 
-def _first(statement: sa.Select, params: dict) -> sa.Row | None:
-    with autocommit_engine().connect() as connection:
-        return connection.execute(statement, params).first()
+def _first(statement: Prepared, params: dict) -> tuple | None:
+    return statement.first(autocommit_engine(), params)
 
 
 def _user(values, attach: bool) -> User:
@@ -85,9 +84,9 @@ _KEYS = {model: [key for key, _ in columns] for model, columns in _COLUMNS.items
 _MANAGERS = {model: sa.inspect(model).class_manager for model in _COLUMNS}
 _USERS = User.__table__
 _USER_SELECT = sa.select(*(column for _, column in _USER_COLUMNS))
-_USER_BY_ID = _USER_SELECT.where(_USERS.c.id == sa.bindparam("id"))
-_USER_BY_EMAIL = _USER_SELECT.where(_USERS.c.email == sa.bindparam("email"))
-_TOKEN_WITH_USER = (
+_USER_BY_ID = Prepared(_USER_SELECT.where(_USERS.c.id == sa.bindparam("id")))
+_USER_BY_EMAIL = Prepared(_USER_SELECT.where(_USERS.c.email == sa.bindparam("email")))
+_TOKEN_WITH_USER = Prepared(
     sa.select(*(column for _, column in _TOKEN_COLUMNS + _USER_COLUMNS))
     .join_from(RefreshToken.__table__, _USERS)
     .where(RefreshToken.__table__.c.jti == sa.bindparam("jti"))

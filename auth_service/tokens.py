@@ -113,8 +113,7 @@ def start_session(user: User, alone: bool = False) -> TokenPair:
     engine = autocommit_engine()
     if alone and engine.dialect.name == "postgresql":
         pair = encode_pair(user.id, user.token_version, SimpleNamespace(**values))
-        with engine.connect() as connection:
-            _INSERT.execute(connection, {column: values.get(column) for column in _COLUMNS})
+        _INSERT.rowcount(engine, {column: values.get(column) for column in _COLUMNS})
         return pair
     token = RefreshToken(**values)
     db.session.add(token)
@@ -215,8 +214,7 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
               **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
     engine = autocommit_engine()  # the database's dialect, without opening a session
     if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            return _SPEND_AND_RECORD.execute(connection, params).rowcount == 1
+        return _SPEND_AND_RECORD.rowcount(engine, params) == 1
     if db.session.execute(_SPEND, params).rowcount != 1:
         db.session.rollback()
         return False

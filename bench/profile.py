@@ -114,10 +114,16 @@ def main(path: str, count: int) -> None:
     statements = []
     with app.app_context():
         # The token checks and a rotation on PostgreSQL run on the autocommit engine.
-        for engine in set(engines):
-            sa.event.listen(engine, "before_cursor_execute",
-                            lambda *a: statements.append(a[2].split("\n")[0][:90]))
+        # A listener sends engines.Prepared's statements through a Connection, which
+        # tells it: it is removed before the measured requests.
+        listeners = [(engine, "before_cursor_execute",
+                      lambda *a: statements.append(a[2].split("\n")[0][:90]))
+                     for engine in set(engines)]
+        for listener in listeners:
+            sa.event.listen(*listener)
         one()
+        for listener in listeners:
+            sa.event.remove(*listener)
     print(f"SQL of one {path} request ({len(statements)}):", *statements, sep="\n  ")
     cpu = sum(one() for _ in range(count))
     print(f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
