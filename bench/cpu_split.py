@@ -49,11 +49,13 @@ def postgres_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECONDS) -> dict:
-    """One wrk run of workload ``name``, with fresh tokens (a refresh spends its own):
-    req/s and CPU milliseconds per request. RuntimeError if any request failed."""
+def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECONDS,
+            server=None) -> dict:
+    """One wrk run of workload ``name`` (against ``server``, else the workload's own),
+    with fresh tokens (a refresh spends its own): req/s and CPU milliseconds per
+    request. RuntimeError if any request failed."""
     server_name, mode, _ = WORKLOADS[name]
-    server = servers[server_name]
+    server = server or servers[server_name]
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
     workers, postgres = server.worker_pids(), postgres_pids()
     before = process_seconds(workers), process_seconds(postgres), machine_seconds()

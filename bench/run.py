@@ -105,16 +105,17 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """gunicorn -c gunicorn.conf.py APP in its own process group; ``stop`` kills the group."""
+    """gunicorn -c gunicorn.conf.py APP in its own process group; ``stop`` kills the group.
+    ``cwd``: the checkout it serves (bench/ab.py's baseline), this one by default."""
 
-    def __init__(self, app: str, env: dict, log: Path):
+    def __init__(self, app: str, env: dict, log: Path, cwd: Path = ROOT):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", app],
-                cwd=ROOT, env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
+                cwd=cwd, env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
 
