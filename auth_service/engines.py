@@ -69,9 +69,8 @@ class _Compiled(NamedTuple):
     sql: str
     bind_processors: dict
     order: tuple | None  # a positional paramstyle (SQLite's qmark) takes values in SQL order
-    # One per selected column (None where the driver's value is the value); None for a
-    # statement of no known columns (text): its values are the driver's.
-    result_processors: list | None
+    # One per selected column: None where the driver's value is the value.
+    result_processors: list
 
 
 class Prepared:
@@ -116,14 +115,14 @@ class Prepared:
             return self._compiled[dialect.name]
         except KeyError:
             compiled = self.statement.compile(dialect=dialect)
-            columns = getattr(self.statement, "selected_columns", None)
+            columns = getattr(self.statement, "selected_columns", ())
             return self._compiled.setdefault(dialect.name, _Compiled(
                 sql=str(compiled),
                 bind_processors={name: processor for name, bind in compiled.binds.items()
                                  if (processor := bind.type.dialect_impl(dialect)
                                                   .bind_processor(dialect))},
                 order=tuple(compiled.positiontup) if compiled.positional else None,
-                result_processors=None if columns is None else [
+                result_processors=[
                     column.type.dialect_impl(dialect).result_processor(dialect, None)
                     for column in columns]))
 
@@ -145,8 +144,8 @@ def _bound(compiled: _Compiled, params: dict) -> dict | tuple:
 
 def _first_row(cursor, compiled: _Compiled) -> tuple | None:
     row = cursor.fetchone()
-    if row is None or compiled.result_processors is None:
-        return row if row is None else tuple(row)
+    if row is None:
+        return None
     return tuple(value if processor is None else processor(value)
                  for processor, value in zip(compiled.result_processors, row))
 

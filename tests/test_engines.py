@@ -14,9 +14,9 @@ from auth_service.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
 from auth_service.models import User
 
-SLEEP = Prepared(sa.text("SELECT pg_sleep(30)"))
+SLEEP = Prepared(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))))
 BACKEND_PID = Prepared(sa.select(sa.func.pg_backend_pid()))
-NO_SUCH_TABLE = Prepared(sa.text("SELECT id FROM no_such_table"))
+NO_SUCH_TABLE = Prepared(sa.select(sa.table("no_such_table", sa.column("id"))))
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):
 
     def sleep():
         try:
-            SLEEP.first(engine, {})
+            SLEEP.first(engine, {"seconds": 30})
         except sa.exc.DBAPIError as error:
             failed.append(error)
 
