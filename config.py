@@ -85,6 +85,11 @@ class Config:
     ARGON2_TIME_COST = 2
     ARGON2_MEMORY_COST = 19 * 1024
     ARGON2_PARALLELISM = 1
+    # Hashes one process computes at once; further logins wait for a slot. More at once
+    # than cores slows every one of them (auth_service/passwords.py). 0: one per core of
+    # the process. gunicorn.conf.py sets cores / workers, so the instance as a whole
+    # hashes on every core and no more.
+    ARGON2_CONCURRENCY = 0
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 128
     # Lowest zxcvbn score (0-4) accepted; 1 refuses the common-password and
@@ -322,6 +327,8 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     settings["SQLALCHEMY_DATABASE_URI"] = database_uri(settings["DATABASE_URL"])
     if settings["LOGIN_REFRESH_TRANSPORT"] not in ("both", "cookie", "body"):
         raise ConfigError("LOGIN_REFRESH_TRANSPORT must be both, cookie or body")
+    if settings["ARGON2_CONCURRENCY"] < 0:
+        raise ConfigError("ARGON2_CONCURRENCY must be 0 (one per core) or a positive number")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
     _check_mail_settings(settings)

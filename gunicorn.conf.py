@@ -54,7 +54,8 @@ CORES = _cores()
 # An earlier 3-round run of all four candidates (load 5-11) agreed: GET /auth/me sync
 # w=5 240 req/s, gthread w=2 t=4 426, gthread w=5 t=2 378, sync w=3 276; login 15-16
 # req/s for all. /auth/me waits on PostgreSQL, which threads overlap; login is
-# argon2id, which releases the GIL, so threads lose nothing there; and 2 processes take
+# argon2id, which releases the GIL, so threads lose nothing there as long as no more
+# hashes run at once than there are cores (ARGON2_CONCURRENCY below); and 2 processes take
 # 37% less memory than 5 (54% without preload). The price is a longer tail at
 # saturation (p99 above), acceptable next to 1.65x the throughput. Threads are safe here: SQLAlchemy sessions, the Redis pool and the
 # limiter are per-thread or thread-safe. nginx buffers whole requests and responses
@@ -75,6 +76,9 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 # instance without one), each with 4 threads.
 workers = _int("WEB_CONCURRENCY", max(2, CORES))
 threads = _int("GUNICORN_THREADS", 4)
+# Password hashes at once per worker: the instance hashes on every core and no more
+# (more at once than cores makes each one slower; ARGON2_CONCURRENCY in config.py).
+os.environ.setdefault("ARGON2_CONCURRENCY", str(max(1, CORES // workers)))
 
 # A worker whose main loop is silent this long is killed and replaced (with gthread a
 # single stuck request does not trip it: every database call has its own timeout).

@@ -1,5 +1,10 @@
 """Password hashing with argon2id, configured from the app settings."""
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -59,8 +64,16 @@ def _encoded(password: str | bytes, encoding: str) -> bytes:
     return password if isinstance(password, bytes) else password.encode(encoding)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def init_app(app: Flask) -> None:
-    """Build the hasher once and a dummy hash to verify against for unknown users."""
+    """Build the hasher once, its hashing slots, and a dummy hash to verify against for
+    unknown users."""
     hasher = PasswordHasher(
         time_cost=app.config["ARGON2_TIME_COST"],
         memory_cost=app.config["ARGON2_MEMORY_COST"],
@@ -68,6 +81,12 @@ def init_app(app: Flask) -> None:
         type=Type.ID,
     )
     app.extensions["password_hasher"] = hasher
+    # Each hash streams its 19 MiB through the caches, and libsodium maps that memory
+    # afresh per hash: more hashes at once than cores only slow each other down (2
+    # processes x 4 threads hashing: 100 hashes/s, with one at a time each 149; `make
+    # bench-hash`). Threads beyond the slots wait their turn, holding no CPU.
+    slots = app.config["ARGON2_CONCURRENCY"] or available_cores()
+    app.extensions["password_hash_slots"] = threading.BoundedSemaphore(slots)
     # Verifying against this when there is no real hash makes "no such account"
     # take as long as "wrong password".
     app.extensions["dummy_password_hash"] = hasher.hash("dummy password, never matches")
@@ -77,17 +96,26 @@ def _hasher() -> PasswordHasher:
     return current_app.extensions["password_hasher"]
 
 
+@contextmanager
+def _hashing_slot() -> Iterator[PasswordHasher]:
+    """The hasher, while this thread holds one of the process's ARGON2_CONCURRENCY slots."""
+    with current_app.extensions["password_hash_slots"]:
+        yield _hasher()
+
+
 def hash_password(password: str) -> str:
     """Hash a password with the configured argon2id parameters."""
-    return _hasher().hash(password)
+    with _hashing_slot() as hasher:
+        return hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password in constant time; a missing hash costs one full verify too."""
     try:
-        return _hasher().verify(
-            password_hash or current_app.extensions["dummy_password_hash"], password
-        ) and password_hash is not None
+        with _hashing_slot() as hasher:
+            return hasher.verify(
+                password_hash or current_app.extensions["dummy_password_hash"], password
+            ) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -4,7 +4,9 @@ bench/run.py puts the login floor at cores / the time of one hash, which assumes
 hashes on different cores do not slow each other down. This measures that assumption for
 each argon2id implementation installed here, in interleaved rounds: the median time of one
 hash alone, then hashes/s of one thread, of one thread per core and of one process per
-core, each for BENCH_HASH_SECONDS (4). Writes bench/results/hash_scaling.md.
+core, each for BENCH_HASH_SECONDS (4); then as gunicorn.conf.py's workers hash (one
+process per core, 4 threads each), with every thread free to hash and with one hash at a
+time per process (ARGON2_CONCURRENCY). Writes bench/results/hash_scaling.md.
 
 - libsodium (PyNaCl, the app's hasher) maps its 19 MiB with mmap(MAP_POPULATE) and unmaps
   it after every hash: the kernel zeroes and frees 4,864 pages per hash on each core.
@@ -28,6 +30,8 @@ from bench.run import (CORES, PASSWORD, RESULTS, hashes_per_second,  # noqa: E40
 from config import Config  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_HASH_SECONDS", "4"))
+# gunicorn.conf.py's defaults: a process per core (at least 2), 4 threads each.
+WORKERS, THREADS = max(2, CORES), 4
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
@@ -64,13 +68,17 @@ def implementations() -> dict:
 def main() -> None:
     """Measure each implementation in interleaved rounds; write hash_scaling.md."""
     found = implementations()
-    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in found}
+    rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in found}
     load_start = load_average()
     for round_number in range(ROUNDS):
         for name, compute in found.items():
-            rows[name].append((time_one_hash(compute), hashes_per_second(compute, 1, SECONDS),
-                               hashes_per_second(compute, CORES, SECONDS),
-                               hashes_per_second(compute, CORES, SECONDS, processes=True)))
+            rows[name].append((
+                time_one_hash(compute), hashes_per_second(compute, 1, SECONDS),
+                hashes_per_second(compute, CORES, SECONDS),
+                hashes_per_second(compute, CORES, SECONDS, processes=True),
+                hashes_per_second(compute, WORKERS, SECONDS, processes=True, threads=THREADS),
+                hashes_per_second(compute, WORKERS, SECONDS, processes=True, threads=THREADS,
+                                  slots=max(1, CORES // WORKERS))))
             print(f"round {round_number + 1} {name:32} " + " ".join(
                 f"{value:8.4f}" for value in rows[name][-1]), flush=True)
     lines = [
@@ -80,13 +88,17 @@ def main() -> None:
         f"KiB p={Config.ARGON2_PARALLELISM}; medians of {ROUNDS} interleaved rounds, "
         f"{SECONDS:g} s per rate (`make bench-hash`).", "",
         f"| implementation | one hash ms | cores / hash time /s | 1 thread /s | {CORES} threads /s "
-        f"| {CORES} processes /s | best of {CORES} against cores / hash time |",
-        "|---|---:|---:|---:|---:|---:|---:|"]
+        f"| {CORES} processes /s | best of {CORES} against cores / hash time "
+        f"| {WORKERS} processes x {THREADS} threads /s | the same, one hash at a time per "
+        "process /s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, measured in rows.items():
-        alone, one, threads, processes = (statistics.median(column) for column in zip(*measured))
+        alone, one, threads, processes, pooled, capped = (
+            statistics.median(column) for column in zip(*measured))
         floor = CORES / alone
         lines.append(f"| {name} | {alone * 1000:.1f} | {floor:.1f} | {one:.1f} | {threads:.1f} "
-                     f"| {processes:.1f} | {max(threads, processes) / floor:.2f} |")
+                     f"| {processes:.1f} | {max(threads, processes) / floor:.2f} "
+                     f"| {pooled:.1f} | {capped:.1f} |")
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "hash_scaling.md").write_text(text)

@@ -252,22 +252,37 @@ def time_one_hash(compute, count: int = 8) -> float:
     return statistics.median(times)
 
 
-def hashes_per_second(compute, workers: int, seconds: float, processes: bool = False) -> float:
-    """Hashes/s of ``workers`` threads (argon2 releases the GIL), or forked processes,
-    each calling ``compute`` for ``seconds``."""
+def hashes_per_second(compute, workers: int, seconds: float, processes: bool = False,
+                      threads: int = 1, slots: int = 0) -> float:
+    """Hashes/s of ``workers`` threads (argon2 releases the GIL) calling ``compute`` for
+    ``seconds``; with ``processes``, of ``workers`` forked processes of ``threads`` threads
+    each. ``slots``: at most that many hashes at once per process, as ARGON2_CONCURRENCY
+    caps them (0: no cap)."""
     fork = multiprocessing.get_context("fork")
     counts = fork.Queue() if processes else []
     record = counts.put if processes else counts.append
 
-    def work() -> None:
-        done, deadline = 0, time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            compute()
-            done += 1
-        record(done)
+    def work(threads: int) -> None:
+        gate = threading.BoundedSemaphore(slots) if slots else contextlib.nullcontext()
+        done, deadline = [], time.monotonic() + seconds
 
-    runners = [(fork.Process if processes else threading.Thread)(target=work)
-               for _ in range(workers)]
+        def hash_until_deadline() -> None:
+            count = 0
+            while time.monotonic() < deadline:
+                with gate:
+                    compute()
+                count += 1
+            done.append(count)
+
+        pool = [threading.Thread(target=hash_until_deadline) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        record(sum(done))
+
+    runners = [fork.Process(target=work, args=(threads,)) for _ in range(workers)] \
+        if processes else [threading.Thread(target=work, args=(workers,))]
     started = time.monotonic()
     for runner in runners:
         runner.start()

@@ -298,9 +298,11 @@ def load_gunicorn_conf(monkeypatch, **environ) -> GunicornConfig:
         if key.startswith("GUNICORN_") or key in ("PORT", "WEB_CONCURRENCY", "TRUSTED_PROXIES",
                                                   "FORWARDED_ALLOW_IPS", "LOG_LEVEL"):
             monkeypatch.delenv(key)
-    # The file sets LOG_REQUESTS for the app it serves: undone after the test.
-    monkeypatch.setenv("LOG_REQUESTS", "")
-    monkeypatch.delenv("LOG_REQUESTS")
+    # The file sets LOG_REQUESTS and ARGON2_CONCURRENCY for the app it serves: undone
+    # after the test.
+    for key in ("LOG_REQUESTS", "ARGON2_CONCURRENCY"):
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -345,6 +347,18 @@ def test_gunicorn_reads_its_settings_from_the_environment(monkeypatch):
 def test_gunicorn_makes_its_access_line_the_request_line(monkeypatch, given, app_sees):
     load_gunicorn_conf(monkeypatch, **({"LOG_REQUESTS": given} if given else {}))
     assert os.environ["LOG_REQUESTS"] == app_sees
+
+
+@pytest.mark.parametrize("workers", [None, "1", "64"])
+def test_gunicorn_gives_each_worker_its_share_of_the_cores_for_hashing(monkeypatch, workers):
+    config = load_gunicorn_conf(monkeypatch, **({"WEB_CONCURRENCY": workers} if workers else {}))
+    cores = len(os.sched_getaffinity(0))
+    assert os.environ["ARGON2_CONCURRENCY"] == str(max(1, cores // config.workers))
+
+
+def test_gunicorn_keeps_the_operators_hashing_concurrency(monkeypatch):
+    load_gunicorn_conf(monkeypatch, ARGON2_CONCURRENCY="3")
+    assert os.environ["ARGON2_CONCURRENCY"] == "3"
 
 
 def test_gunicorn_binds_to_port_on_loopback(monkeypatch):

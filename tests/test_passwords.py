@@ -1,5 +1,7 @@
 """argon2id hashing: libsodium computes what it can, argon2-cffi the rest, one string format."""
 
+import threading
+
 import argon2
 import pytest
 from argon2 import Type
@@ -9,6 +11,7 @@ from nacl import bindings as sodium
 
 from auth_service import passwords
 from auth_service.passwords import PasswordHasher
+from config import ConfigError, ProductionConfig, TestingConfig, load_config
 
 PASSWORD = "correct horse battery staple"
 CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1, "type": Type.ID}
@@ -114,3 +117,84 @@ def test_a_damaged_hash_is_a_mismatch(app):
     with app.app_context():
         assert passwords.verify_password(encoded, PASSWORD) is True
         assert passwords.verify_password(damaged, PASSWORD) is False
+
+
+# --- hashing slots (ARGON2_CONCURRENCY) ----------------------------------------------
+
+class GatedHasher:
+    """Stands in for the app's hasher: every hash and verify waits at one gate, and the
+    most callers inside at once is recorded."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+
+    def _wait_at_gate(self):
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        self.entered.release()
+        self.gate.wait(timeout=30)
+        with self.lock:
+            self.inside -= 1
+
+    def hash(self, password):
+        self._wait_at_gate()
+        return "hashed"
+
+    def verify(self, encoded, password):
+        self._wait_at_gate()
+        return True
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 0], ids=["one", "two", "one-per-core"])
+def test_hashes_beyond_the_concurrency_wait_for_a_slot(make_app, concurrency):
+    class Limited(TestingConfig):
+        ARGON2_CONCURRENCY = concurrency
+
+    slots = concurrency or passwords.available_cores()
+    app = make_app(Limited)
+    gated = GatedHasher()
+    app.extensions["password_hasher"] = gated
+    results = []
+
+    def login_or_signup(i):
+        with app.app_context():  # logins (verify) and signups (hash) share the slots
+            results.append(passwords.verify_password("stored", PASSWORD) if i % 2
+                           else passwords.hash_password(PASSWORD))
+
+    threads = [threading.Thread(target=login_or_signup, args=(i,)) for i in range(slots + 2)]
+    for thread in threads:
+        thread.start()
+    for _ in range(slots):
+        assert gated.entered.acquire(timeout=30)
+    # Two more threads want to hash: they wait for a slot instead of starting.
+    assert not gated.entered.acquire(timeout=0.3)
+    assert gated.inside == slots
+    gated.gate.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert gated.most_inside == slots
+    assert sorted(results, key=str) == sorted([True] * ((slots + 2) // 2)
+                                              + ["hashed"] * ((slots + 3) // 2), key=str)
+
+
+def test_a_failed_hash_gives_its_slot_back(make_app):
+    class One(TestingConfig):
+        ARGON2_CONCURRENCY = 1
+
+    app = make_app(One)
+    with app.app_context():
+        # A damaged hash raises inside the hasher; the next login still gets the slot.
+        for _ in range(3):
+            assert passwords.verify_password("$argon2id$v=19$m=8,t=1,p=1$!!!$!!!", PASSWORD) is False
+        assert passwords.verify_password(passwords.hash_password(PASSWORD), PASSWORD) is True
+
+
+def test_a_negative_concurrency_is_refused(monkeypatch):
+    with pytest.raises(ConfigError, match="ARGON2_CONCURRENCY"):
+        load_config(ProductionConfig, {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40,
+                                       "ARGON2_CONCURRENCY": "-1"})
+    assert load_config(TestingConfig)["ARGON2_CONCURRENCY"] == 0
