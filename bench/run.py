@@ -20,7 +20,8 @@ Settings (environment): BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CONNECTIONS 
 BENCH_WARMUP (3 s), BENCH_CLOSE (1: a new connection per request, as nginx sends them),
 BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/bench), BENCH_ONLY (comma
 separated workload names), BENCH_FLOOR_APP (bench.floor_app:app; for an experiment such
-as bench/floor_headers.py), SOAK=1 with SOAK_SECONDS (300): the mixed workload for that
+as bench/floor_headers.py), BENCH_LOGIN_CONNECTIONS (cores: the logins beside /auth/me in
+me_under_login), SOAK=1 with SOAK_SECONDS (300): the mixed workload for that
 long, worker RSS sampled every SOAK_INTERVAL (10) seconds. Writes bench/results/latest.md
 and .png (BENCH_OUTPUT names them otherwise; soak: soak.md and soak.png). GUNICORN_* and
 WEB_CONCURRENCY pass through to both servers, e.g. GUNICORN_WORKER_CLASS=sync.
@@ -71,6 +72,7 @@ SOAK = os.environ.get("SOAK", "") not in ("", "0")
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "300"))
 SOAK_INTERVAL = int(os.environ.get("SOAK_INTERVAL", "10"))
 CORES = len(os.sched_getaffinity(0))
+LOGIN_CONNECTIONS = int(os.environ.get("BENCH_LOGIN_CONNECTIONS", str(CORES)))
 # Name of the result files in bench/results (another one for a one-off comparison).
 OUTPUT = os.environ.get("BENCH_OUTPUT", "latest")
 # The floor app; another one only for an experiment (bench/floor_headers.py).
@@ -91,7 +93,7 @@ WORKLOADS = {
 
 # What bench/report.py needs to describe the run.
 SETTINGS = Settings(root=ROOT, cores=CORES, seconds=SECONDS, rounds=ROUNDS, connections=CONNECTIONS,
-                    warmup=WARMUP, close=CLOSE, soak_seconds=SOAK_SECONDS,
+                    login_connections=LOGIN_CONNECTIONS, warmup=WARMUP, close=CLOSE, soak_seconds=SOAK_SECONDS,
                     labels={name: label for name, (_, _, label) in WORKLOADS.items()})
 
 
@@ -372,7 +374,7 @@ def run_workload(name, servers, data, workdir, seconds) -> dict:
     server = servers[server_name]
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
     if name == "me_under_login":
-        logins = wrk(server.url, "login", tokens, seconds + 2, CORES)
+        logins = wrk(server.url, "login", tokens, seconds + 2, LOGIN_CONNECTIONS)
         time.sleep(1)  # logins at full speed before /auth/me is measured
         result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
         result["login_rps"] = finish(logins, seconds + 2)["rps"]
