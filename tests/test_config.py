@@ -92,6 +92,7 @@ def test_environment_strings_are_coerced(key, raw, expected):
     ("JWT_ACCESS_TOKEN_EXPIRES", "15m"),
     ("JWT_ACCESS_TOKEN_EXPIRES", ""),
     ("ARGON2_TIME_COST", "two"),
+    ("ARGON2_CONCURRENCY", "-1"),
 ])
 def test_malformed_values_are_refused(key, raw):
     with pytest.raises(ConfigError, match=key):
