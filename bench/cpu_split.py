@@ -10,7 +10,6 @@ this is what a served request costs around it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,23 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import (CONNECTIONS, DATABASE_URL, ROUNDS, SECONDS, WARMUP,  # noqa: E402
-                       WORKLOADS, environment, finish, start, wrk)
+from bench.run import (CONNECTIONS, DATABASE_URL, ROUNDS, SECONDS, TICK,  # noqa: E402
+                       WARMUP, WORKLOADS, environment, finish, process_seconds, settle, start,
+                       wrk)
 
 FLOORS = {"me": "floor_select", "refresh": "floor_write", "login": "floor_login"}
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (those still running)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
 
 
 def machine_seconds() -> float:
@@ -57,6 +44,7 @@ def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECOND
     server_name, mode, _ = WORKLOADS[name]
     server = server or servers[server_name]
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
+    settle(servers)  # the last run's requests counted against it, not against this one
     workers, postgres = server.worker_pids(), postgres_pids()
     before = process_seconds(workers), process_seconds(postgres), machine_seconds()
     result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
