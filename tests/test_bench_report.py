@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.report import round_ratios, verdict
+from bench.report import round_ratios, transparent_hugepages, verdict
 
 
 @pytest.mark.parametrize(("ratios", "expected"), [
@@ -29,3 +29,18 @@ def test_login_ratio_is_against_cores_over_each_rounds_hash_time():
 
 def test_a_workload_without_its_floor_has_no_ratio():
     assert round_ratios({"me": [{"rps": 10.0}]}, [], "me", 2) == []
+
+
+@pytest.mark.parametrize(("text", "mode"), [
+    ("always [madvise] never\n", "madvise"),
+    ("[always] madvise never\n", "always"),
+    ("garbage\n", None),
+])
+def test_the_huge_page_mode_is_the_bracketed_one(tmp_path, text, mode):
+    setting = tmp_path / "enabled"
+    setting.write_text(text)
+    assert transparent_hugepages(setting) == mode
+
+
+def test_no_huge_page_mode_without_the_setting(tmp_path):
+    assert transparent_hugepages(tmp_path / "missing") is None
