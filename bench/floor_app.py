@@ -5,21 +5,22 @@ answers a JSON body after one primary-key SELECT on ``users`` (the floor for
 ``GET /auth/me``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
 (the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
 password against an argon2id hash at the production parameters, with the app's own
-hasher, and answers JSON (what any login on this stack pays at least, next to the
-table's cores / hash time). No ORM, no JWT, no hooks: what any endpoint on this stack
-must pay at least.
+hasher, one hash at a time per ARGON2_CONCURRENCY slot as the app hashes, and answers
+JSON (what any login on this stack pays at least, next to the table's cores / hash
+time). No ORM, no JWT, no hooks: what any endpoint on this stack must pay at least.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import sqlalchemy as sa
 from argon2 import Type
 from flask import Flask, abort, jsonify, request
 
-from auth_service.passwords import PasswordHasher
+from auth_service.passwords import PasswordHasher, available_cores
 from config import Config
 
 app = Flask(__name__)
@@ -32,6 +33,11 @@ UPDATE_ROW = sa.text("UPDATE bench_floor SET n = n + 1, touched_at = now() WHERE
 HASHER = PasswordHasher(time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.ARGON2_MEMORY_COST,
                         parallelism=Config.ARGON2_PARALLELISM, type=Type.ID)
 PASSWORD_HASH = HASHER.hash(os.environ.get("FLOOR_LOGIN_PASSWORD", "floor"))
+# gunicorn.conf.py sets ARGON2_CONCURRENCY (cores / workers) for both apps. Uncapped, the
+# 2 x 4 threads hashed at once on 2 cores and this login made 0.60 of cores / hash time,
+# less than the app's own (0.67); capped it makes 0.77-0.89 (bench/cpu_split.py and perf_split.py).
+HASH_SLOTS = threading.BoundedSemaphore(int(os.environ.get("ARGON2_CONCURRENCY") or 0)
+                                        or available_cores())
 INSERT_ROW = sa.text("INSERT INTO bench_floor_log (jti, floor_id, created_at) "
                      "VALUES (:jti, :id, now())")
 
@@ -60,5 +66,6 @@ def write(row_id: int):
 
 @app.post("/login")
 def login():
-    HASHER.verify(PASSWORD_HASH, request.get_json()["password"])
+    with HASH_SLOTS:
+        HASHER.verify(PASSWORD_HASH, request.get_json()["password"])
     return jsonify(ok=True)

@@ -1,5 +1,5 @@
 """Where the machine's CPU goes while one endpoint is served: ``python bench/perf_split.py
-me|refresh|login [seconds]``.
+me|refresh|login|floor_select|floor_write|floor_login [seconds]``.
 
 Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
 warms the endpoint up, then samples every CPU with ``perf record -a -g`` (Debian's
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.run import (CONNECTIONS, DATABASE_URL, WARMUP, WORKLOADS,  # noqa: E402
                        environment, finish, settle, start, wrk)
 
-ENDPOINTS = ("me", "refresh", "login")
+ENDPOINTS = ("me", "refresh", "login", "floor_select", "floor_write", "floor_login")
 # libc's entry points through which libsodium maps and unmaps a hash's memory.
 MAPPING_CALLS = ("__mmap", "mmap64", "__munmap", "munmap")
 SAMPLE_HZ = 997  # per CPU; prime, so as not to beat with a periodic timer
