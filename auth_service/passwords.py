@@ -71,6 +71,11 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def hashing_slots(concurrency: int) -> threading.BoundedSemaphore:
+    """The slots of ARGON2_CONCURRENCY hashes at once (0: one per core of the process)."""
+    return threading.BoundedSemaphore(concurrency or available_cores())
+
+
 def init_app(app: Flask) -> None:
     """Build the hasher once, its hashing slots, and a dummy hash to verify against for
     unknown users."""
@@ -85,8 +90,7 @@ def init_app(app: Flask) -> None:
     # afresh per hash: more hashes at once than cores only slow each other down (2
     # processes x 4 threads hashing: 100 hashes/s, with one at a time each 149; `make
     # bench-hash`). Threads beyond the slots wait their turn, holding no CPU.
-    slots = app.config["ARGON2_CONCURRENCY"] or available_cores()
-    app.extensions["password_hash_slots"] = threading.BoundedSemaphore(slots)
+    app.extensions["password_hash_slots"] = hashing_slots(app.config["ARGON2_CONCURRENCY"])
     # Verifying against this when there is no real hash makes "no such account"
     # take as long as "wrong password".
     app.extensions["dummy_password_hash"] = hasher.hash("dummy password, never matches")

@@ -13,14 +13,13 @@ time). No ORM, no JWT, no hooks: what any endpoint on this stack must pay at lea
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 
 import sqlalchemy as sa
 from argon2 import Type
 from flask import Flask, abort, jsonify, request
 
-from auth_service.passwords import PasswordHasher, available_cores
+from auth_service.passwords import PasswordHasher, hashing_slots
 from config import Config
 
 app = Flask(__name__)
@@ -35,9 +34,8 @@ HASHER = PasswordHasher(time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.AR
 PASSWORD_HASH = HASHER.hash(os.environ.get("FLOOR_LOGIN_PASSWORD", "floor"))
 # gunicorn.conf.py sets ARGON2_CONCURRENCY (cores / workers) for both apps. Uncapped, the
 # 2 x 4 threads hashed at once on 2 cores and this login made 0.60 of cores / hash time,
-# less than the app's own (0.67); capped it makes 0.77-0.89 (bench/cpu_split.py and perf_split.py).
-HASH_SLOTS = threading.BoundedSemaphore(int(os.environ.get("ARGON2_CONCURRENCY") or 0)
-                                        or available_cores())
+# less than the app's own (0.67); capped, 0.77-0.89 (bench/cpu_split.py, perf_split.py).
+HASH_SLOTS = hashing_slots(int(os.environ.get("ARGON2_CONCURRENCY") or 0))
 INSERT_ROW = sa.text("INSERT INTO bench_floor_log (jti, floor_id, created_at) "
                      "VALUES (:jti, :id, now())")
 
