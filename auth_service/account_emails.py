@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-import sqlalchemy as sa
 from flask import current_app, render_template
 from flask_smorest import abort
 
@@ -115,19 +114,12 @@ def reset_password(token: str, new_password: str) -> User:
     problem = guessability_problem(new_password, [user.email, user.username, user.full_name])
     if problem:
         abort(422, errors={"json": {"new_password": [problem]}})
-    # Claim the token: of two requests racing with it, only the one whose UPDATE still
-    # finds the old hash goes on (the other waits for the row lock, then matches nothing).
-    old_hash = User.password_hash.is_(None) if user.password_hash is None else (
-        User.password_hash == user.password_hash)
-    claimed = db.session.execute(
-        sa.update(User).where(User.id == user.id, old_hash)
-        .values(password_changed_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        raise APIError(400, "invalid_token", email_links.INVALID)
-    accounts.set_password(user, new_password)
+    # The token is bound to the hash it was read with, and so is the write: of two
+    # requests racing with it, or a change landing meanwhile, only the first goes through.
+    try:
+        accounts.set_password(user, new_password)
+    except accounts.PasswordChangedMeanwhile:
+        raise APIError(400, "invalid_token", email_links.INVALID) from None
     if user.email_verified is None:
         user.email_verified = utcnow()
     db.session.commit()

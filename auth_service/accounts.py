@@ -13,6 +13,14 @@ from auth_service.passwords import hash_password, needs_rehash, verify_password
 INVALID_LOGIN = "Invalid email or password."
 
 
+class PasswordChangedMeanwhile(APIError):
+    """The password (or token version) changed after this request read the account."""
+
+    def __init__(self):
+        super().__init__(409, "password_changed_concurrently",
+                         "The password was changed by another request; sign in again.")
+
+
 def normalize_email(email: str) -> str:
     """Emails are compared trimmed and lower-cased."""
     return email.strip().lower()
@@ -66,17 +74,33 @@ def authenticate(email: str, password: str) -> User:
     if not valid or not user.is_active:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)
     if needs_rehash(user.password_hash):
-        db.session.add(user)
-        user.password_hash = hash_password(password)
+        # Only over the hash just verified: a reset or change that landed meanwhile wins.
+        db.session.execute(
+            sa.update(User).where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=hash_password(password))
+            .execution_options(synchronize_session=False))
         db.session.commit()  # the login's session row is then written on its own
     return user
 
 
 def set_password(user: User, new_password: str) -> None:
-    """Store a new password and invalidate every token issued before (not committed)."""
-    user.password_hash = hash_password(new_password)
-    user.password_changed_at = utcnow()
-    user.token_version += 1
+    """Store a new password and end every session and token issued before (not committed).
+
+    Written only over the hash and token version this request read: of two changes or
+    resets racing, the later one finds them changed and gets a 409, so neither can undo
+    the other's revocations, and every change bumps the version.
+    """
+    now = utcnow()
+    changed = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, User.password_hash.is_not_distinct_from(user.password_hash),
+               User.token_version == user.token_version)
+        .values(password_hash=hash_password(new_password), password_changed_at=now,
+                token_version=user.token_version + 1, updated_at=now)
+    ).rowcount
+    if changed != 1:
+        db.session.rollback()
+        raise PasswordChangedMeanwhile()
     tokens.revoke_user_tokens(user.id, tokens.REASON_PASSWORD)
 
 
@@ -106,15 +130,41 @@ def delete_account(user: User, password: str | None) -> None:
             raise APIError(400, "password_required", "Confirm with your password to delete the account.")
         if not verify_password(user.password_hash, password):
             raise APIError(400, "invalid_password", "The password is incorrect.")
+    # Revoked first: that waits for a rotation in flight (tokens.py), whose child the
+    # deletes below then see.
+    tokens.revoke_user_tokens(user.id, tokens.REASON_ACCOUNT_DELETED)
     db.session.execute(sa.delete(RefreshToken).where(RefreshToken.user_id == user.id))
     db.session.delete(user)
     db.session.commit()
 
 
 def set_active(user: User, active: bool) -> User:
-    """Activate or deactivate; deactivation ends every session at once."""
-    user.is_active = active
-    if not active:
-        tokens.revoke_user_tokens(user.id, tokens.REASON_DEACTIVATED)
+    """Activate or deactivate; deactivation ends every session and access token for good.
+
+    409 when it would leave no active superuser, decided by the database: the active
+    superusers are locked first (PostgreSQL), and the update itself requires another
+    one (SQLite runs it under its write lock), so two superusers deactivating each
+    other at once cannot both succeed.
+    """
+    if active:
+        user.is_active = True
+        db.session.commit()
+        return user
+    if user.is_superuser:
+        db.session.execute(sa.select(User.id).where(User.is_superuser, User.is_active)
+                           .with_for_update())
+    other = sa.orm.aliased(User)
+    another_superuser = sa.exists().where(other.is_superuser, other.is_active, other.id != user.id)
+    deactivated = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, sa.or_(~User.is_superuser, another_superuser))
+        # A new token version: access tokens issued before stay dead after reactivation.
+        .values(is_active=False, token_version=User.token_version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if deactivated != 1:
+        db.session.rollback()
+        raise APIError(409, "last_superuser", "This is the last active superuser.")
+    tokens.revoke_user_tokens(user.id, tokens.REASON_DEACTIVATED)
     db.session.commit()
     return user

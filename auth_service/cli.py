@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import click
@@ -12,11 +13,25 @@ from flask.cli import AppGroup
 from auth_service import account_emails, accounts
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User, utcnow
+from auth_service.models import RefreshToken, Session, User, utcnow
 from auth_service.schemas import SignupSchema
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")
+
+
+def _api_errors_as_usage(command):
+    """An APIError of the account rules (a taken email, the last superuser) is one line on
+    stderr and exit 1, as click reports its own errors."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except APIError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return run
 
 
 def _user_or_fail(email: str) -> User:
@@ -41,14 +56,12 @@ def _validated(**fields) -> dict:
 @click.option("--username", prompt=True, help="3-50 letters, digits, _ . -")
 @click.password_option("--password", help="Password (prompted, with confirmation, when omitted).")
 @click.option("--full-name", default=None, help="Display name.")
+@_api_errors_as_usage
 def create_superuser(email, username, password, full_name):
     """Create a superuser account."""
     data = _validated(email=email, username=username, password=password, full_name=full_name)
-    try:
-        user = accounts.create_user(data["email"], data["username"], data["password"],
-                                    full_name=full_name, is_superuser=True)
-    except APIError as exc:
-        raise click.ClickException(exc.message) from None
+    user = accounts.create_user(data["email"], data["username"], data["password"],
+                                full_name=full_name, is_superuser=True)
     click.echo(f"Created superuser {user.email} (id {user.id}).")
 
 
@@ -73,6 +86,7 @@ def activate(email):
 
 @users_cli.command("deactivate")
 @click.argument("email")
+@_api_errors_as_usage
 def deactivate(email):
     """Stop an account from signing in and revoke its sessions."""
     accounts.set_active(_user_or_fail(email), False)
@@ -82,6 +96,7 @@ def deactivate(email):
 @users_cli.command("set-password")
 @click.argument("email")
 @click.password_option("--password", help="New password (prompted when omitted).")
+@_api_errors_as_usage
 def set_password(email, password):
     """Set a user's password and revoke every session of the account."""
     user = _user_or_fail(email)
@@ -105,15 +120,17 @@ def verify_email(email):
 
 @tokens_cli.command("purge")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
-              help="Keep expired or revoked tokens younger than this many days.")
+              help="Keep expired or revoked sessions younger than this many days.")
 def purge(days):
-    """Delete refresh tokens that expired or were revoked more than DAYS days ago."""
+    """Delete sessions, with their refresh tokens, that expired or were revoked more than
+    DAYS days ago. A live session keeps its spent tokens: they are what reuse detection
+    recognises."""
     cutoff = utcnow() - timedelta(days=days)
-    deleted = db.session.execute(
-        sa.delete(RefreshToken).where(sa.or_(
-            RefreshToken.expires_at < cutoff,
-            RefreshToken.revoked_at < cutoff,
-        ))
-    ).rowcount
+    dead = sa.or_(Session.expires_at < cutoff, Session.revoked_at < cutoff)
+    # Explicitly, not through ON DELETE CASCADE alone: SQLite enforces it only with its
+    # foreign_keys pragma on.
+    db.session.execute(sa.delete(RefreshToken).where(
+        RefreshToken.family_id.in_(sa.select(Session.id).where(dead))))
+    deleted = db.session.execute(sa.delete(Session).where(dead)).rowcount
     db.session.commit()
-    click.echo(f"Deleted {deleted} refresh token(s).")
+    click.echo(f"Deleted {deleted} session(s) and their refresh tokens.")

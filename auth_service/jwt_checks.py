@@ -271,19 +271,14 @@ def user_identity(user: User) -> str:
 
 @jwt.user_lookup_loader
 def load_user(header: dict, payload: dict) -> User | None:
-    """Load the user on every request: deleted, inactive or re-passworded users are refused.
+    """Deleted, inactive or re-passworded users are refused.
 
-    Only a request that may change something gets its user attached to the session: on
-    GET and HEAD, current_user is a detached copy, which costs no session at all and
+    The user was read with the token's session by is_revoked, which runs first. Only a
+    request that may change something gets its user attached to the session: on GET
+    and HEAD, current_user is a detached copy, which costs no session at all and
     refuses, loudly, to load a relationship.
     """
-    user_id = int(payload["sub"])
-    # A refresh brought the user along with its token row (is_revoked, which runs first).
-    token = g.get("refresh_token_row")
-    if token is not None and token.user_id == user_id:
-        user = token.user
-    else:
-        user = reads.user_by_id(user_id, attach=request.method not in SAFE_METHODS)
+    user = g.token_owner
     if user is None or not user.is_active or payload.get("ver") != user.token_version:
         return None
     return user
@@ -291,15 +286,19 @@ def load_user(header: dict, payload: dict) -> User | None:
 
 @jwt.token_in_blocklist_loader
 def is_revoked(header: dict, payload: dict) -> bool:
-    """Refresh tokens must be a known, unrevoked row; access tokens are stateless.
+    """A token is revoked when its session is: revoked, expired away or deleted.
 
-    A *spent* token is not reported here: the refresh view decides between the
-    grace window and reuse detection. A database error propagates (fail closed).
+    A refresh token must also be a known, unrevoked row. A *spent* one is not reported
+    here: the refresh view decides between the grace window and reuse detection. The
+    owner comes in the same SELECT (g.token_owner, for load_user, which runs next). A
+    database error propagates (fail closed).
     """
-    if payload["type"] != "refresh":
-        return False
-    # The owner comes in the same SELECT: load_user, which runs next, takes it from the
-    # token and checks it without a query of its own.
-    token = reads.token_with_owner(payload["jti"], attach_owner=request.method not in SAFE_METHODS)
-    g.refresh_token_row = token
-    return token is None or token.revoked_at is not None
+    attach = request.method not in SAFE_METHODS
+    if payload["type"] == "refresh":
+        token = reads.token_with_owner(payload["jti"], attach_owner=attach)
+        g.refresh_token_row = token
+        g.token_owner = token.user if token is not None else None
+        return token is None or token.revoked_at is not None or token.session.revoked_at is not None
+    g.token_owner, session = reads.user_with_session(int(payload["sub"]), payload["sid"], attach)
+    # An unknown user is load_user's to refuse (as an unknown account, not a revocation).
+    return g.token_owner is not None and (session is None or session.revoked_at is not None)

@@ -1,4 +1,4 @@
-"""Database models: users, their refresh tokens and their Google/GitHub identities."""
+"""Database models: users, their sessions and refresh tokens, and their Google/GitHub identities."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ class User(db.Model):
     refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+    sessions: so.WriteOnlyMapped[Session] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def has_password(self) -> bool:
@@ -88,8 +91,45 @@ class User(db.Model):
         return f"<User {self.id} {self.email}>"
 
 
+class Session(db.Model):
+    """One login: the row that its refresh tokens (its family) hang from.
+
+    Rotation and revocation both write this row, so they are ordered by its lock: a
+    rotation refuses to issue a child once ``revoked_at`` is set, and a revocation that
+    lands after a rotation still ends the child, because every token's check reads its
+    session. Access tokens carry its id as ``sid`` and die with it.
+    """
+
+    __tablename__ = "sessions"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(36), primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # Absolute: rotation never extends it.
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    # The last rotation; NULL until the first refresh.
+    refreshed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    revoked_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    # Authenticator assurance level (NIST 800-63B) the session was proven at.
+    aal: so.Mapped[str] = so.mapped_column(sa.String(8), default="aal1")
+    user_agent: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    ip_address: so.Mapped[Optional[str]] = so.mapped_column(sa.String(45))
+
+    user: so.Mapped[User] = so.relationship(back_populates="sessions")
+
+    def is_live(self, now: datetime) -> bool:
+        """Unrevoked and unexpired."""
+        return self.revoked_at is None and self.expires_at > now
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} user={self.user_id}>"
+
+
 class RefreshToken(db.Model):
-    """One refresh token. Tokens of one login form a family (a session).
+    """One refresh token. Tokens of one login form a family (its Session).
 
     Only the token id (``jti``) is stored, never the encoded token: a copy of
     this table cannot be replayed as credentials.
@@ -98,7 +138,9 @@ class RefreshToken(db.Model):
     __tablename__ = "refresh_tokens"
 
     jti: so.Mapped[str] = so.mapped_column(sa.String(36), primary_key=True)
-    family_id: so.Mapped[str] = so.mapped_column(sa.String(36), index=True)
+    family_id: so.Mapped[str] = so.mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     user_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -110,10 +152,14 @@ class RefreshToken(db.Model):
     replaced_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(36))
     revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
     revoked_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    # When a duplicate presentation inside the grace window was answered with the
+    # family's current token: that happens at most once per spent token.
+    grace_used_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
     user_agent: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     ip_address: so.Mapped[Optional[str]] = so.mapped_column(sa.String(45))
 
     user: so.Mapped[User] = so.relationship(back_populates="refresh_tokens")
+    session: so.Mapped[Session] = so.relationship()
 
     def is_live(self, now: datetime) -> bool:
         """Unspent, unrevoked and unexpired: the family's current token."""

@@ -1,6 +1,6 @@
 """Reads of one row (and its owner) in one statement, handed out as ORM objects.
 
-Every request with a token reads its user (a refresh also its token row), and every
+Every request with a token reads its user and session (a refresh also its token row), and every
 login the account it names, before anything else. Through the ORM session a read
 opens a transaction: BEGIN, the SELECT and a ROLLBACK at teardown. Here each is one
 SELECT on the autocommit engine (auth_service.engines). The rows become ORM objects as
@@ -17,13 +17,21 @@ import sqlalchemy.orm as so
 
 from auth_service.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User
+from auth_service.models import RefreshToken, Session, User
 
 
-def user_by_id(user_id: int, attach: bool) -> User | None:
-    """The user with this id (``attach``: persistent in the request's session)."""
-    row = _first(_USER_BY_ID, {"id": user_id})
-    return None if row is None else _user(row, attach)
+def user_with_session(user_id: int, session_id: str,
+                      attach: bool) -> tuple[User | None, Session | None]:
+    """The user with this id and their session ``session_id``, in one statement: (None,
+    None) without such a user, (user, None) when the session is not theirs or is gone.
+    ``attach``: the user is persistent in the request's session; the session row stays
+    detached (tokens.py writes sessions with statements)."""
+    row = _first(_USER_WITH_SESSION, {"id": user_id, "sid": session_id})
+    if row is None:
+        return None, None
+    user = _user(row[:len(_USER_COLUMNS)], attach)
+    session_values = row[len(_USER_COLUMNS):]
+    return user, _instance(Session, session_values) if session_values[0] is not None else None
 
 
 def user_by_email(email: str, attach: bool) -> User | None:
@@ -33,17 +41,20 @@ def user_by_email(email: str, attach: bool) -> User | None:
 
 
 def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
-    """The refresh token row ``jti`` with its owner loaded as ``token.user``.
+    """The refresh token row ``jti`` with its owner and its session loaded as
+    ``token.user`` and ``token.session``.
 
-    The token stays detached: nothing changes a token through the session
-    (auth_service.tokens writes them with statements).
+    The token and its session stay detached: nothing changes them through the ORM
+    session (auth_service.tokens writes them with statements).
     """
-    row = _first(_TOKEN_WITH_USER, {"jti": jti})
+    row = _first(_TOKEN_WITH_OWNER, {"jti": jti})
     if row is None:
         return None
-    token = _instance(RefreshToken, row[:len(_TOKEN_COLUMNS)])
-    so.attributes.set_committed_value(  # as a loaded relationship
-        token, "user", _user(row[len(_TOKEN_COLUMNS):], attach_owner))
+    token_end, user_end = len(_TOKEN_COLUMNS), len(_TOKEN_COLUMNS) + len(_USER_COLUMNS)
+    token = _instance(RefreshToken, row[:token_end])
+    # As loaded relationships.
+    so.attributes.set_committed_value(token, "user", _user(row[token_end:user_end], attach_owner))
+    so.attributes.set_committed_value(token, "session", _instance(Session, row[user_end:]))
     return token
 
 
@@ -77,17 +88,25 @@ def _columns(model) -> list[tuple[str, sa.Column]]:
     return [(prop.key, prop.columns[0]) for prop in sa.inspect(model).column_attrs]
 
 
-_COLUMNS = {User: _columns(User), RefreshToken: _columns(RefreshToken)}
-_USER_COLUMNS, _TOKEN_COLUMNS = _COLUMNS[User], _COLUMNS[RefreshToken]
+_COLUMNS = {model: _columns(model) for model in (User, RefreshToken, Session)}
+_USER_COLUMNS, _TOKEN_COLUMNS, _SESSION_COLUMNS = (_COLUMNS[User], _COLUMNS[RefreshToken],
+                                                   _COLUMNS[Session])
 _USER_ID = next(i for i, (key, _) in enumerate(_USER_COLUMNS) if key == "id")
 _KEYS = {model: [key for key, _ in columns] for model, columns in _COLUMNS.items()}
 _MANAGERS = {model: sa.inspect(model).class_manager for model in _COLUMNS}
 _USERS = User.__table__
 _USER_SELECT = sa.select(*(column for _, column in _USER_COLUMNS))
-_USER_BY_ID = Prepared(_USER_SELECT.where(_USERS.c.id == sa.bindparam("id")))
+_SESSIONS = Session.__table__
+_USER_WITH_SESSION = Prepared(
+    sa.select(*(column for _, column in _USER_COLUMNS + _SESSION_COLUMNS))
+    .outerjoin_from(_USERS, _SESSIONS, sa.and_(_SESSIONS.c.id == sa.bindparam("sid"),
+                                               _SESSIONS.c.user_id == _USERS.c.id))
+    .where(_USERS.c.id == sa.bindparam("id"))
+)
 _USER_BY_EMAIL = Prepared(_USER_SELECT.where(_USERS.c.email == sa.bindparam("email")))
-_TOKEN_WITH_USER = Prepared(
-    sa.select(*(column for _, column in _TOKEN_COLUMNS + _USER_COLUMNS))
+_TOKEN_WITH_OWNER = Prepared(
+    sa.select(*(column for _, column in _TOKEN_COLUMNS + _USER_COLUMNS + _SESSION_COLUMNS))
     .join_from(RefreshToken.__table__, _USERS)
+    .join(_SESSIONS, _SESSIONS.c.id == RefreshToken.__table__.c.family_id)
     .where(RefreshToken.__table__.c.jti == sa.bindparam("jti"))
 )

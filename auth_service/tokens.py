@@ -1,8 +1,16 @@
-"""Token families: issue, rotate with reuse detection, revoke, list sessions.
+"""Sessions and their token families: issue, rotate with reuse detection, revoke, list.
 
-A login starts a *family* (a session). Each refresh spends the presented token
-and issues its child; the family keeps exactly one live token. Presenting a
-spent token after the grace window means it was copied: the whole family dies.
+A login starts a session (a ``sessions`` row) and its first refresh token. Each refresh
+spends the presented token and issues its child; the family keeps exactly one live
+token. Presenting a spent token after the grace window means it was copied: the whole
+session dies.
+
+Rotation and revocation meet on the session row. A rotation writes it (refreshed_at),
+only while it is unrevoked, in the same statement or transaction that spends the token
+and records the child; a revocation marks it. Under READ COMMITTED the later of the two
+waits for the other's row lock and re-checks the row, so no child is born to a revoked
+session; a child born just before a revocation dies with it, because every token, access
+tokens included, is checked against its session (jwt_checks.is_revoked).
 """
 
 from __future__ import annotations
@@ -16,14 +24,14 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 
 from auth_service import jwt_checks
 from auth_service.engines import Prepared, autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User, UTCDateTime, new_uuid, utcnow
+from auth_service.models import RefreshToken, Session, User, new_uuid, utcnow
 
 # Why a token was revoked, recorded in refresh_tokens.revoked_reason.
 REASON_LOGOUT = "logout"
@@ -32,6 +40,7 @@ REASON_REUSE = "reuse_detected"
 REASON_PASSWORD = "password_changed"
 REASON_DEACTIVATED = "deactivated"
 REASON_SESSION_REVOKED = "session_revoked"
+REASON_ACCOUNT_DELETED = "account_deleted"
 
 SQLITE_LOCK_RETRIES = 5
 # A chain longer than this inside one grace window is not two racing tabs.
@@ -97,26 +106,19 @@ def encode_pair(user_id: int, version: int, token) -> TokenPair:
     return TokenPair(access, refresh, token.expires_at, csrf)
 
 
-def start_session(user: User, alone: bool = False) -> TokenPair:
-    """Begin a new family for ``user`` and commit it.
+def start_session(user: User, aal: str = "aal1") -> TokenPair:
+    """Begin a new session for ``user`` with its first refresh token, and commit.
 
-    The row is committed with whatever else the request's session holds (a changed
-    password, a new account). ``alone``: the caller has nothing else to commit (a
-    login); on PostgreSQL the row is then one INSERT on the autocommit engine, without
-    a unit of work, BEGIN and COMMIT.
+    The rows are committed with whatever else the request's session holds (a changed
+    password, a new account).
     """
     now = utcnow()
-    values = {"jti": new_uuid(), "family_id": new_uuid(), "user_id": user.id,
-              "created_at": now,
-              "expires_at": now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
-              **_client()}
-    engine = autocommit_engine()
-    if alone and engine.dialect.name == "postgresql":
-        pair = encode_pair(user.id, user.token_version, SimpleNamespace(**values))
-        _INSERT.rowcount(engine, {column: values.get(column) for column in _COLUMNS})
-        return pair
-    token = RefreshToken(**values)
-    db.session.add(token)
+    client = _client()
+    session = Session(id=new_uuid(), user_id=user.id, created_at=now, aal=aal,
+                      expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"], **client)
+    token = RefreshToken(jti=new_uuid(), family_id=session.id, user_id=user.id, created_at=now,
+                         expires_at=session.expires_at, **client)
+    db.session.add_all([session, token])
     # Encoded before the commit, which expires the objects: after it, reading them
     # would cost a SELECT of the user and of the token again.
     pair = encode_pair(user.id, user.token_version, token)
@@ -126,7 +128,10 @@ def start_session(user: User, alone: bool = False) -> TokenPair:
 
 def rotate(user: User, jti: str) -> TokenPair:
     """Spend refresh token ``jti`` and return its child (see module docstring)."""
-    return _retrying_locks(lambda: _rotate_once(user, jti))
+    # Read now: a rollback on the way (a lost race, a SQLite retry) expires ``user``, and
+    # a user deleted meanwhile could then no longer be loaded.
+    user_id, version = user.id, user.token_version
+    return _retrying_locks(lambda: _rotate_once(user_id, version, jti))
 
 
 def _retrying_locks(write):
@@ -149,10 +154,10 @@ def _retrying_locks(write):
 def rotate_presented(claims: dict) -> TokenPair | None:
     """A refresh in one statement, from the verified claims of the presented token alone.
 
-    The pair is encoded first (family, owner, version and expiry are in the claims);
-    then the statement spends the token only if it is unspent and unrevoked and its
-    owner is active at that token version, and records the child in its place. None
-    when it spent nothing: revoked, reused, in the grace window, a deactivated or
+    The pair is encoded first (session, owner, version and expiry are in the claims);
+    then the statement spends the token only if it is unspent and unrevoked, its session
+    live and its owner active at that token version, and records the child in its place.
+    None when it spent nothing: revoked, reused, in the grace window, a deactivated or
     re-passworded owner, or a lost race. The caller then runs the full checks
     (jwt_checks.check_token, rotate), which tell those apart.
     """
@@ -169,55 +174,57 @@ def _child(family_id: str, user_id: int, expires_at: datetime) -> SimpleNamespac
                            created_at=utcnow(), expires_at=expires_at, **_client())
 
 
-def _rotate_once(user: User, jti: str) -> TokenPair:
-    now = utcnow()
-    # The row the revocation check just read (jwt_checks.is_revoked) gives the family
-    # and its expiry, which never change: the conditional update below is what decides,
-    # atomically, that the token is unspent and unrevoked. Only when it matches no row
-    # is the row read again to tell the grace window, reuse and revocation apart.
-    token, fresh = g.get("refresh_token_row"), False
-    if token is None or token.jti != jti:
-        token, fresh = _fresh_row(jti), True
+def _rotate_once(user_id: int, version: int, jti: str) -> TokenPair:
+    token = _fresh_row(jti)
     if token.spent_at is None:
-        child = _child(token.family_id, user.id, token.expires_at)
-        # Encoded first: the commit of a rotation on SQLite expires the user.
-        pair = encode_pair(user.id, user.token_version, child)
-        if _spend(jti, child, user.token_version):
+        child = _child(token.family_id, user_id, token.expires_at)
+        pair = encode_pair(user_id, version, child)
+        if _spend(jti, child, version):
             return pair
-        token = _fresh_row(jti)  # spent, revoked or lost the race to a concurrent refresh
-    elif not fresh:
+        # Revoked, deleted, or its owner changed meanwhile; or spent by a concurrent refresh.
         token = _fresh_row(jti)
+        if token.spent_at is None:
+            raise _revoked()
+    now = utcnow()
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
     live = _live_descendant(token, now, grace)
-    if live is not None:
-        return encode_pair(user.id, user.token_version, live)
-    revoke_family(token.family_id, REASON_REUSE)
+    if live is not None and _claim_grace(jti, now):
+        return encode_pair(user_id, version, live)
+    if not revoke_family(token.family_id, REASON_REUSE):
+        db.session.rollback()  # revoked (or deleted) meanwhile: not a reuse
+        raise _revoked()
     db.session.commit()
-    current_app.logger.warning("refresh token reuse detected: family %s of user %s revoked",
-                               token.family_id, user.id)
+    current_app.logger.warning("refresh token reuse detected: session %s of user %s revoked",
+                               token.family_id, user_id)
     raise APIError(401, "token_reused", "This refresh token was already used; "
                    "the session has been revoked. Log in again.")
+
+
+def _revoked() -> APIError:
+    return APIError(401, "token_revoked", "The token has been revoked.")
 
 
 def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
     """Spend token ``jti`` and record ``child`` in its place, atomically.
 
-    False when ``jti`` was already spent or revoked, is not of the child's family and
-    owner, or the owner is inactive or past token version ``version``: the conditional
-    update is what lets only one of several concurrent refreshes win. The child
-    inherits family, owner and expiry from the row spent. On PostgreSQL both writes
-    are one statement, a transaction of its own on the autocommit engine: one round
-    trip instead of BEGIN, UPDATE, INSERT and COMMIT.
+    False when ``jti`` was already spent or revoked, is not of the child's session and
+    owner, the session is revoked or expired, or the owner is inactive or past token
+    version ``version``: the conditional updates are what let only one of several
+    concurrent refreshes win, and what orders a rotation against a revocation (module
+    docstring). The child inherits session, owner and expiry from the row spent. On
+    PostgreSQL the three writes are one statement, a transaction of its own on the
+    autocommit engine: one round trip instead of BEGIN, two UPDATEs, INSERT and COMMIT.
     """
     params = {"spent_jti": jti, "owner": child.user_id, "family": child.family_id,
               "version": version,
               **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
     engine = autocommit_engine()  # the database's dialect, without opening a session
     if engine.dialect.name == "postgresql":
-        return _SPEND_AND_RECORD.rowcount(engine, params) == 1
-    if db.session.execute(_SPEND, params).rowcount != 1:
-        db.session.rollback()
-        return False
+        return _TOUCH_SPEND_AND_RECORD.rowcount(engine, params) == 1
+    for write in (_TOUCH, _SPEND):
+        if db.session.execute(write, params).rowcount != 1:
+            db.session.rollback()
+            return False
     db.session.execute(_RECORD, params)
     db.session.commit()
     return True
@@ -227,10 +234,19 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
 # The child's values are bound as new_<column>: a parameter named after a column would
 # make SQLAlchemy add that column to the UPDATE's SET clause.
 _TOKENS = RefreshToken.__table__
+_SESSIONS = Session.__table__
 _USERS = User.__table__
 _COLUMNS = tuple(column.key for column in _TOKENS.columns)
 _INHERITED = ("family_id", "user_id", "expires_at")
 _OWN = tuple(column for column in _COLUMNS if column not in _INHERITED)
+# The session row: locked, and refused when revoked or expired.
+_TOUCH = (
+    sa.update(_SESSIONS)
+    .where(_SESSIONS.c.id == sa.bindparam("family"), _SESSIONS.c.user_id == sa.bindparam("owner"),
+           _SESSIONS.c.revoked_at.is_(None),
+           _SESSIONS.c.expires_at > sa.bindparam("new_created_at", type_=_SESSIONS.c.expires_at.type))
+    .values(refreshed_at=sa.bindparam("new_created_at"))
+)
 _SPEND = (
     sa.update(_TOKENS)
     .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
@@ -252,23 +268,28 @@ def _record_from(source, *where) -> sa.Insert:
     )
 
 
-# A new family's first token (start_session alone, on PostgreSQL).
-_INSERT = Prepared(sa.insert(_TOKENS))
-# SQLite: after _SPEND, in its transaction, from the row it spent.
+# SQLite: after _TOUCH and _SPEND, in their transaction, from the row spent.
 _RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
-# PostgreSQL: WITH spent AS (UPDATE ... RETURNING) INSERT ... SELECT ... FROM spent.
-_SPEND_AND_RECORD = Prepared(_record_from(
-    _SPEND.returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent")))
+# PostgreSQL: WITH touched AS (UPDATE sessions ... RETURNING), spent AS (UPDATE
+# refresh_tokens ... WHERE family_id IN touched RETURNING) INSERT ... SELECT ... FROM spent.
+# The spend reads the session update's result, so it runs only once that update has the
+# row lock and found the session live.
+_TOUCHED = _TOUCH.returning(_SESSIONS.c.id).cte("touched")
+_TOUCH_SPEND_AND_RECORD = Prepared(_record_from(
+    _SPEND.where(_TOKENS.c.family_id.in_(sa.select(_TOUCHED.c.id)))
+    .returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent")))
 
 
 def _fresh_row(jti: str) -> RefreshToken:
-    """Re-read a token row from the database (not the identity map)."""
+    """Re-read a token row and its session from the database (not the identity map); a
+    401 when the token or its session is gone or revoked."""
     token = db.session.execute(
         sa.select(RefreshToken).where(RefreshToken.jti == jti)
+        .options(sa.orm.joinedload(RefreshToken.session))
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if token is None or token.revoked_at is not None:
-        raise APIError(401, "token_revoked", "The token has been revoked.")
+    if token is None or token.revoked_at is not None or token.session.revoked_at is not None:
+        raise _revoked()
     return token
 
 
@@ -285,58 +306,77 @@ def _live_descendant(token: RefreshToken, now: datetime, grace: timedelta) -> Re
     return None
 
 
+def _claim_grace(jti: str, now: datetime) -> bool:
+    """Take the one answer the grace window gives spent token ``jti`` (two tabs refreshing
+    at once); a second duplicate is reuse. Conditional, so two duplicates racing for it
+    cannot both win."""
+    claimed = db.session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.jti == jti, RefreshToken.grace_used_at.is_(None))
+        .values(grace_used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.commit()
+    return claimed
+
+
 def revoke_family(family_id: str, reason: str) -> int:
-    """Revoke every token of one session (not committed)."""
-    return _revoke(RefreshToken.family_id == family_id, reason)
+    """Revoke one session and its tokens (not committed); 0 when it was not live."""
+    return _revoke(Session.id == family_id, RefreshToken.family_id == family_id, reason)
 
 
 def revoke_user_tokens(user_id: int, reason: str) -> int:
-    """Revoke every token of every session of a user (not committed)."""
-    return _revoke(RefreshToken.user_id == user_id, reason)
+    """Revoke every session of a user and their tokens (not committed); how many sessions."""
+    return _revoke(Session.user_id == user_id, RefreshToken.user_id == user_id, reason)
 
 
-def _revoke(condition, reason: str) -> int:
-    result = db.session.execute(
-        sa.update(RefreshToken)
-        .where(condition, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoked_reason=reason)
+def _revoke(sessions, tokens, reason: str) -> int:
+    """Mark the sessions first: that is what a concurrent rotation waits for (module
+    docstring). The tokens are marked too, for the record of which died why."""
+    now = utcnow()
+    revoked = db.session.execute(
+        sa.update(Session).where(sessions, Session.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        sa.update(RefreshToken).where(tokens, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return revoked
 
 
 def list_sessions(user: User) -> list[dict]:
-    """The user's live sessions, newest activity first."""
+    """The user's live sessions, most recently used first."""
     now = utcnow()
-    live = db.session.scalars(
-        sa.select(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.spent_at.is_(None),
-               RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+    rows = db.session.execute(
+        sa.select(Session, RefreshToken)
+        .join(RefreshToken, sa.and_(RefreshToken.family_id == Session.id,
+                                    RefreshToken.spent_at.is_(None),
+                                    RefreshToken.revoked_at.is_(None)))
+        .where(Session.user_id == user.id, Session.revoked_at.is_(None), Session.expires_at > now)
         .order_by(RefreshToken.created_at.desc())
     ).all()
-    first_created = sa.type_coerce(sa.func.min(RefreshToken.created_at), UTCDateTime)
-    started = dict(db.session.execute(
-        sa.select(RefreshToken.family_id, first_created)
-        .where(RefreshToken.family_id.in_([t.family_id for t in live]))
-        .group_by(RefreshToken.family_id)
-    ).all()) if live else {}
     return [
         {
-            "id": t.family_id,
-            "created_at": started.get(t.family_id, t.created_at),
-            "last_used_at": t.created_at,
-            "expires_at": t.expires_at,
-            "user_agent": t.user_agent,
-            "ip_address": t.ip_address,
+            "id": session.id,
+            "created_at": session.created_at,
+            "last_used_at": token.created_at,
+            "expires_at": session.expires_at,
+            # Where the session was last refreshed from.
+            "user_agent": token.user_agent,
+            "ip_address": token.ip_address,
         }
-        for t in live
+        for session, token in rows
     ]
 
 
 def revoke_session(user: User, family_id: str) -> None:
     """Revoke one of the user's own sessions; anyone else's is a 404."""
-    own = sa.and_(RefreshToken.family_id == family_id, RefreshToken.user_id == user.id)
+    own = sa.and_(Session.id == family_id, Session.user_id == user.id)
+    own_tokens = sa.and_(RefreshToken.family_id == family_id, RefreshToken.user_id == user.id)
     # A NUL in the path would make PostgreSQL reject the query (a 500); no id contains one.
-    if "\x00" in family_id or not _revoke(own, REASON_SESSION_REVOKED):
+    if "\x00" in family_id or not _revoke(own, own_tokens, REASON_SESSION_REVOKED):
         raise APIError(404, "session_not_found", "No such active session.")
     db.session.commit()

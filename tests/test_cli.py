@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 
 from auth_service.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User, new_uuid, utcnow
+from auth_service.models import RefreshToken, Session, User, new_uuid, utcnow
 from helpers import PASSWORD, row_count, stored_user, token_rows
 
 NEW_PASSWORD = "a completely new passphrase"
@@ -180,7 +180,7 @@ def test_set_password_enforces_the_policy(runner, auth, in_db, password):
 
 @pytest.fixture
 def aged_tokens(auth, in_db):
-    """Refresh token rows of every age and state: name -> jti."""
+    """Sessions of every age and state, each with its refresh token: name -> jti."""
     auth.signup()
     now = utcnow()
     days = lambda n: timedelta(days=n)  # noqa: E731
@@ -190,16 +190,19 @@ def aged_tokens(auth, in_db):
         "expired_1d": dict(expires_at=now - days(1)),
         "revoked_10d": dict(expires_at=now + days(3), revoked_at=now - days(10)),
         "revoked_1d": dict(expires_at=now + days(3), revoked_at=now - days(1)),
-        "spent_10d": dict(expires_at=now + days(3), spent_at=now - days(10)),
+        "refreshed_10d_ago": dict(expires_at=now + days(3), refreshed_at=now - days(10)),
     }
 
     def run():
         user_id = find_by_email("alice@example.com").id
         jtis = {}
         for name, columns in specs.items():
-            token = RefreshToken(jti=new_uuid(), family_id=new_uuid(), user_id=user_id,
-                                 created_at=now - days(20), **columns)
-            db.session.add(token)
+            session = Session(id=new_uuid(), user_id=user_id, created_at=now - days(20),
+                              **columns)
+            token = RefreshToken(jti=new_uuid(), family_id=session.id, user_id=user_id,
+                                 created_at=now - days(20), expires_at=session.expires_at,
+                                 revoked_at=session.revoked_at)
+            db.session.add_all([session, token])
             jtis[name] = token.jti
         db.session.commit()
         return jtis
@@ -215,20 +218,22 @@ def remaining(in_db, aged_tokens) -> set[str]:
 def test_purge_deletes_old_dead_tokens_only(runner, in_db, aged_tokens):
     result = runner.invoke(args=["tokens", "purge", "--days", "7"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 2 refresh token(s)." in result.output
-    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d", "spent_10d"}
+    assert "Deleted 2 session(s) and their refresh tokens." in result.output
+    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d",
+                                             "refreshed_10d_ago"}
 
 
 def test_purge_days_zero_deletes_every_dead_token(runner, in_db, aged_tokens):
     result = runner.invoke(args=["tokens", "purge", "--days", "0"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 4 refresh token(s)." in result.output
-    assert remaining(in_db, aged_tokens) == {"live", "spent_10d"}
+    assert "Deleted 4 session(s) and their refresh tokens." in result.output
+    assert remaining(in_db, aged_tokens) == {"live", "refreshed_10d_ago"}
 
 
 def test_purge_defaults_to_seven_days(runner, in_db, aged_tokens):
     assert runner.invoke(args=["tokens", "purge"]).exit_code == 0
-    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d", "spent_10d"}
+    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d",
+                                             "refreshed_10d_ago"}
 
 
 @pytest.mark.parametrize("days", ["-1", "abc"])

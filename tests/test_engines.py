@@ -29,12 +29,13 @@ def test_a_row_is_what_a_connection_reads(engine, auth):
     """Column types process the values (aware UTC datetimes, booleans) on both paths."""
     auth.signup()
     user_id = db.session.scalar(sa.select(User.id))
+    params = {"id": user_id, "sid": "no such session"}
     with engine.connect() as connection:
-        expected = tuple(connection.execute(reads._USER_BY_ID.statement, {"id": user_id}).one())
-    row = reads._USER_BY_ID.first(engine, {"id": user_id})
+        expected = tuple(connection.execute(reads._USER_WITH_SESSION.statement, params).one())
+    row = reads._USER_WITH_SESSION.first(engine, params)
     assert row == expected
     assert all(value.tzinfo is not None for value in row if hasattr(value, "tzinfo"))
-    assert reads._USER_BY_ID.first(engine, {"id": user_id + 1000}) is None
+    assert reads._USER_WITH_SESSION.first(engine, params | {"id": user_id + 1000}) is None
 
 
 def test_statements_skip_the_connection_unless_something_listens(engine, client,
@@ -66,7 +67,8 @@ def test_a_driver_error_is_sqlalchemys_and_the_pool_stays_usable(engine):
         NO_SUCH_TABLE.first(engine, {})
     assert "no_such_table" in str(raised.value.orig)
     assert not raised.value.connection_invalidated
-    assert reads._USER_BY_ID.first(engine, {"id": 1}) is None  # the next statement runs
+    # The next statement runs.
+    assert reads._USER_WITH_SESSION.first(engine, {"id": 1, "sid": ""}) is None
 
 
 def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):

@@ -1,9 +1,9 @@
 """The database work of the hottest requests, statement by statement.
 
 Every authenticated request checks its token against the database; these tests pin
-down that the check costs one statement outside any transaction, and that a refresh
-is exactly the writes that spend the old token and record the new one (one statement
-on PostgreSQL), its checks folded into them. A
+down that the check (user and session) costs one statement outside any transaction,
+and that a refresh is exactly the writes that hold the session, spend the old token and
+record the new one (one statement on PostgreSQL), its checks folded into them. A
 regression here (an extra query, a lost identity-map hit) is what bench/ would show
 as a lower ratio to the floor.
 """
@@ -76,20 +76,23 @@ def test_an_access_token_costs_one_select_and_no_transaction(client, alice_heade
                    "transactions": 0}
 
 
-def test_a_refresh_is_the_two_writes_and_nothing_else(app, client, alice_tokens, sql_log):
+def test_a_refresh_is_the_three_writes_and_nothing_else(app, client, alice_tokens, sql_log):
     with sql_log() as log:
         response = client.post("/auth/refresh",
                                json={"refresh_token": alice_tokens["refresh_token"]})
     assert response.status_code == 200
-    # No read first: the spend checks the token row and its owner as it updates.
+    # No read first: the writes check the session, the token row and its owner as they
+    # update.
     with app.app_context():
         postgres = db.engine.dialect.name == "postgresql"
     if postgres:
-        # Spend and record in one statement, its own transaction (tokens._spend).
+        # Touch, spend and record in one statement, its own transaction (tokens._spend).
         assert [s.split()[0] for s in log["statements"]] == ["WITH"]
         assert log["transactions"] == 0
     else:
-        assert [s.split()[0] for s in log["statements"]] == ["UPDATE", "INSERT"]
+        assert log["statements"] == ["UPDATE sessions SET refreshed_at=?",
+                                     "UPDATE refresh_tokens SET spent_at=?,",
+                                     "INSERT INTO refresh_tokens (jti,"]
         assert log["transactions"] == 1
 
 
@@ -210,30 +213,16 @@ def test_a_prepared_statement_binds_values_as_core_execute_does(app, alice_token
     assert in_db(lambda: db.session.get(RefreshToken, jti).spent_at) == at
 
 
-def test_a_login_is_one_select_and_one_insert(app, auth, sql_log):
+def test_a_login_is_one_select_then_the_session_and_its_token(app, auth, sql_log):
     """The user's read, a statement on the autocommit engine (reads.user_by_email), then
-    the session's first token; on PostgreSQL that INSERT is a transaction of its own on
-    the autocommit engine too (tokens.start_session alone)."""
+    one transaction that inserts the session and its first token."""
     auth.signup()
-    alone = []
-    with app.app_context():
-        single = autocommit_engine()
-        postgres = single.dialect.name == "postgresql"
-
-    def on_single(conn, cursor, text, *args):
-        alone.append(text.split()[0])
-
-    sa.event.listen(single, "before_cursor_execute", on_single)
-    try:
-        with sql_log() as log:
-            response = auth.login()
-    finally:
-        sa.event.remove(single, "before_cursor_execute", on_single)
+    with sql_log() as log:
+        response = auth.login()
     assert response.status_code == 200
-    assert [s.split()[0] for s in log["statements"]] == ["SELECT", "INSERT"]
-    # On SQLite the session writes the token, in a transaction of its own.
-    assert log["transactions"] == (0 if postgres else 1)
-    assert alone == (["SELECT", "INSERT"] if postgres else ["SELECT"])
+    assert [" ".join(s.split()[:3]) for s in log["statements"]] == [
+        "SELECT users.id, users.email,", "INSERT INTO sessions", "INSERT INTO refresh_tokens"]
+    assert log["transactions"] == 1
 
 
 def test_cookie_responses_decode_no_token_they_just_encoded(client, auth, monkeypatch):

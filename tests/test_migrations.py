@@ -61,3 +61,36 @@ def test_downgrade_to_base_then_upgrade_again(scratch_app):
         assert table_names(db.engine) == {"alembic_version"}
         upgrade()
         assert schema_diff(db.engine) == []
+
+
+def test_existing_token_families_become_sessions(scratch_app):
+    """0004 gives every family a session: started at its first token, revoked when none
+    of its tokens is left unrevoked."""
+    with scratch_app.app_context():
+        downgrade(revision="base")
+        upgrade(revision="0003")
+        db.session.execute(sa.text(
+            "INSERT INTO users (id, email, username, is_active, is_superuser, token_version,"
+            " created_at, updated_at) VALUES (1, 'a@example.com', 'a', 1, 0, 0,"
+            " '2030-01-01 00:00:00', '2030-01-01 00:00:00')"))
+        tokens = [  # jti, family, created, revoked_at, revoked_reason, user agent
+            ("t1", "live", "2030-01-01 00:00:00", None, None, "first"),
+            ("t2", "live", "2030-01-02 00:00:00", None, None, "second"),
+            ("t3", "ended", "2030-01-01 00:00:00", "2030-01-03 00:00:00", "logout", "x"),
+        ]
+        for jti, family, created, revoked, reason, agent in tokens:
+            db.session.execute(sa.text(
+                "INSERT INTO refresh_tokens (jti, family_id, user_id, created_at, expires_at,"
+                " revoked_at, revoked_reason, user_agent) VALUES (:jti, :family, 1, :created,"
+                " '2030-01-08 00:00:00', :revoked, :reason, :agent)"),
+                {"jti": jti, "family": family, "created": created, "revoked": revoked,
+                 "reason": reason, "agent": agent})
+        db.session.commit()
+
+        upgrade()
+
+        rows = db.session.execute(sa.text(
+            "SELECT id, revoked_reason, user_agent, refreshed_at IS NOT NULL FROM sessions"
+            " ORDER BY id")).all()
+        db.session.rollback()
+    assert [tuple(row) for row in rows] == [("ended", "logout", "x", 0), ("live", None, "first", 1)]

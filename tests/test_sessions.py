@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from auth_service.models import RefreshToken
+from auth_service.extensions import db
+from auth_service.models import RefreshToken, Session
 from helpers import (
     LOGIN_TIME,
     PASSWORD,
@@ -129,12 +130,25 @@ def test_logout_without_refresh_token_ends_the_access_tokens_session(app, auth, 
     assert refresh(api_client, other["refresh_token"]).status_code == 200
 
 
-def test_access_token_stays_valid_after_logout_until_it_expires(client, alice_tokens):
-    # Seed behaviour: access tokens are stateless (15 minutes). Changing this is a decision.
+def test_logout_ends_the_sessions_access_tokens_at_once(client, auth, alice_tokens):
+    other = auth.login(password=OLD_PASSWORD).json
     client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
                 json={"refresh_token": alice_tokens["refresh_token"]})
 
-    assert me(client, alice_tokens["access_token"]).status_code == 200
+    response = me(client, alice_tokens["access_token"])
+
+    assert response.status_code == 401
+    assert response.json["error"] == "token_revoked"
+    assert me(client, other["access_token"]).status_code == 200
+
+
+def test_the_session_row_records_the_logout(client, alice_tokens, in_db):
+    client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
+                json={"refresh_token": alice_tokens["refresh_token"]})
+
+    session = in_db(lambda: db.session.get(Session, claims(alice_tokens["access_token"])["sid"]))
+    assert session.revoked_at is not None
+    assert session.revoked_reason == "logout"
 
 
 # --- logout-all ----------------------------------------------------------------------
@@ -151,6 +165,17 @@ def test_logout_all_revokes_every_session_of_the_user(client, auth, alice_tokens
     assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
     assert refresh(client, other["refresh_token"]).status_code == 401
     assert is_cleared(set_cookies(response)["refresh_token_cookie"])
+
+
+def test_logout_all_ends_every_access_token_at_once(client, auth, alice_tokens):
+    other = auth.login(password=OLD_PASSWORD).json
+
+    client.post("/auth/logout-all", headers=bearer(alice_tokens["access_token"]))
+
+    for access_token in (alice_tokens["access_token"], other["access_token"]):
+        response = me(client, access_token)
+        assert response.status_code == 401
+        assert response.json["error"] == "token_revoked"
 
 
 def test_logout_all_leaves_other_users_alone(client, alice_tokens, bob, in_db):
@@ -244,6 +269,15 @@ def test_deactivated_user_cannot_log_in(client, auth, alice_tokens, superuser_he
 
     assert response.status_code == 401
     assert response.json["error"] == "invalid_credentials"
+
+
+def test_tokens_from_before_a_deactivation_stay_dead_after_reactivation(
+        client, alice_tokens, superuser_headers):
+    set_active(client, superuser_headers, alice_tokens["access_token"], active=False)
+    set_active(client, superuser_headers, alice_tokens["access_token"], active=True)
+
+    assert me(client, alice_tokens["access_token"]).status_code == 401
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
 
 
 def test_reactivated_user_can_log_in_again(client, auth, alice_tokens, superuser_headers):
@@ -353,6 +387,8 @@ def test_revoking_a_session(client, auth, alice_tokens, in_db):
 
     assert response.status_code == 204
     assert refresh(client, other["refresh_token"]).status_code == 401
+    assert me(client, other["access_token"]).status_code == 401
+    assert me(client, alice_tokens["access_token"]).status_code == 200
     assert revoked_reasons(family_rows(in_db, other["refresh_token"])) == {"session_revoked"}
     assert [s["id"] for s in active_sessions(client, alice_tokens["access_token"]).json] == [
         claims(alice_tokens["access_token"])["sid"]]

@@ -86,7 +86,7 @@ def signup(data):
 def login(data):
     """Log in with email and password and start a new session."""
     user = accounts.authenticate(data["email"], data["password"])
-    return login_response(tokens.start_session(user, alone=True))
+    return login_response(tokens.start_session(user))
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -180,7 +180,7 @@ def logout_all():
     """Revoke every refresh token of the user (log out of all devices)."""
     count = tokens.revoke_user_tokens(current_user.id, tokens.REASON_LOGOUT_ALL)
     db.session.commit()
-    response = jsonify(message=f"Logged out of all sessions ({count} tokens revoked).")
+    response = jsonify(message=f"Logged out of all sessions ({count} revoked).")
     unset_refresh_cookies(response)
     return response
 
@@ -222,8 +222,9 @@ def token_info():
             "storage": "Client memory only (not localStorage).",
             "stored_server_side": False,
             "algorithm": config["JWT_ALGORITHM"],
-            "revoked_by": "expiry; refused at once when the account is deactivated, "
-                          "deleted or its password changes",
+            "revoked_by": "expiry; refused at once when its session ends (logout, "
+                          "logout-all, session revocation, reuse detection) or the account "
+                          "is deactivated, deleted or its password changes",
         },
         "refresh_token": {
             "lifetime_seconds": int(config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()),
@@ -245,8 +246,9 @@ def token_info():
         "rotation": {
             "enabled": True,
             "reuse_grace_seconds": config["REFRESH_REUSE_GRACE_SECONDS"],
-            "description": "Each refresh spends the token and returns a new one. Reusing a "
-                           "spent token after the grace window revokes the whole session. "
+            "description": "Each refresh spends the token and returns a new one. A spent "
+                           "token presented again inside the grace window gets the new one "
+                           "once; any other reuse revokes the whole session. "
                            "The session's absolute expiry does not move with rotation.",
         },
     }
