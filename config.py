@@ -106,12 +106,20 @@ class Config:
     # errors.py sets Retry-After on the 429 alone.
     RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_KEY_PREFIX = "auth_service"
-    # A Redis outage falls back to per-instance memory counters instead of failing requests.
-    RATELIMIT_SWALLOW_ERRORS = True
-    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    # With the counters' storage down, limited requests answer 503: no fallback to
+    # per-process memory, which would multiply every limit by the number of workers.
+    # IPv4 clients are keyed by address, IPv6 clients by their /64.
     RATELIMIT_LOGIN_PER_IP = "20 per minute;200 per hour"
+    # Wrong passwords at any endpoint that checks one (login, change-password, account
+    # deletion), counted before the hash is checked (auth_service/password_attempts.py).
+    RATELIMIT_LOGIN_FAILURES_PER_IP = "20 per minute;200 per hour"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "5 per minute;20 per hour"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "30 per 15 minutes"
+    # Replaces the per-account budget for a browser holding the account's device cookie,
+    # so failures from elsewhere cannot lock the owner out.
+    RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "10 per 15 minutes"
+    # Life of the signed device cookie set by a successful sign-in (auth_service/devices.py).
+    DEVICE_COOKIE_MAX_AGE = timedelta(days=90)
     RATELIMIT_SIGNUP = "5 per minute;50 per day"
     RATELIMIT_REFRESH = "60 per minute"
     RATELIMIT_PASSWORD_CHANGE = "5 per minute;20 per hour"
@@ -232,8 +240,10 @@ class TestingConfig(Config):
     ARGON2_PARALLELISM = 1
     # Limits stay on, generous enough for functional tests; tests/security tightens them.
     RATELIMIT_LOGIN_PER_IP = "1000 per minute"
+    RATELIMIT_LOGIN_FAILURES_PER_IP = "1000 per minute"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "1000 per minute"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "1000 per minute"
+    RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "1000 per minute"
     RATELIMIT_SIGNUP = "1000 per minute"
     RATELIMIT_REFRESH = "1000 per minute"
     RATELIMIT_PASSWORD_CHANGE = "1000 per minute"

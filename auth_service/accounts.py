@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from auth_service import reads, tokens
+from auth_service.password_attempts import check_password
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, utcnow
-from auth_service.passwords import hash_password, needs_rehash, verify_password
+from auth_service.passwords import hash_password, needs_rehash
 
 INVALID_LOGIN = "Invalid email or password."
 
@@ -65,12 +66,13 @@ def authenticate(email: str, password: str) -> User:
     """The active user with these credentials, or a 401 that says nothing more.
 
     Unknown email, wrong password, password-less and inactive accounts all cost
-    one argon2 verification and give the same answer. The account is read in one
-    statement outside the session (a login has nothing pending to flush), and joins
-    the session only to have its hash upgraded.
+    one argon2 verification and give the same answer, and spend the same failure
+    budgets. The account is read in one statement outside the session (a login has
+    nothing pending to flush), and joins the session only to have its hash upgraded.
     """
-    user = reads.user_by_email(normalize_email(email), attach=False)
-    valid = verify_password(user.password_hash if user else None, password)
+    normalized = normalize_email(email)
+    user = reads.user_by_email(normalized, attach=False)
+    valid = check_password(user, password, email=normalized)
     if not valid or not user.is_active:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)
     if needs_rehash(user.password_hash):
@@ -106,7 +108,7 @@ def set_password(user: User, new_password: str) -> None:
 
 def change_password(user: User, current_password: str, new_password: str) -> tokens.TokenPair:
     """Check the current password, set the new one, and start a fresh session."""
-    if not verify_password(user.password_hash, current_password):
+    if not check_password(user, current_password):
         raise APIError(400, "invalid_password", "The current password is incorrect.")
     set_password(user, new_password)
     return tokens.start_session(user)
@@ -128,7 +130,7 @@ def delete_account(user: User, password: str | None) -> None:
     if user.has_password:
         if not password:
             raise APIError(400, "password_required", "Confirm with your password to delete the account.")
-        if not verify_password(user.password_hash, password):
+        if not check_password(user, password):
             raise APIError(400, "invalid_password", "The password is incorrect.")
     # Revoked first: that waits for a rotation in flight (tokens.py), whose child the
     # deletes below then see.

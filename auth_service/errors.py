@@ -13,6 +13,7 @@ from http import HTTPStatus
 
 from flask import Flask, jsonify, request
 from flask_jwt_extended.exceptions import CSRFError
+from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -66,6 +67,13 @@ def error_response(status: int, error: str | None = None, message: str | None = 
     return response
 
 
+def rate_limited(retry_after: float) -> APIError:
+    """The 429 every rate limit answers: the shared shape, Retry-After in whole seconds."""
+    seconds = max(1, math.ceil(retry_after))
+    return APIError(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.",
+                    headers={"Retry-After": str(seconds)})
+
+
 def unauthorized(error: str, message: str):
     """401 with the RFC 6750 challenge (``invalid_token`` only when a token was refused)."""
     challenge = REALM
@@ -85,9 +93,9 @@ def http_error_response(error: HTTPException):
     headers.update(data.get("headers") or {})
     message = data.get("message")
     if status == 429:
-        retry_after = _retry_after()
-        headers["Retry-After"] = str(retry_after)
-        message = f"Too many requests; try again in {retry_after} seconds."
+        limited = rate_limited(_retry_after())
+        headers.update(limited.headers)
+        message = limited.message
     elif message is None:
         if status == 422:
             message = "The request body or query is invalid."
@@ -100,12 +108,12 @@ def http_error_response(error: HTTPException):
     return error_response(status, None, message, errors, headers)
 
 
-def _retry_after() -> int:
+def _retry_after() -> float:
     """Seconds until the breached rate limit lets a request through again."""
     breached = limiter.current_limit
     if breached is None:
         return 60
-    return max(1, math.ceil(breached.reset_at - time.time()))
+    return breached.reset_at - time.time()
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -136,6 +144,16 @@ def register_error_handlers(app: Flask) -> None:
                   type(e.orig).__name__ if e.orig is not None else type(e).__name__)
         return error_response(503, "database_unavailable",
                               "The database is unavailable; try again shortly.",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(StorageError)
+    def handle_limit_storage_error(e: StorageError):
+        # Counting in each worker's memory instead would multiply every limit by the
+        # number of workers: a limit that cannot count refuses (docs/adr/0301).
+        log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
+                  type(e.storage_error).__name__)
+        return error_response(503, "rate_limit_unavailable",
+                              "Rate limiting is unavailable; try again shortly.",
                               headers={"Retry-After": "5"})
 
     @app.errorhandler(RecursionError)

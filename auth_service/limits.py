@@ -1,24 +1,45 @@
-"""Rate limits (flask-limiter), keyed by client IP and by account.
+"""Rate limits (flask-limiter), keyed by client network and by account.
 
-Login is limited three ways (OWASP authentication cheat sheet): every attempt
-per client IP (password spraying), *failed* attempts per account and IP (a
-throttle that only slows the attacker's address), and failed attempts per
-account from anywhere (distributed guessing) with a window short enough that
-an attack cannot lock the real user out for long. Requests that send email
-(verification resend, forgot-password) are limited per IP and per account.
-The client IP is ``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES)
-may rewrite; a raw X-Forwarded-For is never read.
+Every login attempt is limited per client network (password spraying); wrong
+passwords, wherever a password is checked, spend the failure budgets of
+auth_service.password_attempts. Requests that send email (verification resend,
+forgot-password) are limited per client network and per account. The client
+address is ``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES) may
+rewrite; a raw X-Forwarded-For is never read. When the counters' storage is down,
+every limited request answers 503 (docs/adr/0301-password-attempt-limits.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 from flask import appcontext_pushed, current_app, request
 from flask_jwt_extended import get_jwt_identity
-from flask_limiter.util import get_remote_address
 
 from auth_service.extensions import limiter
+
+# One IPv6 host is usually handed a whole /64: keyed by /128, it would have billions
+# of budgets.
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_network() -> str:
+    """The client as every per-IP limit keys it: an IPv4 address, or an IPv6 /64.
+
+    IPv4-mapped IPv6 addresses (``::ffff:192.0.2.1``, from a dual-stack socket) count
+    as the IPv4 address they carry.
+    """
+    raw = request.remote_addr or ""
+    try:
+        address = ipaddress.ip_address(raw.split("%", 1)[0])
+    except ValueError:
+        return raw or "unknown"
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(address)
 
 
 def _setting(name: str):
@@ -26,43 +47,28 @@ def _setting(name: str):
     return lambda: current_app.config[name]
 
 
+def email_digest(normalized_email: str) -> str:
+    """An email as limit keys hold it: hashed, so addresses never reach the counters."""
+    return hashlib.sha256(normalized_email.encode("utf-8", "replace")).hexdigest()[:32]
+
+
 def _account() -> str:
-    """The account a login or forgot-password names, hashed so emails never reach the limiter."""
+    """The account a forgot-password request names."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    normalized = email.strip().lower() if isinstance(email, str) else ""
-    return hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+    return email_digest(email.strip().lower() if isinstance(email, str) else "")
 
 
-def _account_and_ip() -> str:
-    return f"{_account()}@{get_remote_address()}"
+per_ip = {"key_func": client_network}
 
-
-def _failed(response) -> bool:
-    """Only failed credentials count against an account (a 429 or 422 is not a guess)."""
-    return response.status_code == 401
-
-
-per_ip = {"key_func": get_remote_address}
-
-login_limits = [
-    limiter.limit(_setting("RATELIMIT_LOGIN_PER_IP"), scope="login-ip", **per_ip),
-    limiter.limit(_setting("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP"), scope="login-account-ip",
-                  key_func=_account_and_ip, deduct_when=_failed),
-    limiter.limit(_setting("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT"), scope="login-account",
-                  key_func=_account, deduct_when=_failed),
-]
+# Wrong passwords are counted by auth_service.password_attempts, before the hash is
+# checked; this limit counts every attempt, right or wrong.
+login_limit = limiter.limit(_setting("RATELIMIT_LOGIN_PER_IP"), scope="login-ip", **per_ip)
+oauth_limit = limiter.limit(_setting("RATELIMIT_OAUTH"), scope="oauth", **per_ip)
 signup_limit = limiter.limit(_setting("RATELIMIT_SIGNUP"), scope="signup", **per_ip)
 refresh_limit = limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh", **per_ip)
 password_change_limit = limiter.limit(_setting("RATELIMIT_PASSWORD_CHANGE"),
                                       scope="password-change", **per_ip)
-
-
-def limit_login(fn):
-    """Apply the three login limits."""
-    for limit in login_limits:
-        fn = limit(fn)
-    return fn
 
 
 def _caller() -> str:
@@ -119,9 +125,16 @@ appcontext_pushed.connect(_activate)
 
 
 def init_app(app) -> None:
-    """Use Redis when REDIS_URL is set, so every instance shares the counters."""
+    """Use Redis when REDIS_URL is set, so every instance shares the counters.
+
+    Storage errors are raised as limits' StorageError whatever the storage, and
+    errors.py answers them with 503: a limit that cannot count is not silently
+    multiplied by the number of worker processes.
+    """
     if app.config.get("REDIS_URL") and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **app.config.get("RATELIMIT_STORAGE_OPTIONS", {}), "wrap_exceptions": True}
     limiter.__dict__ = dict(_UNCONFIGURED_STATE,
                             _storage_options=dict(_UNCONFIGURED_STATE["_storage_options"]))
     limiter.init_app(app)

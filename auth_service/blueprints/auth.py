@@ -13,8 +13,8 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
-from auth_service import account_emails, accounts, cors, jwt_checks, tokens
-from auth_service.limits import limit_login, password_change_limit, refresh_limit, signup_limit
+from auth_service import account_emails, accounts, cors, devices, jwt_checks, tokens
+from auth_service.limits import login_limit, password_change_limit, refresh_limit, signup_limit
 from auth_service.blueprints.common import (access_required, json_required,
                                            set_refresh_cookies, token_required)
 from auth_service.errors import APIError
@@ -78,15 +78,20 @@ def signup(data):
 
 
 @blp.route("/login", methods=["POST"])
-@limit_login
+@login_limit
 @json_required
 @blp.arguments(LoginSchema())
-@blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF cookies")
+@blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF "
+              "cookies, and the device cookie that exempts this browser from the account's "
+              "failure limit")
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid email or password")
+@blp.alt_response(429, schema=ErrorSchema, description="Too many attempts or wrong passwords")
 def login(data):
     """Log in with email and password and start a new session."""
     user = accounts.authenticate(data["email"], data["password"])
-    return login_response(tokens.start_session(user))
+    response = login_response(tokens.start_session(user))
+    devices.remember(response, user.id)
+    return response
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -202,6 +207,8 @@ def me():
 @blp.arguments(ChangePasswordSchema())
 @blp.response(200, TokenPairSchema, description="A fresh pair for this session; all others are revoked")
 @blp.alt_response(400, schema=ErrorSchema, description="Current password is incorrect")
+@blp.alt_response(429, schema=ErrorSchema, description="Too many attempts or wrong passwords "
+                  "(shared with login)")
 def change_password(data):
     """Change the password; every other session and older access token stops working."""
     pair = accounts.change_password(current_user, data["current_password"], data["new_password"])

@@ -10,14 +10,13 @@ token in the URL) or answers JSON like ``POST /auth/login``.
 from __future__ import annotations
 
 from flask import current_app, redirect, request, session, url_for
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
-from auth_service import identities, oauth_clients, redirects, tokens
+from auth_service import devices, identities, oauth_clients, redirects, tokens
 from auth_service.blueprints.auth import login_response
 from auth_service.blueprints.common import set_refresh_cookies
 from auth_service.errors import APIError
-from auth_service.extensions import limiter
+from auth_service.limits import oauth_limit
 from auth_service.schemas import (
     ErrorSchema,
     OAuthCallbackQuerySchema,
@@ -31,10 +30,6 @@ blp = Blueprint("oauth", __name__, url_prefix="/auth", description="Google and G
 PROVIDER = "<any(google, github):provider>"
 # Session key of the allow-listed ``next`` of one login attempt (by its state).
 NEXT_KEY = "oauth_next_"
-
-oauth_limit = limiter.limit(lambda: current_app.config["RATELIMIT_OAUTH"], scope="oauth",
-                            key_func=get_remote_address)
-
 
 @blp.route("/providers", methods=["GET"])
 @blp.response(200, ProvidersSchema)
@@ -95,9 +90,11 @@ def callback(query, provider):
     user = identities.sign_in(profile)
     pair = tokens.start_session(user)
     target = next_url or current_app.config["FRONTEND_URL"]
-    if not target:
-        return login_response(pair)
-    response = redirect(target, code=302)
-    set_refresh_cookies(response, pair)
-    response.headers["Cache-Control"] = "no-store"
+    if target:
+        response = redirect(target, code=302)
+        set_refresh_cookies(response, pair)
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response = login_response(pair)
+    devices.remember(response, user.id)
     return response

@@ -50,6 +50,7 @@ def update_me(changes):
 @blp.arguments(DeleteAccountSchema(), required=False)
 @blp.response(204)
 @blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
+@blp.alt_response(429, schema=ErrorSchema, description="Too many wrong passwords (shared with login)")
 def delete_me(data):
     """Delete the account and every session; confirm with the password if it has one."""
     accounts.delete_account(current_user, data.get("password"))

@@ -1,4 +1,4 @@
-"""Restarts and failures: gunicorn HUP, the loss of one instance, a database outage.
+"""Restarts and failures: gunicorn HUP, the loss of one instance, a database or Redis outage.
 
 Each test leaves the stack as it found it (both instances and PostgreSQL up), even
 when it fails.
@@ -170,6 +170,34 @@ def test_database_outage_answers_503_fast_and_recovers_without_restart(http, sta
                      timeout=10).status_code == 200
     # Recovered in place: the same workers, no restart.
     assert {app.name: app.worker_pids() for app in stack.apps} == pids_before
+
+
+def test_redis_outage_refuses_limited_requests_and_recovers(http, stack, unique):
+    """Rate limits that cannot count refuse (503) instead of counting in each worker's
+    memory, which multiplied every limit by the number of workers (docs/adr/0301)."""
+    base = stack.plain.url
+    account = make_account(http, base, unique)
+    bearer = {"Authorization": "Bearer " + account["access_token"]}
+    credentials = {"email": account["email"], "password": account["password"]}
+
+    stack.redis.close()
+    try:
+        # Enough rounds to reach every worker of both instances.
+        for _ in range(4):
+            refused, elapsed = timed(lambda: http.post(base + "/auth/login", json=credentials,
+                                                       timeout=10))
+            assert elapsed < FAST, f"took {elapsed:.1f}s"
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "rate_limit_unavailable"
+            assert refused.headers["Retry-After"] == "5"
+            # Requests without a limit are served as usual.
+            assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
+    finally:
+        stack.redis.start()
+
+    wait_until(lambda: all(http.post(base + "/auth/login", json=credentials,
+                                     timeout=10).status_code == 200 for _ in range(4)),
+               30, "logins after Redis came back")
 
 
 def test_connections_the_server_closed_cost_no_request(http, stack, unique):

@@ -139,3 +139,16 @@ def test_non_string_next_is_not_allowed():
 def test_unsafe_redirect_settings_refuse_to_start(make_oauth_app, settings):
     with pytest.raises(ConfigError):
         make_oauth_app(**settings)
+
+
+@pytest.mark.parametrize("frontend_url", [None, "https://app.example.com/after-login"])
+def test_a_provider_login_remembers_the_device(make_oauth_app, frontend_url):
+    # The device cookie keeps the owner's browser out of the account's failure limit.
+    browser = make_oauth_app(FRONTEND_URL=frontend_url).test_client()
+
+    response = sign_in(browser, "google")
+
+    assert response.status_code == (302 if frontend_url else 200)
+    device = set_cookies(response)["auth_device"]
+    assert device["path"] == "/auth" and device["httponly"] is True
+    assert device["max-age"] == str(90 * 24 * 3600)

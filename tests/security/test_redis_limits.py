@@ -1,49 +1,22 @@
-"""With REDIS_URL set, every instance of the app counts on the same Redis counters.
+"""With REDIS_URL set, every instance of the app counts on the same Redis counters;
+with Redis down, limited endpoints refuse instead of counting per process.
 
-Needs Redis on 127.0.0.1:6379 (database 15 is used and only this run's keys are
-touched). CI guarantees it: with CI set an unreachable Redis fails these tests;
-elsewhere they are skipped.
+Redis fixtures: tests/security/conftest.py.
 """
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-import redis
 
 from config import TestingConfig
-from helpers import WRONG_PASSWORD, assert_rate_limited, client_from, login, unavailable
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
-RUN_PREFIX = f"auth_service_test_{uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def redis_db():
-    """A connection to the test database of Redis; this run's keys are deleted at the end."""
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis is not reachable at {REDIS_URL} ({exc})", ".ci/run starts it")
-    yield connection
-    for key in connection.scan_iter(match=f"*{RUN_PREFIX}*"):
-        connection.delete(key)
-    connection.close()
+from auth_service.models import RefreshToken, User
+from helpers import (WRONG_PASSWORD, assert_error, assert_rate_limited, bearer, client_from,
+                     login, row_count)
 
 
 @pytest.fixture
-def shared_limits_config(redis_db):
-    """A config whose counters live in Redis under a prefix of this test's own."""
-    prefix = f"{RUN_PREFIX}_{uuid.uuid4().hex[:12]}"
-    yield type("RedisLimitsConfig", (TestingConfig,), {
-        "REDIS_URL": REDIS_URL,
-        "RATELIMIT_KEY_PREFIX": prefix,
-        "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT": "3 per minute",
-    })
-    for key in redis_db.scan_iter(match=f"*{prefix}*"):
-        redis_db.delete(key)
+def shared_limits_config(redis_limits_config):
+    return redis_limits_config(RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT="3 per minute")
 
 
 class MemoryLimitsConfig(TestingConfig):
@@ -54,7 +27,7 @@ def test_failures_on_one_instance_count_on_another(make_app, auth, redis_db, sha
     auth.signup()
     instance_a = make_app(shared_limits_config)
     instance_b = make_app(shared_limits_config)
-    assert instance_a.config["RATELIMIT_STORAGE_URI"] == REDIS_URL
+    assert instance_a.config["RATELIMIT_STORAGE_URI"] == shared_limits_config.REDIS_URL
 
     guesses = [login(client_from(instance_a, f"198.51.100.{i}"), password=WRONG_PASSWORD)
                .status_code for i in range(3)]
@@ -82,3 +55,51 @@ def test_without_redis_each_instance_counts_alone(make_app, auth):
     assert guesses == [401, 401, 401]
     assert_rate_limited(blocked_on_a)
     assert on_b.status_code == 200
+
+
+# --- Redis down: refuse, never count per process ----------------------------------------
+
+class RedisDownConfig(TestingConfig):
+    """Shared counters configured, but nothing listens there (port 1 refuses at once)."""
+
+    REDIS_URL = "redis://127.0.0.1:1/14"
+    RATELIMIT_LOGIN_PER_IP = "20 per minute"
+
+
+def assert_limits_unavailable(response) -> None:
+    assert_error(response, 503, "rate_limit_unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_with_redis_down_no_login_gets_through(make_app, auth, in_db):
+    # The per-process fallback let most of these through: 20 per minute per worker.
+    auth.signup()
+    down = client_from(make_app(RedisDownConfig), "198.51.100.1")
+
+    answers = [login(down) for _ in range(25)]
+
+    for answer in answers:
+        assert_limits_unavailable(answer)
+    assert row_count(in_db, RefreshToken) == 0
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("post", "/auth/signup", {"email": "bob@example.com", "username": "bob",
+                              "password": "correct horse battery"}),
+    ("post", "/auth/forgot-password", {"email": "alice@example.com"}),
+    ("post", "/auth/verify-email/resend", None),
+    ("put", "/auth/change-password", {"current_password": WRONG_PASSWORD,
+                                      "new_password": "a completely new passphrase"}),
+    ("delete", "/users/me", {"password": WRONG_PASSWORD}),
+])
+def test_with_redis_down_limited_endpoints_fail_closed(make_app, alice_tokens, in_db,
+                                                       method, path, body):
+    down = client_from(make_app(RedisDownConfig), "198.51.100.1")
+    headers = bearer(alice_tokens["access_token"])
+
+    answer = getattr(down, method)(path, json=body, headers=headers)
+
+    assert_limits_unavailable(answer)
+    assert row_count(in_db, User) == 1
+    # Endpoints without a limit keep working: only counting is unavailable.
+    assert down.get("/auth/me", headers=headers).status_code == 200

@@ -1,0 +1,83 @@
+"""Failure budgets shared by every endpoint that checks a password.
+
+Login, change-password and account deletion (and any later password check) spend the
+same budgets: per client network, per account and client network, and per account --
+or, for a browser presenting the account's device cookie (auth_service.devices), per
+device instead of per account. An account is ``user:<id>`` once it is known, whether
+the request named it by email or by access token; an email with no account is its
+digest.
+
+An attempt takes a slot of every budget *before* the hash is checked, with the
+storage's atomic increment: of N parallel attempts only those that drew a count
+within the limit go on to verify. A right password gives its slots back, so only
+wrong passwords stay counted (docs/adr/0301-password-attempt-limits.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app
+from limits import RateLimitItem, parse_many
+
+from auth_service import devices
+from auth_service.errors import rate_limited
+from auth_service.extensions import limiter
+from auth_service.limits import client_network, email_digest
+from auth_service.models import User
+from auth_service.passwords import verify_password
+
+NAMESPACE = "password-failures"
+
+Slot = tuple[RateLimitItem, str]
+
+
+def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
+    """(setting, identifier) of every budget an attempt on this account spends."""
+    account = f"user:{user.id}" if user is not None else f"email:{email_digest(email or '')}"
+    network = client_network()
+    device = devices.presented_device(user.id if user is not None else None)
+    own = (("RATELIMIT_LOGIN_FAILURES_PER_DEVICE", f"device:{device}") if device
+           else ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", account))
+    return [("RATELIMIT_LOGIN_FAILURES_PER_IP", f"ip:{network}"),
+            ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP", f"{account}@{network}"),
+            own]
+
+
+def _give_back(slots: list[Slot]) -> None:
+    for item, key in slots:
+        limiter.storage.incr(key, item.get_expiry(), amount=-1)
+
+
+def _take_slots(budgets: list[tuple[str, str]]) -> list[Slot]:
+    """One slot of every budget, or a 429 (and the slots taken so far given back)."""
+    storage = limiter.storage
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    taken: list[Slot] = []
+    for setting, identifier in budgets:
+        for item in parse_many(current_app.config[setting]):
+            key = item.key_for(prefix, NAMESPACE, identifier)
+            if storage.incr(key, item.get_expiry()) > item.amount:
+                # The spent budget keeps the extra count: its window ends when it would
+                # have anyway.
+                _give_back(taken)
+                raise rate_limited(storage.get_expiry(key) - time.time())
+            taken.append((item, key))
+    return taken
+
+
+def check_password(user: User | None, password: str, email: str | None = None) -> bool:
+    """``verify_password`` for ``user`` under the shared failure budgets.
+
+    For a login naming an email with no account, ``user`` is None and ``email`` (its
+    normalised form) names the account; a dummy hash is verified as usual. Raises the
+    429 before any hashing when a budget is spent.
+    """
+    password_hash = user.password_hash if user is not None else None
+    if not limiter.enabled:
+        return verify_password(password_hash, password)
+    slots = _take_slots(_budgets(user, email))
+    valid = verify_password(password_hash, password)
+    if valid:
+        _give_back(slots)
+    return valid
