@@ -1,4 +1,4 @@
-"""Email verification, password reset and the "password changed" notice.
+"""Email verification, password reset and the "password changed" and "identity linked" notices.
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
@@ -144,3 +144,10 @@ def send_password_changed(user: User) -> None:
     """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
     mail.send(_compose("password_changed", user, "Your password was changed",
                        changed_at=user.password_changed_at or utcnow()))
+
+
+def send_identity_linked(user: User, provider_label: str, password_removed: bool) -> None:
+    """Tell the user a provider now signs in to their account (after the link is committed)."""
+    mail.send(_compose("identity_linked", user, f"{provider_label} was linked to your account",
+                       provider=provider_label, password_removed=password_removed,
+                       linked_at=utcnow()))
