@@ -4,6 +4,9 @@ Also linking a provider from a signed-in session, and the "identity linked" emai
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from auth_service.models import OAuthAccount, RefreshToken
@@ -232,3 +235,38 @@ def test_a_link_started_in_one_browser_cannot_finish_in_another(client, oauth_ap
 def test_link_refuses_a_next_off_the_allow_list(client, victor):
     assert_error(start_link(client, "google", victor["headers"], next="https://evil.example/"),
                  400, "invalid_redirect")
+
+
+# --- an attacker refreshing while the victim signs in ---------------------------------
+
+def test_an_attacker_refreshing_in_a_loop_does_not_survive_the_link(oauth_app, auth, google,
+                                                                    in_db):
+    """The link bumps the token version in the same transaction that revokes: whatever
+    child a refresh in flight manages to write is dead the moment the link commits."""
+    for attempt in range(20):
+        email = f"victim{attempt}@example.com"
+        attacker = auth.signup_and_login(email=email, username=f"mallory{attempt}")
+        mark_email_verified(in_db, email)
+        google.user.update(sub=f"google-sub-race-{attempt}", email=email)
+        latest = dict(attacker)
+        stop = threading.Event()
+
+        def keep_refreshing():
+            client = oauth_app.test_client()
+            while not stop.is_set():
+                response = refresh(client, latest["refresh_token"])
+                if response.status_code != 200:
+                    return
+                latest.update(response.json)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            loop = pool.submit(keep_refreshing)
+            victim = sign_in(oauth_app.test_client(), "google")
+            stop.set()
+            loop.result(timeout=30)
+
+        assert victim.status_code == 200, victim.json
+        client = oauth_app.test_client()
+        assert refresh(client, latest["refresh_token"]).status_code == 401, attempt
+        assert me(client, latest["access_token"]).status_code == 401, attempt
+        assert me(client, victim.json["access_token"]).status_code == 200
