@@ -19,7 +19,7 @@ the email, and only at one the provider verified:
   walk into a shared account), so nothing is linked. The answer tells the user to
   log in with the password and verify the email first (a password reset, which
   proves the mailbox, verifies it too and ends every session of whoever set the
-  old password); the next provider login then links.
+  old password), then link the provider from the signed-in session.
 
 A signed-in user links a provider of their own choosing with ``link_signed_in``
 (``POST /auth/{provider}/link``): the password and sessions stay, since the
@@ -142,8 +142,8 @@ def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
         raise APIError(409, "account_exists_unverified",
                        f"An account with this email already exists and its email is not verified. "
                        f"Log in with your password first and verify your email (or reset the "
-                       f"password through /auth/forgot-password, which verifies it), then sign in "
-                       f"with {label} again to link it.")
+                       f"password through /auth/forgot-password, which verifies it), then link "
+                       f"{label} from your account (POST /auth/{profile.provider}/link).")
     _ensure_provider_free(user, profile)
 
 
