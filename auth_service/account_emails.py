@@ -1,4 +1,4 @@
-"""Email verification, password reset and the "password changed" notice.
+"""Email verification, password reset and the "password changed" and "identity linked" notices.
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
@@ -70,9 +70,14 @@ def mark_verified(user: User) -> bool:
     return True
 
 
+def check_verification_token(token: str) -> User:
+    """The account a verification token is good for, without verifying it; or a 400."""
+    return email_links.load_token(token, VERIFY_EMAIL)
+
+
 def verify_email(token: str) -> str:
     """Verify the address a token names: ``verified``, ``already_verified``, or a 400."""
-    user = email_links.load_token(token, VERIFY_EMAIL)
+    user = check_verification_token(token)
     return VERIFIED if mark_verified(user) else ALREADY_VERIFIED
 
 
@@ -131,3 +136,10 @@ def send_password_changed(user: User) -> None:
     """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
     mail.send(_compose("password_changed", user, "Your password was changed",
                        changed_at=user.password_changed_at or utcnow()))
+
+
+def send_identity_linked(user: User, provider_label: str, password_removed: bool) -> None:
+    """Tell the user a provider now signs in to their account (after the link is committed)."""
+    mail.send(_compose("identity_linked", user, f"{provider_label} was linked to your account",
+                       provider=provider_label, password_removed=password_removed,
+                       linked_at=utcnow()))

@@ -102,15 +102,18 @@ def api_link(path: str, **query: str) -> str:
     return f"{base.rstrip('/')}{path}?{urlencode(query)}"
 
 
-def frontend_link(path: str, **query: str) -> str | None:
-    """FRONTEND_URL + ``path`` with ``query`` added, or None when there is no frontend."""
+def frontend_link(path: str, fragment: dict[str, str] | None = None,
+                  **query: str) -> str | None:
+    """FRONTEND_URL + ``path`` with ``query`` added (and ``fragment``, which browsers never
+    send to a server), or None when there is no frontend."""
     base = current_app.config.get("FRONTEND_URL")
     if not base:
         return None
     parts = urlsplit(base)
     merged = parse_qsl(parts.query, keep_blank_values=True) + list(query.items())
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path,
-                                     query=urlencode(merged)))
+                                     query=urlencode(merged),
+                                     fragment=urlencode(fragment) if fragment else parts.fragment))
 
 
 def verify_email_link(token: str) -> str:

@@ -6,14 +6,24 @@ the email, and only at one the provider verified:
 
 - no account has that email: a new account is created (no password, the
   provider's name and avatar, the email counted as verified);
-- an account has it and its own email is verified: the identity is linked to it;
+- an account has it and its own email is verified: the identity is linked to it.
+  If the account has a password, that password is removed and every session of the
+  account ends (token version bumped, refresh tokens revoked): a verified address
+  does not prove that whoever set the password reads its mail (a scanner may have
+  opened the link, the attacker may have set the password before the owner came),
+  and the provider's login does (docs/adr/0401). The owner can set a password again
+  through /auth/forgot-password;
 - an account has it but never verified it: refused (409). Whoever signed up with
   that address never proved they read its mail (it may be an attacker who
   pre-registered the victim's address, waiting for the victim's Google login to
   walk into a shared account), so nothing is linked. The answer tells the user to
   log in with the password and verify the email first (a password reset, which
   proves the mailbox, verifies it too and ends every session of whoever set the
-  old password); the next provider login then links.
+  old password), then link the provider from the signed-in session.
+
+A signed-in user links a provider of their own choosing with ``link_signed_in``
+(``POST /auth/{provider}/link``): the password and sessions stay, since the
+session proves who asked. Every link is announced by email to the account.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ import secrets
 
 import sqlalchemy as sa
 
+from auth_service import account_emails, tokens
 from auth_service.accounts import find_by_email
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, User, utcnow
+from auth_service.models import OAuthAccount, Session, User, utcnow
 from auth_service.oauth_clients import LABELS, ProviderProfile
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
@@ -56,12 +67,71 @@ def sign_in(profile: ProviderProfile) -> User:
     user = find_by_email(profile.email)
     if user is None:
         user = _new_user(profile)
-    else:
-        _ensure_linkable(user, profile)
+        _add_identity(user, profile)
+        db.session.commit()
+        return user
+    _ensure_linkable(user, profile)
+    evicted = user.has_password
+    if evicted:
+        _evict_everyone(user)
+    _add_identity(user, profile)
+    db.session.commit()
+    account_emails.send_identity_linked(user, label, password_removed=evicted)
+    return user
+
+
+def link_signed_in(user_id: int, token_version: int, session_id: str,
+                   profile: ProviderProfile) -> User:
+    """Link the provider identity of ``profile`` to the signed-in user who started the link.
+
+    ``token_version`` and ``session_id`` are those of the access token that asked: a
+    password change, or the end of that session (logout, logout-all, revocation) since
+    then voids the request. The account's email must be verified, so that nobody who
+    pre-registered someone else's address can attach a sign-in method of their own that
+    would outlive a password reset by the owner.
+    """
+    label = LABELS[profile.provider]
+    user = db.session.get(User, user_id)
+    asked_from = db.session.get(Session, session_id)
+    if (user is None or not user.is_active or user.token_version != token_version
+            or asked_from is None or asked_from.user_id != user_id
+            or not asked_from.is_live(utcnow())):
+        raise APIError(401, "session_ended", f"The session that asked to link {label} has "
+                       "ended. Log in and start again.")
+    if user.email_verified is None:
+        raise APIError(409, "email_unverified", "Verify your email address before linking "
+                       f"{label} to your account.")
+    identity = find_identity(profile.provider, profile.subject)
+    if identity is not None:
+        if identity.user_id == user.id:
+            return user
+        raise APIError(409, "identity_in_use", f"This {label} account already signs in to "
+                       "another account.")
+    _ensure_provider_free(user, profile)
+    _add_identity(user, profile)
+    db.session.commit()
+    account_emails.send_identity_linked(user, label, password_removed=False)
+    return user
+
+
+def _add_identity(user: User, profile: ProviderProfile) -> None:
     db.session.add(OAuthAccount(provider=profile.provider, subject=profile.subject,
                                 user=user, email=profile.email))
-    db.session.commit()
-    return user
+
+
+def _evict_everyone(user: User) -> None:
+    """Remove the password and end every session and access token of ``user`` (not committed).
+
+    One UPDATE, whatever the row holds by then: a password changed meanwhile is
+    removed as well, and the version is bumped in SQL so no concurrent bump is lost.
+    """
+    db.session.execute(
+        sa.update(User).where(User.id == user.id)
+        .values(password_hash=None, password_changed_at=utcnow(),
+                token_version=User.token_version + 1)
+        .execution_options(synchronize_session=False))
+    tokens.revoke_user_tokens(user.id, tokens.REASON_IDENTITY_LINKED)
+    db.session.expire(user, ["password_hash", "password_changed_at", "token_version"])
 
 
 def _ensure_active(user: User) -> None:
@@ -77,8 +147,14 @@ def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
         raise APIError(409, "account_exists_unverified",
                        f"An account with this email already exists and its email is not verified. "
                        f"Log in with your password first and verify your email (or reset the "
-                       f"password through /auth/forgot-password, which verifies it), then sign in "
-                       f"with {label} again to link it.")
+                       f"password through /auth/forgot-password, which verifies it), then link "
+                       f"{label} from your account (POST /auth/{profile.provider}/link).")
+    _ensure_provider_free(user, profile)
+
+
+def _ensure_provider_free(user: User, profile: ProviderProfile) -> None:
+    """One identity per provider per account: 409 when ``user`` has another of this provider."""
+    label = LABELS[profile.provider]
     taken = db.session.scalar(sa.select(OAuthAccount.subject).where(
         OAuthAccount.user_id == user.id, OAuthAccount.provider == profile.provider))
     if taken is not None:

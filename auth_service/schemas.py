@@ -271,6 +271,12 @@ class OAuthLoginQuerySchema(ma.Schema):
                        "(or under FRONTEND_URL)."})
 
 
+class AuthorizationURLSchema(ma.Schema):
+    authorization_url = fields.String(required=True, metadata={
+        "description": "The provider's sign-in page: open it in the browser (a top-level "
+                       "navigation, so the session cookie holding the state comes back)"})
+
+
 class OAuthCallbackQuerySchema(ma.Schema):
     """What the provider appends to the callback URL (read by authlib; documented here)."""
 

@@ -41,6 +41,7 @@ REASON_PASSWORD = "password_changed"
 REASON_DEACTIVATED = "deactivated"
 REASON_SESSION_REVOKED = "session_revoked"
 REASON_ACCOUNT_DELETED = "account_deleted"
+REASON_IDENTITY_LINKED = "identity_linked"
 
 SQLITE_LOCK_RETRIES = 5
 # A chain longer than this inside one grace window is not two racing tabs.

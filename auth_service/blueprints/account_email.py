@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flask import redirect
+import base64
+import hashlib
+from pathlib import Path
+
+from flask import make_response, redirect, render_template
+from markupsafe import Markup
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
@@ -29,6 +34,20 @@ VERIFY_MESSAGES = {
 }
 # What the frontend's /verify-email page is told (?status=) for each failure.
 REDIRECT_STATUS = {"token_expired": "expired", "invalid_token": "invalid"}
+# The page behind a verification link: its script and styles are inline, each allowed
+# by its hash, so the page loads nothing and talks to nothing but this origin.
+_PAGES = Path(__file__).resolve().parent.parent / "templates" / "pages"
+VERIFY_PAGE_SCRIPT = (_PAGES / "verify_email.js").read_text(encoding="utf-8")
+VERIFY_PAGE_STYLE = (_PAGES / "verify_email.css").read_text(encoding="utf-8")
+
+
+def _csp_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+VERIFY_PAGE_CSP = (f"default-src 'none'; script-src {_csp_hash(VERIFY_PAGE_SCRIPT)}; "
+                   f"style-src {_csp_hash(VERIFY_PAGE_STYLE)}; connect-src 'self'; "
+                   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 FORGOT_PASSWORD_ANSWER = ("If an account uses this email address, a link to reset its "
                           "password has been sent to it.")
 
@@ -46,24 +65,43 @@ def resend_verification():
 
 @blp.route("/verify-email", methods=["GET"])
 @blp.arguments(EmailTokenQuerySchema(), location="query")
-@blp.response(200, EmailVerificationSchema)
-@blp.alt_response(302, description="With FRONTEND_URL set: redirect to its /verify-email "
-                  "page with ?status=verified, already_verified, expired or invalid")
+@blp.response(200, EmailVerificationSchema, description="An unverified address: an HTML page "
+              "whose button POSTs the token (nothing is verified yet). Already verified: "
+              "this JSON")
+@blp.alt_response(302, description="With FRONTEND_URL set: an unverified address redirects to "
+                  "FRONTEND_URL/verify-email#token=... (the frontend POSTs it); otherwise to "
+                  "its /verify-email page with ?status=already_verified, expired or invalid")
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired link")
 def verify_email_link(args):
-    """The link in a verification email: verify, then redirect to the frontend or answer JSON."""
+    """The link in a verification email: a page that POSTs the token; it changes nothing itself.
+
+    Mail scanners open links to check them; a GET or HEAD that verified would
+    let one vouch for a mailbox nobody read (docs/adr/0401).
+    """
     try:
-        status = account_emails.verify_email(args["token"])
+        user = account_emails.check_verification_token(args["token"])
     except APIError as error:
         target = email_links.frontend_link("/verify-email",
                                            status=REDIRECT_STATUS.get(error.error, "invalid"))
         if target is None:
             raise
         return redirect(target)
-    target = email_links.frontend_link("/verify-email", status=status)
+    if user.email_verified is not None:
+        status = account_emails.ALREADY_VERIFIED
+        target = email_links.frontend_link("/verify-email", status=status)
+        return redirect(target) if target else {"status": status,
+                                                 "message": VERIFY_MESSAGES[status]}
+    # In the fragment, the token never reaches the frontend's server or its logs.
+    target = email_links.frontend_link("/verify-email", fragment={"token": args["token"]})
     if target is not None:
-        return redirect(target)
-    return {"status": status, "message": VERIFY_MESSAGES[status]}
+        response = redirect(target)
+    else:
+        response = make_response(render_template(
+            "pages/verify_email.html", script=Markup(VERIFY_PAGE_SCRIPT),
+            style=Markup(VERIFY_PAGE_STYLE)))
+        response.headers["Content-Security-Policy"] = VERIFY_PAGE_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blp.route("/verify-email", methods=["POST"])
@@ -72,7 +110,7 @@ def verify_email_link(args):
 @blp.response(200, EmailVerificationSchema)
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired token")
 def verify_email(data):
-    """Verify an email address with the token from the emailed link (API clients)."""
+    """Verify an email address with the token from the emailed link (its page, frontends, API clients)."""
     status = account_emails.verify_email(data["token"])
     return {"status": status, "message": VERIFY_MESSAGES[status]}
 

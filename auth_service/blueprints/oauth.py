@@ -5,19 +5,24 @@ browser back to ``GET /auth/{provider}/callback``, which signs the user in
 (auth_service.identities) and then either redirects to the frontend with the
 refresh + CSRF cookies set (FRONTEND_URL, or an allow-listed ``next``; never a
 token in the URL) or answers JSON like ``POST /auth/login``.
+
+``POST /auth/{provider}/link`` (signed in) starts the same dance to link the
+provider to the caller's account instead: its callback links and starts no session.
 """
 
 from __future__ import annotations
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, jsonify, redirect, request, session, url_for
+from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from auth_service import devices, identities, oauth_clients, redirects, tokens
 from auth_service.blueprints.auth import login_response
-from auth_service.blueprints.common import set_refresh_cookies
+from auth_service.blueprints.common import access_required, set_refresh_cookies
 from auth_service.errors import APIError
 from auth_service.limits import oauth_limit
 from auth_service.schemas import (
+    AuthorizationURLSchema,
     ErrorSchema,
     OAuthCallbackQuerySchema,
     OAuthLoginQuerySchema,
@@ -30,6 +35,8 @@ blp = Blueprint("oauth", __name__, url_prefix="/auth", description="Google and G
 PROVIDER = "<any(google, github):provider>"
 # Session key of the allow-listed ``next`` of one login attempt (by its state).
 NEXT_KEY = "oauth_next_"
+# Session key of a link attempt (by its state): who asked, at which token version.
+LINK_KEY = "oauth_link_"
 
 @blp.route("/providers", methods=["GET"])
 @blp.response(200, ProvidersSchema)
@@ -56,37 +63,69 @@ def _callback_url(provider: str) -> str:
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable (discovery)")
 def login(query, provider):
     """Start a Google or GitHub login: redirect the browser to the provider."""
+    response, _ = _start(provider, query.get("next"))
+    return response
+
+
+@blp.route(f"/{PROVIDER}/link", methods=["POST"])
+@access_required(blp)
+@oauth_limit
+@blp.arguments(OAuthLoginQuerySchema(), location="query")
+@blp.response(200, AuthorizationURLSchema, description="Where to send the browser; the "
+              "callback links the identity to the caller's account (password and sessions kept)")
+@blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list")
+@blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
+@blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable (discovery)")
+def link(query, provider):
+    """Start linking Google or GitHub to the signed-in account: the URL to open in the browser."""
+    response, state = _start(provider, query.get("next"))
+    session[LINK_KEY + state] = {"user": current_user.id, "ver": current_user.token_version,
+                                 "sid": get_jwt()["sid"]}
+    return {"authorization_url": response.headers["Location"]}
+
+
+def _start(provider: str, next_url: str | None):
+    """The redirect to the provider and its state, with an allow-listed ``next`` remembered."""
     oauth_clients.client_for(provider)
-    next_url = query.get("next")
     if next_url is not None and not redirects.is_allowed(
             next_url, current_app.extensions["auth_service.redirect_allowlist"]):
         raise APIError(400, "invalid_redirect", "`next` is not an allowed place to return to after login.")
     response, state = oauth_clients.authorize_redirect(provider, _callback_url(provider))
     if next_url is not None:
         session[NEXT_KEY + state] = next_url
-    return response
+    return response, state
 
 
 @blp.route(f"/{PROVIDER}/callback", methods=["GET"])
 @oauth_limit
 @blp.arguments(OAuthCallbackQuerySchema(), location="query")
 @blp.response(200, TokenPairSchema, description="Token pair like /auth/login (no FRONTEND_URL "
-              "and no ``next``); also sets the refresh and CSRF cookies")
+              "and no ``next``); also sets the refresh and CSRF cookies. Finishing a link: "
+              "``{\"message\"}`` only, no session started")
 @blp.alt_response(302, description="Redirect to FRONTEND_URL or the login's ``next``, with the "
-                  "refresh and CSRF cookies set and no token in the URL")
+                  "refresh and CSRF cookies set (not after a link) and no token in the URL")
 @blp.alt_response(400, schema=ErrorSchema, description="Missing, mismatched or spent state; no code")
 @blp.alt_response(401, schema=ErrorSchema, description="Refused at the provider, code refused, "
                   "or ID token invalid (signature, nonce, audience, issuer, expiry)")
 @blp.alt_response(403, schema=ErrorSchema, description="No verified email, or account deactivated")
 @blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
 @blp.alt_response(409, schema=ErrorSchema, description="An account with this email exists but its "
-                  "email is unverified: log in with the password first")
+                  "email is unverified: log in with the password first; or, finishing a link, "
+                  "the identity or provider is taken or the account's email is unverified")
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable or answered garbage")
 def callback(query, provider):
-    """Finish a Google or GitHub login and start a session."""
+    """Finish a Google or GitHub login and start a session (or finish a link, with no session)."""
     oauth_clients.client_for(provider)
-    next_url = session.pop(NEXT_KEY + request.args.get("state", ""), None)
+    state = request.args.get("state", "")
+    next_url = session.pop(NEXT_KEY + state, None)
+    linking = session.pop(LINK_KEY + state, None)
     profile = oauth_clients.fetch_profile(provider)
+    if linking is not None:
+        identities.link_signed_in(linking["user"], linking["ver"], linking["sid"], profile)
+        target = next_url or current_app.config["FRONTEND_URL"]
+        if target:
+            return redirect(target, code=302)
+        return jsonify(message=f"{oauth_clients.LABELS[provider]} is now linked to your account.")
     user = identities.sign_in(profile)
     pair = tokens.start_session(user)
     target = next_url or current_app.config["FRONTEND_URL"]

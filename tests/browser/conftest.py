@@ -206,6 +206,26 @@ def start_server(browser_database_url, tmp_path_factory):
         _RUNNING.remove(server)
 
 
+@pytest.fixture
+def verification_link():
+    """``verification_link(server, user)``: the link a verification email to ``user`` (the
+    signup's JSON) holds, made with the servers' secret as the email would be."""
+    from types import SimpleNamespace
+
+    from flask import Flask
+
+    from auth_service import email_links
+
+    def make(server: AppServer, user: dict) -> str:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY=SECRETS["SECRET_KEY"], PUBLIC_BASE_URL=server.base_url)
+        with app.app_context():
+            token = email_links.make_token(SimpleNamespace(**user), email_links.VERIFY_EMAIL)
+            return email_links.verify_email_link(token)
+
+    return make
+
+
 # --- other parties: Google, GitHub, and pages on other origins ----------------------------
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,13 @@ import pytest
 
 from auth_service import create_app, mail
 from auth_service.extensions import db
-from mail_helpers import STALL_LIMIT, SMTPServer, use_smtp
+from mail_helpers import STALL_LIMIT, serving_smtp, use_smtp
 
 
 @pytest.fixture
 def smtp(app, monkeypatch):
     """A running SMTP server that the app sends to."""
-    server = SMTPServer(app).start()
-    use_smtp(monkeypatch, app, server.port)
-    yield server
-    server.stop()
+    yield from serving_smtp(app, monkeypatch)
 
 
 @pytest.fixture

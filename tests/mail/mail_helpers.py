@@ -96,6 +96,14 @@ def use_smtp(monkeypatch, app, port: int, **settings) -> None:
         monkeypatch.setitem(app.config, key, value)
 
 
+def serving_smtp(app, monkeypatch):
+    """A fixture body: a running SMTP server that ``app`` sends to, stopped afterwards."""
+    server = SMTPServer(app).start()
+    use_smtp(monkeypatch, app, server.port)
+    yield server
+    server.stop()
+
+
 # --- reading messages -----------------------------------------------------------------
 
 def text_part(message: EmailMessage) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -35,6 +36,11 @@ def verify(client, token):
     return client.post("/auth/verify-email", json={"token": token})
 
 
+def sha256_source(text: str) -> str:
+    """A CSP hash source for an inline script or style."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
 # --- the email --------------------------------------------------------------------------
 
 def test_signup_sends_a_verification_email(smtp, auth):
@@ -65,16 +71,59 @@ def test_the_token_names_no_email_address(verification):
 
 # --- following the link ---------------------------------------------------------------
 
-def test_following_the_link_verifies_the_email(client, verification, in_db):
-    before = datetime.now(timezone.utc)
+def test_following_the_link_shows_a_page_and_changes_nothing(client, verification, in_db):
     response = client.get(path_and_query(verification))
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert '<form id="verify">' in page
+    assert '<button type="submit">Verify my email address</button>' in page
+    assert stored_user(in_db).email_verified is None
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_mail_scanner_opening_the_link_verifies_nothing(client, verification, in_db, method):
+    for _ in range(5):
+        assert getattr(client, method)(path_and_query(verification)).status_code == 200
+    assert stored_user(in_db).email_verified is None
+    # The token is still good for the person who presses the button.
+    assert verify(client, token_of(verification)).json["status"] == "verified"
+
+
+def test_the_page_loads_nothing_and_posts_only_to_this_origin(client, verification):
+    response = client.get(path_and_query(verification))
+    csp = dict(part.strip().split(" ", 1) for part in
+               response.headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'"
+    assert csp["connect-src"] == "'self'"
+    assert csp["form-action"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'"
+    page = response.get_data(as_text=True)
+    # Inline script and styles only, each allowed by its hash: nothing else can run.
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert csp["script-src"] == sha256_source(script)
+    assert csp["style-src"] == sha256_source(style)
+    assert "src=" not in page and "href=" not in page
+    assert "fetch(location.pathname" in script
+    # The token is read from the address bar; the page itself holds no copy of it.
+    assert token_of(verification) not in page
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_pressing_the_button_verifies_the_email(client, verification, in_db):
+    """What the page's script sends: the token as JSON to the path the link opened."""
+    before = datetime.now(timezone.utc)
+    client.get(path_and_query(verification))
+    response = client.post(urlsplit(verification).path, json={"token": token_of(verification)})
     assert response.status_code == 200
     assert response.json == {"status": "verified", "message": "Your email address is verified."}
     assert stored_user(in_db).email_verified >= before - timedelta(seconds=1)
 
 
 def test_the_profile_shows_when_the_email_was_verified(client, auth, verification):
-    client.get(path_and_query(verification))
+    verify(client, token_of(verification))
     access = auth.login().json["access_token"]
     verified = me(client, access).json["email_verified"]
     assert datetime.fromisoformat(verified) <= datetime.now(timezone.utc)
@@ -89,7 +138,7 @@ def test_post_verifies_for_api_clients(client, verification, in_db):
 
 @pytest.mark.parametrize("again", ["get", "post"])
 def test_a_used_link_only_reports_already_verified(client, verification, in_db, again):
-    assert client.get(path_and_query(verification)).status_code == 200
+    assert verify(client, token_of(verification)).status_code == 200
     first = stored_user(in_db).email_verified
     if again == "get":
         response = client.get(path_and_query(verification))
@@ -106,20 +155,21 @@ def test_tracking_parameters_on_the_link_are_ignored(client, verification):
 
 # --- redirect to the frontend ---------------------------------------------------------
 
-def test_with_a_frontend_the_link_redirects_with_the_status(client, frontend, verification,
-                                                            in_db):
+def test_with_a_frontend_the_link_redirects_with_the_token_in_the_fragment(
+        client, frontend, verification, in_db):
     response = client.get(path_and_query(verification))
     assert response.status_code == 302
-    assert response.headers["Location"] == f"{FRONTEND}/verify-email?status=verified"
-    assert stored_user(in_db).email_verified is not None
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{FRONTEND}/verify-email"
+    # In the fragment, never in the query: browsers do not send it to the frontend's server.
+    assert location.query == ""
+    assert location.fragment == f"token={token_of(verification)}"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert stored_user(in_db).email_verified is None
+    # The frontend POSTs it; the link then only reports the status.
+    assert verify(client, token_of(verification)).json["status"] == "verified"
     again = client.get(path_and_query(verification))
     assert again.headers["Location"] == f"{FRONTEND}/verify-email?status=already_verified"
-
-
-def test_the_redirect_never_carries_the_token(client, frontend, verification):
-    location = client.get(path_and_query(verification)).headers["Location"]
-    assert token_of(verification) not in location
-    assert "token" not in location
 
 
 @pytest.mark.parametrize("token, status", [("garbage", "invalid"), ("a.b.c", "invalid")])
@@ -139,7 +189,11 @@ def test_a_frontend_url_with_a_path_and_query_keeps_them(app, client, monkeypatc
                                                          verification):
     monkeypatch.setitem(app.config, "FRONTEND_URL", "https://example.test/app/?lang=en")
     location = client.get(path_and_query(verification)).headers["Location"]
-    assert location == "https://example.test/app/verify-email?lang=en&status=verified"
+    assert location == (f"https://example.test/app/verify-email?lang=en"
+                        f"#token={token_of(verification)}")
+    verify(client, token_of(verification))
+    location = client.get(path_and_query(verification)).headers["Location"]
+    assert location == "https://example.test/app/verify-email?lang=en&status=already_verified"
 
 
 # --- refused links --------------------------------------------------------------------
@@ -241,7 +295,7 @@ def test_resend_sends_a_new_working_link(client, smtp, alice_headers, in_db):
     assert "alice@example.com" in response.json["message"]
     messages = smtp.to("alice@example.com", SUBJECT)
     assert len(messages) == 2
-    assert client.get(path_and_query(link_in(messages[-1]))).status_code == 200
+    assert verify(client, token_of(link_in(messages[-1]))).status_code == 200
     assert stored_user(in_db).email_verified is not None
 
 

@@ -57,11 +57,13 @@ def test_user_data_is_escaped_in_html(client, smtp):
     assert email in text_part(message)
 
 
-@pytest.mark.parametrize("template", ["verify_email", "reset_password", "password_changed"])
+@pytest.mark.parametrize("template", ["verify_email", "reset_password", "password_changed",
+                                      "identity_linked"])
 def test_templates_escape_markup(app, template):
     user = SimpleNamespace(email="x@example.com", username="<script>alert(1)</script>")
     context = {"user": user, "subject": "Subject", "link": "https://a.test/?token=x&y=<b>",
-               "hours": 48, "minutes": 60, "changed_at": datetime(2030, 1, 1)}
+               "hours": 48, "minutes": 60, "changed_at": datetime(2030, 1, 1),
+               "linked_at": datetime(2030, 1, 1), "provider": "Google", "password_removed": True}
     with app.app_context():
         html = render_template(f"email/{template}.html", **context)
         text = render_template(f"email/{template}.txt", **context)

@@ -11,6 +11,7 @@ from auth_service import create_app
 from auth_service.extensions import db
 from config import TestingConfig
 from fake_provider import FakeGitHub, FakeGoogle, Server, app_settings
+from tests.mail.mail_helpers import serving_smtp
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,12 @@ def oauth_app(app, google, github):
 def client(oauth_app):
     """A browser on the OAuth-enabled app (replaces the suite's plain ``client`` here)."""
     return oauth_app.test_client()
+
+
+@pytest.fixture
+def smtp(oauth_app, monkeypatch):
+    """A running SMTP server that the OAuth-enabled app sends to."""
+    yield from serving_smtp(oauth_app, monkeypatch)
 
 
 @pytest.fixture

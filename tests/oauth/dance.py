@@ -47,6 +47,18 @@ def sign_in(client, provider: str, **query):
     return client.get(callback_for(client, provider, **query))
 
 
+def start_link(client, provider: str, headers: dict, **query):
+    """POST /auth/{provider}/link as the signed-in user of ``headers``."""
+    return client.post(f"/auth/{provider}/link", headers=headers, query_string=query)
+
+
+def link_from_session(client, provider: str, headers: dict, **query):
+    """Link a provider from a signed-in session: start, the provider, then the callback."""
+    started = start_link(client, provider, headers, **query)
+    assert started.status_code == 200, started.json
+    return client.get(path_of(at_provider(started.json["authorization_url"])))
+
+
 def query_of(url: str) -> dict[str, str]:
     """A URL's query parameters (single values)."""
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}

@@ -158,7 +158,8 @@ def test_deactivated_account_cannot_sign_in(client, google, in_db):
 
 # --- linking to an existing local account ---------------------------------------------
 
-def test_links_to_a_local_account_whose_email_is_verified(client, auth, google, in_db):
+def test_links_to_a_local_account_whose_email_is_verified_and_removes_its_password(
+        client, auth, google, in_db):
     auth.signup(email="victor@example.com", username="vic")
     mark_email_verified(in_db, "victor@example.com")
 
@@ -169,7 +170,9 @@ def test_links_to_a_local_account_whose_email_is_verified(client, auth, google, 
     assert identities_of(in_db, "victor@example.com") == [("google", "google-sub-1")]
     user = stored_user(in_db, "victor@example.com")
     assert user.username == "vic"  # the local profile is kept
-    assert auth.login("victor@example.com").status_code == 200  # and the password still works
+    # Not the password: whoever set it may not own the mailbox (docs/adr/0401).
+    assert user.password_hash is None
+    assert auth.login("victor@example.com").status_code == 401
 
 
 def test_pre_registration_takeover_is_refused(client, oauth_app, auth, google, in_db):

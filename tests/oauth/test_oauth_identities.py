@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from auth_service.models import OAuthAccount, User
-from dance import assert_error, identities_of, sign_in
+from dance import assert_error, identities_of, link_from_session, sign_in
 from helpers import PASSWORD, bearer, mark_email_verified, row_count
 
 
@@ -59,8 +59,8 @@ def test_unlinking_one_of_two_identities_then_refusing_the_last(client, google, 
 def test_a_password_account_can_unlink_its_only_identity(client, auth, in_db):
     auth.signup(email="victor@example.com", username="vic")
     mark_email_verified(in_db, "victor@example.com")
-    sign_in(client, "google")
     headers = bearer(auth.login("victor@example.com").json["access_token"])
+    assert link_from_session(client, "google", headers).status_code == 200
 
     assert client.delete("/users/me/identities/google", headers=headers).status_code == 204
     assert row_count(in_db, OAuthAccount) == 0
@@ -70,8 +70,8 @@ def test_a_password_account_can_unlink_its_only_identity(client, auth, in_db):
 def test_after_unlinking_the_provider_login_links_again(client, auth, in_db):
     auth.signup(email="victor@example.com", username="vic")
     mark_email_verified(in_db, "victor@example.com")
-    sign_in(client, "google")
     headers = bearer(auth.login("victor@example.com").json["access_token"])
+    link_from_session(client, "google", headers)
     client.delete("/users/me/identities/google", headers=headers)
 
     assert sign_in(client, "google").status_code == 200
