@@ -9,8 +9,12 @@ separated) and durations (seconds).
 
 from __future__ import annotations
 
+import hmac
+import math
 import os
+import secrets
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +27,9 @@ INSTANCE_DIR = BASE_DIR / "instance"
 load_dotenv(BASE_DIR / ".env", override=False)
 
 MIN_SECRET_LENGTH = 32
+# Bits a production secret must be worth to a guesser (estimated_secret_bits).
+MIN_SECRET_BITS = 128
+SECRET_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Values that a copied .env.example or a tutorial would leave behind.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 
@@ -180,15 +187,13 @@ class Config:
     OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
 
     def validate(self, settings: dict) -> None:
-        """Refuse to start with secrets that are missing, short or placeholders."""
+        """Refuse to start with secrets that are missing, short, guessable or shared."""
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            value = settings.get(key) or ""
-            if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
-                raise ConfigError(
-                    f"{key} must be set to a random value of at least "
-                    f"{MIN_SECRET_LENGTH} characters "
-                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')."
-                )
+            check_secret(key, settings.get(key) or "")
+        if hmac.compare_digest(settings["SECRET_KEY"].encode(),
+                               settings["JWT_SECRET_KEY"].encode()):
+            raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ: give each its own "
+                              f"random value ({SECRET_ADVICE}).")
 
 
 class ProductionConfig(Config):
@@ -221,8 +226,9 @@ class TestingConfig(Config):
 
     APP_ENV = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key-" + "x" * 32
-    JWT_SECRET_KEY = "test-jwt-secret-key-" + "y" * 32
+    # New for every run of the suite: no published secret can sign a token.
+    SECRET_KEY = secrets.token_urlsafe(48)
+    JWT_SECRET_KEY = secrets.token_urlsafe(48)
     DATABASE_URL = os.environ.get(
         "TEST_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'test.db'}"
     )
@@ -253,19 +259,45 @@ class TestingConfig(Config):
 CONFIGS = {
     "production": ProductionConfig,
     "development": DevelopmentConfig,
-    "testing": TestingConfig,
 }
 
 
 def config_class_from_env() -> type[Config]:
-    """The config class named by APP_ENV (production when unset)."""
+    """The config class named by APP_ENV (production when unset).
+
+    TestingConfig is not among them: the test suite passes it to create_app, and no
+    environment variable can give a deployment its cheap hashing.
+    """
     name = os.environ.get("APP_ENV", "production").strip().lower()
     try:
         return CONFIGS[name]
     except KeyError:
+        reserved = " (testing is for the test suite alone)" if name == "testing" else ""
         raise ConfigError(
-            f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}"
+            f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}{reserved}"
         ) from None
+
+
+@lru_cache(maxsize=16)
+def estimated_secret_bits(value: str) -> float:
+    """log2 of the guesses zxcvbn needs for ``value``: words, keyboard walks, repeats and
+    runs count as what they are, anything else as ten guesses a character."""
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's input limit; 72 characters it cannot guess are far beyond the floor.
+    return zxcvbn(value[:72])["guesses_log10"] * math.log2(10)
+
+
+def check_secret(key: str, value: str) -> None:
+    """Refuse a secret that is missing, short, a placeholder or guessable."""
+    if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
+        raise ConfigError(f"{key} must be set to a random value of at least "
+                          f"{MIN_SECRET_LENGTH} characters ({SECRET_ADVICE}).")
+    bits = estimated_secret_bits(value)
+    if bits < MIN_SECRET_BITS:
+        raise ConfigError(f"{key} is too easy to guess (about {bits:.0f} bits, at least "
+                          f"{MIN_SECRET_BITS} needed): set it to a long random value "
+                          f"({SECRET_ADVICE}).")
 
 
 def _coerce(key: str, raw: str, default):
