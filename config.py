@@ -175,16 +175,20 @@ class Config:
     MAIL_FROM = "auth_service <no-reply@localhost>"
     MAIL_TIMEOUT = 10
 
-    # OpenAPI documentation (flask-smorest's own keys).
+    # OpenAPI documentation: /docs, /redoc and /openapi.json. Off in production unless
+    # asked for: the pages are for developers, and the document maps every endpoint.
+    API_DOCS_ENABLED = False
+    # flask-smorest's own keys. The pages load Swagger UI and ReDoc from this package
+    # (auth_service/docs_assets/, at /docs/assets/); their CSP allows no other origin.
     API_TITLE = "auth_service"
     API_VERSION = "1.0.0"
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL = "/docs/assets/swagger-ui/"
     OPENAPI_REDOC_PATH = "/redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    OPENAPI_REDOC_URL = "/docs/assets/redoc/redoc.standalone.js"
 
     def validate(self, settings: dict) -> None:
         """Refuse to start with secrets that are missing, short, guessable or shared."""
@@ -212,6 +216,7 @@ class DevelopmentConfig(Config):
     MAIL_BACKEND = "console"
     # The example SPA at http://127.0.0.1:8000/demo/.
     DEMO_ENABLED = True
+    API_DOCS_ENABLED = True
     PUBLIC_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 
     def validate(self, settings: dict) -> None:
@@ -248,6 +253,7 @@ class TestingConfig(Config):
     RATELIMIT_VERIFY_RESEND_PER_ACCOUNT = "1000 per minute"
     RATELIMIT_FORGOT_PASSWORD_PER_IP = "1000 per minute"
     RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "1000 per minute"
+    API_DOCS_ENABLED = True
     # Emails are logged unless a test starts an SMTP server (tests/mail).
     MAIL_BACKEND = "console"
     MAIL_FROM = "auth_service <no-reply@auth.example.test>"
@@ -357,6 +363,9 @@ def load_config(config_class: type[Config], environ=None) -> dict:
             if key in environ:
                 settings[key] = _coerce(key, environ[key], default)
     settings["SQLALCHEMY_DATABASE_URI"] = database_uri(settings["DATABASE_URL"])
+    if not settings["API_DOCS_ENABLED"]:
+        # Without a URL prefix flask-smorest serves neither the document nor its pages.
+        settings["OPENAPI_URL_PREFIX"] = None
     if settings["LOGIN_REFRESH_TRANSPORT"] not in ("both", "cookie", "body"):
         raise ConfigError("LOGIN_REFRESH_TRANSPORT must be both, cookie or body")
     if settings["ARGON2_CONCURRENCY"] < 0:
