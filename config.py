@@ -9,8 +9,12 @@ separated) and durations (seconds).
 
 from __future__ import annotations
 
+import hmac
+import math
 import os
+import secrets
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +27,9 @@ INSTANCE_DIR = BASE_DIR / "instance"
 load_dotenv(BASE_DIR / ".env", override=False)
 
 MIN_SECRET_LENGTH = 32
+# Bits a production secret must be worth to a guesser (estimated_secret_bits).
+MIN_SECRET_BITS = 128
+SECRET_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Values that a copied .env.example or a tutorial would leave behind.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 
@@ -176,27 +183,29 @@ class Config:
     MAIL_FROM = "auth_service <no-reply@localhost>"
     MAIL_TIMEOUT = 10
 
-    # OpenAPI documentation (flask-smorest's own keys).
+    # OpenAPI documentation: /docs, /redoc and /openapi.json. Off in production unless
+    # asked for: the pages are for developers, and the document maps every endpoint.
+    API_DOCS_ENABLED = False
+    # flask-smorest's own keys. The pages load Swagger UI and ReDoc from this package
+    # (auth_service/docs_assets/, at /docs/assets/); their CSP allows no other origin.
     API_TITLE = "auth_service"
     API_VERSION = "1.0.0"
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL = "/docs/assets/swagger-ui/"
     OPENAPI_REDOC_PATH = "/redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    OPENAPI_REDOC_URL = "/docs/assets/redoc/redoc.standalone.js"
 
     def validate(self, settings: dict) -> None:
-        """Refuse to start with secrets that are missing, short or placeholders."""
+        """Refuse to start with secrets that are missing, short, guessable or shared."""
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            value = settings.get(key) or ""
-            if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
-                raise ConfigError(
-                    f"{key} must be set to a random value of at least "
-                    f"{MIN_SECRET_LENGTH} characters "
-                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')."
-                )
+            check_secret(key, settings.get(key) or "")
+        if hmac.compare_digest(settings["SECRET_KEY"].encode(),
+                               settings["JWT_SECRET_KEY"].encode()):
+            raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ: give each its own "
+                              f"random value ({SECRET_ADVICE}).")
 
 
 class ProductionConfig(Config):
@@ -215,6 +224,7 @@ class DevelopmentConfig(Config):
     MAIL_BACKEND = "console"
     # The example SPA at http://127.0.0.1:8000/demo/.
     DEMO_ENABLED = True
+    API_DOCS_ENABLED = True
     PUBLIC_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 
     def validate(self, settings: dict) -> None:
@@ -229,8 +239,9 @@ class TestingConfig(Config):
 
     APP_ENV = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key-" + "x" * 32
-    JWT_SECRET_KEY = "test-jwt-secret-key-" + "y" * 32
+    # New for every run of the suite: no published secret can sign a token.
+    SECRET_KEY = secrets.token_urlsafe(48)
+    JWT_SECRET_KEY = secrets.token_urlsafe(48)
     DATABASE_URL = os.environ.get(
         "TEST_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'test.db'}"
     )
@@ -252,6 +263,7 @@ class TestingConfig(Config):
     RATELIMIT_VERIFY_RESEND_PER_ACCOUNT = "1000 per minute"
     RATELIMIT_FORGOT_PASSWORD_PER_IP = "1000 per minute"
     RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "1000 per minute"
+    API_DOCS_ENABLED = True
     # Emails are logged unless a test starts an SMTP server (tests/mail).
     MAIL_BACKEND = "console"
     MAIL_FROM = "auth_service <no-reply@auth.example.test>"
@@ -263,19 +275,45 @@ class TestingConfig(Config):
 CONFIGS = {
     "production": ProductionConfig,
     "development": DevelopmentConfig,
-    "testing": TestingConfig,
 }
 
 
 def config_class_from_env() -> type[Config]:
-    """The config class named by APP_ENV (production when unset)."""
+    """The config class named by APP_ENV (production when unset).
+
+    TestingConfig is not among them: the test suite passes it to create_app, and no
+    environment variable can give a deployment its cheap hashing.
+    """
     name = os.environ.get("APP_ENV", "production").strip().lower()
     try:
         return CONFIGS[name]
     except KeyError:
+        reserved = " (testing is for the test suite alone)" if name == "testing" else ""
         raise ConfigError(
-            f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}"
+            f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}{reserved}"
         ) from None
+
+
+@lru_cache(maxsize=16)
+def estimated_secret_bits(value: str) -> float:
+    """log2 of the guesses zxcvbn needs for ``value``: words, keyboard walks, repeats and
+    runs count as what they are, anything else as ten guesses a character."""
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's input limit; 72 characters it cannot guess are far beyond the floor.
+    return zxcvbn(value[:72])["guesses_log10"] * math.log2(10)
+
+
+def check_secret(key: str, value: str) -> None:
+    """Refuse a secret that is missing, short, a placeholder or guessable."""
+    if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
+        raise ConfigError(f"{key} must be set to a random value of at least "
+                          f"{MIN_SECRET_LENGTH} characters ({SECRET_ADVICE}).")
+    bits = estimated_secret_bits(value)
+    if bits < MIN_SECRET_BITS:
+        raise ConfigError(f"{key} is too easy to guess (about {bits:.0f} bits, at least "
+                          f"{MIN_SECRET_BITS} needed): set it to a long random value "
+                          f"({SECRET_ADVICE}).")
 
 
 def _coerce(key: str, raw: str, default):
@@ -335,6 +373,9 @@ def load_config(config_class: type[Config], environ=None) -> dict:
             if key in environ:
                 settings[key] = _coerce(key, environ[key], default)
     settings["SQLALCHEMY_DATABASE_URI"] = database_uri(settings["DATABASE_URL"])
+    if not settings["API_DOCS_ENABLED"]:
+        # Without a URL prefix flask-smorest serves neither the document nor its pages.
+        settings["OPENAPI_URL_PREFIX"] = None
     if settings["LOGIN_REFRESH_TRANSPORT"] not in ("both", "cookie", "body"):
         raise ConfigError("LOGIN_REFRESH_TRANSPORT must be both, cookie or body")
     if settings["ARGON2_CONCURRENCY"] < 0:

@@ -93,6 +93,11 @@ def register_blueprints(app: Flask) -> None:
     headers.init_app(app)
     for module in (auth, account_email, oauth, users, health):
         api.register_blueprint(module.blp)
+    if app.config["API_DOCS_ENABLED"]:
+        # Swagger UI and ReDoc for the pages flask-smorest serves (/docs, /redoc).
+        from auth_service.blueprints import docs_assets
+
+        app.register_blueprint(docs_assets.blp)
     if app.config["DEMO_ENABLED"]:
         # The example SPA: plain pages, not part of the API or its documentation.
         from auth_service.blueprints import demo

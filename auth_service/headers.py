@@ -8,6 +8,14 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 # origin: nothing inline, nothing from elsewhere, never framed.
 PAGE_CSP = ("default-src 'self'; object-src 'none'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'none'")
+# /docs and /redoc: Swagger UI and ReDoc from this origin only (auth_service/docs_assets/),
+# no inline script; the two set inline styles, fetch the document, and ReDoc runs its
+# search index in a worker it builds from a blob.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+            "worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# flask-smorest's name for the blueprint of the document and the docs pages.
+DOCS_BLUEPRINT = "api-docs"
 HSTS = "max-age=63072000; includeSubDomains"
 
 # (name, value): what every response, every JSON answer, every /demo
@@ -16,6 +24,7 @@ _ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referr
            ("X-Frame-Options", "DENY"))
 _JSON = (("Content-Security-Policy", API_CSP), ("Cache-Control", "no-store"))
 _PAGE = (("Content-Security-Policy", PAGE_CSP),)
+_DOCS = (("Content-Security-Policy", DOCS_CSP),)
 _SECURE = (("Strict-Transport-Security", HSTS),)
 
 
@@ -23,14 +32,16 @@ def add_security_headers(response: Response) -> Response:
     """after_request: nosniff, no referrer, no framing, no caching of API answers.
 
     Tokens and profiles must never sit in a shared or browser cache, so every
-    API response is ``no-store``; the HTML docs pages load Swagger UI / ReDoc
-    from a CDN and keep the browser defaults for CSP; the /demo pages get PAGE_CSP.
+    API response is ``no-store``; the HTML docs pages get DOCS_CSP, the /demo pages
+    PAGE_CSP.
     """
     wanted = _ALWAYS
     if response.mimetype == "application/json":
         wanted += _JSON
     elif request.blueprint == "demo":
         wanted += _PAGE
+    elif request.blueprint == DOCS_BLUEPRINT:
+        wanted += _DOCS
     if request.is_secure:
         wanted += _SECURE
     # Headers.setdefault scans the list once per header; one pass over it serves all.

@@ -37,6 +37,18 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger("auth_service.request")
 
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: what a terminal,
+# `less` or a line-splitting log shipper could take for the end of a line or a command.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROL_ESCAPES.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r",
+                         0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character written as its escape (\\n, \\x1b)."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName"}
@@ -65,6 +77,36 @@ class JsonFormatter(logging.Formatter):
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT with every control character escaped: one record, one line.
+
+    A client chooses the path ("/%0a..." decodes to a newline) and much of what other
+    lines quote; unescaped, it could write a line that looks like another record. A
+    traceback keeps its lines, each indented, so only a record starts a line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        lines = [escape_controls(self.formatMessage(record))]
+        # Formatted here, never from record.exc_text: another handler may have cached it raw.
+        if record.exc_info:
+            lines.append(_indented(self.formatException(record.exc_info)))
+        elif record.exc_text:
+            lines.append(_indented(record.exc_text))
+        if record.stack_info:
+            lines.append(_indented(self.formatStack(record.stack_info)))
+        return "\n".join(lines)
+
+
+def _indented(text: str) -> str:
+    """Each line of a traceback escaped and indented under the record it belongs to."""
+    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
+
+
 class RequestIdFilter(logging.Filter):
     """Stamp the current request's id on every record written during a request."""
 
@@ -90,7 +132,7 @@ def configure_logging(json_lines: bool) -> None:
         handler.auth_service_handler = True
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
 
 
 def request_id() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import datetime, timezone
 from http import HTTPStatus
 
@@ -18,6 +19,9 @@ PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and
 WRONG_PASSWORD = "not the password"
 LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
 ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has these
+# Secrets production accepts (config.check_secret), new for every run.
+PRODUCTION_SECRETS = {"SECRET_KEY": secrets.token_urlsafe(48),
+                      "JWT_SECRET_KEY": secrets.token_urlsafe(48)}
 
 
 def unavailable(reason: str, remedy: str) -> None:

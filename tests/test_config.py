@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,8 +20,7 @@ from config import (
     config_class_from_env,
     load_config,
 )
-
-SECRETS = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
+from helpers import PRODUCTION_SECRETS as SECRETS
 
 
 def production(**environ) -> dict:
@@ -56,7 +58,9 @@ def other_value(key: str, default):
 def test_every_setting_is_overridable_by_the_environment(key):
     raw, expected = other_value(key, getattr(ProductionConfig, key))
     assert getattr(ProductionConfig, key) != expected
-    assert production(**{key: raw})[key] == expected
+    # The document's settings apply once the docs are on (production's default: off).
+    docs = {"API_DOCS_ENABLED": "true"} if key.startswith("OPENAPI_") else {}
+    assert production(**docs, **{key: raw})[key] == expected
 
 
 @pytest.mark.parametrize("key, raw, expected", [
@@ -135,10 +139,43 @@ def test_production_refuses_weak_secrets(key, value):
         load_config(ProductionConfig, environ=environ)
 
 
-def test_production_accepts_32_character_secrets():
-    settings = load_config(ProductionConfig, environ={"SECRET_KEY": "a" * 32,
-                                                      "JWT_SECRET_KEY": "b" * 32})
-    assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == ("a" * 32, "b" * 32)
+# Long enough, no placeholder, yet guessable: repeats, runs, keyboard walks, words.
+GUESSABLE = ["a" * 32, "s" * 40, "ab" * 16, "abcdefghijklmnopqrstuvwxyz012345",
+             "0123456789" * 4, "ZYXWVUTSRQPONMLKJIHGFEDCBA987654",
+             "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpP", "test-secret-key-" + "x" * 32,
+             "1q2w3e4r5t6y7u8i9o0p" * 2, "my-super-secret-key-for-production-2024!",
+             "change-me-to-a-long-random-string-please", "a" * 200]
+
+
+@pytest.mark.parametrize("value", GUESSABLE)
+@pytest.mark.parametrize("key", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_refuses_guessable_secrets(key, value):
+    with pytest.raises(ConfigError) as refused:
+        load_config(ProductionConfig, environ={**SECRETS, key: value})
+    message = str(refused.value)
+    assert message.startswith(f"{key} is too easy to guess")
+    assert "\n" not in message
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(48))'" in message
+
+
+@pytest.mark.parametrize("generate", [
+    lambda: secrets.token_urlsafe(48),
+    lambda: secrets.token_urlsafe(32),
+    lambda: secrets.token_hex(32),
+    lambda: base64.b64encode(os.urandom(32)).decode(),
+], ids=["token_urlsafe(48)", "token_urlsafe(32)", "token_hex(32)", "openssl rand -base64 32"])
+def test_production_accepts_random_secrets(generate):
+    for _ in range(5):
+        environ = {"SECRET_KEY": generate(), "JWT_SECRET_KEY": generate()}
+        settings = load_config(ProductionConfig, environ=environ)
+        assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == (
+            environ["SECRET_KEY"], environ["JWT_SECRET_KEY"])
+
+
+def test_production_refuses_one_secret_for_both_keys():
+    shared = secrets.token_urlsafe(48)
+    with pytest.raises(ConfigError, match="^SECRET_KEY and JWT_SECRET_KEY must differ"):
+        load_config(ProductionConfig, environ={"SECRET_KEY": shared, "JWT_SECRET_KEY": shared})
 
 
 def test_production_defaults_are_safe():
@@ -153,7 +190,6 @@ def test_production_defaults_are_safe():
 @pytest.mark.parametrize("name, expected", [
     (None, ProductionConfig),
     ("production", ProductionConfig),
-    (" Testing ", TestingConfig),
     ("DEVELOPMENT", DevelopmentConfig),
 ])
 def test_app_env_selects_the_config_class(monkeypatch, name, expected):
@@ -164,17 +200,25 @@ def test_app_env_selects_the_config_class(monkeypatch, name, expected):
     assert config_class_from_env() is expected
 
 
-@pytest.mark.parametrize("name", ["staging", "prod", ""])
+@pytest.mark.parametrize("name", ["staging", "prod", "", "testing", " Testing "])
 def test_invalid_app_env_is_refused(monkeypatch, name):
     monkeypatch.setenv("APP_ENV", name)
     with pytest.raises(ConfigError, match="APP_ENV"):
         config_class_from_env()
 
 
-def test_create_app_refuses_an_invalid_app_env(monkeypatch):
-    monkeypatch.setenv("APP_ENV", "staging")
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("name", ["staging", "testing"])
+def test_create_app_refuses_an_invalid_app_env(monkeypatch, name):
+    monkeypatch.setenv("APP_ENV", name)
+    with pytest.raises(ConfigError, match="APP_ENV"):
         create_app()
+
+
+def test_the_testing_config_is_reserved_for_the_suite(monkeypatch):
+    """Its cheap hashing is reachable only by passing the class to create_app."""
+    monkeypatch.setenv("APP_ENV", "testing")
+    with pytest.raises(ConfigError, match=r"testing is for the test suite alone"):
+        config_class_from_env()
 
 
 def test_testing_config_ignores_the_environment():
@@ -217,7 +261,8 @@ def test_openapi_lists_every_path(spec):
 def test_openapi_documents_every_route_of_the_app(app, spec):
     routes = {re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
               for rule in app.url_map.iter_rules()
-              if rule.endpoint != "static" and not rule.endpoint.startswith("api-docs.")}
+              if rule.endpoint != "static"
+              and not rule.endpoint.startswith(("api-docs.", "docs_assets."))}
     assert routes == set(spec["paths"])
 
 

@@ -246,7 +246,7 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored(dockerfile):
 
 def run_entrypoint(tmp_path, *command, **environ):
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "APP_ENV": "testing", **environ}
+           "APP_ENV": "production", **environ}
     return subprocess.run(["sh", str(ROOT / "deploy" / "docker-entrypoint.sh"), *command],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 

@@ -16,6 +16,7 @@ from auth_service.request_log import (
     USER_ID_ENVIRON_KEY,
     JsonFormatter,
     RequestIdFilter,
+    TextFormatter,
     configure_logging,
 )
 from config import DevelopmentConfig, TestingConfig, load_config
@@ -244,6 +245,51 @@ def test_configure_logging_leaves_someone_elses_handlers_alone(bare_root):
     configure_logging(json_lines=True)
     assert root.handlers == [theirs]
     assert theirs.formatter is None
+
+
+def text_log(bare_root) -> io.StringIO:
+    """Where the app's own handler writes in text mode (LOG_JSON=false)."""
+    root = bare_root()
+    configure_logging(json_lines=False)
+    (handler,) = root.handlers
+    stream = io.StringIO()
+    handler.setStream(stream)
+    return stream
+
+
+FORGED = "2030-01-01 12:00:00,000 INFO auth_service.request: GET /admin 200"
+
+
+@pytest.mark.parametrize("path, shown", [
+    ("/x%0a" + FORGED.replace(" ", "%20"), "/x\\n2030-01-01"),
+    ("/x%0d%0a" + FORGED.replace(" ", "%20"), "/x\\r\\n2030-01-01"),
+    ("/x%0dFORGED", "/x\\rFORGED"),
+    ("/x%e2%80%a8FORGED%e2%80%a9", "/x\\u2028FORGED\\u2029"),
+    ("/x%c2%85FORGED", "/x\\x85FORGED"),
+    ("/x%0b%0c%1c%1d%1eFORGED", "/x\\x0b\\x0c\\x1c\\x1d\\x1eFORGED"),
+    ("/x%1b[2J%7f%09FORGED", "/x\\x1b[2J\\x7f\\tFORGED"),
+], ids=["lf", "crlf", "cr", "u2028-u2029", "nel", "vt-ff-fs-gs-rs", "esc-del-tab"])
+def test_a_text_request_line_escapes_control_characters(client, bare_root, path, shown):
+    stream = text_log(bare_root)
+    client.get(path, environ_overrides={
+        "HTTP_USER_AGENT": "ua\r\n" + FORGED, "HTTP_X_REQUEST_ID": "id\n" + FORGED})
+    output = stream.getvalue()
+    assert output.count("\n") == 1 and output.endswith(" 404\n"), output
+    assert len(output.splitlines()) == 1
+    assert f"auth_service.request: GET {shown}" in output
+
+
+def test_a_text_traceback_stays_under_its_record(bare_root):
+    stream = text_log(bare_root)
+    try:
+        raise ValueError("boom\n" + FORGED + "\u2028" + FORGED)
+    except ValueError:
+        logging.getLogger("auth_service.x").exception("failed for %s", "a\r\n" + FORGED)
+    first, *rest = stream.getvalue().splitlines()
+    assert first.endswith("ERROR auth_service.x: failed for a\\r\\n" + FORGED)
+    assert rest and all(line.startswith("    ") for line in rest)
+    assert "    " + FORGED + "\\u2028" + FORGED in rest
+    assert isinstance(logging.getLogger().handlers[0].formatter, TextFormatter)
 
 
 def test_json_logs_by_default_text_in_development():

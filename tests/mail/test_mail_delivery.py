@@ -16,7 +16,7 @@ from flask import render_template
 
 from auth_service import mail
 from config import ConfigError, DevelopmentConfig, ProductionConfig, TestingConfig, load_config
-from helpers import PASSWORD
+from helpers import PASSWORD, PRODUCTION_SECRETS
 from mail_helpers import SMTPServer, html_part, text_part, token_of, use_smtp
 
 VERIFY = "Verify your email address"
@@ -220,9 +220,6 @@ def test_development_logs_emails_and_production_sends_them():
 
 # --- settings -------------------------------------------------------------------------
 
-SECRETS = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
-
-
 @pytest.mark.parametrize("environ, match", [
     ({"MAIL_BACKEND": "sendmail"}, "MAIL_BACKEND"),
     ({"MAIL_USE_TLS": "true", "MAIL_USE_SSL": "true"}, "MAIL_USE_TLS"),
@@ -235,12 +232,12 @@ SECRETS = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
 ])
 def test_bad_mail_settings_are_refused(environ, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(ProductionConfig, environ={**SECRETS, **environ})
+        load_config(ProductionConfig, environ={**PRODUCTION_SECRETS, **environ})
 
 
 def test_mail_settings_from_the_environment():
     settings = load_config(ProductionConfig, environ={
-        **SECRETS, "MAIL_SERVER": "smtp.example.com", "MAIL_PORT": "587",
+        **PRODUCTION_SECRETS, "MAIL_SERVER": "smtp.example.com", "MAIL_PORT": "587",
         "MAIL_USE_TLS": "true", "MAIL_USERNAME": "apikey", "MAIL_PASSWORD": "pw",
         "MAIL_FROM": "Example <no-reply@example.com>", "MAIL_TIMEOUT": "5",
         "PUBLIC_BASE_URL": "https://auth.example.com", "PASSWORD_RESET_TOKEN_MAX_AGE": "600"})
@@ -252,8 +249,8 @@ def test_mail_settings_from_the_environment():
 
 def test_production_without_a_public_url_warns(second_app, caplog):
     class NoPublicURL(ProductionConfig):
-        SECRET_KEY = "s" * 40
-        JWT_SECRET_KEY = "j" * 40
+        SECRET_KEY = PRODUCTION_SECRETS["SECRET_KEY"]
+        JWT_SECRET_KEY = PRODUCTION_SECRETS["JWT_SECRET_KEY"]
         DATABASE_URL = TestingConfig.DATABASE_URL
         READ_ENVIRONMENT = False
 

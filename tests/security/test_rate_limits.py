@@ -17,6 +17,7 @@ from config import DevelopmentConfig, ProductionConfig, TestingConfig, load_conf
 from helpers import (
     LOGIN_TIME,
     PASSWORD,
+    PRODUCTION_SECRETS,
     WRONG_PASSWORD,
     assert_rate_limited,
     bearer,
@@ -31,7 +32,6 @@ from helpers import (
 
 ALICE_IP = "10.0.0.1"
 ATTACKER_IP = "10.0.0.66"
-SECRETS = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40}
 
 
 @pytest.fixture
@@ -225,12 +225,12 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, al
 
 @pytest.mark.parametrize("config_class", [ProductionConfig, DevelopmentConfig])
 def test_limits_are_on_by_default(config_class):
-    assert load_config(config_class, environ=SECRETS)["RATELIMIT_ENABLED"] is True
+    assert load_config(config_class, environ=PRODUCTION_SECRETS)["RATELIMIT_ENABLED"] is True
 
 
 @pytest.mark.parametrize("raw", ["false", "0", "off"])
 def test_limits_can_be_switched_off_from_the_environment(raw):
-    settings = load_config(ProductionConfig, environ={**SECRETS, "RATELIMIT_ENABLED": raw})
+    settings = load_config(ProductionConfig, environ={**PRODUCTION_SECRETS, "RATELIMIT_ENABLED": raw})
 
     assert settings["RATELIMIT_ENABLED"] is False
 
