@@ -67,7 +67,8 @@ class Config:
     JWT_ENCODE_ISSUER = "auth_service"
     JWT_DECODE_ISSUER = "auth_service"
     JWT_DECODE_LEEWAY = 0
-    REFRESH_REUSE_GRACE_SECONDS = 10
+    # Two tabs presenting one refresh token at once (bench/results/2026-12-06-grace-window.md).
+    REFRESH_REUSE_GRACE_SECONDS = 2
     # Where login puts the refresh token: "both" (seed compatible), "cookie" or "body".
     LOGIN_REFRESH_TRANSPORT = "both"
 

@@ -298,7 +298,7 @@ def test_token_info_reflects_the_defaults(client):
     body = client.get("/auth/token-info").json
     assert body["access_token"]["lifetime_seconds"] == 15 * 60
     assert body["refresh_token"]["lifetime_seconds"] == 7 * 24 * 3600
-    assert body["rotation"]["reuse_grace_seconds"] == 10
+    assert body["rotation"]["reuse_grace_seconds"] == 2
     assert body["access_token"]["algorithm"] == "HS256"
 
 

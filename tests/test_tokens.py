@@ -160,7 +160,7 @@ def test_reuse_after_grace_window_revokes_the_whole_family(client, auth, in_db):
     with freeze_time(LOGIN_TIME) as frozen:
         parent = auth.login().json["refresh_token"]
         child = refresh(client, parent).json["refresh_token"]
-        frozen.tick(timedelta(seconds=11))
+        frozen.tick(timedelta(seconds=3))
 
         reused = refresh(client, parent)
         child_after = refresh(client, child)
@@ -186,7 +186,7 @@ def test_reuse_does_not_touch_other_sessions(client, auth):
     assert refresh(client, other_session).status_code == 200
 
 
-@pytest.mark.parametrize("delay", [0, 9])
+@pytest.mark.parametrize("delay", [0, 1])
 def test_duplicate_refresh_within_grace_returns_the_same_token(client, auth, in_db, delay):
     auth.signup()
     with freeze_time(LOGIN_TIME) as frozen:
