@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from auth_service import reads, tokens
+from auth_service.addresses import canonical_or_none, normalize_email
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.models import RefreshToken, User, utcnow
@@ -13,14 +14,12 @@ from auth_service.passwords import hash_password, needs_rehash, verify_password
 INVALID_LOGIN = "Invalid email or password."
 
 
-def normalize_email(email: str) -> str:
-    """Emails are compared trimmed and lower-cased."""
-    return email.strip().lower()
-
-
 def find_by_email(email: str) -> User | None:
-    """The user with this email, case-insensitively."""
-    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    """The user with this email, however it is spelled (auth_service.addresses)."""
+    canonical = canonical_or_none(email)
+    if canonical is None:
+        return None
+    return db.session.scalar(sa.select(User).where(User.email == canonical))
 
 
 def _ensure_available(email: str | None = None, username: str | None = None,

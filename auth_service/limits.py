@@ -18,6 +18,7 @@ from flask import appcontext_pushed, current_app, request
 from flask_jwt_extended import get_jwt_identity
 from flask_limiter.util import get_remote_address
 
+from auth_service.addresses import canonical_or_none
 from auth_service.extensions import limiter
 
 
@@ -29,9 +30,10 @@ def _setting(name: str):
 def _account() -> str:
     """The account a login or forgot-password names, hashed so emails never reach the limiter."""
     body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    normalized = email.strip().lower() if isinstance(email, str) else ""
-    return hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()[:32]
+    # Every spelling of one address counts against one account; what has no canonical
+    # form (the request is refused with a 422) shares one key.
+    canonical = canonical_or_none(body.get("email") if isinstance(body, dict) else None) or ""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def _account_and_ip() -> str:

@@ -56,7 +56,8 @@ class User(db.Model):
     __table_args__ = {"sqlite_autoincrement": True}
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    # Stored lower-cased, so the unique index makes emails case-insensitive.
+    # Stored in its canonical form (auth_service.addresses), so the unique index holds
+    # one account per mailbox however the address is spelled.
     email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(50), unique=True)
     full_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
