@@ -51,9 +51,14 @@ class User(db.Model):
     """An account. ``password_hash`` is NULL for accounts without a password."""
 
     __tablename__ = "users"
-    # Never reuse a deleted account's id on SQLite: its unexpired access tokens
-    # (same ``sub``) must not open the next account. PostgreSQL sequences never reuse.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # Usernames are unique whatever their case, decided by the database so that two
+        # signups racing for "Bob" and "bob" cannot both win.
+        sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
+        # Never reuse a deleted account's id on SQLite: its unexpired access tokens
+        # (same ``sub``) must not open the next account. PostgreSQL sequences never reuse.
+        {"sqlite_autoincrement": True},
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     # Stored in its canonical form (auth_service.addresses), so the unique index holds
