@@ -15,6 +15,7 @@ from flask import current_app, render_template
 from flask_smorest import abort
 
 from auth_service import accounts, email_links, mail
+from auth_service.addresses import normalize_email
 from auth_service.email_links import RESET_PASSWORD, VERIFY_EMAIL
 from auth_service.errors import APIError
 from auth_service.extensions import db
@@ -93,7 +94,7 @@ def request_password_reset(email: str) -> None:
     user = accounts.find_by_email(email)
     eligible = user is not None and user.is_active
     target = user if eligible else SimpleNamespace(
-        id=0, email=accounts.normalize_email(email), username="", full_name=None,
+        id=0, email=normalize_email(email), username="", full_name=None,
         password_hash=None)
     token = email_links.make_token(target, RESET_PASSWORD)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from auth_service import reads, tokens
+from auth_service.addresses import canonical_or_none, normalize_email
 from auth_service.password_attempts import check_password
 from auth_service.errors import APIError
 from auth_service.extensions import db
@@ -22,19 +23,20 @@ class PasswordChangedMeanwhile(APIError):
                          "The password was changed by another request; sign in again.")
 
 
-def normalize_email(email: str) -> str:
-    """Emails are compared trimmed and lower-cased."""
-    return email.strip().lower()
-
-
 def find_by_email(email: str) -> User | None:
-    """The user with this email, case-insensitively."""
-    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    """The user with this email, however it is spelled (auth_service.addresses)."""
+    canonical = canonical_or_none(email)
+    if canonical is None:
+        return None
+    return db.session.scalar(sa.select(User).where(User.email == canonical))
 
 
 def _ensure_available(email: str | None = None, username: str | None = None,
                       exclude_id: int | None = None) -> None:
-    """409 when the email or (case-insensitive) username is taken by another account."""
+    """409 when the email or (case-insensitive) username is taken by another account.
+
+    A courtesy that names the taken field: the unique indexes decide (``_commit_claim``).
+    """
     if email is not None and find_by_email(email) is not None:
         raise APIError(409, "email_taken", "An account with this email already exists.")
     if username is not None:
@@ -58,8 +60,21 @@ def create_user(email: str, username: str, password: str | None,
         is_superuser=is_superuser,
     )
     db.session.add(user)
-    db.session.commit()
+    _commit_claim(email=email, username=username)
     return user
+
+
+def _commit_claim(email: str | None = None, username: str | None = None,
+                  exclude_id: int | None = None) -> None:
+    """Commit a new or changed email/username; a racing claim the unique indexes refuse
+    gets the 409 the check before the write would have given."""
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        # The winner has committed (the index made this insert wait for it): name the field.
+        _ensure_available(email=email, username=username, exclude_id=exclude_id)
+        raise
 
 
 def authenticate(email: str, password: str) -> User:
@@ -121,7 +136,7 @@ def update_profile(user: User, changes: dict) -> User:
         user.username = changes["username"]
     if "full_name" in changes:
         user.full_name = changes["full_name"]
-    db.session.commit()
+    _commit_claim(username=changes.get("username"), exclude_id=user.id)
     return user
 
 

@@ -17,6 +17,7 @@ import ipaddress
 from flask import appcontext_pushed, current_app, request
 from flask_jwt_extended import get_jwt_identity
 
+from auth_service.addresses import canonical_or_none
 from auth_service.extensions import limiter
 
 # One IPv6 host is usually handed a whole /64: keyed by /128, it would have billions
@@ -55,8 +56,10 @@ def email_digest(normalized_email: str) -> str:
 def _account() -> str:
     """The account a forgot-password request names."""
     body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return email_digest(email.strip().lower() if isinstance(email, str) else "")
+    # Every spelling of one address counts against one account; what has no canonical
+    # form (the request is refused with a 422) shares one key.
+    return email_digest(canonical_or_none(body.get("email") if isinstance(body, dict) else None)
+                        or "")
 
 
 per_ip = {"key_func": client_network}

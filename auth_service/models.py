@@ -51,12 +51,18 @@ class User(db.Model):
     """An account. ``password_hash`` is NULL for accounts without a password."""
 
     __tablename__ = "users"
-    # Never reuse a deleted account's id on SQLite: its unexpired access tokens
-    # (same ``sub``) must not open the next account. PostgreSQL sequences never reuse.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # Usernames are unique whatever their case, decided by the database so that two
+        # signups racing for "Bob" and "bob" cannot both win.
+        sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
+        # Never reuse a deleted account's id on SQLite: its unexpired access tokens
+        # (same ``sub``) must not open the next account. PostgreSQL sequences never reuse.
+        {"sqlite_autoincrement": True},
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    # Stored lower-cased, so the unique index makes emails case-insensitive.
+    # Stored in its canonical form (auth_service.addresses), so the unique index holds
+    # one account per mailbox however the address is spelled.
     email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(50), unique=True)
     full_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))

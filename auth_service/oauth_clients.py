@@ -22,6 +22,7 @@ from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
 from auth_service import redirects
+from auth_service.addresses import canonical_or_none
 from auth_service.errors import APIError
 from auth_service.extensions import oauth
 from config import ConfigError
@@ -271,11 +272,11 @@ def _text(value: object, limit: int, default=None):
 
 
 def _email(value: object) -> str | None:
-    """A plausible email address, lower-cased; None otherwise."""
-    email = _text(value, 255)
-    if email is None or len(email) > 254 or email.count("@") != 1 or " " in email:
+    """A plausible email address in its canonical form (auth_service.addresses); None otherwise."""
+    email = canonical_or_none(value)
+    if email is None or len(email) > 254 or email.count("@") != 1:
         return None
-    return email.lower()
+    return email
 
 
 def _url(value: object) -> str | None:

@@ -48,7 +48,7 @@ class PasswordHasher(argon2.PasswordHasher):
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:
         """Verify like argon2-cffi (same exceptions); argon2id v1.3 through libsodium."""
-        text = hash.decode("ascii", "replace") if isinstance(hash, bytes) else hash
+        text = _decoded(hash)
         parameters = argon2.extract_parameters(text)  # InvalidHashError when malformed
         if (parameters.type is not Type.ID or parameters.version != argon2.low_level.ARGON2_VERSION
                 or len(text) > SODIUM_MAX_ENCODED):
@@ -58,6 +58,10 @@ class PasswordHasher(argon2.PasswordHasher):
                                                    _encoded(password, self.encoding))
         except InvalidkeyError:
             raise VerifyMismatchError("The password does not match the supplied hash") from None
+
+
+def _decoded(hash: str | bytes) -> str:
+    return hash.decode("ascii", "replace") if isinstance(hash, bytes) else hash
 
 
 def _encoded(password: str | bytes, encoding: str) -> bytes:
@@ -114,14 +118,58 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password in constant time; a missing hash costs one full verify too."""
+    """Check a password in constant time, at the cost of one verification with the
+    configured parameters: a missing hash (unknown account) is checked against the dummy
+    hash, a cheaper one (made before the parameters were raised) is topped up."""
+    hashed = password_hash or current_app.extensions["dummy_password_hash"]
+    with _hashing_slot() as hasher:
+        try:
+            return hasher.verify(hashed, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+        finally:
+            _top_up(hasher, hashed, password)
+
+
+# libsodium's smallest argon2id memory, in KiB.
+MIN_MEMORY_COST = sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN // 1024
+# With no memory to make up (only the time cost was raised), the top-up hashes in this
+# fraction of the configured memory, with as many more passes: each page mapped costs
+# more than a pass over it, so a full-size top-up would overshoot.
+TIME_ONLY_MEMORY_FRACTION = 4
+
+
+def _top_up(hasher: PasswordHasher, verified: str | bytes, password: str) -> None:
+    """Hash once more, so that verifying ``verified`` costs about what a verification with
+    the hasher's parameters costs.
+
+    Otherwise, after the parameters are raised, a login for an account whose hash
+    predates the change answers sooner than one for an unknown email (checked against
+    the dummy hash, made with the current parameters). The extra hash computes the
+    missing blocks (time_cost x memory_cost KiB) in the missing memory, so that both
+    the blocks computed and the memory mapped add up to a current verification's.
+    Lowered parameters cannot be made up for this way
+    (docs/adr/0102-login-time-after-a-parameter-change.md).
+    """
     try:
-        with _hashing_slot() as hasher:
-            return hasher.verify(
-                password_hash or current_app.extensions["dummy_password_hash"], password
-            ) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+        old = argon2.extract_parameters(_decoded(verified))
+        blocks = argon2_blocks(hasher) - argon2_blocks(old)
+        memory = hasher.memory_cost - old.memory_cost
+    except InvalidHashError:  # a corrupt stored hash: nothing was computed
+        blocks, memory = argon2_blocks(hasher), hasher.memory_cost
+    if blocks <= 0:
+        return
+    if memory < MIN_MEMORY_COST:
+        memory = hasher.memory_cost // TIME_ONLY_MEMORY_FRACTION
+    time_cost = max(1, round(blocks / max(MIN_MEMORY_COST, memory)))
+    PasswordHasher(time_cost=time_cost,
+                   memory_cost=max(MIN_MEMORY_COST, round(blocks / time_cost)),
+                   parallelism=1, type=Type.ID).hash(password)
+
+
+def argon2_blocks(parameters: argon2.Parameters | argon2.PasswordHasher) -> int:
+    """The work of one argon2 hash or verification: blocks computed, time x memory (KiB)."""
+    return parameters.time_cost * parameters.memory_cost
 
 
 def needs_rehash(password_hash: str) -> bool:

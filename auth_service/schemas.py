@@ -5,6 +5,7 @@ from flask import current_app
 from flask_jwt_extended import current_user
 from marshmallow import fields, validate, validates_schema
 
+from auth_service.addresses import InvalidEmail, normalize_email
 from auth_service.passwords import guessability_problem
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
@@ -31,16 +32,36 @@ class Text(fields.String):
         return text
 
 
+def _canonical_email(value):
+    """An email field's input in its canonical form, or the field's 422 message."""
+    if not isinstance(value, str):
+        return value  # the String field refuses it with its own message
+    try:
+        return normalize_email(value)
+    except InvalidEmail as exc:
+        raise ma.ValidationError(str(exc)) from None
+
+
 class NormalizedEmail(fields.Email):
-    """An email address, trimmed and lower-cased so uniqueness ignores case."""
+    """An email address in its canonical form (auth_service.addresses), so one mailbox is
+    one account however it is spelled."""
 
     def __init__(self, **kwargs):
         super().__init__(validate=validate.Length(max=254), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
-            value = value.strip().lower()
-        return super()._deserialize(value, attr, data, **kwargs)
+        return super()._deserialize(_canonical_email(value), attr, data, **kwargs)
+
+
+class LoginEmail(Text):
+    """The email a login names, in its canonical form; its syntax is not checked, so an
+    account created under older rules can still sign in."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(min=1, max=254), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _canonical_email(super()._deserialize(value, attr, data, **kwargs))
 
 
 def password_policy(password: str) -> None:
@@ -130,7 +151,7 @@ class SignupSchema(ma.Schema):
 
 
 class LoginSchema(ma.Schema):
-    email = Text(required=True, validate=validate.Length(min=1, max=254))
+    email = LoginEmail(required=True)
     password = Text(required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX))
 
 

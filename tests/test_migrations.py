@@ -10,6 +10,7 @@ from flask_migrate import downgrade, upgrade
 
 from auth_service import create_app
 from auth_service.extensions import db
+from auth_service.models import User
 from config import TestingConfig
 
 
@@ -94,3 +95,63 @@ def test_existing_token_families_become_sessions(scratch_app):
             " ORDER BY id")).all()
         db.session.rollback()
     assert [tuple(row) for row in rows] == [("ended", "logout", "x", 0), ("live", None, "first", 1)]
+
+
+def test_the_username_index_ignores_case(app):
+    # SQLite cannot reflect it (schema_diff skips it there): check it by its effect.
+    with app.app_context():
+        db.session.add(User(email="bob@example.com", username="Bob"))
+        db.session.commit()
+        db.session.add(User(email="other@example.com", username="bOB"))
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+
+
+def add_users(*rows: tuple[str, str]) -> None:
+    """Insert (email, username) rows as they are, bypassing every check but the schema's."""
+    db.session.add_all(User(email=email, username=username) for email, username in rows)
+    db.session.commit()
+
+
+def stored_emails() -> list[str]:
+    return db.session.scalars(sa.select(User.email).order_by(User.id)).all()
+
+
+def test_0005_reports_rows_the_new_rules_make_collide(app, runner):
+    with app.app_context():
+        downgrade(revision="0004")
+        try:
+            add_users(("bob@example.com", "Bob"), ("bob2@example.com", "bob"),
+                      ("x@exämple.com", "x1"), ("x@xn--exmple-cua.com", "x2"),
+                      ("ze\u200bro@example.com", "zero"), ("josé@bücher.example", "jose"))
+
+            result = runner.invoke(args=["db", "upgrade"])  # what the operator runs
+
+            assert result.exit_code == 1
+            message = result.stderr
+            assert "Migration 0005 cannot continue; nothing was changed." in message
+            assert "usernames that differ only by case:\n  id 1 'Bob', id 2 'bob'" in message
+            assert ("emails that are one address once normalized:\n"
+                    "  id 3 'x@exämple.com', id 4 'x@xn--exmple-cua.com'") in message
+            assert "invalid domain:\n  id 5 'ze\\u200bro@example.com'" in message
+            assert "then run the upgrade again" in message
+            with db.engine.connect() as connection:
+                assert MigrationContext.configure(connection).get_current_revision() == "0004"
+            assert stored_emails()[2] == "x@exämple.com"
+
+            db.session.execute(sa.delete(User).where(User.id.in_([2, 4, 5])))
+            db.session.commit()
+            upgrade()
+
+            assert stored_emails() == ["bob@example.com", "x@xn--exmple-cua.com",
+                                       "josé@xn--bcher-kva.example"]
+            add_users(("bob3@example.com", "BOB"))
+        except sa.exc.IntegrityError:
+            db.session.rollback()  # the index refused BOB: as it should
+        else:
+            pytest.fail("the upgrade left usernames unique only by case")
+        finally:
+            db.session.execute(sa.delete(User))
+            db.session.commit()
+            upgrade()

@@ -125,6 +125,8 @@ class GatedHasher:
     """Stands in for the app's hasher: every hash and verify waits at one gate, and the
     most callers inside at once is recorded."""
 
+    time_cost, memory_cost = TestingConfig.ARGON2_TIME_COST, TestingConfig.ARGON2_MEMORY_COST
+
     def __init__(self):
         self.gate = threading.Event()
         self.entered = threading.Semaphore(0)
@@ -193,3 +195,58 @@ def test_a_failed_hash_gives_its_slot_back(make_app):
     # Given back: taken here at once (a slot kept would time out, not hang the suite).
     assert slots.acquire(timeout=5)
     slots.release()
+
+
+# --- login work after a parameter change ----------------------------------------------
+
+@pytest.fixture
+def argon2_work(monkeypatch):
+    """The argon2 blocks (time x memory) computed since the last reset: ``work.blocks``."""
+
+    class Work:
+        blocks = 0
+
+    def verify(self, encoded, password, _real=PasswordHasher.verify):
+        Work.blocks += passwords.argon2_blocks(argon2.extract_parameters(encoded))
+        return _real(self, encoded, password)
+
+    def hash(self, password, *, salt=None, _real=PasswordHasher.hash):
+        Work.blocks += passwords.argon2_blocks(self)
+        return _real(self, password, salt=salt)
+
+    monkeypatch.setattr(PasswordHasher, "verify", verify)
+    monkeypatch.setattr(PasswordHasher, "hash", hash)
+    return Work
+
+
+def login(client, email, password=PASSWORD):
+    return client.post("/auth/login", json={"email": email, "password": password})
+
+
+@pytest.mark.parametrize("old, new", [((1, 8), (2, 16)), ((1, 16), (3, 16)), ((2, 8), (2, 24))],
+                         ids=["both_raised", "time_raised", "memory_raised"])
+def test_a_failed_login_costs_the_same_whatever_the_hash_age(make_app, in_db, argon2_work, old, new):
+    def app_with(time_cost, memory_cost):
+        return make_app(type("Params", (TestingConfig,), {
+            "ARGON2_TIME_COST": time_cost, "ARGON2_MEMORY_COST": memory_cost}))
+
+    before, after = app_with(*old).test_client(), app_with(*new).test_client()
+    signup = {"password": PASSWORD, "full_name": None}
+    assert before.post("/auth/signup", json={"email": "old@example.com", "username": "old",
+                                             **signup}).status_code == 201
+    assert after.post("/auth/signup", json={"email": "new@example.com", "username": "new",
+                                            **signup}).status_code == 201
+
+    blocks = {}
+    for email in ("nobody@example.com", "old@example.com", "new@example.com"):
+        argon2_work.blocks = 0
+        assert login(after, email, "wrong password").status_code == 401
+        blocks[email] = argon2_work.blocks
+
+    # An unknown email costs what an account with a hash from before the change costs.
+    current = new[0] * new[1]
+    assert blocks == {"nobody@example.com": current, "old@example.com": current,
+                      "new@example.com": current}
+    argon2_work.blocks = 0
+    assert login(after, "old@example.com").status_code == 200  # and the hash is upgraded
+    assert argon2_work.blocks == 2 * current

@@ -51,6 +51,14 @@ def test_forgot_password_sends_a_reset_link(client, smtp, auth):
     assert f'href="{link}"' in html_part(message).replace("&amp;", "&")
 
 
+def test_forgot_password_finds_the_account_by_another_spelling(client, smtp, auth):
+    auth.signup(email="x@exämple.com")
+
+    assert forgot(client, "X@EXÄMPLE.com").status_code == 202
+
+    assert link_in(smtp.last("x@xn--exmple-cua.com", RESET))
+
+
 @pytest.mark.parametrize("email", ["nobody@example.com", "inactive@example.com"])
 def test_unknown_or_inactive_accounts_get_the_same_answer_and_no_mail(client, smtp, auth,
                                                                       runner, email):

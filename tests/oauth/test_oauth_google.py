@@ -175,6 +175,25 @@ def test_links_to_a_local_account_whose_email_is_verified_and_removes_its_passwo
     assert auth.login("victor@example.com").status_code == 401
 
 
+def test_links_to_a_local_account_under_another_spelling_of_its_email(client, auth, google,
+                                                                     in_db):
+    auth.signup(email="victor@exämple.com", username="vic")
+    mark_email_verified(in_db, "victor@xn--exmple-cua.com")
+    google.user["email"] = "Victor@EXÄMPLE.com"
+
+    assert sign_in(client, "google").status_code == 200
+
+    assert row_count(in_db, User) == 1
+    assert identities_of(in_db, "victor@xn--exmple-cua.com") == [("google", "google-sub-1")]
+
+
+def test_a_google_email_with_an_invisible_character_is_no_email(client, google, in_db):
+    google.user["email"] = "victor@exa\u200bmple.com"
+
+    assert_error(sign_in(client, "google"), 403, "email_not_verified")
+    assert row_count(in_db, User) == 0
+
+
 def test_pre_registration_takeover_is_refused(client, oauth_app, auth, google, in_db):
     """An attacker signs up with the victim's address (never verified) and keeps a session
     open; the victim's Google login must not land in, or link to, that account."""
