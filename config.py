@@ -10,9 +10,11 @@ separated) and durations (seconds).
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import os
 import secrets
+import sys
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -61,7 +63,7 @@ class Config:
     # Largest request body accepted, in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
 
-    # Tokens. The algorithm is pinned in code (see auth_service.jwt_checks).
+    # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=7)
     JWT_ENCODE_ISSUER = "auth_service"
@@ -82,7 +84,7 @@ class Config:
     JWT_REFRESH_CSRF_COOKIE_PATH = "/"
     JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
 
-    # Browser apps on other origins (auth_service/cors.py): exact origins
+    # Browser apps on other origins (auth_service/security/cors.py): exact origins
     # ("https://app.example.com", comma separated) allowed to call the API with
     # credentials. Empty: no CORS headers at all, same-origin pages only.
     CORS_ORIGINS: tuple = ()
@@ -94,7 +96,7 @@ class Config:
     ARGON2_MEMORY_COST = 19 * 1024
     ARGON2_PARALLELISM = 1
     # Hashes one process computes at once; further logins wait for a slot. More at once
-    # than cores slows every one of them (auth_service/passwords.py). 0: one per core of
+    # than cores slows every one of them (auth_service/security/passwords.py). 0: one per core of
     # the process. gunicorn.conf.py sets cores / workers, so the instance as a whole
     # hashes on every core and no more.
     ARGON2_CONCURRENCY = 0
@@ -119,14 +121,14 @@ class Config:
     # IPv4 clients are keyed by address, IPv6 clients by their /64.
     RATELIMIT_LOGIN_PER_IP = "20 per minute;200 per hour"
     # Wrong passwords at any endpoint that checks one (login, change-password, account
-    # deletion), counted before the hash is checked (auth_service/password_attempts.py).
+    # deletion), counted before the hash is checked (auth_service/security/password_attempts.py).
     RATELIMIT_LOGIN_FAILURES_PER_IP = "20 per minute;200 per hour"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "5 per minute;20 per hour"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "30 per 15 minutes"
     # Replaces the per-account budget for a browser holding the account's device cookie,
     # so failures from elsewhere cannot lock the owner out.
     RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "10 per 15 minutes"
-    # Life of the signed device cookie set by a successful sign-in (auth_service/devices.py).
+    # Life of the signed device cookie set by a successful sign-in (auth_service/security/devices.py).
     DEVICE_COOKIE_MAX_AGE = timedelta(days=90)
     RATELIMIT_SIGNUP = "5 per minute;50 per day"
     RATELIMIT_REFRESH = "60 per minute"
@@ -139,7 +141,7 @@ class Config:
     RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "3 per 15 minutes;10 per day"
     RATELIMIT_OAUTH = "30 per minute;300 per hour"
 
-    # Google and GitHub login (auth_service/oauth_clients.py). A provider is enabled
+    # Google and GitHub login (auth_service/integrations/oauth_providers.py). A provider is enabled
     # only when both its client id and secret are set.
     GOOGLE_CLIENT_ID: str | None = None
     GOOGLE_CLIENT_SECRET: str | None = None
@@ -161,7 +163,7 @@ class Config:
     # that a login's ?next= may name.
     OAUTH_REDIRECT_ALLOWLIST: tuple = ()
 
-    # Email links (auth_service/email_links.py). PUBLIC_BASE_URL is this API as
+    # Email links (auth_service/security/link_tokens.py). PUBLIC_BASE_URL is this API as
     # clients reach it ("https://auth.example.com"); links are built from it, never
     # from the request's Host header, which the client chooses. Unset: no
     # verification or reset email can be sent (logged as an error).
@@ -171,7 +173,7 @@ class Config:
     EMAIL_VERIFY_TOKEN_MAX_AGE = timedelta(hours=48)
     PASSWORD_RESET_TOKEN_MAX_AGE = timedelta(hours=1)
 
-    # Outgoing mail (auth_service/mail.py): "smtp", or "console" to write each
+    # Outgoing mail (auth_service/integrations/mail.py): "smtp", or "console" to write each
     # message to the log instead (development). SMTP sends run after the commit on
     # background threads, each socket operation bounded by MAIL_TIMEOUT seconds.
     MAIL_BACKEND = "smtp"
@@ -230,8 +232,6 @@ class DevelopmentConfig(Config):
 
     def validate(self, settings: dict) -> None:
         """Generate missing secrets instead of refusing (development only)."""
-        from auth_service.dev_secrets import ensure_dev_secrets
-
         ensure_dev_secrets(settings)
 
 
@@ -386,3 +386,33 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     _check_mail_settings(settings)
     config_class().validate(settings)
     return settings
+
+
+# Development-only secrets, generated once and kept in instance/.
+DEV_SECRETS_FILE = INSTANCE_DIR / "dev-secrets.json"
+
+
+def ensure_dev_secrets(settings: dict) -> None:
+    """Fill missing SECRET_KEY / JWT_SECRET_KEY from a generated, persisted file.
+
+    Kept on disk so that tokens survive a restart of ``make run``.
+    """
+    missing = [k for k in ("SECRET_KEY", "JWT_SECRET_KEY") if not settings.get(k)]
+    if not missing:
+        return
+    stored = {}
+    if DEV_SECRETS_FILE.exists():
+        stored = json.loads(DEV_SECRETS_FILE.read_text())
+    if any(key not in stored for key in missing):
+        for key in missing:
+            stored.setdefault(key, secrets.token_urlsafe(48))
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        DEV_SECRETS_FILE.touch(mode=0o600)
+        DEV_SECRETS_FILE.write_text(json.dumps(stored, indent=2))
+        print(
+            f"auth_service: generated development secrets for {', '.join(missing)} "
+            f"in {DEV_SECRETS_FILE} (set them in .env or the environment to choose your own)",
+            file=sys.stderr,
+        )
+    for key in missing:
+        settings[key] = stored[key]

@@ -128,19 +128,19 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 accesslog = "-"  # stdout
 errorlog = "-"   # stderr
 # The access line below is the request line: it has every field of the app's own line
-# (auth_service/request_log.py), the app hands it the user id through the WSGI environ,
+# (auth_service/observability/request_log.py), the app hands it the user id through the WSGI environ,
 # and one line per request costs the app a log record fewer (~60 us of the ~450 us of
 # CPU a GET /auth/me cost in process, measured by interleaved A/B). LOG_REQUESTS=true
 # brings the app's line back beside it.
 os.environ.setdefault("LOG_REQUESTS", "false")
-# Set by the app on every request (auth_service.request_log.USER_ID_ENVIRON_KEY).
+# Set by the app on every request (auth_service.observability.request_log.USER_ID_ENVIRON_KEY).
 USER_ID_ENVIRON_KEY = "auth_service.user_id"
 
 
 class JsonLogger(glogging.Logger):
     """gunicorn's own lines as JSON objects: the access log and its error log.
 
-    Same shape as the app's lines (auth_service/request_log.py); kept separate because
+    Same shape as the app's lines (auth_service/observability/request_log.py); kept separate because
     this file must not import the app. The access line never holds the query string,
     the referrer or any request header but the user agent: that is where tokens travel.
     """

@@ -32,7 +32,7 @@ def register_proxy_fix(app: Flask) -> None:
 
 def register_logging(app: Flask) -> None:
     """stderr logging at LOG_LEVEL: JSON lines (LOG_JSON), plain text in development."""
-    from auth_service.request_log import configure_logging
+    from auth_service.observability.request_log import configure_logging
 
     configure_logging(json_lines=app.config["LOG_JSON"])
     app.logger.setLevel(app.config["LOG_LEVEL"])
@@ -40,22 +40,23 @@ def register_logging(app: Flask) -> None:
 
 def register_request_log(app: Flask) -> None:
     """One log line per request and the X-Request-ID header (first, so its timer runs first)."""
-    from auth_service import request_log
+    from auth_service.observability import request_log
 
     request_log.init_app(app)
 
 
 def register_cors(app: Flask) -> None:
     """CORS for CORS_ORIGINS (before the rate limits, so a preflight is never counted)."""
-    from auth_service import cors
+    from auth_service.security import cors
 
     cors.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions, database engine tweaks and password hasher."""
-    from auth_service import (email_links, engines, jwt_checks, limits, mail, oauth_clients,
-                              passwords)
+    from auth_service.integrations import mail, oauth_providers
+    from auth_service.persistence import engines
+    from auth_service.security import jwt_checks, limits, link_tokens, passwords
     from auth_service.extensions import api, db, jwt, migrate
 
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -77,16 +78,16 @@ def register_extensions(app: Flask) -> None:
         {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]},
     )
     passwords.init_app(app)
-    oauth_clients.init_app(app)
+    oauth_providers.init_app(app)
     mail.init_app(app)
-    email_links.init_app(app)
+    link_tokens.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
-    from auth_service import headers
-    from auth_service.blueprints import account_email, auth, health, oauth, users
-    from auth_service.blueprints.common import check_request_body
+    from auth_service.security import headers
+    from auth_service.http import account_email, auth, health, oauth, users
+    from auth_service.http.common import check_request_body
     from auth_service.extensions import api
 
     app.before_request(check_request_body)
@@ -95,12 +96,12 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     if app.config["API_DOCS_ENABLED"]:
         # Swagger UI and ReDoc for the pages flask-smorest serves (/docs, /redoc).
-        from auth_service.blueprints import docs_assets
+        from auth_service.http import docs_assets
 
         app.register_blueprint(docs_assets.blp)
     if app.config["DEMO_ENABLED"]:
         # The example SPA: plain pages, not part of the API or its documentation.
-        from auth_service.blueprints import demo
+        from auth_service.http import demo
 
         app.register_blueprint(demo.blp)
 

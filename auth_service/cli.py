@@ -10,11 +10,11 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from auth_service import account_emails, accounts
+from auth_service.services import account_emails, accounts
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, Session, User, utcnow
-from auth_service.schemas import SignupSchema
+from auth_service.persistence.models import RefreshToken, Session, User, utcnow
+from auth_service.http.schemas import SignupSchema
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")

@@ -9,7 +9,7 @@ from flask_smorest import Api as _Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
-from auth_service.schemas import ErrorSchema, openapi_attribute_functions
+from auth_service.http.schemas import ErrorSchema, openapi_attribute_functions
 
 
 class Base(DeclarativeBase):
@@ -36,7 +36,7 @@ class Api(_Api):
 
 
 class JWTManager(_JWTManager):
-    """flask-jwt-extended, verifying tokens with ``auth_service.jwt_checks.decode``.
+    """flask-jwt-extended, verifying tokens with ``auth_service.security.jwt_checks.decode``.
 
     ``_decode_jwt_from_config`` is the one place every decode goes through
     (``decode_token``, ``jwt_required``, ``verify_jwt_in_request``). flask-jwt-extended
@@ -46,16 +46,16 @@ class JWTManager(_JWTManager):
 
     def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None,
                                 allow_expired: bool = False) -> dict:
-        from auth_service.jwt_checks import decode
+        from auth_service.security.jwt_checks import decode
 
         return decode(encoded_token, csrf_value, allow_expired)
 
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-# Google and GitHub clients, registered per app by auth_service.oauth_clients.
+# Google and GitHub clients, registered per app by auth_service.integrations.oauth_providers.
 oauth = OAuth()
 jwt = JWTManager()
 api = Api()
-# Limits are attached per view (auth_service.limits); none apply by default.
+# Limits are attached per view (auth_service.security.limits); none apply by default.
 limiter = Limiter(key_func=get_remote_address)

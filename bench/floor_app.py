@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from argon2 import Type
 from flask import Flask, abort, jsonify, request
 
-from auth_service.passwords import PasswordHasher, hashing_slots
+from auth_service.security.passwords import PasswordHasher, hashing_slots
 from config import Config
 
 app = Flask(__name__)

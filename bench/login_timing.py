@@ -6,7 +6,7 @@ t=2 and 12 MiB by default), then wrong passwords are sent to an app at the defau
 parameters (t=2, 19 MiB) for that account,
 for an account hashed at the new parameters and for an unknown email, interleaved in a
 random order, through the test client on a throwaway SQLite file. ``--without-top-up``
-turns off what auth_service.passwords does to equalise them, i.e. measures the code
+turns off what auth_service.security.passwords does to equalise them, i.e. measures the code
 before it. Prints a Markdown table (medians, 10th and 90th percentiles, in ms).
 """
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auth_service import create_app, passwords  # noqa: E402
+from auth_service import create_app  # noqa: E402
+from auth_service.security import passwords
 from auth_service.extensions import db  # noqa: E402
 from config import DevelopmentConfig  # noqa: E402
 

@@ -38,10 +38,11 @@ from pyinstrument import Profiler  # noqa: E402
 from pyinstrument.renderers import ConsoleRenderer  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
-from auth_service import create_app, tokens  # noqa: E402
-from auth_service.engines import autocommit_engine  # noqa: E402
+from auth_service import create_app  # noqa: E402
+from auth_service.services import sessions
+from auth_service.persistence.engines import autocommit_engine  # noqa: E402
 from auth_service.extensions import db  # noqa: E402
-from auth_service.models import User  # noqa: E402
+from auth_service.persistence.models import User  # noqa: E402
 from bench.run import PASSWORD  # noqa: E402
 
 PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
@@ -77,7 +78,7 @@ def main(path: str, count: int) -> None:
     with app.test_request_context(headers={"User-Agent": "wrk"}):
         user = db.session.scalars(sa.select(User).order_by(User.id).limit(1)).one()
         user_id, email = user.id, user.email
-        pair = tokens.start_session(user)
+        pair = sessions.start_session(user)
         db.session.remove()
         engines = [db.engine, autocommit_engine()]
     wsgi = app

@@ -193,8 +193,8 @@ class Data:
         sys.path.insert(0, str(ROOT))
         from auth_service import create_app
         from auth_service.extensions import db
-        from auth_service.models import User
-        from auth_service.passwords import hash_password
+        from auth_service.persistence.models import User
+        from auth_service.security.passwords import hash_password
 
         self.app = create_app()
         with self.app.app_context():
@@ -218,14 +218,14 @@ class Data:
 
     def token_file(self, path: Path) -> Path:
         """One line per user: id, access token, the refresh token of a new family, email."""
-        from auth_service import tokens
+        from auth_service.services import sessions
         from auth_service.extensions import db
-        from auth_service.models import User
+        from auth_service.persistence.models import User
 
         lines = []
         with self.app.test_request_context(headers={"User-Agent": "wrk"}):
             for user_id, email in self.users:
-                pair = tokens.start_session(db.session.get(User, user_id))
+                pair = sessions.start_session(db.session.get(User, user_id))
                 lines.append(f"{user_id} {pair.access_token} {pair.refresh_token} {email}")
             db.session.remove()
         path.write_text("\n".join(lines) + "\n")
@@ -237,7 +237,7 @@ def production_hasher(reference: bool = False):
     import argon2
 
     sys.path.insert(0, str(ROOT))
-    from auth_service.passwords import PasswordHasher
+    from auth_service.security.passwords import PasswordHasher
     from config import Config
 
     return (argon2.PasswordHasher if reference else PasswordHasher)(

@@ -14,14 +14,15 @@ from flask import appcontext_pushed
 from flask_migrate import upgrade
 from limits.storage import MemoryStorage
 
-from auth_service import create_app, engines
+from auth_service import create_app
+from auth_service.persistence import engines
 from auth_service.extensions import db, limiter
 from config import TestingConfig
 from helpers import PASSWORD, bearer
 
 
 # Every app a test has used: each keeps rate-limit counters of its own
-# (auth_service.limits), which clean_db empties too.
+# (auth_service.security.limits), which clean_db empties too.
 _used_apps = weakref.WeakSet()
 appcontext_pushed.connect(lambda sender, **_: _used_apps.add(sender), weak=False)
 
@@ -147,7 +148,7 @@ def auth(client):
 @pytest.fixture
 def make_superuser(in_db):
     """Promote an existing account to superuser."""
-    from auth_service.accounts import find_by_email
+    from auth_service.services.accounts import find_by_email
 
     def promote(email):
         def run():

@@ -11,9 +11,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from auth_service.accounts import find_by_email
+from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User, utcnow
+from auth_service.persistence.models import RefreshToken, User, utcnow
 
 PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
 WRONG_PASSWORD = "not the password"

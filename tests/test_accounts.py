@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
 
-from auth_service.accounts import find_by_email
+from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 from helpers import PASSWORD, row_count, stored_user
 
 USER_FIELDS = {"id", "email", "username", "full_name", "is_active", "is_superuser",

@@ -1,12 +1,12 @@
 """One mailbox, one account: every spelling of an address reaches the same canonical form
-(auth_service.addresses), and invisible characters are refused with a 422."""
+(auth_service.security.addresses), and invisible characters are refused with a 422."""
 
 from __future__ import annotations
 
 import pytest
 
-from auth_service.addresses import InvalidEmail, normalize_email
-from auth_service.models import User
+from auth_service.security.addresses import InvalidEmail, normalize_email
+from auth_service.persistence.models import User
 from helpers import PASSWORD, WRONG_PASSWORD, assert_error, row_count, user_columns
 
 IDN = "x@exämple.com"

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
-from auth_service.accounts import find_by_email
+from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, Session, User, new_uuid, utcnow
+from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
 from helpers import PASSWORD, row_count, stored_user, token_rows
 
 NEW_PASSWORD = "a completely new passphrase"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from auth_service import redirects
-from auth_service.headers import API_CSP, PAGE_CSP
+from auth_service.security import redirects
+from auth_service.security.headers import API_CSP, PAGE_CSP
 from config import DevelopmentConfig, ProductionConfig, TestingConfig
 
 

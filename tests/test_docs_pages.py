@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from auth_service.headers import DOCS_CSP
+from auth_service.security.headers import DOCS_CSP
 from config import DevelopmentConfig, ProductionConfig, TestingConfig, load_config
 from helpers import PRODUCTION_SECRETS, assert_error
 

@@ -9,10 +9,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from auth_service import reads
-from auth_service.engines import Prepared, autocommit_engine
+from auth_service.persistence import queries
+from auth_service.persistence.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 
 SLEEP = Prepared(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))))
 BACKEND_PID = Prepared(sa.select(sa.func.pg_backend_pid()))
@@ -31,11 +31,11 @@ def test_a_row_is_what_a_connection_reads(engine, auth):
     user_id = db.session.scalar(sa.select(User.id))
     params = {"id": user_id, "sid": "no such session"}
     with engine.connect() as connection:
-        expected = tuple(connection.execute(reads._USER_WITH_SESSION.statement, params).one())
-    row = reads._USER_WITH_SESSION.first(engine, params)
+        expected = tuple(connection.execute(queries._USER_WITH_SESSION.statement, params).one())
+    row = queries._USER_WITH_SESSION.first(engine, params)
     assert row == expected
     assert all(value.tzinfo is not None for value in row if hasattr(value, "tzinfo"))
-    assert reads._USER_WITH_SESSION.first(engine, params | {"id": user_id + 1000}) is None
+    assert queries._USER_WITH_SESSION.first(engine, params | {"id": user_id + 1000}) is None
 
 
 def test_statements_skip_the_connection_unless_something_listens(engine, client,
@@ -68,7 +68,7 @@ def test_a_driver_error_is_sqlalchemys_and_the_pool_stays_usable(engine):
     assert "no_such_table" in str(raised.value.orig)
     assert not raised.value.connection_invalidated
     # The next statement runs.
-    assert reads._USER_WITH_SESSION.first(engine, {"id": 1, "sid": ""}) is None
+    assert queries._USER_WITH_SESSION.first(engine, {"id": 1, "sid": ""}) is None
 
 
 def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):

@@ -24,12 +24,13 @@ from freezegun import freeze_time
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint
 
-from auth_service.accounts import find_by_email
-from auth_service import jwt_checks, tokens
-from auth_service.blueprints.common import access_required, set_refresh_cookies, token_required
-from auth_service.engines import Prepared, autocommit_engine
+from auth_service.services.accounts import find_by_email
+from auth_service.security import jwt_checks
+from auth_service.services import sessions
+from auth_service.http.common import access_required, set_refresh_cookies, token_required
+from auth_service.persistence.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, UTCDateTime
+from auth_service.persistence.models import RefreshToken, UTCDateTime
 from config import TestingConfig
 from helpers import claims
 
@@ -86,7 +87,7 @@ def test_a_refresh_is_the_three_writes_and_nothing_else(app, client, alice_token
     with app.app_context():
         postgres = db.engine.dialect.name == "postgresql"
     if postgres:
-        # Touch, spend and record in one statement, its own transaction (tokens._spend).
+        # Touch, spend and record in one statement, its own transaction (sessions._spend).
         assert [s.split()[0] for s in log["statements"]] == ["WITH"]
         assert log["transactions"] == 0
     else:
@@ -173,7 +174,7 @@ def test_requests_parse_and_answer_with_schemas_built_once(client, auth, monkeyp
 @pytest.mark.parametrize("method, attached", [("GET", False), ("POST", True)])
 def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
         make_app, alice_tokens, method, attached):
-    """tokens.py writes token rows with statements, so the row read by the revocation
+    """sessions.py writes token rows with statements, so the row read by the revocation
     check never joins the session; its owner does where a view may change it."""
     probe_app = make_app(TestingConfig)
 
@@ -256,7 +257,7 @@ def test_refresh_cookies_are_flask_jwt_extendeds(app, monkeypatch, settings):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     token = SimpleNamespace(jti="j", family_id="f", created_at=now, expires_at=now + timedelta(days=7))
     with freeze_time(now), app.test_request_context():
-        pair = tokens.encode_pair(1, 0, token)
+        pair = sessions.encode_pair(1, 0, token)
         ours, theirs = Response(), Response()
         set_refresh_cookies(ours, pair)
         flask_jwt_extended.set_refresh_cookies(theirs, pair.refresh_token, max_age=pair.refresh_max_age)

@@ -10,7 +10,7 @@ from flask_migrate import downgrade, upgrade
 
 from auth_service import create_app
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 from config import TestingConfig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from auth_service.schemas import SignupSchema, openapi_attribute_functions
+from auth_service.http.schemas import SignupSchema, openapi_attribute_functions
 
 
 def _schemas(client) -> dict:

@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from auth_service import accounts, email_links
+from auth_service.security import link_tokens
+from auth_service.services import accounts
 from auth_service.extensions import db
-from auth_service.models import User
-from auth_service.passwords import verify_password
+from auth_service.persistence.models import User
+from auth_service.security.passwords import verify_password
 from helpers import PASSWORD, assert_error, bearer, me, refresh, stored_user
 
 RACE_TRIES = 10
@@ -37,8 +38,8 @@ def reset_password(client, token, new=RESET):
 def reset_token(app, alice_tokens):
     """A reset token for Alice, as her reset email carries it."""
     with app.test_request_context():
-        return email_links.make_token(accounts.find_by_email("alice@example.com"),
-                                      email_links.RESET_PASSWORD)
+        return link_tokens.make_token(accounts.find_by_email("alice@example.com"),
+                                      link_tokens.RESET_PASSWORD)
 
 
 @pytest.fixture

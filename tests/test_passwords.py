@@ -9,8 +9,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from argon2.low_level import hash_secret
 from nacl import bindings as sodium
 
-from auth_service import passwords
-from auth_service.passwords import PasswordHasher
+from auth_service.security import passwords
+from auth_service.security.passwords import PasswordHasher
 from config import TestingConfig
 
 PASSWORD = "correct horse battery staple"

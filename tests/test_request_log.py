@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from auth_service import create_app
-from auth_service.request_log import (
+from auth_service.observability.request_log import (
     REQUEST_ID_HEADER,
     USER_ID_ENVIRON_KEY,
     JsonFormatter,

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from auth_service.extensions import db
-from auth_service.models import Session
+from auth_service.persistence.models import Session
 from helpers import PASSWORD, bearer, claims, login, me, refresh
 
 RACE_TRIES = 20

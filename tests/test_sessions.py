@@ -9,7 +9,7 @@ import pytest
 from freezegun import freeze_time
 
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, Session
+from auth_service.persistence.models import RefreshToken, Session
 from helpers import (
     LOGIN_TIME,
     PASSWORD,

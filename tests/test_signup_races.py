@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 from helpers import PASSWORD, assert_error, bearer, row_count
 
 WORKERS = 8

@@ -14,9 +14,9 @@ from flask_jwt_extended import create_access_token
 from freezegun import freeze_time
 from sqlalchemy.exc import OperationalError
 
-from auth_service import tokens as tokens_module
+from auth_service.services import sessions as tokens_module
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User
+from auth_service.persistence.models import RefreshToken, User
 from helpers import (
     ERROR_KEYS,
     LOGIN_TIME,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 from helpers import PASSWORD, token_rows
 from helpers import user_columns as row
 

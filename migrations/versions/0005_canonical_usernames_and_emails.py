@@ -11,7 +11,7 @@ from alembic import op
 from alembic.util import CommandError
 import sqlalchemy as sa
 
-from auth_service.addresses import canonical_or_none
+from auth_service.security.addresses import canonical_or_none
 
 
 revision = '0005'

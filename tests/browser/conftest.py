@@ -214,14 +214,14 @@ def verification_link():
 
     from flask import Flask
 
-    from auth_service import email_links
+    from auth_service.security import link_tokens
 
     def make(server: AppServer, user: dict) -> str:
         app = Flask(__name__)
         app.config.update(SECRET_KEY=SECRETS["SECRET_KEY"], PUBLIC_BASE_URL=server.base_url)
         with app.app_context():
-            token = email_links.make_token(SimpleNamespace(**user), email_links.VERIFY_EMAIL)
-            return email_links.verify_email_link(token)
+            token = link_tokens.make_token(SimpleNamespace(**user), link_tokens.VERIFY_EMAIL)
+            return link_tokens.verify_email_link(token)
 
     return make
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from auth_service.models import UTCDateTime
+from auth_service.persistence.models import UTCDateTime
 from config import Config, database_uri
 
 from demo_page import REFRESH, Demo, expect, screenshot

@@ -1,5 +1,5 @@
 """/docs and /redoc in headless Chromium: Swagger UI and ReDoc run from this origin under
-their CSP (auth_service/headers.py DOCS_CSP), with no request to another origin."""
+their CSP (auth_service/security/headers.py DOCS_CSP), with no request to another origin."""
 
 from __future__ import annotations
 

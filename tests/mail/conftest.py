@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from auth_service import create_app, mail
+from auth_service import create_app
+from auth_service.integrations import mail
 from auth_service.extensions import db
 from mail_helpers import STALL_LIMIT, serving_smtp, use_smtp
 

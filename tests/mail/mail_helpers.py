@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from auth_service import mail
+from auth_service.integrations import mail
 
 # The longest a stalled server holds a message before giving up on its own.
 STALL_LIMIT = 30

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from freezegun import freeze_time
 
-from auth_service import mail
+from auth_service.integrations import mail
 from auth_service.extensions import db
 from config import TestingConfig
 from helpers import PASSWORD, bearer, me, stored_user

@@ -14,13 +14,13 @@ import trustme
 from aiosmtpd.smtp import AuthResult
 from flask import render_template
 
-from auth_service import mail
+from auth_service.integrations import mail
 from config import ConfigError, DevelopmentConfig, ProductionConfig, TestingConfig, load_config
 from helpers import PASSWORD, PRODUCTION_SECRETS
 from mail_helpers import SMTPServer, html_part, text_part, token_of, use_smtp
 
 VERIFY = "Verify your email address"
-MAIL_LOGGER = "auth_service.mail"
+MAIL_LOGGER = "auth_service.integrations.mail"
 
 
 def mail_errors(caplog) -> list[str]:

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 from freezegun import freeze_time
 
-from auth_service import account_emails, accounts, email_links, mail
+from auth_service.integrations import mail
+from auth_service.security import link_tokens
+from auth_service.services import account_emails, accounts
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from helpers import PASSWORD, bearer, me, refresh, stored_user, token_rows
@@ -76,7 +78,7 @@ def test_both_answers_do_the_same_work(client, auth, monkeypatch):
     """A token is made and the email rendered either way; only handing it over differs."""
     auth.signup()
     calls = []
-    for module, name in ((email_links, "make_token"), (mail, "build_message"), (mail, "send")):
+    for module, name in ((link_tokens, "make_token"), (mail, "build_message"), (mail, "send")):
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _o=original, _n=name, **k:
                             calls.append(_n) or _o(*a, **k))
@@ -297,7 +299,7 @@ def test_werkzeug_request_lines_are_redacted():
     record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"%s" %s %s',
                                ("GET /auth/verify-email?token=abc.def.ghi&x=1 HTTP/1.1", 200, "-"),
                                None)
-    assert email_links.RedactTokens().filter(record)
+    assert link_tokens.RedactTokens().filter(record)
     assert record.getMessage() == '"GET /auth/verify-email?token=[redacted]&x=1 HTTP/1.1" 200 -'
     assert "token=abc" not in record.getMessage()
 
@@ -307,8 +309,8 @@ def test_the_claim_refuses_a_password_changed_meanwhile(app, reset_link, monkeyp
     token = token_of(reset_link)
     with app.test_request_context():
         # The loser has checked the token...
-        checked = email_links.load_token(token, email_links.RESET_PASSWORD)
-        monkeypatch.setattr(email_links, "load_token", lambda *args: checked)
+        checked = link_tokens.load_token(token, link_tokens.RESET_PASSWORD)
+        monkeypatch.setattr(link_tokens, "load_token", lambda *args: checked)
         # ...when the winner commits its new password (another app context, another session).
         with app.app_context():
             accounts.set_password(accounts.find_by_email("alice@example.com"), "winner pass 12")

@@ -12,7 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, RefreshToken, User
+from auth_service.persistence.models import OAuthAccount, RefreshToken, User
 from helpers import ERROR_KEYS, row_count
 
 

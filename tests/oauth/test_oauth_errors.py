@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.models import RefreshToken
+from auth_service.persistence.models import RefreshToken
 from dance import (
     assert_error,
     assert_nothing_created,

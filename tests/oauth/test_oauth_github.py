@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, User
+from auth_service.persistence.models import OAuthAccount, User
 from dance import (
     assert_error,
     assert_nothing_created,

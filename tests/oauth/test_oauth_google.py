@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, RefreshToken, User
+from auth_service.persistence.models import OAuthAccount, RefreshToken, User
 from dance import (
     assert_error,
     assert_nothing_created,

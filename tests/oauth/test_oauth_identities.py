@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.models import OAuthAccount, User
+from auth_service.persistence.models import OAuthAccount, User
 from dance import assert_error, identities_of, link_from_session, sign_in
 from helpers import PASSWORD, bearer, mark_email_verified, row_count
 

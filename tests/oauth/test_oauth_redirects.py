@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.redirects import is_allowed, parse_allowlist
+from auth_service.security.redirects import is_allowed, parse_allowlist
 from config import ConfigError
 from dance import assert_error, at_provider, begin, path_of, sign_in
 from helpers import csrf_header, me, set_cookies

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from auth_service.models import OAuthAccount, RefreshToken
+from auth_service.persistence.models import OAuthAccount, RefreshToken
 from dance import (
     assert_error,
     at_provider,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.cors import parse_origins
+from auth_service.security.cors import parse_origins
 from config import ConfigError, TestingConfig, load_config
 from helpers import PASSWORD, assert_error, bearer, csrf_header, login
 

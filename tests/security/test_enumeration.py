@@ -15,7 +15,7 @@ import time
 import pytest
 from freezegun import freeze_time
 
-from auth_service.models import User
+from auth_service.persistence.models import User
 from config import TestingConfig
 from helpers import (
     LOGIN_TIME,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.models import RefreshToken, User
+from auth_service.persistence.models import RefreshToken, User
 from helpers import PASSWORD, bearer, login, row_count, token_rows, user_columns
 
 FOREIGN_HASH = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$Wm9yZ2VkaGFzaGZvcmdlZGhhc2g"

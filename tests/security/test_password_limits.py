@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from auth_service.limits import client_network
-from auth_service.models import RefreshToken
+from auth_service.security.limits import client_network
+from auth_service.persistence.models import RefreshToken
 from config import TestingConfig
 from helpers import (
     LOGIN_TIME,

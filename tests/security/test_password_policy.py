@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.models import User
+from auth_service.persistence.models import User
 from helpers import PASSWORD, bearer, login, row_count, stored_user, user_columns
 
 ACCOUNT = {"email": "alice@example.com", "username": "alicewonder", "full_name": "Alice Example"}

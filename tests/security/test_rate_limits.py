@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from auth_service.models import RefreshToken, User
+from auth_service.persistence.models import RefreshToken, User
 from config import DevelopmentConfig, ProductionConfig, TestingConfig, load_config
 from helpers import (
     LOGIN_TIME,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from config import TestingConfig
-from auth_service.models import RefreshToken, User
+from auth_service.persistence.models import RefreshToken, User
 from helpers import (WRONG_PASSWORD, assert_error, assert_rate_limited, bearer, client_from,
                      login, row_count)
 

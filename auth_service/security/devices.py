@@ -3,7 +3,7 @@
 OWASP's answer to lock-outs: failed passwords from elsewhere must not keep the owner
 out. A login that presents a valid device cookie for the account it names is not
 subject to the account's failure limit, only to a failure limit of that device
-(auth_service.password_attempts), so a stolen cookie buys no unlimited guessing.
+(auth_service.security.password_attempts), so a stolen cookie buys no unlimited guessing.
 The cookie proves nothing else: it never replaces the password.
 """
 

@@ -21,8 +21,8 @@ from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
-from auth_service import redirects
-from auth_service.addresses import canonical_or_none
+from auth_service.security import redirects
+from auth_service.security.addresses import canonical_or_none
 from auth_service.errors import APIError
 from auth_service.extensions import oauth
 from config import ConfigError
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LABELS = {"google": "Google", "github": "GitHub"}
 PROVIDERS = tuple(LABELS)
-EXTENSION_KEY = "auth_service.oauth_clients"
+EXTENSION_KEY = "auth_service.integrations.oauth_providers"
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 # Google documents both spellings of its issuer in ID tokens.
 ISSUER_ALIASES = {"https://accounts.google.com": ["accounts.google.com"]}
@@ -272,7 +272,7 @@ def _text(value: object, limit: int, default=None):
 
 
 def _email(value: object) -> str | None:
-    """A plausible email address in its canonical form (auth_service.addresses); None otherwise."""
+    """A plausible email address in its canonical form (auth_service.security.addresses); None otherwise."""
     email = canonical_or_none(value)
     if email is None or len(email) > 254 or email.count("@") != 1:
         return None

@@ -5,8 +5,8 @@ from flask import current_app
 from flask_jwt_extended import current_user
 from marshmallow import fields, validate, validates_schema
 
-from auth_service.addresses import InvalidEmail, normalize_email
-from auth_service.passwords import guessability_problem
+from auth_service.security.addresses import InvalidEmail, normalize_email
+from auth_service.security.passwords import guessability_problem
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
 # Upper bound for passwords presented at login; the policy itself applies when one is set.
@@ -43,7 +43,7 @@ def _canonical_email(value):
 
 
 class NormalizedEmail(fields.Email):
-    """An email address in its canonical form (auth_service.addresses), so one mailbox is
+    """An email address in its canonical form (auth_service.security.addresses), so one mailbox is
     one account however it is spelled."""
 
     def __init__(self, **kwargs):

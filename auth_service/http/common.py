@@ -9,9 +9,9 @@ from flask_jwt_extended import current_user
 from flask_jwt_extended.config import config as jwt_config
 
 from auth_service.errors import APIError
-from auth_service.jwt_checks import verify_token
-from auth_service.schemas import ErrorSchema
-from auth_service.tokens import TokenPair
+from auth_service.security.jwt_checks import verify_token
+from auth_service.http.schemas import ErrorSchema
+from auth_service.services.sessions import TokenPair
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BEARER = [{"bearerAuth": []}]
@@ -52,7 +52,7 @@ def json_required(fn):
 
 def token_required(locations: tuple[str, ...], refresh: bool = False):
     """``jwt_required(refresh=refresh, locations=locations)``, through
-    auth_service.jwt_checks.verify_token (one parse of the token)."""
+    auth_service.security.jwt_checks.verify_token (one parse of the token)."""
 
     def decorator(fn):
         @wraps(fn)

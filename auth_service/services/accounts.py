@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from auth_service import reads, tokens
-from auth_service.addresses import canonical_or_none, normalize_email
-from auth_service.password_attempts import check_password
+from auth_service.persistence import queries
+from auth_service.services import sessions
+from auth_service.security.addresses import canonical_or_none, normalize_email
+from auth_service.security.password_attempts import check_password
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, User, utcnow
-from auth_service.passwords import hash_password, needs_rehash
+from auth_service.persistence.models import RefreshToken, User, utcnow
+from auth_service.security.passwords import hash_password, needs_rehash
 
 INVALID_LOGIN = "Invalid email or password."
 
@@ -24,7 +25,7 @@ class PasswordChangedMeanwhile(APIError):
 
 
 def find_by_email(email: str) -> User | None:
-    """The user with this email, however it is spelled (auth_service.addresses)."""
+    """The user with this email, however it is spelled (auth_service.security.addresses)."""
     canonical = canonical_or_none(email)
     if canonical is None:
         return None
@@ -86,7 +87,7 @@ def authenticate(email: str, password: str) -> User:
     nothing pending to flush), and joins the session only to have its hash upgraded.
     """
     normalized = normalize_email(email)
-    user = reads.user_by_email(normalized, attach=False)
+    user = queries.user_by_email(normalized, attach=False)
     valid = check_password(user, password, email=normalized)
     if not valid or not user.is_active:
         raise APIError(401, "invalid_credentials", INVALID_LOGIN)
@@ -118,15 +119,15 @@ def set_password(user: User, new_password: str) -> None:
     if changed != 1:
         db.session.rollback()
         raise PasswordChangedMeanwhile()
-    tokens.revoke_user_tokens(user.id, tokens.REASON_PASSWORD)
+    sessions.revoke_user_tokens(user.id, sessions.REASON_PASSWORD)
 
 
-def change_password(user: User, current_password: str, new_password: str) -> tokens.TokenPair:
+def change_password(user: User, current_password: str, new_password: str) -> sessions.TokenPair:
     """Check the current password, set the new one, and start a fresh session."""
     if not check_password(user, current_password):
         raise APIError(400, "invalid_password", "The current password is incorrect.")
     set_password(user, new_password)
-    return tokens.start_session(user)
+    return sessions.start_session(user)
 
 
 def update_profile(user: User, changes: dict) -> User:
@@ -147,9 +148,9 @@ def delete_account(user: User, password: str | None) -> None:
             raise APIError(400, "password_required", "Confirm with your password to delete the account.")
         if not check_password(user, password):
             raise APIError(400, "invalid_password", "The password is incorrect.")
-    # Revoked first: that waits for a rotation in flight (tokens.py), whose child the
+    # Revoked first: that waits for a rotation in flight (sessions.py), whose child the
     # deletes below then see.
-    tokens.revoke_user_tokens(user.id, tokens.REASON_ACCOUNT_DELETED)
+    sessions.revoke_user_tokens(user.id, sessions.REASON_ACCOUNT_DELETED)
     db.session.execute(sa.delete(RefreshToken).where(RefreshToken.user_id == user.id))
     db.session.delete(user)
     db.session.commit()
@@ -182,6 +183,6 @@ def set_active(user: User, active: bool) -> User:
     if deactivated != 1:
         db.session.rollback()
         raise APIError(409, "last_superuser", "This is the last active superuser.")
-    tokens.revoke_user_tokens(user.id, tokens.REASON_DEACTIVATED)
+    sessions.revoke_user_tokens(user.id, sessions.REASON_DEACTIVATED)
     db.session.commit()
     return user

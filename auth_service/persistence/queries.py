@@ -3,7 +3,7 @@
 Every request with a token reads its user and session (a refresh also its token row), and every
 login the account it names, before anything else. Through the ORM session a read
 opens a transaction: BEGIN, the SELECT and a ROLLBACK at teardown. Here each is one
-SELECT on the autocommit engine (auth_service.engines). The rows become ORM objects as
+SELECT on the autocommit engine (auth_service.persistence.engines). The rows become ORM objects as
 though a session had loaded them (make_transient_to_detached), attached to the
 request's session where the caller may change them, so that it writes through the
 session, in a transaction of its own. They read what is committed: unlike a query
@@ -15,9 +15,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from auth_service.engines import Prepared, autocommit_engine
+from auth_service.persistence.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, Session, User
+from auth_service.persistence.models import RefreshToken, Session, User
 
 
 def user_with_session(user_id: int, session_id: str,
@@ -45,7 +45,7 @@ def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
     ``token.user`` and ``token.session``.
 
     The token and its session stay detached: nothing changes them through the ORM
-    session (auth_service.tokens writes them with statements).
+    session (auth_service.services.sessions writes them with statements).
     """
     row = _first(_TOKEN_WITH_OWNER, {"jti": jti})
     if row is None:

@@ -6,12 +6,12 @@ import sqlalchemy as sa
 from flask_jwt_extended import current_user, get_current_user
 from flask_smorest import Blueprint
 
-from auth_service import accounts, identities
-from auth_service.blueprints.common import access_required, json_required
+from auth_service.services import accounts, identities
+from auth_service.http.common import access_required, json_required
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import User
-from auth_service.schemas import (
+from auth_service.persistence.models import User
+from auth_service.http.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
     IdentitySchema,

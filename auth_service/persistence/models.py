@@ -61,7 +61,7 @@ class User(db.Model):
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    # Stored in its canonical form (auth_service.addresses), so the unique index holds
+    # Stored in its canonical form (auth_service.security.addresses), so the unique index holds
     # one account per mailbox however the address is spelled.
     email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(50), unique=True)

@@ -2,7 +2,7 @@
 
 Every login attempt is limited per client network (password spraying); wrong
 passwords, wherever a password is checked, spend the failure budgets of
-auth_service.password_attempts. Requests that send email (verification resend,
+auth_service.security.password_attempts. Requests that send email (verification resend,
 forgot-password) are limited per client network and per account. The client
 address is ``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES) may
 rewrite; a raw X-Forwarded-For is never read. When the counters' storage is down,
@@ -17,7 +17,7 @@ import ipaddress
 from flask import appcontext_pushed, current_app, request
 from flask_jwt_extended import get_jwt_identity
 
-from auth_service.addresses import canonical_or_none
+from auth_service.security.addresses import canonical_or_none
 from auth_service.extensions import limiter
 
 # One IPv6 host is usually handed a whole /64: keyed by /128, it would have billions
@@ -64,7 +64,7 @@ def _account() -> str:
 
 per_ip = {"key_func": client_network}
 
-# Wrong passwords are counted by auth_service.password_attempts, before the hash is
+# Wrong passwords are counted by auth_service.security.password_attempts, before the hash is
 # checked; this limit counts every attempt, right or wrong.
 login_limit = limiter.limit(_setting("RATELIMIT_LOGIN_PER_IP"), scope="login-ip", **per_ip)
 oauth_limit = limiter.limit(_setting("RATELIMIT_OAUTH"), scope="oauth", **per_ip)

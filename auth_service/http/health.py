@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from auth_service.extensions import db
-from auth_service.schemas import ErrorSchema, HealthSchema
+from auth_service.http.schemas import ErrorSchema, HealthSchema
 
 blp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators")
 

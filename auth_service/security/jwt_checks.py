@@ -31,9 +31,9 @@ from jwt.exceptions import (DecodeError, ExpiredSignatureError, ImmatureSignatur
                             InvalidIssuedAtError, InvalidIssuerError, InvalidSignatureError,
                             MissingRequiredClaimError)
 
-from auth_service import reads
+from auth_service.persistence import queries
 from auth_service.extensions import jwt
-from auth_service.models import User
+from auth_service.persistence.models import User
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver")
@@ -295,10 +295,10 @@ def is_revoked(header: dict, payload: dict) -> bool:
     """
     attach = request.method not in SAFE_METHODS
     if payload["type"] == "refresh":
-        token = reads.token_with_owner(payload["jti"], attach_owner=attach)
+        token = queries.token_with_owner(payload["jti"], attach_owner=attach)
         g.refresh_token_row = token
         g.token_owner = token.user if token is not None else None
         return token is None or token.revoked_at is not None or token.session.revoked_at is not None
-    g.token_owner, session = reads.user_with_session(int(payload["sub"]), payload["sid"], attach)
+    g.token_owner, session = queries.user_with_session(int(payload["sub"]), payload["sid"], attach)
     # An unknown user is load_user's to refuse (as an unknown account, not a revocation).
     return g.token_owner is not None and (session is None or session.revoked_at is not None)

@@ -30,7 +30,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import User
+from auth_service.persistence.models import User
 
 log = logging.getLogger(__name__)
 

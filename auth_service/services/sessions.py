@@ -27,11 +27,11 @@ import sqlalchemy as sa
 from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 
-from auth_service import jwt_checks
-from auth_service.engines import Prepared, autocommit_engine
+from auth_service.security import jwt_checks
+from auth_service.persistence.engines import Prepared, autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import RefreshToken, Session, User, new_uuid, utcnow
+from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
 
 # Why a token was revoked, recorded in refresh_tokens.revoked_reason.
 REASON_LOGOUT = "logout"
@@ -331,17 +331,17 @@ def revoke_user_tokens(user_id: int, reason: str) -> int:
     return _revoke(Session.user_id == user_id, RefreshToken.user_id == user_id, reason)
 
 
-def _revoke(sessions, tokens, reason: str) -> int:
+def _revoke(which_sessions, which_tokens, reason: str) -> int:
     """Mark the sessions first: that is what a concurrent rotation waits for (module
     docstring). The tokens are marked too, for the record of which died why."""
     now = utcnow()
     revoked = db.session.execute(
-        sa.update(Session).where(sessions, Session.revoked_at.is_(None))
+        sa.update(Session).where(which_sessions, Session.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.execute(
-        sa.update(RefreshToken).where(tokens, RefreshToken.revoked_at.is_(None))
+        sa.update(RefreshToken).where(which_tokens, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )

@@ -13,13 +13,14 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
-from auth_service import account_emails, accounts, cors, devices, jwt_checks, tokens
-from auth_service.limits import login_limit, password_change_limit, refresh_limit, signup_limit
-from auth_service.blueprints.common import (access_required, json_required,
+from auth_service.security import cors, devices, jwt_checks
+from auth_service.services import account_emails, accounts, sessions
+from auth_service.security.limits import login_limit, password_change_limit, refresh_limit, signup_limit
+from auth_service.http.common import (access_required, json_required,
                                            set_refresh_cookies, token_required)
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.schemas import (
+from auth_service.http.schemas import (
     ChangePasswordSchema,
     CsrfSchema,
     ErrorSchema,
@@ -38,7 +39,7 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Email/passwor
 REFRESH_SECURITY = [{"refreshCookie": [], "csrfHeader": []}, {}]
 
 
-def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: int = 200):
+def token_response(pair: sessions.TokenPair, *, body: bool, cookie: bool, status: int = 200):
     """Serialize a token pair; the refresh token goes in the body, the cookie, or both."""
     payload = {
         "access_token": pair.access_token,
@@ -57,7 +58,7 @@ def token_response(pair: tokens.TokenPair, *, body: bool, cookie: bool, status: 
     return response
 
 
-def login_response(pair: tokens.TokenPair):
+def login_response(pair: sessions.TokenPair):
     """Login and password change hand out the refresh token as LOGIN_REFRESH_TRANSPORT says."""
     transport = current_app.config["LOGIN_REFRESH_TRANSPORT"]
     return token_response(pair, body=transport != "cookie", cookie=transport != "body")
@@ -89,7 +90,7 @@ def signup(data):
 def login(data):
     """Log in with email and password and start a new session."""
     user = accounts.authenticate(data["email"], data["password"])
-    response = login_response(tokens.start_session(user))
+    response = login_response(sessions.start_session(user))
     devices.remember(response, user.id)
     return response
 
@@ -110,12 +111,12 @@ def refresh(data):
     if via_cookie:
         cors.refuse_foreign_origin()
     # Nearly every refresh is a plain rotation: one statement checks and spends the token.
-    pair = tokens.rotate_presented(claims)
+    pair = sessions.rotate_presented(claims)
     if pair is None:
         # Not a plain rotation: the full checks tell a revoked token, an inactive owner,
         # reuse and the grace window apart (each answered as before).
         jwt_checks.check_token(header, claims, location)
-        pair = tokens.rotate(current_user, claims["jti"])
+        pair = sessions.rotate(current_user, claims["jti"])
     else:
         jwt_checks.settle_token(header, claims, location, None)
     return token_response(pair, body=not via_cookie, cookie=via_cookie)
@@ -171,7 +172,7 @@ def logout(data):
     """
     payload = _presented_refresh_token(data)
     family = payload["sid"] if payload else get_jwt()["sid"]
-    tokens.revoke_family(family, tokens.REASON_LOGOUT)
+    sessions.revoke_family(family, sessions.REASON_LOGOUT)
     db.session.commit()
     response = jsonify(message="Logged out.")
     unset_refresh_cookies(response)
@@ -183,7 +184,7 @@ def logout(data):
 @access_required(blp)
 def logout_all():
     """Revoke every refresh token of the user (log out of all devices)."""
-    count = tokens.revoke_user_tokens(current_user.id, tokens.REASON_LOGOUT_ALL)
+    count = sessions.revoke_user_tokens(current_user.id, sessions.REASON_LOGOUT_ALL)
     db.session.commit()
     response = jsonify(message=f"Logged out of all sessions ({count} revoked).")
     unset_refresh_cookies(response)
@@ -267,10 +268,10 @@ def token_info():
 def active_sessions():
     """The user's live sessions; ``current`` marks the calling one."""
     current_sid = get_jwt()["sid"]
-    sessions = tokens.list_sessions(current_user)
-    for session in sessions:
+    listed = sessions.list_sessions(current_user)
+    for session in listed:
         session["current"] = session["id"] == current_sid
-    return sessions
+    return listed
 
 
 @blp.route("/active-sessions/<string:session_id>", methods=["DELETE"])
@@ -279,5 +280,5 @@ def active_sessions():
 @access_required(blp)
 def revoke_session(session_id):
     """Revoke one of the user's own sessions."""
-    tokens.revoke_session(current_user, session_id)
+    sessions.revoke_session(current_user, session_id)
 

@@ -14,13 +14,15 @@ from types import SimpleNamespace
 from flask import current_app, render_template
 from flask_smorest import abort
 
-from auth_service import accounts, email_links, mail
-from auth_service.addresses import normalize_email
-from auth_service.email_links import RESET_PASSWORD, VERIFY_EMAIL
+from auth_service.integrations import mail
+from auth_service.security import link_tokens
+from auth_service.services import accounts
+from auth_service.security.addresses import normalize_email
+from auth_service.security.link_tokens import RESET_PASSWORD, VERIFY_EMAIL
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import User, utcnow
-from auth_service.passwords import guessability_problem
+from auth_service.persistence.models import User, utcnow
+from auth_service.security.passwords import guessability_problem
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ def _compose(template: str, user, subject: str, **context):
 def send_verification(user: User) -> None:
     """Email ``user`` a link that verifies their address (after signup, on resend)."""
     try:
-        link = email_links.verify_email_link(email_links.make_token(user, VERIFY_EMAIL))
-    except email_links.MissingPublicURL:
+        link = link_tokens.verify_email_link(link_tokens.make_token(user, VERIFY_EMAIL))
+    except link_tokens.MissingPublicURL:
         log.error("verification email for user %s not sent: PUBLIC_BASE_URL is not set", user.id)
         return
     mail.send(_compose("verify_email", user, "Verify your email address", link=link,
@@ -73,7 +75,7 @@ def mark_verified(user: User) -> bool:
 
 def check_verification_token(token: str) -> User:
     """The account a verification token is good for, without verifying it; or a 400."""
-    return email_links.load_token(token, VERIFY_EMAIL)
+    return link_tokens.load_token(token, VERIFY_EMAIL)
 
 
 def verify_email(token: str) -> str:
@@ -96,10 +98,10 @@ def request_password_reset(email: str) -> None:
     target = user if eligible else SimpleNamespace(
         id=0, email=normalize_email(email), username="", full_name=None,
         password_hash=None)
-    token = email_links.make_token(target, RESET_PASSWORD)
+    token = link_tokens.make_token(target, RESET_PASSWORD)
     try:
-        link = email_links.reset_password_link(token)
-    except email_links.MissingPublicURL:
+        link = link_tokens.reset_password_link(token)
+    except link_tokens.MissingPublicURL:
         log.error("password reset email not sent: PUBLIC_BASE_URL is not set")
         return
     message = _compose("reset_password", target, "Reset your password", link=link,
@@ -111,12 +113,12 @@ def request_password_reset(email: str) -> None:
 
 def check_reset_token(token: str) -> User:
     """The account a reset token is good for (without spending it), or a 400."""
-    return email_links.load_token(token, RESET_PASSWORD)
+    return link_tokens.load_token(token, RESET_PASSWORD)
 
 
 def reset_password(token: str, new_password: str) -> User:
     """Set a new password with a reset token: every session ends, the email counts as verified."""
-    user = email_links.load_token(token, RESET_PASSWORD)
+    user = link_tokens.load_token(token, RESET_PASSWORD)
     problem = guessability_problem(new_password, [user.email, user.username, user.full_name])
     if problem:
         abort(422, errors={"json": {"new_password": [problem]}})
@@ -125,7 +127,7 @@ def reset_password(token: str, new_password: str) -> User:
     try:
         accounts.set_password(user, new_password)
     except accounts.PasswordChangedMeanwhile:
-        raise APIError(400, "invalid_token", email_links.INVALID) from None
+        raise APIError(400, "invalid_token", link_tokens.INVALID) from None
     if user.email_verified is None:
         user.email_verified = utcnow()
     db.session.commit()

@@ -2,7 +2,7 @@
 
 ``GET /auth/{provider}/login`` redirects to the provider; the provider sends the
 browser back to ``GET /auth/{provider}/callback``, which signs the user in
-(auth_service.identities) and then either redirects to the frontend with the
+(auth_service.services.identities) and then either redirects to the frontend with the
 refresh + CSRF cookies set (FRONTEND_URL, or an allow-listed ``next``; never a
 token in the URL) or answers JSON like ``POST /auth/login``.
 
@@ -16,12 +16,14 @@ from flask import current_app, jsonify, redirect, request, session, url_for
 from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
-from auth_service import devices, identities, oauth_clients, redirects, tokens
-from auth_service.blueprints.auth import login_response
-from auth_service.blueprints.common import access_required, set_refresh_cookies
+from auth_service.integrations import oauth_providers
+from auth_service.security import devices, redirects
+from auth_service.services import identities, sessions
+from auth_service.http.auth import login_response
+from auth_service.http.common import access_required, set_refresh_cookies
 from auth_service.errors import APIError
-from auth_service.limits import oauth_limit
-from auth_service.schemas import (
+from auth_service.security.limits import oauth_limit
+from auth_service.http.schemas import (
     AuthorizationURLSchema,
     ErrorSchema,
     OAuthCallbackQuerySchema,
@@ -43,7 +45,7 @@ LINK_KEY = "oauth_link_"
 def providers():
     """The login providers enabled on this server (client id and secret configured)."""
     return {"providers": [{"name": name, "login_url": url_for("oauth.login", provider=name)}
-                          for name in oauth_clients.enabled_providers(current_app.config)]}
+                          for name in oauth_providers.enabled_providers(current_app.config)]}
 
 
 def _callback_url(provider: str) -> str:
@@ -86,11 +88,11 @@ def link(query, provider):
 
 def _start(provider: str, next_url: str | None):
     """The redirect to the provider and its state, with an allow-listed ``next`` remembered."""
-    oauth_clients.client_for(provider)
+    oauth_providers.client_for(provider)
     if next_url is not None and not redirects.is_allowed(
             next_url, current_app.extensions["auth_service.redirect_allowlist"]):
         raise APIError(400, "invalid_redirect", "`next` is not an allowed place to return to after login.")
-    response, state = oauth_clients.authorize_redirect(provider, _callback_url(provider))
+    response, state = oauth_providers.authorize_redirect(provider, _callback_url(provider))
     if next_url is not None:
         session[NEXT_KEY + state] = next_url
     return response, state
@@ -115,19 +117,19 @@ def _start(provider: str, next_url: str | None):
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable or answered garbage")
 def callback(query, provider):
     """Finish a Google or GitHub login and start a session (or finish a link, with no session)."""
-    oauth_clients.client_for(provider)
+    oauth_providers.client_for(provider)
     state = request.args.get("state", "")
     next_url = session.pop(NEXT_KEY + state, None)
     linking = session.pop(LINK_KEY + state, None)
-    profile = oauth_clients.fetch_profile(provider)
+    profile = oauth_providers.fetch_profile(provider)
     if linking is not None:
         identities.link_signed_in(linking["user"], linking["ver"], linking["sid"], profile)
         target = next_url or current_app.config["FRONTEND_URL"]
         if target:
             return redirect(target, code=302)
-        return jsonify(message=f"{oauth_clients.LABELS[provider]} is now linked to your account.")
+        return jsonify(message=f"{oauth_providers.LABELS[provider]} is now linked to your account.")
     user = identities.sign_in(profile)
-    pair = tokens.start_session(user)
+    pair = sessions.start_session(user)
     target = next_url or current_app.config["FRONTEND_URL"]
     if target:
         response = redirect(target, code=302)

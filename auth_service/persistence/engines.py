@@ -5,7 +5,7 @@ anything else. Through the ORM session that read opens a transaction: BEGIN, the
 SELECT, and a ROLLBACK at teardown, three round trips to PostgreSQL for one row. On
 a connection in autocommit mode the same SELECT is one round trip, and sees the same
 thing: under READ COMMITTED every statement gets its own snapshot either way. A
-statement that must be atomic on its own (a rotation on PostgreSQL, auth_service.tokens)
+statement that must be atomic on its own (a rotation on PostgreSQL, auth_service.services.sessions)
 is one round trip there too instead of four. The autocommit engine is that connection
 pool: a pool of its own, because switching a pooled connection into and out of
 autocommit costs a ``SET`` round trip of its own.

@@ -2,7 +2,7 @@
 
 Three static files, no build step: the reference integration a frontend copies.
 Not part of the API: registered as a plain Flask blueprint, so it stays out of the
-OpenAPI document; auth_service/headers.py gives its pages their own CSP.
+OpenAPI document; auth_service/security/headers.py gives its pages their own CSP.
 """
 
 from __future__ import annotations

@@ -33,12 +33,12 @@ import secrets
 
 import sqlalchemy as sa
 
-from auth_service import account_emails, tokens
-from auth_service.accounts import find_by_email
+from auth_service.services import account_emails, sessions
+from auth_service.services.accounts import find_by_email
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.models import OAuthAccount, Session, User, utcnow
-from auth_service.oauth_clients import LABELS, ProviderProfile
+from auth_service.persistence.models import OAuthAccount, Session, User, utcnow
+from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
 USERNAME_ATTEMPTS = 20
@@ -130,7 +130,7 @@ def _evict_everyone(user: User) -> None:
         .values(password_hash=None, password_changed_at=utcnow(),
                 token_version=User.token_version + 1)
         .execution_options(synchronize_session=False))
-    tokens.revoke_user_tokens(user.id, tokens.REASON_IDENTITY_LINKED)
+    sessions.revoke_user_tokens(user.id, sessions.REASON_IDENTITY_LINKED)
     db.session.expire(user, ["password_hash", "password_changed_at", "token_version"])
 
 

@@ -2,7 +2,7 @@
 
 Login, change-password and account deletion (and any later password check) spend the
 same budgets: per client network, per account and client network, and per account --
-or, for a browser presenting the account's device cookie (auth_service.devices), per
+or, for a browser presenting the account's device cookie (auth_service.security.devices), per
 device instead of per account. An account is ``user:<id>`` once it is known, whether
 the request named it by email or by access token; an email with no account is its
 digest.
@@ -20,12 +20,12 @@ import time
 from flask import current_app
 from limits import RateLimitItem, parse_many
 
-from auth_service import devices
+from auth_service.security import devices
 from auth_service.errors import rate_limited
 from auth_service.extensions import limiter
-from auth_service.limits import client_network, email_digest
-from auth_service.models import User
-from auth_service.passwords import verify_password
+from auth_service.security.limits import client_network, email_digest
+from auth_service.persistence.models import User
+from auth_service.security.passwords import verify_password
 
 NAMESPACE = "password-failures"
 

@@ -11,11 +11,12 @@ from markupsafe import Markup
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
-from auth_service import account_emails, email_links
-from auth_service.blueprints.common import access_required, json_required
+from auth_service.security import link_tokens
+from auth_service.services import account_emails
+from auth_service.http.common import access_required, json_required
 from auth_service.errors import APIError
-from auth_service.limits import limit_forgot_password, limit_verify_resend
-from auth_service.schemas import (
+from auth_service.security.limits import limit_forgot_password, limit_verify_resend
+from auth_service.http.schemas import (
     EmailTokenQuerySchema,
     EmailTokenSchema,
     EmailVerificationSchema,
@@ -81,18 +82,18 @@ def verify_email_link(args):
     try:
         user = account_emails.check_verification_token(args["token"])
     except APIError as error:
-        target = email_links.frontend_link("/verify-email",
+        target = link_tokens.frontend_link("/verify-email",
                                            status=REDIRECT_STATUS.get(error.error, "invalid"))
         if target is None:
             raise
         return redirect(target)
     if user.email_verified is not None:
         status = account_emails.ALREADY_VERIFIED
-        target = email_links.frontend_link("/verify-email", status=status)
+        target = link_tokens.frontend_link("/verify-email", status=status)
         return redirect(target) if target else {"status": status,
                                                  "message": VERIFY_MESSAGES[status]}
     # In the fragment, the token never reaches the frontend's server or its logs.
-    target = email_links.frontend_link("/verify-email", fragment={"token": args["token"]})
+    target = link_tokens.frontend_link("/verify-email", fragment={"token": args["token"]})
     if target is not None:
         response = redirect(target)
     else:

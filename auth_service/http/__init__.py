@@ -1,0 +1,1 @@
+"""HTTP: the blueprints, their schemas and request guards."""

@@ -1,0 +1,1 @@
+"""Other parties: the OAuth providers and the mail server."""

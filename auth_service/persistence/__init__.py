@@ -1,0 +1,1 @@
+"""Models, engines and the queries on the hot paths."""

@@ -1,0 +1,1 @@
+"""Tokens, passwords, limits, CORS, headers and the other checks a request passes."""

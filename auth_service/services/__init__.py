@@ -1,0 +1,1 @@
+"""Account, session and identity rules: what the views call. Services never commit."""
