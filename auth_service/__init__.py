@@ -54,29 +54,19 @@ def register_cors(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions, database engine tweaks and password hasher."""
+    from auth_service.extensions import db, jwt, migrate
+    from auth_service.http import api_docs
     from auth_service.integrations import mail, oauth_providers
     from auth_service.persistence import engines
     from auth_service.security import jwt_checks, limits, link_tokens, passwords
-    from auth_service.extensions import api, db, jwt, migrate
 
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     engines.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     jwt_checks.init_app(app)
     jwt.init_app(app)
-    api.init_app(app)
+    api_docs.init_app(app)
     limits.init_app(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
-    api.spec.components.security_scheme(
-        "refreshCookie",
-        {"type": "apiKey", "in": "cookie", "name": app.config["JWT_REFRESH_COOKIE_NAME"]},
-    )
-    api.spec.components.security_scheme(
-        "csrfHeader",
-        {"type": "apiKey", "in": "header", "name": app.config["JWT_REFRESH_CSRF_HEADER_NAME"]},
-    )
     passwords.init_app(app)
     oauth_providers.init_app(app)
     mail.init_app(app)

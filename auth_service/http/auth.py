@@ -8,6 +8,7 @@ from flask_jwt_extended import (
     decode_token,
     get_current_user,
     get_jwt,
+    get_jwt_request_location,
     unset_refresh_cookies,
 )
 from flask_jwt_extended.exceptions import CSRFError
@@ -104,21 +105,13 @@ def login(data):
 @blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
                   "header, or from an Origin not on CORS_ORIGINS")
 @blp.doc(security=REFRESH_SECURITY)
+@token_required(("json", "cookies"), refresh=True)
 def refresh(data):
     """Exchange a refresh token for a new pair; the presented token is spent."""
-    header, claims, location = jwt_checks.read_token(("json", "cookies"), refresh=True)
-    via_cookie = location == "cookies"
+    via_cookie = get_jwt_request_location() == "cookies"
     if via_cookie:
         cors.refuse_foreign_origin()
-    # Nearly every refresh is a plain rotation: one statement checks and spends the token.
-    pair = sessions.rotate_presented(claims)
-    if pair is None:
-        # Not a plain rotation: the full checks tell a revoked token, an inactive owner,
-        # reuse and the grace window apart (each answered as before).
-        jwt_checks.check_token(header, claims, location)
-        pair = sessions.rotate(current_user, claims["jti"])
-    else:
-        jwt_checks.settle_token(header, claims, location, None)
+    pair = sessions.rotate(current_user, jwt_checks.token_context().refresh_token)
     return token_response(pair, body=not via_cookie, cookie=via_cookie)
 
 
@@ -153,6 +146,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
         if not csrf:
             raise CSRFError("Missing CSRF token")
     # An expired refresh token can still end its session.
+    jwt_checks.check_compact_form(encoded)
     payload = decode_token(encoded, csrf_value=csrf, allow_expired=True)
     if payload["type"] != "refresh" or payload["sub"] != str(current_user.id):
         raise APIError(401, "invalid_token", "The refresh token does not belong to this user.")

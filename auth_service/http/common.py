@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import wraps
 
+import flask_jwt_extended
 from flask import Response, current_app, request
-from flask_jwt_extended import current_user
-from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended import current_user, verify_jwt_in_request
 
 from auth_service.errors import APIError
-from auth_service.security.jwt_checks import verify_token
 from auth_service.http.schemas import ErrorSchema
+from auth_service.security.jwt_checks import check_compact_form
 from auth_service.services.sessions import TokenPair
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -51,18 +53,40 @@ def json_required(fn):
 
 
 def token_required(locations: tuple[str, ...], refresh: bool = False):
-    """``jwt_required(refresh=refresh, locations=locations)``, through
-    auth_service.security.jwt_checks.verify_token (one parse of the token)."""
+    """``jwt_required(refresh=refresh, locations=locations)``, once every token the request
+    presents in those places has the one spelling this service writes."""
 
     def decorator(fn):
         @wraps(fn)
         def guarded(*args, **kwargs):
-            verify_token(locations, refresh)
+            for token in presented_tokens(locations, refresh):
+                check_compact_form(token)
+            verify_jwt_in_request(refresh=refresh, locations=list(locations))
             return fn(*args, **kwargs)
 
         return guarded
 
     return decorator
+
+
+def presented_tokens(locations: tuple[str, ...], refresh: bool) -> Iterator:
+    """The raw tokens in ``locations``, found where flask-jwt-extended looks for them
+    (its JWT_* settings name the header, cookie and JSON key)."""
+    config = current_app.config
+    kind = "REFRESH" if refresh else "ACCESS"
+    if "headers" in locations:
+        value = request.headers.get(config["JWT_HEADER_NAME"], "").strip().strip(",")
+        for field in re.split(r",\s*", value):
+            words = field.split()
+            if len(words) == 2 and words[0] == config["JWT_HEADER_TYPE"]:
+                yield words[1]
+    if "cookies" in locations and request.cookies.get(config[f"JWT_{kind}_COOKIE_NAME"]):
+        yield request.cookies[config[f"JWT_{kind}_COOKIE_NAME"]]
+    if "json" in locations and request.is_json:
+        body = request.get_json(silent=True)
+        key = config["JWT_REFRESH_JSON_KEY" if refresh else "JWT_JSON_KEY"]
+        if isinstance(body, dict) and body.get(key):
+            yield body[key]
 
 
 def access_required(blp, superuser: bool = False):
@@ -89,19 +113,7 @@ def access_required(blp, superuser: bool = False):
 
 
 def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
-    """The refresh cookie and its CSRF cookie, as flask-jwt-extended's
-    set_refresh_cookies writes them (names, paths and flags from the JWT_* settings).
-
-    Its own reads the CSRF value back by decoding, and verifying, the token that was
-    just encoded; the pair holds that value already.
-    """
-    cookies = [(jwt_config.refresh_cookie_name, pair.refresh_token, True,
-                jwt_config.refresh_cookie_path)]
-    if jwt_config.cookie_csrf_protect and jwt_config.csrf_in_cookies:
-        cookies.append((jwt_config.refresh_csrf_cookie_name, pair.csrf, False,
-                        jwt_config.refresh_csrf_cookie_path))
-    for name, value, httponly, path in cookies:
-        response.set_cookie(name, value=value, max_age=pair.refresh_max_age,
-                            secure=jwt_config.cookie_secure, httponly=httponly,
-                            domain=jwt_config.cookie_domain, path=path,
-                            samesite=jwt_config.cookie_samesite)
+    """The refresh cookie and its CSRF cookie (flask-jwt-extended's), living as long as
+    the session."""
+    flask_jwt_extended.set_refresh_cookies(response, pair.refresh_token,
+                                           max_age=pair.refresh_max_age)

@@ -21,6 +21,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 
+from flask_jwt_extended import get_jwt
 from flask import Flask, Response, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -145,9 +146,11 @@ def request_id() -> str:
 
 
 def _user_id() -> int | None:
-    """The ``sub`` of a token this request verified (flask-jwt-extended stores it in g)."""
-    claims = g.get("_jwt_extended_jwt") or {}
-    sub = claims.get("sub")
+    """The ``sub`` of a token this request verified, if it verified one."""
+    try:
+        sub = get_jwt().get("sub")
+    except RuntimeError:  # flask-jwt-extended: no token was verified in this request
+        return None
     return int(sub) if isinstance(sub, str) and sub.isascii() and sub.isdigit() else None
 
 

@@ -1,41 +1,43 @@
-"""Tokens: how they are signed and verified, and what makes one acceptable.
+"""Tokens: how they are issued and what makes one acceptable, through flask-jwt-extended.
 
-flask-jwt-extended accepts tokens without ``exp``, treats a token without
-``type`` as an access token and trusts any ``sub``; the checks here close those
-gaps (RFC 8725) and its callbacks tie tokens to the database state. Tokens are
-signed and verified here (HS256 under one fixed header, one pass each way);
-flask-jwt-extended still finds them in the request, sets the refresh cookies, keeps
-the request context (current_user, get_jwt) and answers errors through its loaders.
+flask-jwt-extended issues and verifies every token (PyJWT, HS256 pinned). Its documented
+hooks close the gaps RFC 8725 names:
+
+- ``decode_key_loader`` runs before any signature is computed: it refuses a header other
+  than the one this service writes (another algorithm, ``none``, ``kid``, ``jku``,
+  ``jwk``, ``x5u``, ``x5c``, ``crit``, any extra field) and a payload without a claim
+  this service relies on (flask-jwt-extended would take a token without ``type`` for an
+  access token, and one without ``exp`` for eternal);
+- ``token_in_blocklist_loader`` ties every token to its session row, and a refresh token
+  to its own row; ``user_lookup_loader`` to an active account at the token's version.
+
+``check_compact_form`` refuses the other spellings of a token that a lenient base64
+decoder accepts (padding, the ``+/`` alphabet, a signature's spare bits), so that a
+token has exactly one spelling: the request guard (auth_service.http.common) runs it on
+the raw token before flask-jwt-extended reads it.
+
+The rows these checks read form the request's ``TokenContext``, one object that the
+loaders, the views and the request log share.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
+import binascii
 import re
-import time
-import uuid
-from datetime import timedelta
+from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
-from flask_jwt_extended.config import config as jwt_config
-from flask_jwt_extended.exceptions import CSRFError, JWTDecodeError, NoAuthorizationError
-from flask_jwt_extended.internal_utils import (custom_verification_for_token,
-                                               verify_token_not_blocklisted, verify_token_type)
-from flask_jwt_extended.view_decorators import (_decode_jwt_from_cookies,
-                                                 _decode_jwt_from_headers,
-                                                 _decode_jwt_from_json, _load_user)
-from jwt.exceptions import (DecodeError, ExpiredSignatureError, ImmatureSignatureError,
-                            InvalidIssuedAtError, InvalidIssuerError, InvalidSignatureError,
-                            MissingRequiredClaimError)
+from flask_jwt_extended import create_access_token, create_refresh_token
+from jwt.exceptions import DecodeError, MissingRequiredClaimError
 
-from auth_service.persistence import queries
 from auth_service.extensions import jwt
-from auth_service.persistence.models import User
+from auth_service.persistence import queries
+from auth_service.persistence.models import RefreshToken, Session, User
 
 ALGORITHM = "HS256"
+# The one header this service writes (flask-jwt-extended's, through PyJWT).
+HEADER = {"alg": ALGORITHM, "typ": "JWT"}
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver")
 TOKEN_TYPES = ("access", "refresh")
 MAX_USER_ID_DIGITS = 18
@@ -44,7 +46,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
-    """Pin the algorithm and register the loaders."""
+    """Pin the algorithm and where tokens travel."""
     app.config["JWT_ALGORITHM"] = ALGORITHM
     app.config["JWT_DECODE_ALGORITHMS"] = [ALGORITHM]
     # Access tokens travel only in the Authorization header; the refresh view
@@ -56,249 +58,149 @@ def init_app(app: Flask) -> None:
     app.config["JWT_REFRESH_JSON_KEY"] = "refresh_token"
     app.config["JWT_SESSION_COOKIE"] = False
     app.config["JWT_VERIFY_SUB"] = True
-    app.config["JWT_IDENTITY_CLAIM"] = "sub"  # what decode_complete and load_user read
+    app.config["JWT_IDENTITY_CLAIM"] = "sub"
 
 
-def encode(token_type: str, subject: str, claims: dict) -> str:
-    """Sign a ``token_type`` token for user id ``subject``: the claims flask-jwt-extended's
-    create_access_token and create_refresh_token write, from the same settings
-    (JWT_*_TOKEN_EXPIRES, JWT_ENCODE_NBF, JWT_COOKIE_CSRF_PROTECT, JWT_ENCODE_AUDIENCE,
-    JWT_ENCODE_ISSUER), then ``claims``, under the one header decode_complete accepts.
+# --- issuing ---------------------------------------------------------------------------
 
-    Any HS256 library verifies the result (tests/test_tokens.py checks PyJWT). Done here
-    rather than through flask-jwt-extended and PyJWT: half the cost of a refresh's two
-    tokens was their generic claim handling and key preparation.
+def issue_access_token(user_id: int, version: int, session_id: str) -> str:
+    """An access token of session ``session_id`` for ``user_id`` at token version ``version``."""
+    return create_access_token(identity=str(user_id),
+                               additional_claims={"sid": session_id, "ver": version})
+
+
+def issue_refresh_token(user_id: int, version: int, token, csrf: str) -> str:
+    """The refresh token of row ``token`` (its jti, session, creation and expiry).
+
+    Its claims come from the row alone, so the same row always gives the same token: a
+    duplicate refresh inside the grace window receives the very token the first got.
     """
-    config = current_app.config
-    now = int(time.time())
-    # A value ``claims`` overrides is not drawn (each uuid4 is a getrandom call).
-    payload = {"fresh": False, "iat": now,
-               "jti": claims["jti"] if "jti" in claims else str(uuid.uuid4()),
-               "type": token_type, "sub": subject}
-    if config["JWT_ENCODE_NBF"]:
-        payload["nbf"] = now
-    if config["JWT_COOKIE_CSRF_PROTECT"]:
-        payload["csrf"] = claims["csrf"] if "csrf" in claims else str(uuid.uuid4())
-    if config["JWT_ENCODE_AUDIENCE"]:
-        payload["aud"] = config["JWT_ENCODE_AUDIENCE"]
-    if config["JWT_ENCODE_ISSUER"]:
-        payload["iss"] = config["JWT_ENCODE_ISSUER"]
-    payload["exp"] = now + int(config[_LIFETIMES[token_type]].total_seconds())
-    payload.update(claims)
-    body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
-    signing_input = f"{_HEADER_SEGMENT}.{body}"
-    return f"{signing_input}.{_signature(signing_input, config['JWT_SECRET_KEY'])}"
+    issued = int(token.created_at.timestamp())
+    claims = {"sid": token.family_id, "ver": version, "jti": token.jti, "iat": issued,
+              "exp": int(token.expires_at.timestamp()), "csrf": csrf}
+    if current_app.config["JWT_ENCODE_NBF"]:
+        claims["nbf"] = issued
+    return create_refresh_token(identity=str(user_id), additional_claims=claims)
 
 
-def decode(encoded_token: str, csrf_value: str | None = None,
-           allow_expired: bool = False) -> dict:
-    """Verify a token and return its claims (auth_service.extensions.JWTManager routes
-    flask-jwt-extended's decodes here)."""
-    return decode_complete(encoded_token, csrf_value, allow_expired)[1]
+@jwt.user_identity_loader
+def user_identity(identity) -> str:
+    """``sub`` is the user id as a string (RFC 7519 requires a string)."""
+    return str(identity.id if isinstance(identity, User) else identity)
 
 
-def decode_complete(encoded_token: str, csrf_value: str | None = None,
-                    allow_expired: bool = False) -> tuple[dict, dict]:
-    """Verify a token and return its header and claims, in one parse.
+# --- the form of a token ---------------------------------------------------------------
 
-    In order: the header (the one this service issues, byte for byte), the HS256
-    signature (compared in constant time), then the claims as PyJWT checks them
-    (required, iat, nbf, exp with JWT_DECODE_LEEWAY, iss) and the ones this service
-    relies on (type, sub, jti), then the CSRF double-submit value. Errors are PyJWT's
-    and flask-jwt-extended's exception classes, so their handlers answer as before.
-    An expired token is reported as such only when nothing else is wrong with it.
-    """
-    config = current_app.config
-    claims = _verified_claims(encoded_token, config["JWT_SECRET_KEY"])
-    leeway = config["JWT_DECODE_LEEWAY"]
-    if isinstance(leeway, timedelta):
-        leeway = leeway.total_seconds()
-    now = time.time()
-    for name in REQUIRED_CLAIMS:
-        if claims.get(name) is None:
-            raise MissingRequiredClaimError(name)
-    if _integer(claims, "iat", InvalidIssuedAtError) > now + leeway:
-        raise ImmatureSignatureError("The token is not yet valid (iat)")
-    if "nbf" in claims and _integer(claims, "nbf", DecodeError) > now + leeway:
-        raise ImmatureSignatureError("The token is not yet valid (nbf)")
-    expired = _integer(claims, "exp", DecodeError) <= now - leeway
-    issuer = config["JWT_DECODE_ISSUER"]
-    if issuer is not None:
-        if "iss" not in claims:
-            raise MissingRequiredClaimError("iss")
-        if claims["iss"] != issuer:
-            raise InvalidIssuerError("Invalid issuer")
-    if claims["type"] not in TOKEN_TYPES:
-        raise JWTDecodeError("Unknown token type")
-    sub = claims["sub"]
-    # ASCII only: str.isdigit() also accepts "²" (int() raises) and "١" (another spelling of 1).
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()
-            and len(sub) <= MAX_USER_ID_DIGITS):
-        raise JWTDecodeError("Invalid subject")
-    if not isinstance(claims["jti"], str):
-        raise JWTDecodeError("Invalid token id")
-    claims.setdefault("fresh", False)
-    if csrf_value:
-        if not isinstance(claims.get("csrf"), str):
-            raise JWTDecodeError("Missing claim: csrf")
-        if not hmac.compare_digest(claims["csrf"], csrf_value):
-            raise CSRFError("CSRF double submit tokens do not match")
-    if expired and not allow_expired:
-        error = ExpiredSignatureError("Signature has expired")
-        # flask-jwt-extended's expired-token handler reads these two.
-        error.jwt_header, error.jwt_data = dict(HEADER), claims
-        raise error
-    return dict(HEADER), claims
-
-
-def _verified_claims(encoded_token: str, key: str) -> dict:
-    """The payload of a compact HS256 JWS with this service's header, once its signature
-    checks out (RFC 7515; RFC 8725 3.1: the algorithm is pinned, not read from the token).
-
-    Anything but the exact header segment this service writes (another alg, none, a
-    kid, jku, jwk, x5u, x5c or crit) is refused before the signature is computed; the
-    signature must be the canonical unpadded base64url of the HMAC.
-    """
+def check_compact_form(encoded_token) -> None:
+    """Refuse (DecodeError) any spelling of a token but the one this service writes:
+    the exact header segment, and canonical unpadded base64url (RFC 7515 section 2)."""
     if not isinstance(encoded_token, str):
         raise DecodeError("Invalid token type")
-    header, _, rest = encoded_token.partition(".")
-    payload, _, signature = rest.partition(".")
-    if header != _HEADER_SEGMENT:
+    parts = encoded_token.split(".")
+    if len(parts) != 3 or parts[0] != HEADER_SEGMENT:
         raise DecodeError("Unsupported token header")
-    if not (_SEGMENT.fullmatch(payload) and _SEGMENT.fullmatch(signature)) \
-            or len(payload) % 4 == 1:
+    if not all(_is_canonical_base64url(part) for part in parts[1:]):
         raise DecodeError("Invalid token segments")
-    if not hmac.compare_digest(_signature(f"{header}.{payload}", key), signature):
-        raise InvalidSignatureError("Signature verification failed")
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except ValueError as error:  # binascii.Error, UnicodeDecodeError, JSONDecodeError
-        raise DecodeError("Invalid payload") from error
-    if not isinstance(claims, dict):
-        raise DecodeError("Invalid payload: must be a JSON object")
-    return claims
 
 
-def _integer(claims: dict, name: str, error: type[Exception]) -> int:
-    """A NumericDate claim as PyJWT reads it (int(), so 1.5 and "15" pass)."""
+def _is_canonical_base64url(segment: str) -> bool:
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        return False
     try:
-        return int(claims[name])
-    except (ValueError, TypeError, OverflowError):
-        raise error(f"The {name} claim must be an integer.") from None
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except binascii.Error:
+        return False
+    return _b64url(decoded) == segment
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _signature(signing_input: str, key: str) -> str:
-    """The HS256 signature segment of a token (RFC 7518 section 3.2)."""
-    return _b64url(hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest())
-
-
-# The header flask-jwt-extended has PyJWT write (sorted keys, no spaces), as a segment.
-HEADER = {"alg": ALGORITHM, "typ": "JWT"}
-_HEADER_SEGMENT = _b64url(json.dumps(HEADER, separators=(",", ":"), sort_keys=True).encode())
-# Unpadded base64url (RFC 7515 section 2), ASCII only.
+# Unpadded base64url, ASCII only; the header as PyJWT writes HEADER (sorted, no spaces).
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-_LIFETIMES = {"access": "JWT_ACCESS_TOKEN_EXPIRES", "refresh": "JWT_REFRESH_TOKEN_EXPIRES"}
+HEADER_SEGMENT = _b64url(b'{"alg":"HS256","typ":"JWT"}')
 
 
-def verify_token(locations: tuple[str, ...] = ("headers",), refresh: bool = False) -> None:
-    """``verify_jwt_in_request(refresh=refresh, locations=locations)``, in one parse.
-
-    flask-jwt-extended's own path parses the token once more for its header after
-    decoding it. This one finds the token with its readers (the first of ``locations``
-    that has one; a cookie comes with its CSRF header), decodes it once, runs its checks
-    and callbacks in its order (type, revocation, custom verification, user lookup) and
-    leaves the request context it leaves (current_user, get_jwt, get_jwt_header,
-    get_jwt_request_location). flask-jwt-extended is pinned.
-    """
-    if request.method in jwt_config.exempt_methods:
-        return
-    check_token(*read_token(locations, refresh))
-
-
-def read_token(locations: tuple[str, ...], refresh: bool = False) -> tuple[dict, dict, str]:
-    """The first step of verify_token: the token found, decoded and of the right type,
-    as (header, claims, location). Nothing is read from the database yet."""
-    missing = []
-    for location in locations:
-        try:
-            encoded_token, csrf_value = _TOKEN_READERS[location](refresh)
-            break
-        except NoAuthorizationError as error:
-            missing.append(str(error))
-    else:
-        raise NoAuthorizationError(missing[0] if len(missing) == 1 else
-                                   f"Missing JWT in {' or '.join(locations)} "
-                                   f"({'; '.join(missing)})")
-    header, claims = decode_complete(encoded_token, csrf_value)
-    verify_token_type(claims, refresh)
-    return header, claims, location
+@jwt.decode_key_loader
+def decode_key(header: dict, claims: dict) -> str:
+    """The key to verify a token with, once its header and claims have the form this
+    service writes (checked before the signature is computed)."""
+    if header != HEADER:
+        raise DecodeError("Unsupported token header")
+    for name in REQUIRED_CLAIMS:
+        if claims.get(name) is None:
+            raise MissingRequiredClaimError(name)
+    sub = claims["sub"]
+    # ASCII only: str.isdigit() also accepts "²" (int() raises) and "١" (another spelling of 1).
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()
+            and len(sub) <= MAX_USER_ID_DIGITS):
+        raise DecodeError("Invalid subject")
+    if claims["type"] not in TOKEN_TYPES:
+        raise DecodeError("Unknown token type")
+    if not (isinstance(claims["jti"], str) and isinstance(claims["sid"], str)
+            and isinstance(claims["ver"], int)):
+        raise DecodeError("Invalid token id, session or version")
+    return current_app.config["JWT_SECRET_KEY"]
 
 
-def check_token(header: dict, claims: dict, location: str) -> None:
-    """The rest of verify_token: revocation, custom verification, the user."""
-    verify_token_not_blocklisted(header, claims)
-    custom_verification_for_token(header, claims)
-    settle_token(header, claims, location, _load_user(header, claims))
+# --- what a verified token stands for --------------------------------------------------
+
+@dataclass
+class TokenContext:
+    """What the database says about the token of this request: its account, its session,
+    and for a refresh token its row (None when unknown)."""
+
+    claims: dict
+    user: User | None
+    session: Session | None
+    refresh_token: RefreshToken | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """The session has ended (or is not this account's); a refresh token's row is
+        unknown or revoked."""
+        if self.claims["type"] == "refresh" and (
+                self.refresh_token is None or self.refresh_token.revoked_at is not None):
+            return True
+        return self.user is not None and (self.session is None
+                                          or self.session.revoked_at is not None)
 
 
-def settle_token(header: dict, claims: dict, location: str, loaded: dict | None) -> None:
-    """Record a verified token where flask-jwt-extended keeps it for the request
-    (get_jwt, get_jwt_header, get_jwt_request_location, and current_user: ``loaded``
-    is its {"loaded_user": user}, or None where the view needs no user)."""
-    g._jwt_extended_jwt_user = loaded
-    g._jwt_extended_jwt_header = header
-    g._jwt_extended_jwt = claims
-    g._jwt_extended_jwt_location = location
+def token_context() -> TokenContext | None:
+    """The context of the token this request presented, once the blocklist check ran."""
+    return g.get("token_context")
 
 
-# flask-jwt-extended's readers of a token (and its CSRF value) from each place it may be.
-_TOKEN_READERS = {
-    "headers": lambda refresh: _decode_jwt_from_headers(),
-    "json": _decode_jwt_from_json,
-    "cookies": _decode_jwt_from_cookies,
-}
-
-
-@jwt.user_identity_loader
-def user_identity(user: User) -> str:
-    """``sub`` is the user id as a string (RFC 7519 requires a string)."""
-    return str(user.id)
-
-
-@jwt.user_lookup_loader
-def load_user(header: dict, payload: dict) -> User | None:
-    """Deleted, inactive or re-passworded users are refused.
-
-    The user was read with the token's session by is_revoked, which runs first. Only a
-    request that may change something gets its user attached to the session: on GET
-    and HEAD, current_user is a detached copy, which costs no session at all and
-    refuses, loudly, to load a relationship.
-    """
-    user = g.token_owner
-    if user is None or not user.is_active or payload.get("ver") != user.token_version:
-        return None
-    return user
+def _load_context(claims: dict) -> TokenContext:
+    """The rows of a token, read in one statement (the user attached to the request's
+    session only where the request may change it)."""
+    attach = request.method not in SAFE_METHODS
+    if claims["type"] == "refresh":
+        token = queries.token_with_owner(claims["jti"], attach_owner=attach)
+        if token is None or str(token.user_id) != claims["sub"] or token.family_id != claims["sid"]:
+            return TokenContext(claims, None, None)
+        return TokenContext(claims, token.user, token.session, token)
+    user, session = queries.user_with_session(int(claims["sub"]), claims["sid"], attach)
+    return TokenContext(claims, user, session)
 
 
 @jwt.token_in_blocklist_loader
-def is_revoked(header: dict, payload: dict) -> bool:
-    """A token is revoked when its session is: revoked, expired away or deleted.
+def is_revoked(header: dict, claims: dict) -> bool:
+    """A token is revoked when its session is: ended, or not its account's. A refresh
+    token must also be a known, unrevoked row; a *spent* one is not reported here (the
+    refresh decides between the grace window and reuse). A database error propagates
+    (fail closed)."""
+    g.token_context = _load_context(claims)
+    return g.token_context.revoked
 
-    A refresh token must also be a known, unrevoked row. A *spent* one is not reported
-    here: the refresh view decides between the grace window and reuse detection. The
-    owner comes in the same SELECT (g.token_owner, for load_user, which runs next). A
-    database error propagates (fail closed).
-    """
-    attach = request.method not in SAFE_METHODS
-    if payload["type"] == "refresh":
-        token = queries.token_with_owner(payload["jti"], attach_owner=attach)
-        g.refresh_token_row = token
-        g.token_owner = token.user if token is not None else None
-        return token is None or token.revoked_at is not None or token.session.revoked_at is not None
-    g.token_owner, session = queries.user_with_session(int(payload["sub"]), payload["sid"], attach)
-    # An unknown user is load_user's to refuse (as an unknown account, not a revocation).
-    return g.token_owner is not None and (session is None or session.revoked_at is not None)
+
+@jwt.user_lookup_loader
+def load_user(header: dict, claims: dict) -> User | None:
+    """The token's account, when it is active and at the token's version: deleted,
+    deactivated and re-passworded accounts are refused."""
+    context = token_context()
+    user = context.user if context is not None and context.claims["jti"] == claims["jti"] else None
+    if user is None or not user.is_active or claims["ver"] != user.token_version:
+        return None
+    return user

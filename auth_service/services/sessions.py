@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import sqlalchemy as sa
@@ -85,26 +85,13 @@ def csrf_value(family_id: str) -> str:
 
 
 def encode_pair(user_id: int, version: int, token) -> TokenPair:
-    """Encode a fresh access token and the refresh JWT of ``token`` (a RefreshToken, or
+    """A fresh access token and the refresh token of ``token`` (a RefreshToken, or
     anything with its jti, family_id, created_at and expires_at) for user ``user_id``
-    at token version ``version``.
-
-    The refresh JWT depends only on the row, so a duplicate refresh inside the
-    grace window receives the very same token as the first one.
-    """
-    claims = {"sid": token.family_id, "ver": version}
-    issued = int(token.created_at.timestamp())
+    at token version ``version``."""
     csrf = csrf_value(token.family_id)
-    subject = str(user_id)
-    refresh = jwt_checks.encode("refresh", subject, claims | {
-        "jti": token.jti,
-        "iat": issued,
-        "nbf": issued,
-        "exp": int(token.expires_at.timestamp()),
-        "csrf": csrf,
-    })
-    access = jwt_checks.encode("access", subject, claims)
-    return TokenPair(access, refresh, token.expires_at, csrf)
+    return TokenPair(jwt_checks.issue_access_token(user_id, version, token.family_id),
+                     jwt_checks.issue_refresh_token(user_id, version, token, csrf),
+                     token.expires_at, csrf)
 
 
 def start_session(user: User, aal: str = "aal1") -> TokenPair:
@@ -127,12 +114,18 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
     return pair
 
 
-def rotate(user: User, jti: str) -> TokenPair:
-    """Spend refresh token ``jti`` and return its child (see module docstring)."""
+def rotate(user: User, presented: RefreshToken) -> TokenPair:
+    """Spend the presented refresh token and return its child (see module docstring).
+
+    ``presented`` is its row as the revocation check read it in this request: the
+    conditional writes decide, atomically, whether it is still unspent and its session
+    live; only when they match nothing is the row read again to tell the grace window,
+    reuse and revocation apart.
+    """
     # Read now: a rollback on the way (a lost race, a SQLite retry) expires ``user``, and
     # a user deleted meanwhile could then no longer be loaded.
     user_id, version = user.id, user.token_version
-    return _retrying_locks(lambda: _rotate_once(user_id, version, jti))
+    return _retrying_locks(lambda: _rotate_once(user_id, version, presented))
 
 
 def _retrying_locks(write):
@@ -152,31 +145,14 @@ def _retrying_locks(write):
     raise AssertionError("unreachable")
 
 
-def rotate_presented(claims: dict) -> TokenPair | None:
-    """A refresh in one statement, from the verified claims of the presented token alone.
-
-    The pair is encoded first (session, owner, version and expiry are in the claims);
-    then the statement spends the token only if it is unspent and unrevoked, its session
-    live and its owner active at that token version, and records the child in its place.
-    None when it spent nothing: revoked, reused, in the grace window, a deactivated or
-    re-passworded owner, or a lost race. The caller then runs the full checks
-    (jwt_checks.check_token, rotate), which tell those apart.
-    """
-    child = _child(family_id=claims["sid"], user_id=int(claims["sub"]),
-                   expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc))
-    pair = encode_pair(child.user_id, claims["ver"], child)
-    spent = _retrying_locks(lambda: _spend(claims["jti"], child, claims["ver"]))
-    return pair if spent else None
-
-
 def _child(family_id: str, user_id: int, expires_at: datetime) -> SimpleNamespace:
     """The values of the token that replaces a spent one (its row is written by _spend)."""
     return SimpleNamespace(jti=new_uuid(), family_id=family_id, user_id=user_id,
                            created_at=utcnow(), expires_at=expires_at, **_client())
 
 
-def _rotate_once(user_id: int, version: int, jti: str) -> TokenPair:
-    token = _fresh_row(jti)
+def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
+    jti = token.jti
     if token.spent_at is None:
         child = _child(token.family_id, user_id, token.expires_at)
         pair = encode_pair(user_id, version, child)
