@@ -71,6 +71,9 @@ class Config:
     JWT_DECODE_LEEWAY = 0
     # Two tabs presenting one refresh token at once (bench/results/2026-12-06-grace-window.md).
     REFRESH_REUSE_GRACE_SECONDS = 2
+    # How recent a sign-in must be for a password-less account to add a way to sign in
+    # (POST /auth/{provider}/link); accounts with a password confirm with it instead.
+    REAUTHENTICATION_MAX_AGE = timedelta(minutes=5)
     # Where login puts the refresh token: "both" (seed compatible), "cookie" or "body".
     LOGIN_REFRESH_TRANSPORT = "both"
 

@@ -65,8 +65,8 @@ def test_downgrade_to_base_then_upgrade_again(scratch_app):
 
 
 def test_existing_token_families_become_sessions(scratch_app):
-    """0004 gives every family a session: started at its first token, revoked when none
-    of its tokens is left unrevoked."""
+    """0004 gives every family a session: started at its first token, revoked when any
+    of its tokens was (a child that slipped past that revocation is revoked with it)."""
     with scratch_app.app_context():
         downgrade(revision="base")
         upgrade(revision="0003")
@@ -78,6 +78,8 @@ def test_existing_token_families_become_sessions(scratch_app):
             ("t1", "live", "2030-01-01 00:00:00", None, None, "first"),
             ("t2", "live", "2030-01-02 00:00:00", None, None, "second"),
             ("t3", "ended", "2030-01-01 00:00:00", "2030-01-03 00:00:00", "logout", "x"),
+            ("t4", "raced", "2030-01-01 00:00:00", "2030-01-02 00:00:00", "reuse_detected", "y"),
+            ("t5", "raced", "2030-01-02 00:00:00", None, None, "y"),
         ]
         for jti, family, created, revoked, reason, agent in tokens:
             db.session.execute(sa.text(
@@ -93,8 +95,12 @@ def test_existing_token_families_become_sessions(scratch_app):
         rows = db.session.execute(sa.text(
             "SELECT id, revoked_reason, user_agent, refreshed_at IS NOT NULL FROM sessions"
             " ORDER BY id")).all()
+        unrevoked = db.session.scalars(sa.text(
+            "SELECT jti FROM refresh_tokens WHERE revoked_at IS NULL ORDER BY jti")).all()
         db.session.rollback()
-    assert [tuple(row) for row in rows] == [("ended", "logout", "x", 0), ("live", None, "first", 1)]
+    assert [tuple(row) for row in rows] == [("ended", "logout", "x", 0), ("live", None, "first", 1),
+                                            ("raced", "reuse_detected", "y", 1)]
+    assert unrevoked == ["t1", "t2"]
 
 
 def test_the_username_index_ignores_case(app):

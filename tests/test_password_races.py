@@ -193,3 +193,39 @@ def test_the_cli_refuses_to_deactivate_the_last_active_superuser(runner, auth, m
     assert result.exit_code == 1
     assert result.output == "Error: This is the last active superuser.\n"
     assert stored_user(in_db, "root@example.com").is_active
+
+
+def test_the_last_active_superuser_cannot_delete_the_account(client, auth, make_superuser,
+                                                             in_db):
+    root = auth.signup_and_login("root@example.com", "root")
+    make_superuser("root@example.com")
+
+    response = client.delete("/users/me", headers=bearer(root["access_token"]),
+                             json={"password": PASSWORD})
+
+    assert_error(response, 409, "last_superuser")
+    assert stored_user(in_db, "root@example.com") is not None
+    assert me(client, root["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("attempt", range(RACE_TRIES))
+def test_two_superusers_deleting_their_accounts_at_once_leave_one(app, auth, make_superuser,
+                                                                  in_db, attempt):
+    admins = []
+    for name in ("root", "admin"):
+        admins.append(auth.signup_and_login(f"{name}@example.com", name))
+        make_superuser(f"{name}@example.com")
+    start = threading.Barrier(2)
+
+    def delete_own(index):
+        start.wait(timeout=30)
+        return app.test_client().delete("/users/me", json={"password": PASSWORD},
+                                        headers=bearer(admins[index]["access_token"]))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        responses = list(pool.map(delete_own, range(2)))
+
+    assert sorted(r.status_code for r in responses) == [204, 409], [r.json for r in responses]
+    active = in_db(lambda: db.session.scalar(
+        sa.select(sa.func.count()).where(User.is_superuser, User.is_active)))
+    assert active == 1

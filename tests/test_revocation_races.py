@@ -114,6 +114,8 @@ def sid_of(tokens: dict) -> str:
 
 # How the victim ends the stolen session, what that answers, and whether the victim's
 # other device keeps its session: (client, stolen, other_device, admin_headers) -> response.
+# "superuser-deactivation": the victim is a superuser, whose deactivation locks the
+# active superusers first; that lock must not deadlock with the attacker's refreshes.
 VICTIM_ACTIONS = {
     "logout": (lambda client, stolen, other, admin: client.post(
         "/auth/logout", headers=bearer(stolen["access_token"])), 200, True),
@@ -126,12 +128,15 @@ VICTIM_ACTIONS = {
         f"/users/{claims(stolen['refresh_token'])['sub']}/deactivate", headers=admin),
         200, False),
 }
+VICTIM_ACTIONS["superuser-deactivation"] = VICTIM_ACTIONS["deactivation"]
 
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
 @pytest.mark.parametrize("action", VICTIM_ACTIONS)
 def test_ending_the_session_beats_an_attacker_refreshing_in_a_loop(
-        app, in_db, victim, superuser_headers, action, attempt):
+        app, in_db, victim, superuser_headers, make_superuser, action, attempt):
+    if action == "superuser-deactivation":
+        make_superuser("alice@example.com")
     stolen, other_device = victim(), victim()
     end_session, status, other_device_survives = VICTIM_ACTIONS[action]
     client = app.test_client()
@@ -171,3 +176,39 @@ def test_sessions_table_has_one_row_per_login(app, in_db, victim):
     assert [row.id for row in rows] == [claims(first["refresh_token"])["sid"],
                                         claims(second["refresh_token"])["sid"]]
     assert all(row.revoked_at is None and row.aal == "aal1" for row in rows)
+
+
+@pytest.mark.parametrize("attempt", range(RACE_TRIES))
+def test_a_grace_duplicate_racing_account_deletion_is_answered_cleanly(app, victim, caplog,
+                                                                        attempt):
+    """The second tab presents the token the first just spent while the account is deleted:
+    the duplicate gets the new pair (it came first) or 401 token_revoked, never a 500."""
+    tokens = victim()
+    first = refresh(app.test_client(), tokens["refresh_token"])
+    start = threading.Barrier(2)
+    answers = {}
+
+    def duplicate():
+        client = app.test_client()
+        start.wait(timeout=30)
+        answers["duplicate"] = refresh(client, tokens["refresh_token"])
+
+    def delete():
+        client = app.test_client()
+        start.wait(timeout=30)
+        answers["delete"] = client.delete("/users/me", json={"password": PASSWORD},
+                                          headers=bearer(first.json["access_token"]))
+
+    with caplog.at_level(logging.WARNING):
+        threads = [threading.Thread(target=duplicate), threading.Thread(target=delete)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert answers["delete"].status_code == 204
+    duplicate_answer = answers["duplicate"]
+    assert duplicate_answer.status_code in (200, 401), duplicate_answer.get_data(as_text=True)
+    if duplicate_answer.status_code == 401:
+        assert duplicate_answer.json["error"] == "token_revoked"
+    assert "reuse" not in caplog.text

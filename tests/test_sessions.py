@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from freezegun import freeze_time
 
 from auth_service.extensions import db
-from auth_service.persistence.models import RefreshToken, Session
+from auth_service.persistence.models import RefreshToken, Session, utcnow
 from helpers import (
     LOGIN_TIME,
     PASSWORD,
@@ -140,6 +141,22 @@ def test_logout_ends_the_sessions_access_tokens_at_once(client, auth, alice_toke
     assert response.status_code == 401
     assert response.json["error"] == "token_revoked"
     assert me(client, other["access_token"]).status_code == 200
+
+
+def test_an_expired_sessions_access_token_is_refused(client, alice_tokens, in_db):
+    """A token issued at the last rotation dies with its session's absolute expiry."""
+    sid = claims(alice_tokens["access_token"])["sid"]
+
+    def expire():
+        db.session.execute(sa.update(Session).where(Session.id == sid)
+                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+    in_db(expire)
+    response = me(client, alice_tokens["access_token"])
+
+    assert response.status_code == 401
+    assert response.json["error"] == "token_revoked"
 
 
 def test_the_session_row_records_the_logout(client, alice_tokens, in_db):

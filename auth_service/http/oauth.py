@@ -17,14 +17,15 @@ from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from auth_service.integrations import oauth_providers
-from auth_service.security import devices, redirects
-from auth_service.services import identities, sessions
+from auth_service.security import devices, jwt_checks, redirects
+from auth_service.services import accounts, identities, sessions
 from auth_service.http.auth import login_response
 from auth_service.http.common import access_required, set_refresh_cookies
 from auth_service.errors import APIError
 from auth_service.security.limits import oauth_limit
 from auth_service.http.schemas import (
     AuthorizationURLSchema,
+    LinkStartSchema,
     ErrorSchema,
     OAuthCallbackQuerySchema,
     OAuthLoginQuerySchema,
@@ -73,13 +74,23 @@ def login(query, provider):
 @access_required(blp)
 @oauth_limit
 @blp.arguments(OAuthLoginQuerySchema(), location="query")
+@blp.arguments(LinkStartSchema(), required=False)
 @blp.response(200, AuthorizationURLSchema, description="Where to send the browser; the "
               "callback links the identity to the caller's account (password and sessions kept)")
-@blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list")
+@blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list, or "
+                  "the password is missing or wrong")
+@blp.alt_response(401, schema=ErrorSchema, description="A password-less account signed in too "
+                  "long ago (REAUTHENTICATION_MAX_AGE): sign in again")
 @blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable (discovery)")
-def link(query, provider):
-    """Start linking Google or GitHub to the signed-in account: the URL to open in the browser."""
+def link(query, body, provider):
+    """Start linking Google or GitHub to the signed-in account: the URL to open in the browser.
+
+    Confirmed with the password (or a recent sign-in): a stolen access token must not
+    turn into a sign-in method that outlives it.
+    """
+    accounts.reauthenticate(current_user, jwt_checks.token_context().session.created_at,
+                            body.get("password"))
     response, state = _start(provider, query.get("next"))
     session[LINK_KEY + state] = {"user": current_user.id, "ver": current_user.token_version,
                                  "sid": get_jwt()["sid"]}

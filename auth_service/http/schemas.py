@@ -252,6 +252,15 @@ class DeleteAccountSchema(ma.Schema):
     )
 
 
+class LinkStartSchema(ma.Schema):
+    password = Text(
+        load_only=True,
+        validate=validate.Length(max=LOGIN_PASSWORD_MAX),
+        metadata={"description": "The account's password, when it has one: holding an access "
+                                 "token is not enough to add a way to sign in."},
+    )
+
+
 class SessionSchema(ma.Schema):
     id = fields.String(metadata={"description": "Session (token family) id"})
     created_at = fields.DateTime()

@@ -33,7 +33,7 @@ from jwt.exceptions import DecodeError, MissingRequiredClaimError
 
 from auth_service.extensions import jwt
 from auth_service.persistence import queries
-from auth_service.persistence.models import RefreshToken, Session, User
+from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 
 ALGORITHM = "HS256"
 # The one header this service writes (flask-jwt-extended's, through PyJWT).
@@ -158,13 +158,13 @@ class TokenContext:
 
     @property
     def revoked(self) -> bool:
-        """The session has ended (or is not this account's); a refresh token's row is
-        unknown or revoked."""
+        """The session has ended, expired or is not this account's; a refresh token's
+        row is unknown or revoked."""
         if self.claims["type"] == "refresh" and (
                 self.refresh_token is None or self.refresh_token.revoked_at is not None):
             return True
         return self.user is not None and (self.session is None
-                                          or self.session.revoked_at is not None)
+                                          or not self.session.is_live(utcnow()))
 
 
 def token_context() -> TokenContext | None:

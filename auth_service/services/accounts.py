@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
+from flask import current_app
 
 from auth_service.persistence import queries
 from auth_service.services import sessions
@@ -141,18 +144,41 @@ def update_profile(user: User, changes: dict) -> User:
     return user
 
 
+def reauthenticate(user: User, signed_in_at: datetime, password: str | None) -> None:
+    """Prove the caller owns the account, not just one of its access tokens, before a
+    change that adds a way in: the password when the account has one, otherwise a
+    sign-in no older than REAUTHENTICATION_MAX_AGE."""
+    if user.has_password:
+        if not password:
+            raise APIError(400, "password_required", "Confirm with your password.")
+        if not check_password(user, password):
+            raise APIError(400, "invalid_password", "The password is incorrect.")
+    elif signed_in_at < utcnow() - current_app.config["REAUTHENTICATION_MAX_AGE"]:
+        raise APIError(401, "reauthentication_required", "Sign in again to do this.")
+
+
 def delete_account(user: User, password: str | None) -> None:
-    """Delete the account and its tokens; the password is required when it has one."""
+    """Delete the account and its tokens; the password is required when it has one.
+
+    409 when it is the last active superuser (decided as in ``set_active``).
+    """
     if user.has_password:
         if not password:
             raise APIError(400, "password_required", "Confirm with your password to delete the account.")
         if not check_password(user, password):
             raise APIError(400, "invalid_password", "The password is incorrect.")
+    _lock_active_superusers(user)
     # Revoked first: that waits for a rotation in flight (sessions.py), whose child the
     # deletes below then see.
     sessions.revoke_user_tokens(user.id, sessions.REASON_ACCOUNT_DELETED)
     db.session.execute(sa.delete(RefreshToken).where(RefreshToken.user_id == user.id))
-    db.session.delete(user)
+    deleted = db.session.execute(
+        sa.delete(User).where(User.id == user.id, _not_the_last_superuser(user))
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if deleted != 1:
+        db.session.rollback()
+        raise _last_superuser()
     db.session.commit()
 
 
@@ -168,21 +194,37 @@ def set_active(user: User, active: bool) -> User:
         user.is_active = True
         db.session.commit()
         return user
-    if user.is_superuser:
-        db.session.execute(sa.select(User.id).where(User.is_superuser, User.is_active)
-                           .with_for_update())
-    other = sa.orm.aliased(User)
-    another_superuser = sa.exists().where(other.is_superuser, other.is_active, other.id != user.id)
+    _lock_active_superusers(user)
     deactivated = db.session.execute(
         sa.update(User)
-        .where(User.id == user.id, sa.or_(~User.is_superuser, another_superuser))
+        .where(User.id == user.id, _not_the_last_superuser(user))
         # A new token version: access tokens issued before stay dead after reactivation.
         .values(is_active=False, token_version=User.token_version + 1, updated_at=utcnow())
         .execution_options(synchronize_session="fetch")
     ).rowcount
     if deactivated != 1:
         db.session.rollback()
-        raise APIError(409, "last_superuser", "This is the last active superuser.")
+        raise _last_superuser()
     sessions.revoke_user_tokens(user.id, sessions.REASON_DEACTIVATED)
     db.session.commit()
     return user
+
+
+def _lock_active_superusers(user: User) -> None:
+    """On PostgreSQL, make a change that may remove an active superuser wait for any
+    other such change. FOR NO KEY UPDATE: a plain FOR UPDATE would also block the
+    foreign-key checks of a refresh of this user's sessions, and deadlock with it."""
+    if user.is_superuser:
+        db.session.execute(sa.select(User.id).where(User.is_superuser, User.is_active)
+                           .with_for_update(key_share=True))
+
+
+def _not_the_last_superuser(user: User):
+    """The condition a change removing ``user`` from the active superusers needs."""
+    other = sa.orm.aliased(User)
+    return sa.or_(~User.is_superuser, sa.exists().where(other.is_superuser, other.is_active,
+                                                        other.id != user.id))
+
+
+def _last_superuser() -> APIError:
+    return APIError(409, "last_superuser", "This is the last active superuser.")

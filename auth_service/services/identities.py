@@ -37,7 +37,7 @@ from auth_service.services import account_emails, sessions
 from auth_service.services.accounts import find_by_email
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.persistence.models import OAuthAccount, Session, User, utcnow
+from auth_service.persistence.models import OAuthAccount, User, utcnow
 from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
@@ -92,10 +92,11 @@ def link_signed_in(user_id: int, token_version: int, session_id: str,
     """
     label = LABELS[profile.provider]
     user = db.session.get(User, user_id)
-    asked_from = db.session.get(Session, session_id)
-    if (user is None or not user.is_active or user.token_version != token_version
-            or asked_from is None or asked_from.user_id != user_id
-            or not asked_from.is_live(utcnow())):
+    # Held until the commit: a logout-all or password change racing this link either
+    # waits for it or has already made the session fail the hold.
+    if (not sessions.hold_live_session(session_id, user_id) or user is None
+            or not user.is_active or user.token_version != token_version):
+        db.session.rollback()
         raise APIError(401, "session_ended", f"The session that asked to link {label} has "
                        "ended. Log in and start again.")
     if user.email_verified is None:

@@ -164,15 +164,19 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
             raise _revoked()
     now = utcnow()
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    # Read before any commit: the rows may be deleted with their account meanwhile.
+    family_id = token.family_id
     live = _live_descendant(token, now, grace)
-    if live is not None and _claim_grace(jti, now):
-        return encode_pair(user_id, version, live)
-    if not revoke_family(token.family_id, REASON_REUSE):
+    if live is not None:
+        answer = encode_pair(user_id, version, live)
+        if _claim_grace(jti, now):
+            return answer
+    if not revoke_family(family_id, REASON_REUSE):
         db.session.rollback()  # revoked (or deleted) meanwhile: not a reuse
         raise _revoked()
     db.session.commit()
     current_app.logger.warning("refresh token reuse detected: session %s of user %s revoked",
-                               token.family_id, user_id)
+                               family_id, user_id)
     raise APIError(401, "token_reused", "This refresh token was already used; "
                    "the session has been revoked. Log in again.")
 
@@ -289,12 +293,28 @@ def _claim_grace(jti: str, now: datetime) -> bool:
     cannot both win."""
     claimed = db.session.execute(
         sa.update(RefreshToken)
-        .where(RefreshToken.jti == jti, RefreshToken.grace_used_at.is_(None))
+        .where(RefreshToken.jti == jti, RefreshToken.grace_used_at.is_(None),
+               RefreshToken.revoked_at.is_(None))
         .values(grace_used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     db.session.commit()
     return claimed
+
+
+def hold_live_session(session_id: str, user_id: int) -> bool:
+    """Lock session ``session_id`` of ``user_id`` until the commit, if it is live.
+
+    A write, not a read: a revocation racing the caller's change then either waits for
+    its commit or has already made this match nothing (SQLite: the write lock).
+    """
+    return db.session.execute(
+        sa.update(Session)
+        .where(Session.id == session_id, Session.user_id == user_id,
+               Session.revoked_at.is_(None), Session.expires_at > utcnow())
+        .values(refreshed_at=Session.refreshed_at)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def revoke_family(family_id: str, reason: str) -> int:

@@ -1,7 +1,9 @@
 """sessions: one row per login, that rotation and revocation both lock
 
 Existing token families become sessions: created at their first token, expiring with
-them, revoked when none of their tokens is left unrevoked.
+them, and revoked when any of their tokens was. Every revocation before this revision
+covered a whole family (or user), so an unrevoked token in a family with a revoked one
+is a child that a refresh in flight slipped past the revocation: it is revoked too.
 
 Revision ID: 0004
 Revises: 0003
@@ -34,18 +36,16 @@ def upgrade():
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sessions_user_id'), ['user_id'], unique=False)
 
-    # One session per family; a family with no unrevoked token was revoked when its last
-    # token was (the reason of that token).
+    # One session per family, revoked at its latest revocation (with that token's reason).
     op.execute("""
         INSERT INTO sessions (id, user_id, created_at, expires_at, refreshed_at, revoked_at,
                               revoked_reason, aal, user_agent, ip_address)
         SELECT family.family_id, family.user_id, family.created_at, family.expires_at,
                family.refreshed_at,
-               CASE WHEN family.unrevoked = 0 THEN family.revoked_at END,
-               CASE WHEN family.unrevoked = 0 THEN
-                   (SELECT t.revoked_reason FROM refresh_tokens t
-                    WHERE t.family_id = family.family_id
-                    ORDER BY t.revoked_at DESC LIMIT 1) END,
+               family.revoked_at,
+               (SELECT t.revoked_reason FROM refresh_tokens t
+                WHERE t.family_id = family.family_id AND t.revoked_at IS NOT NULL
+                ORDER BY t.revoked_at DESC LIMIT 1),
                'aal1',
                (SELECT t.user_agent FROM refresh_tokens t WHERE t.family_id = family.family_id
                 ORDER BY t.created_at LIMIT 1),
@@ -54,9 +54,16 @@ def upgrade():
         FROM (SELECT family_id, MIN(user_id) AS user_id, MIN(created_at) AS created_at,
                      MAX(expires_at) AS expires_at,
                      CASE WHEN COUNT(*) > 1 THEN MAX(created_at) END AS refreshed_at,
-                     MAX(revoked_at) AS revoked_at,
-                     SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END) AS unrevoked
+                     MAX(revoked_at) AS revoked_at
               FROM refresh_tokens GROUP BY family_id) AS family
+    """)
+    op.execute("""
+        UPDATE refresh_tokens
+        SET revoked_at = (SELECT s.revoked_at FROM sessions s WHERE s.id = refresh_tokens.family_id),
+            revoked_reason = (SELECT s.revoked_reason FROM sessions s
+                              WHERE s.id = refresh_tokens.family_id)
+        WHERE revoked_at IS NULL
+          AND family_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL)
     """)
 
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:

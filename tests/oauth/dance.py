@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from auth_service.extensions import db
 from auth_service.persistence.models import OAuthAccount, RefreshToken, User
-from helpers import ERROR_KEYS, row_count
+from helpers import ERROR_KEYS, PASSWORD, row_count
 
 
 def begin(client, provider: str, **query) -> str:
@@ -47,9 +47,11 @@ def sign_in(client, provider: str, **query):
     return client.get(callback_for(client, provider, **query))
 
 
-def start_link(client, provider: str, headers: dict, **query):
-    """POST /auth/{provider}/link as the signed-in user of ``headers``."""
-    return client.post(f"/auth/{provider}/link", headers=headers, query_string=query)
+def start_link(client, provider: str, headers: dict, password: str | None = PASSWORD, **query):
+    """POST /auth/{provider}/link as the signed-in user of ``headers``, confirmed with
+    ``password`` (None: no body)."""
+    body = {"json": {"password": password}} if password is not None else {}
+    return client.post(f"/auth/{provider}/link", headers=headers, query_string=query, **body)
 
 
 def link_from_session(client, provider: str, headers: dict, **query):

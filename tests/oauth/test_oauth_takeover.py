@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 
 from auth_service.persistence.models import OAuthAccount, RefreshToken
+from auth_service.services import sessions
 from dance import (
     assert_error,
     at_provider,
@@ -20,6 +23,7 @@ from dance import (
     start_link,
 )
 from helpers import (
+    LOGIN_TIME,
     PASSWORD,
     bearer,
     claims,
@@ -279,3 +283,51 @@ def test_an_attacker_refreshing_in_a_loop_does_not_survive_the_link(oauth_app, a
         assert refresh(client, latest["refresh_token"]).status_code == 401, attempt
         assert me(client, latest["access_token"]).status_code == 401, attempt
         assert me(client, victim.json["access_token"]).status_code == 200
+
+
+# --- linking needs more than an access token -------------------------------------------------
+
+@pytest.mark.parametrize("password, error", [(None, "password_required"),
+                                             ("not his password", "invalid_password")])
+def test_a_stolen_access_token_cannot_start_a_link(oauth_app, victor, in_db, password, error):
+    """Mallory holds only Victor's access token: she cannot attach her Google account."""
+    mallory = oauth_app.test_client()
+
+    response = start_link(mallory, "google", victor["headers"], password=password)
+
+    assert_error(response, 400, error)
+    assert row_count(in_db, OAuthAccount) == 0
+
+
+def test_a_passwordless_account_links_only_soon_after_signing_in(client, google, github,
+                                                                  in_db):
+    with freeze_time(LOGIN_TIME) as frozen:
+        signed_in = sign_in(client, "github").json  # a new account, no password
+        headers = bearer(signed_in["access_token"])
+        frozen.tick(timedelta(minutes=6))
+        refreshed = refresh(client, signed_in["refresh_token"]).json  # a later token, same sign-in
+
+        late = start_link(client, "google", bearer(refreshed["access_token"]), password=None)
+        frozen.move_to(LOGIN_TIME + timedelta(minutes=4))
+        soon = start_link(client, "google", headers, password=None)
+
+    assert_error(late, 401, "reauthentication_required")
+    assert soon.status_code == 200
+
+
+def test_a_logout_all_landing_as_the_link_finishes_voids_it(client, victor, in_db, monkeypatch):
+    """The session is held by a write, not checked by a read: a logout-all committed just
+    before that write makes it match nothing."""
+    started = start_link(client, "google", victor["headers"])
+    callback = path_of(at_provider(started.json["authorization_url"]))
+    hold = sessions.hold_live_session
+
+    def logout_all_first(*args):
+        other = client.application.test_client()
+        assert other.post("/auth/logout-all", headers=victor["headers"]).status_code == 200
+        return hold(*args)
+
+    monkeypatch.setattr(sessions, "hold_live_session", logout_all_first)
+
+    assert_error(client.get(callback), 401, "session_ended")
+    assert row_count(in_db, OAuthAccount) == 0
