@@ -1,22 +1,26 @@
-"""engines.Prepared on the autocommit engine: the same rows and errors as a Connection
-gives, and on PostgreSQL no Connection at all unless something watches the statements."""
+"""The autocommit engine: the reads and the rotation statement run on it through a
+Connection, the same SQL whether or not anything listens, and a driver error leaves its
+pool usable."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from auth_service.persistence import queries
-from auth_service.persistence.engines import Prepared, autocommit_engine
 from auth_service.extensions import db
-from auth_service.persistence.models import User
+from auth_service.persistence import engines, queries
+from auth_service.persistence.engines import autocommit_engine
+from auth_service.persistence.models import RefreshToken, Session, User
+from config import TestingConfig
+from helpers import bearer, claims
 
-SLEEP = Prepared(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))))
-BACKEND_PID = Prepared(sa.select(sa.func.pg_backend_pid()))
-NO_SUCH_TABLE = Prepared(sa.select(sa.table("no_such_table", sa.column("id"))))
+SLEEP = sa.select(sa.func.pg_sleep(sa.bindparam("seconds")))
+BACKEND_PID = sa.select(sa.func.pg_backend_pid())
+NO_SUCH_TABLE = sa.select(sa.table("no_such_table", sa.column("id")))
 
 
 @pytest.fixture
@@ -25,62 +29,135 @@ def engine(app):
         yield autocommit_engine()
 
 
-def test_a_row_is_what_a_connection_reads(engine, auth):
-    """Column types process the values (aware UTC datetimes, booleans) on both paths."""
-    auth.signup()
-    user_id = db.session.scalar(sa.select(User.id))
-    params = {"id": user_id, "sid": "no such session"}
-    with engine.connect() as connection:
-        expected = tuple(connection.execute(queries._USER_WITH_SESSION.statement, params).one())
-    row = queries._USER_WITH_SESSION.first(engine, params)
-    assert row == expected
-    assert all(value.tzinfo is not None for value in row if hasattr(value, "tzinfo"))
-    assert queries._USER_WITH_SESSION.first(engine, params | {"id": user_id + 1000}) is None
+def _columns(instance) -> dict:
+    return {attr.key: getattr(instance, attr.key) for attr in sa.inspect(type(instance)).column_attrs}
 
 
-def test_statements_skip_the_connection_unless_something_listens(engine, client,
-                                                                  alice_headers, monkeypatch):
-    connects = []
-    real_connect = engine.connect
-    monkeypatch.setattr(engine, "connect", lambda: connects.append(1) or real_connect())
-    assert client.get("/auth/me", headers=alice_headers).status_code == 200
-    postgres = engine.dialect.name == "postgresql"
-    # SQLite's autocommit engine is the session's pool in autocommit mode, set per Connection.
-    assert connects == ([] if postgres else [1])
+def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
+    """Column types process the values (aware UTC datetimes, booleans); the objects are
+    detached unless attached on purpose."""
+    token_claims = claims(alice_tokens["refresh_token"])
+    user_id, sid = int(token_claims["sub"]), token_claims["sid"]
+    with app.app_context():
+        user, session = queries.user_with_session(user_id, sid, attach=False)
+        token = queries.token_with_owner(token_claims["jti"], attach_owner=False)
+        assert _columns(user) == _columns(db.session.get(User, user_id))
+        assert _columns(session) == _columns(db.session.get(Session, sid))
+        assert _columns(token) == _columns(db.session.get(RefreshToken, token_claims["jti"]))
+        assert _columns(token.user) == _columns(user)
+        assert _columns(token.session) == _columns(session)
+        assert user.created_at.tzinfo is not None and session.expires_at.tzinfo is not None
+        assert user.is_active is True
+        for instance in (user, session, token, token.user, token.session):
+            assert sa.inspect(instance).detached
+        assert queries.user_with_session(user_id, "no such session", attach=False)[1] is None
+        assert queries.user_with_session(user_id + 1000, sid, attach=False) == (None, None)
+        assert queries.token_with_owner("no such token", attach_owner=False) is None
+        assert queries.user_by_email("nobody@example.com", attach=False) is None
 
+
+def test_an_attached_read_reuses_the_instance_the_session_holds(app, alice_tokens):
+    token_claims = claims(alice_tokens["refresh_token"])
+    user_id = int(token_claims["sub"])
+    with app.app_context():
+        held = db.session.get(User, user_id)
+        assert queries.user_by_email("alice@example.com", attach=True) is held
+        assert queries.user_with_session(user_id, token_claims["sid"], attach=True)[0] is held
+        assert queries.token_with_owner(token_claims["jti"], attach_owner=True).user is held
+
+
+def _recording_config(statements: list) -> type[TestingConfig]:
+    """TestingConfig whose driver connections record the SQL of every cursor.execute:
+    what reaches the database, seen below SQLAlchemy and its events."""
+    sqlite = TestingConfig.DATABASE_URL.startswith("sqlite")
+    if sqlite:
+        class Cursor(sqlite3.Cursor):
+            def execute(self, sql, *args):
+                statements.append(sql)
+                return super().execute(sql, *args)
+
+        class Connection(sqlite3.Connection):
+            def cursor(self, factory=Cursor):
+                return super().cursor(factory)
+
+        connect_args = {"timeout": 15, "factory": Connection}
+    else:
+        import psycopg2.extensions
+
+        class Cursor(psycopg2.extensions.cursor):
+            def execute(self, query, *args):
+                statements.append(query)
+                return super().execute(query, *args)
+
+        connect_args = {"connect_timeout": 5, "cursor_factory": Cursor}
+
+    class Recording(TestingConfig):
+        SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": connect_args}
+
+    return Recording
+
+
+def test_a_listener_does_not_change_the_sql_that_runs(make_app, auth, monkeypatch):
+    """One code path: a tracer listening to the engine sees the statements, and the
+    database receives the same ones, through a Connection, as without it."""
+    statements = []
+    recording_app = make_app(_recording_config(statements))
+    # Only the statements of the requests: no ping of a connection that idled meanwhile.
+    monkeypatch.setattr(engines, "POOL_PING_AFTER_IDLE_SECONDS", 3600)
+    tokens = auth.signup_and_login()
+    client = recording_app.test_client()
+    with recording_app.app_context():
+        single = autocommit_engine()
+    connections = []
+    sa.event.listen(single, "engine_connect", lambda connection: connections.append(1))
+
+    def me_and_refresh():
+        """The statements and Connections of an authenticated read and a refresh."""
+        statements.clear()
+        connections.clear()
+        assert client.get("/auth/me", headers=bearer(tokens["access_token"])).status_code == 200
+        response = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert response.status_code == 200, response.json
+        tokens.update(response.json)
+        return list(statements), len(connections)
+
+    me_and_refresh()  # opens the pools' connections: the dialect's first queries are not ours
+    without = me_and_refresh()
     seen = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement.split()[0])
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
+    tracer = (single, "before_cursor_execute", lambda conn, cursor, sql, *args: seen.append(sql))
+    sa.event.listen(*tracer)
     try:
-        assert client.get("/auth/me", headers=alice_headers).status_code == 200
+        with_tracer = me_and_refresh()
     finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
-    assert seen == ["SELECT"]  # a listener sees every statement, through a Connection
-    assert len(connects) == (1 if postgres else 2)
+        sa.event.remove(*tracer)
+    assert with_tracer == without
+    assert without[1] >= 1  # the autocommit engine's statements ran through a Connection
+    assert any(sql.startswith("SELECT users.id") for sql in without[0])
+    assert seen and all(sql in without[0] for sql in seen)
 
 
 def test_a_driver_error_is_sqlalchemys_and_the_pool_stays_usable(engine):
     with pytest.raises(sa.exc.DBAPIError) as raised:
-        NO_SUCH_TABLE.first(engine, {})
+        with engine.connect() as connection:
+            connection.execute(NO_SUCH_TABLE)
     assert "no_such_table" in str(raised.value.orig)
     assert not raised.value.connection_invalidated
+    assert engine.pool.checkedout() == 0
     # The next statement runs.
-    assert queries._USER_WITH_SESSION.first(engine, {"id": 1, "sid": ""}) is None
+    assert queries.user_with_session(1, "", attach=False) == (None, None)
 
 
 def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):
-    """The server ends the connection under a running statement: OperationalError, as a
-    Connection raises it (errors.py answers 503), and the pool opens a new connection."""
+    """The server ends the connection under a running statement: OperationalError
+    (errors.py answers 503), and the pool opens a new connection."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server connection to lose")
     failed = []
 
     def sleep():
         try:
-            SLEEP.first(engine, {"seconds": 30})
+            with engine.connect() as connection:
+                connection.execute(SLEEP, {"seconds": 30})
         except sa.exc.DBAPIError as error:
             failed.append(error)
 
@@ -99,4 +176,5 @@ def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):
     assert isinstance(failed[0], sa.exc.OperationalError)
     assert failed[0].connection_invalidated
     assert engine.pool.checkedout() == 0
-    assert BACKEND_PID.first(engine, {})[0] > 0  # the next statement runs
+    with engine.connect() as connection:  # the next statement runs
+        assert connection.execute(BACKEND_PID).scalar() > 0

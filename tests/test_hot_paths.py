@@ -28,7 +28,7 @@ from auth_service.services.accounts import find_by_email
 from auth_service.security import jwt_checks
 from auth_service.services import sessions
 from auth_service.http.common import access_required, set_refresh_cookies, token_required
-from auth_service.persistence.engines import Prepared, autocommit_engine
+from auth_service.persistence.engines import autocommit_engine
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, UTCDateTime
 from config import TestingConfig
@@ -201,22 +201,24 @@ def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
                              "location": "cookies" if method == "GET" else "json"}
 
 
-def test_a_prepared_statement_binds_values_as_core_execute_does(app, alice_tokens, in_db):
-    """engines.Prepared skips the compiled cache, not the types' bind processing."""
+def test_a_statement_on_the_autocommit_engine_binds_values_by_their_types(app, alice_tokens,
+                                                                        in_db):
+    """A single statement on the autocommit engine processes its values as the column
+    types say, and commits on its own."""
     jti = claims(alice_tokens["refresh_token"])["jti"]
     tokens_table = RefreshToken.__table__
-    spend = Prepared(sa.update(tokens_table).where(tokens_table.c.jti == sa.bindparam("j"))
-                     .values(spent_at=sa.bindparam("at", type_=UTCDateTime)))
+    spend = (sa.update(tokens_table).where(tokens_table.c.jti == sa.bindparam("j"))
+             .values(spent_at=sa.bindparam("at", type_=UTCDateTime)))
     at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     with app.app_context(), autocommit_engine().connect() as connection:
-        with pytest.raises(ValueError, match="naive datetime"):  # UTCDateTime's own check
-            spend.execute(connection, {"j": jti, "at": at.replace(tzinfo=None)})
-        assert spend.execute(connection, {"j": jti, "at": at}).rowcount == 1
+        with pytest.raises(sa.exc.StatementError, match="naive datetime"):  # UTCDateTime's check
+            connection.execute(spend, {"j": jti, "at": at.replace(tzinfo=None)})
+        assert connection.execute(spend, {"j": jti, "at": at}).rowcount == 1
     assert in_db(lambda: db.session.get(RefreshToken, jti).spent_at) == at
 
 
 def test_a_login_is_one_select_then_the_session_and_its_token(app, auth, sql_log):
-    """The user's read, a statement on the autocommit engine (reads.user_by_email), then
+    """The user's read, a statement on the autocommit engine (queries.user_by_email), then
     one transaction that inserts the session and its first token."""
     auth.signup()
     with sql_log() as log:

@@ -5,17 +5,19 @@ anything else. Through the ORM session that read opens a transaction: BEGIN, the
 SELECT, and a ROLLBACK at teardown, three round trips to PostgreSQL for one row. On
 a connection in autocommit mode the same SELECT is one round trip, and sees the same
 thing: under READ COMMITTED every statement gets its own snapshot either way. A
-statement that must be atomic on its own (a rotation on PostgreSQL, auth_service.services.sessions)
-is one round trip there too instead of four. The autocommit engine is that connection
-pool: a pool of its own, because switching a pooled connection into and out of
-autocommit costs a ``SET`` round trip of its own.
+statement that must be atomic on its own (a rotation on PostgreSQL,
+auth_service.services.sessions) is one round trip there too instead of four.
+
+The autocommit engine is that connection pool: a pool of its own, because switching a
+pooled connection into and out of autocommit costs a ``SET`` round trip of its own.
+Statements run on it through ``Connection.execute`` (or an ORM session bound to it),
+whatever listens to the engine: one code path on SQLite and PostgreSQL (docs/adr/1101).
 """
 
 from __future__ import annotations
 
 import select
 import time
-from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -38,9 +40,9 @@ def init_app(app: Flask) -> None:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
     else:
         # connect_timeout: an unreachable server answers 503 in seconds instead of hanging a worker.
-        # No pool_pre_ping: a round trip on every checkout, i.e. every request (README,
-        # Performance). _ping_idle_connections keeps its point: a server restart is
-        # survived without failing a request.
+        # No pool_pre_ping: it costs a round trip on every checkout, i.e. every request;
+        # _ping_idle_connections keeps its point: a server restart is survived without
+        # failing a request.
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
             "connect_args": {"connect_timeout": 5}})
     db.init_app(app)
@@ -65,144 +67,11 @@ def autocommit_engine() -> sa.Engine:
     return current_app.extensions[AUTOCOMMIT_ENGINE]
 
 
-class _Compiled(NamedTuple):
-    sql: str
-    bind_processors: dict
-    order: tuple | None  # a positional paramstyle (SQLite's qmark) takes values in SQL order
-    # One per selected column: None where the driver's value is the value.
-    result_processors: list
-
-
-class Prepared:
-    """A Core statement compiled once per dialect and run as driver SQL.
-
-    Connection.execute finds a statement in the compiled cache by its cache key, which
-    it generates on every call by walking the whole statement, then builds an
-    execution context that processes every parameter; for a rotation's CTE of sixteen
-    parameters that was a fifth of a refresh's CPU. ``execute`` compiles once, applies
-    the bind processors itself (UTCDateTime's, so values reach the driver as they
-    would otherwise), and hands the SQL to Connection.exec_driver_sql: the
-    connection's events, pooling and disconnect handling still apply.
-
-    ``first`` and ``rowcount`` run the statement as a transaction of its own on the
-    autocommit engine. On PostgreSQL, when nothing watches that engine's statements,
-    they go one step further down: a pooled DBAPI connection and its cursor, without a
-    Connection, its execution context and its result object (about 50 of the 170 us
-    of CPU a one-row read costs through SQLAlchemy). The pool, its checkout ping and
-    its reset still apply, and _run_on_driver turns a driver error into SQLAlchemy's
-    exception, dropping a connection the server has closed, as a Connection would.
-    """
-
-    def __init__(self, statement: sa.Executable):
-        self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
-
-    def execute(self, connection: sa.Connection, params: dict) -> sa.CursorResult:
-        """Run with ``params`` (by name); the result's rows are the driver's, unprocessed."""
-        compiled = self._compile(connection.dialect)
-        return connection.exec_driver_sql(compiled.sql, _bound(compiled, params))
-
-    def first(self, engine: sa.Engine, params: dict) -> tuple | None:
-        """The first row, its values processed by the column types, or None."""
-        return self._run(engine, params, _first_row)
-
-    def rowcount(self, engine: sa.Engine, params: dict) -> int:
-        """The number of rows the statement matched."""
-        return self._run(engine, params, _rowcount)
-
-    def _compile(self, dialect: sa.Dialect) -> _Compiled:
-        try:
-            return self._compiled[dialect.name]
-        except KeyError:
-            compiled = self.statement.compile(dialect=dialect)
-            columns = getattr(self.statement, "selected_columns", ())
-            return self._compiled.setdefault(dialect.name, _Compiled(
-                sql=str(compiled),
-                bind_processors={name: processor for name, bind in compiled.binds.items()
-                                 if (processor := bind.type.dialect_impl(dialect)
-                                                  .bind_processor(dialect))},
-                order=tuple(compiled.positiontup) if compiled.positional else None,
-                result_processors=[
-                    column.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for column in columns]))
-
-    def _run(self, engine: sa.Engine, params: dict, consume):
-        compiled = self._compile(engine.dialect)
-        if engine.dialect.name != "postgresql" or _watched(engine):
-            with engine.connect() as connection:
-                return consume(connection.exec_driver_sql(compiled.sql, _bound(compiled, params)),
-                               compiled)
-        return _run_on_driver(engine, compiled, _bound(compiled, params), consume)
-
-
-def _bound(compiled: _Compiled, params: dict) -> dict | tuple:
-    processors = compiled.bind_processors
-    values = {name: processors[name](value) if name in processors else value
-              for name, value in params.items()}
-    return values if compiled.order is None else tuple(values[name] for name in compiled.order)
-
-
-def _first_row(cursor, compiled: _Compiled) -> tuple | None:
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return tuple(value if processor is None else processor(value)
-                 for processor, value in zip(compiled.result_processors, row))
-
-
-def _rowcount(cursor, compiled: _Compiled) -> int:
-    return cursor.rowcount
-
-
-# What a Connection tells about each statement it runs, and a cursor alone does not.
-_ENGINE_EVENTS = ("before_execute", "after_execute", "before_cursor_execute",
-                  "after_cursor_execute")
-_DIALECT_EVENTS = ("do_execute", "handle_error")
-
-
-def _watched(engine: sa.Engine) -> bool:
-    """Whether something sees the engine's statements (event listeners such as tests or
-    tracing, SQL logging): they then run through a Connection, which tells them."""
-    return (any(getattr(engine.dispatch, name) for name in _ENGINE_EVENTS)
-            or any(getattr(engine.dialect.dispatch, name) for name in _DIALECT_EVENTS)
-            or engine._should_log_info())
-
-
 def dispose(app: Flask) -> None:
     """Close every pooled connection of ``app`` (tests that build apps of their own)."""
     with app.app_context():
         db.engine.dispose()
         autocommit_engine().dispose()
-
-
-def _run_on_driver(engine: sa.Engine, compiled: _Compiled, values, consume):
-    """``compiled`` on a pooled DBAPI connection of ``engine`` (autocommit); the outcome
-    of ``consume(cursor, compiled)``. Driver errors are raised as engine.connect() and
-    Connection.execute raise them (errors.py answers 503 for an unreachable server)."""
-    dialect = engine.dialect
-    pooled = None
-    try:
-        pooled = engine.raw_connection()  # the pool's checkout events (the idle ping) run
-        cursor = pooled.cursor()
-        cursor.execute(compiled.sql, values)
-        outcome = consume(cursor, compiled)
-        cursor.close()
-        return outcome
-    except dialect.loaded_dbapi.Error as error:
-        # As Connection._handle_dbapi_exception: a connection the server closed is
-        # invalidated (the pool opens a new one); the others stay pooled, and the
-        # checkout ping finds them dead if the server went away for all of them.
-        disconnected = dialect.is_disconnect(
-            error, pooled.dbapi_connection if pooled is not None else None, None)
-        if disconnected and pooled is not None:
-            pooled.invalidate(error)
-        raise sa.exc.DBAPIError.instance(
-            compiled.sql if pooled is not None else None, values, error,
-            dialect.loaded_dbapi.Error, hide_parameters=engine.hide_parameters,
-            connection_invalidated=disconnected, dialect=dialect) from error
-    finally:
-        if pooled is not None:
-            pooled.close()  # back to the pool, which resets it (nothing to roll back)
 
 
 def _ping_idle_connections(engine: sa.Engine) -> None:

@@ -28,7 +28,7 @@ from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 
 from auth_service.security import jwt_checks
-from auth_service.persistence.engines import Prepared, autocommit_engine
+from auth_service.persistence.engines import autocommit_engine
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
@@ -201,7 +201,8 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
               **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
     engine = autocommit_engine()  # the database's dialect, without opening a session
     if engine.dialect.name == "postgresql":
-        return _TOUCH_SPEND_AND_RECORD.rowcount(engine, params) == 1
+        with engine.connect() as connection:
+            return connection.execute(_TOUCH_SPEND_AND_RECORD, params).rowcount == 1
     for write in (_TOUCH, _SPEND):
         if db.session.execute(write, params).rowcount != 1:
             db.session.rollback()
@@ -256,9 +257,9 @@ _RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
 # The spend reads the session update's result, so it runs only once that update has the
 # row lock and found the session live.
 _TOUCHED = _TOUCH.returning(_SESSIONS.c.id).cte("touched")
-_TOUCH_SPEND_AND_RECORD = Prepared(_record_from(
+_TOUCH_SPEND_AND_RECORD = _record_from(
     _SPEND.where(_TOKENS.c.family_id.in_(sa.select(_TOUCHED.c.id)))
-    .returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent")))
+    .returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent"))
 
 
 def _fresh_row(jti: str) -> RefreshToken:
