@@ -8,7 +8,7 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: bench bench-hash run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench bench-hash docs run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -76,6 +76,10 @@ bench: install-dev  ## auth_service against the floor of its stack (bench/result
 # the login floor (bench/results/hash_scaling.md). BENCH_HASH_SECONDS, BENCH_ROUNDS.
 bench-hash: install-dev  ## argon2id: one hash against one per core, per implementation
 	$(BIN)/python bench/hash_scaling.py
+
+# docs/configuration.md lists config.py's settings; a test fails when it is stale.
+docs: | $(BIN)/python  ## regenerate docs/configuration.md from config.py
+	$(BIN)/python docs/generate_configuration.py
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

@@ -3,8 +3,8 @@
 Every upper-case attribute of a config class is a setting. Each one can be
 overridden by an environment variable of the same name (``.env`` is read for
 development, real environment variables win over it). ``load_config`` turns the
-strings into the type of the default: booleans, integers, lists (comma
-separated) and durations (seconds).
+strings into the type of the default: booleans (``true``/``false``), integers, lists
+(comma separated) and durations (seconds).
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ INSTANCE_DIR = BASE_DIR / "instance"
 # Real environment variables override .env (override=False keeps them).
 load_dotenv(BASE_DIR / ".env", override=False)
 
+# Variables read here besides the settings; a #: comment is their description in
+# docs/configuration.md, as for the settings below.
+#: Port of `make run`, which development's `PUBLIC_BASE_URL` points at; gunicorn's
+#: port on 127.0.0.1 when `GUNICORN_BIND` is unset.
+PORT = os.environ.get("PORT", "8000")
+#: Database of the test suite (`TestingConfig`); CI also runs the suite on PostgreSQL.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL",
+                                   f"sqlite:///{INSTANCE_DIR / 'test.db'}")
+
 MIN_SECRET_LENGTH = 32
 # Bits a production secret must be worth to a guesser (estimated_secret_bits).
 MIN_SECRET_BITS = 128
@@ -44,164 +53,261 @@ class ConfigError(RuntimeError):
 
 
 class Config:
-    """Base settings: safe for production."""
+    """Base settings: safe for production.
 
+    A ``#:`` comment above a setting is its description in docs/configuration.md
+    (``make docs`` regenerates it); plain comments say why.
+    """
+
+    #: `production` refuses to start without strong secrets; `development` (`make run`)
+    #: serves plain http and generates secrets; anything else, `testing` included, is
+    #: refused: the test suite passes its config to `create_app` (ADR 0201).
     APP_ENV = "production"
+    #: Flask's testing flag; leave it off.
     TESTING = False
+    #: Flask's secret: signs the session cookie, the device cookie and the email links.
+    #: Required in production: at least 32 characters and 128 bits to zxcvbn, so no
+    #: repeats, runs or words (`python -c 'import secrets;
+    #: print(secrets.token_urlsafe(48))'`; ADR 0202).
     SECRET_KEY: str | None = None
+    #: HS256 signing key of every token. Required in production, same rule as
+    #: `SECRET_KEY`, and different from it; changing it logs everyone out.
     JWT_SECRET_KEY: str | None = None
+    #: SQLAlchemy URL (the default file is in the checkout's `instance/`);
+    #: `postgres://` and `postgresql://` use psycopg2.
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'auth_service.db'}"
+    #: Application log level.
     LOG_LEVEL = "INFO"
-    # One JSON object per log line (request lines included); plain text when false.
+    #: One JSON object per log line, request lines included; plain text when `false`, one
+    #: line per record: control characters (CR, LF, ESC, U+2028...) written as escapes,
+    #: traceback lines indented.
     LOG_JSON = True
-    # The app's own line per request (auth_service.request). gunicorn.conf.py turns it
-    # off: gunicorn's access line carries the same fields, the user id included.
+    #: The app's own line per request (`auth_service.request`). `gunicorn.conf.py` sets
+    #: `false`: gunicorn's access line carries the same fields, the user id included.
     LOG_REQUESTS = True
-    # Proxies in front of the app (nginx = 1). Only then are X-Forwarded-For/-Proto/-Host
-    # believed; with 0 a client cannot spoof its IP or scheme.
+    # With 0 a client cannot spoof its IP or scheme.
+    #: Number of proxies in front (nginx: `1`); only then are `X-Forwarded-For/-Proto/-Host`
+    #: believed (werkzeug ProxyFix).
     TRUSTED_PROXIES = 0
-    # Largest request body accepted, in bytes (413 beyond it).
+    #: Largest request body in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
 
     # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
+    #: Access token lifetime in seconds.
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+    #: Session (refresh token family) lifetime in seconds from login; rotation never extends it.
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=7)
+    #: `iss` written into tokens.
     JWT_ENCODE_ISSUER = "auth_service"
+    #: `iss` required from tokens.
     JWT_DECODE_ISSUER = "auth_service"
+    #: Clock skew in seconds allowed when checking `exp` and `nbf`.
     JWT_DECODE_LEEWAY = 0
     # Two tabs presenting one refresh token at once (bench/results/2026-12-06-grace-window.md).
+    #: Seconds in which a spent refresh token returns the same child once instead of
+    #: revoking the session.
     REFRESH_REUSE_GRACE_SECONDS = 2
-    # How recent a sign-in must be for a password-less account to add a way to sign in
-    # (POST /auth/{provider}/link); accounts with a password confirm with it instead.
+    #: Seconds since sign-in within which a password-less account may link a provider
+    #: (accounts with a password confirm with it instead).
     REAUTHENTICATION_MAX_AGE = timedelta(minutes=5)
-    # Where login puts the refresh token: "both" (seed compatible), "cookie" or "body".
+    #: Where login and change-password put the refresh token: `both` (seed compatible),
+    #: `cookie` or `body`.
     LOGIN_REFRESH_TRANSPORT = "both"
 
     # Refresh cookie (flask-jwt-extended's own keys).
+    #: `Secure` flag of the cookies.
     JWT_COOKIE_SECURE = True
+    #: `SameSite` of the cookies (`None` requires `JWT_COOKIE_SECURE`).
     JWT_COOKIE_SAMESITE = "Lax"
+    #: Cookie domain; unset: host-only cookies.
     JWT_COOKIE_DOMAIN: str | None = None
+    #: Name of the HttpOnly refresh cookie.
     JWT_REFRESH_COOKIE_NAME = "refresh_token_cookie"
+    #: Path of the refresh cookie (refresh and logout live under it).
     JWT_REFRESH_COOKIE_PATH = "/auth"
+    #: Name of the readable cookie holding the CSRF value.
     JWT_REFRESH_CSRF_COOKIE_NAME = "csrf_refresh_token"
+    #: Path of the CSRF cookie.
     JWT_REFRESH_CSRF_COOKIE_PATH = "/"
+    #: Header that must repeat the CSRF value on requests the cookie authenticates.
     JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
 
-    # Browser apps on other origins (auth_service/security/cors.py): exact origins
-    # ("https://app.example.com", comma separated) allowed to call the API with
-    # credentials. Empty: no CORS headers at all, same-origin pages only.
+    #: Comma-separated exact origins (`https://app.example.com`) whose pages may call the
+    #: API with credentials (docs/browser-apps.md); empty: no CORS headers at all,
+    #: same-origin pages only.
     CORS_ORIGINS: tuple = ()
-    # The example single-page app at /demo (auth_service/demo/).
+    #: Serve the example single-page app at `/demo/` (`auth_service/demo/`).
     DEMO_ENABLED = False
 
     # Passwords: argon2id, OWASP minimum (m=19 MiB, t=2, p=1).
+    #: argon2id iterations.
     ARGON2_TIME_COST = 2
+    #: argon2id memory in KiB (19 MiB: OWASP's minimum).
     ARGON2_MEMORY_COST = 19 * 1024
+    #: argon2id lanes; libsodium computes one lane, other values are hashed by argon2-cffi
+    #: (slower).
     ARGON2_PARALLELISM = 1
-    # Hashes one process computes at once; further logins wait for a slot. More at once
-    # than cores slows every one of them (auth_service/security/passwords.py). 0: one per core of
-    # the process. gunicorn.conf.py sets cores / workers, so the instance as a whole
-    # hashes on every core and no more.
+    # More at once than cores slows every one of them (auth_service/security/passwords.py);
+    # with cores / workers the instance as a whole hashes on every core and no more.
+    #: Password hashes one process computes at once; further logins wait for a slot.
+    #: `0`: one per core of the process (`gunicorn.conf.py` sets cores ÷ workers).
     ARGON2_CONCURRENCY = 0
+    #: Shortest password accepted (no composition rules).
     PASSWORD_MIN_LENGTH = 8
+    #: Longest password accepted.
     PASSWORD_MAX_LENGTH = 128
-    # Lowest zxcvbn score (0-4) accepted; 1 refuses the common-password and
-    # account-derived guesses (score 0: under 10^3 guesses). 0 switches it off.
+    # Score 0 is under 10^3 guesses.
+    #: Lowest zxcvbn score (0-4) accepted for a new password, with the account's email,
+    #: username and name as known words; `1` refuses common passwords (`password123`,
+    #: `qwertyuiop`) and account-derived ones, `0` switches the check off.
     PASSWORD_MIN_STRENGTH = 1
 
-    # Rate limits (flask-limiter's own keys, then ours). Counters live in Redis
-    # when REDIS_URL is set (shared by every instance), in memory otherwise.
+    # Rate limits (flask-limiter's own keys, then ours).
+    #: Redis for the rate-limit counters shared by every instance (`redis://host:6379/0`);
+    #: unset: in memory, per process.
     REDIS_URL: str | None = None
+    #: flask-limiter's switch; `false` only for local experiments.
     RATELIMIT_ENABLED = True
+    #: flask-limiter's storage (set from `REDIS_URL` when that is given).
     RATELIMIT_STORAGE_URI = "memory://"
+    #: flask-limiter's window strategy.
     RATELIMIT_STRATEGY = "moving-window"
-    # flask-limiter would put X-RateLimit-* and Retry-After on every response;
-    # errors.py sets Retry-After on the 429 alone.
+    # flask-limiter would put Retry-After on every response; errors.py sets it on the 429.
+    #: flask-limiter's `X-RateLimit-*` headers (a 429 always carries `Retry-After`).
     RATELIMIT_HEADERS_ENABLED = False
+    #: Prefix of the counters' keys.
     RATELIMIT_KEY_PREFIX = "auth_service"
     # With the counters' storage down, limited requests answer 503: no fallback to
     # per-process memory, which would multiply every limit by the number of workers.
     # IPv4 clients are keyed by address, IPv6 clients by their /64.
+    #: Login attempts per client IP (password spraying).
     RATELIMIT_LOGIN_PER_IP = "20 per minute;200 per hour"
-    # Wrong passwords at any endpoint that checks one (login, change-password, account
-    # deletion), counted before the hash is checked (auth_service/security/password_attempts.py).
+    # Wrong passwords are counted before the hash is checked
+    # (auth_service/security/password_attempts.py).
+    #: Wrong passwords per client IP, at login, change-password and account deletion alike.
     RATELIMIT_LOGIN_FAILURES_PER_IP = "20 per minute;200 per hour"
+    #: Wrong passwords per account from one IP (throttles the attacker's address only).
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "5 per minute;20 per hour"
+    #: Wrong passwords per account from anywhere (distributed guessing); not applied to a
+    #: browser holding the account's device cookie.
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "30 per 15 minutes"
-    # Replaces the per-account budget for a browser holding the account's device cookie,
-    # so failures from elsewhere cannot lock the owner out.
+    # So that failures from elsewhere cannot lock the owner out.
+    #: Wrong passwords per device cookie, in place of the per-account limit.
     RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "10 per 15 minutes"
-    # Life of the signed device cookie set by a successful sign-in (auth_service/security/devices.py).
+    #: Life in seconds of the signed device cookie (`auth_device`, path `/auth`) a
+    #: successful sign-in sets (auth_service/security/devices.py).
     DEVICE_COOKIE_MAX_AGE = timedelta(days=90)
+    #: Signups per client IP.
     RATELIMIT_SIGNUP = "5 per minute;50 per day"
+    #: Refreshes (and `GET /auth/csrf`) per client IP.
     RATELIMIT_REFRESH = "60 per minute"
+    #: Password changes per client IP.
     RATELIMIT_PASSWORD_CHANGE = "5 per minute;20 per hour"
-    # Emails on demand: keyed by client IP and by account (the requested address for
-    # forgot-password, whether or not it has an account, so a 429 reveals nothing).
+    #: Verification resends per client IP.
     RATELIMIT_VERIFY_RESEND_PER_IP = "10 per hour"
+    #: Verification resends per account.
     RATELIMIT_VERIFY_RESEND_PER_ACCOUNT = "3 per 15 minutes;10 per day"
+    #: Forgot-password requests per client IP.
     RATELIMIT_FORGOT_PASSWORD_PER_IP = "5 per minute;30 per hour"
+    #: Forgot-password requests per requested address, whether or not it has an account
+    #: (so a 429 reveals nothing).
     RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT = "3 per 15 minutes;10 per day"
+    #: Provider logins and provider callbacks per client IP.
     RATELIMIT_OAUTH = "30 per minute;300 per hour"
 
-    # Google and GitHub login (auth_service/integrations/oauth_providers.py). A provider is enabled
-    # only when both its client id and secret are set.
+    # Google and GitHub login (auth_service/integrations/oauth_providers.py).
+    #: Google OAuth client id; Google login is enabled only when it and the secret are set.
     GOOGLE_CLIENT_ID: str | None = None
+    #: Google OAuth client secret.
     GOOGLE_CLIENT_SECRET: str | None = None
+    #: Google's OpenID discovery document; the ID token's issuer must be this URL without
+    #: `/.well-known/openid-configuration`.
     GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+    #: GitHub OAuth app's client id; GitHub login is enabled only when it and the secret
+    #: are set.
     GITHUB_CLIENT_ID: str | None = None
+    #: GitHub OAuth app's client secret.
     GITHUB_CLIENT_SECRET: str | None = None
+    #: GitHub's authorisation endpoint.
     GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
+    #: GitHub's token endpoint.
     GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
+    #: GitHub REST API base (`/user`, `/user/emails`).
     GITHUB_API_URL = "https://api.github.com/"
-    # Seconds to wait for any answer from a provider (discovery, token, keys, API).
+    #: Seconds to wait for any provider answer (discovery, keys, token, API); beyond it
+    #: the callback answers 502.
     OAUTH_HTTP_TIMEOUT = 10.0
-    # Scheme and host the providers send the browser back to ("https://auth.example.com");
-    # unset: the host of the login request.
+    #: Scheme and host the providers send the browser back to (`https://auth.example.com`);
+    #: must match the redirect URIs registered at the providers. Unset: the login
+    #: request's host.
     OAUTH_CALLBACK_BASE_URL: str | None = None
-    # Where the browser lands after a provider login (cookies set, no token in the URL);
-    # unset: the callback answers JSON like /auth/login.
+    #: Where the browser lands after a provider login, with the refresh and CSRF cookies
+    #: set and no token in the URL (unset: the callback answers JSON like `/auth/login`).
+    #: Also where reset links open (`/reset-password?token=`) and where the verification
+    #: link redirects (`/verify-email#token=`, which the page POSTs to
+    #: `/auth/verify-email`; `/verify-email?status=` for already verified or bad links).
     FRONTEND_URL: str | None = None
-    # Origins ("https://app.example.com"), URL prefixes or local paths ("/welcome")
-    # that a login's ?next= may name.
+    #: Comma-separated origins (`https://app.example.com`), URL prefixes
+    #: (`https://app.example.com/auth/done`) or local paths (`/welcome`) that a login's
+    #: `?next=` may name.
     OAUTH_REDIRECT_ALLOWLIST: tuple = ()
 
-    # Email links (auth_service/security/link_tokens.py). PUBLIC_BASE_URL is this API as
-    # clients reach it ("https://auth.example.com"); links are built from it, never
-    # from the request's Host header, which the client chooses. Unset: no
-    # verification or reset email can be sent (logged as an error).
+    # Email links (auth_service/security/link_tokens.py).
+    # The request's Host header is the client's choice, so links never come from it.
+    #: This API as clients reach it (`https://auth.example.com`, a path prefix allowed):
+    #: email links are built from it, never from the request. Unset: no email with a
+    #: link is sent (an error is logged).
     PUBLIC_BASE_URL: str | None = None
-    # With FRONTEND_URL (above), reset links open its /reset-password page and
-    # GET /auth/verify-email redirects to its /verify-email page with ?status=.
+    #: Lifetime in seconds of a verification link.
     EMAIL_VERIFY_TOKEN_MAX_AGE = timedelta(hours=48)
+    #: Lifetime in seconds of a password reset link.
     PASSWORD_RESET_TOKEN_MAX_AGE = timedelta(hours=1)
 
-    # Outgoing mail (auth_service/integrations/mail.py): "smtp", or "console" to write each
-    # message to the log instead (development). SMTP sends run after the commit on
-    # background threads, each socket operation bounded by MAIL_TIMEOUT seconds.
+    # Outgoing mail (auth_service/integrations/mail.py). SMTP sends run after the commit
+    # on background threads, so a slow mail server never delays a request.
+    #: `smtp` sends; `console` writes each email, link included, to the log.
     MAIL_BACKEND = "smtp"
+    #: SMTP server host.
     MAIL_SERVER = "localhost"
+    #: SMTP server port.
     MAIL_PORT = 25
-    MAIL_USE_TLS = False  # STARTTLS (port 587)
-    MAIL_USE_SSL = False  # TLS from the first byte (port 465)
+    #: STARTTLS (port 587); the certificate is verified.
+    MAIL_USE_TLS = False
+    #: TLS from the first byte (port 465); excludes `MAIL_USE_TLS`.
+    MAIL_USE_SSL = False
+    #: SMTP login name (the server is logged in to only when it is set).
     MAIL_USERNAME: str | None = None
+    #: SMTP password.
     MAIL_PASSWORD: str | None = None
+    #: `From` of every email.
     MAIL_FROM = "auth_service <no-reply@localhost>"
+    #: Seconds any one SMTP socket operation may take before the send is given up and logged.
     MAIL_TIMEOUT = 10
 
-    # OpenAPI documentation: /docs, /redoc and /openapi.json. Off in production unless
-    # asked for: the pages are for developers, and the document maps every endpoint.
+    # OpenAPI documentation. Off in production unless asked for: the pages are for
+    # developers, and the document maps every endpoint.
+    #: Serve `/docs`, `/redoc`, `/openapi.json` and `/docs/assets/`; off, they answer 404.
     API_DOCS_ENABLED = False
     # flask-smorest's own keys. The pages load Swagger UI and ReDoc from this package
     # (auth_service/docs_assets/, at /docs/assets/); their CSP allows no other origin.
+    #: Title of the OpenAPI document.
     API_TITLE = "auth_service"
+    #: Version in the OpenAPI document.
     API_VERSION = "1.0.0"
+    #: OpenAPI version of the document (flask-smorest).
     OPENAPI_VERSION = "3.0.3"
+    #: Prefix of the document and its pages.
     OPENAPI_URL_PREFIX = "/"
+    #: Path of the document under the prefix.
     OPENAPI_JSON_PATH = "openapi.json"
+    #: Swagger UI page.
     OPENAPI_SWAGGER_UI_PATH = "/docs"
+    #: Where Swagger UI's assets load from (pinned copies in `auth_service/docs_assets/`;
+    #: the page's CSP allows scripts from this origin only).
     OPENAPI_SWAGGER_UI_URL = "/docs/assets/swagger-ui/"
+    #: ReDoc page.
     OPENAPI_REDOC_PATH = "/redoc"
+    #: ReDoc's script (a pinned copy, as for Swagger UI).
     OPENAPI_REDOC_URL = "/docs/assets/redoc/redoc.standalone.js"
 
     def validate(self, settings: dict) -> None:
@@ -231,7 +337,7 @@ class DevelopmentConfig(Config):
     # The example SPA at http://127.0.0.1:8000/demo/.
     DEMO_ENABLED = True
     API_DOCS_ENABLED = True
-    PUBLIC_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    PUBLIC_BASE_URL = f"http://127.0.0.1:{PORT}"
 
     def validate(self, settings: dict) -> None:
         """Generate missing secrets instead of refusing (development only)."""
@@ -239,16 +345,15 @@ class DevelopmentConfig(Config):
 
 
 class TestingConfig(Config):
-    """Test suite: cheap hashing, fixed secrets, database from TEST_DATABASE_URL."""
+    """Test suite: cheap hashing, secrets new every run, database from TEST_DATABASE_URL;
+    no other environment variable is read."""
 
     APP_ENV = "testing"
     TESTING = True
     # New for every run of the suite: no published secret can sign a token.
     SECRET_KEY = secrets.token_urlsafe(48)
     JWT_SECRET_KEY = secrets.token_urlsafe(48)
-    DATABASE_URL = os.environ.get(
-        "TEST_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'test.db'}"
-    )
+    DATABASE_URL = TEST_DATABASE_URL
     # Cheapest argon2id parameters: the suite hashes hundreds of passwords.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8

@@ -1,11 +1,9 @@
 """gunicorn settings for auth_service: ``gunicorn -c gunicorn.conf.py`` (serves wsgi:app).
 
 Every setting comes from the environment, with defaults sized from the machine's
-cores; the README's configuration table lists the variables. This file imports
-neither auth_service nor config (nor reads .env): it is read by the master before
-the app exists, and again on every HUP.
-
-Worker class: gthread, chosen by the measurement recorded below.
+cores; docs/deployment.md lists the variables. This file imports neither
+auth_service nor config (nor reads .env): it is read by the master before the app
+exists, and again on every HUP.
 """
 
 from __future__ import annotations
@@ -38,30 +36,6 @@ def _cores() -> int:
 
 CORES = _cores()
 
-# Worker class: gthread, measured ---------------------------------------------------
-# .venv/bin/python tests/integration/bench_workers.py --rounds 5 \
-#     --only "sync w=5" --only "gthread w=2 t=4"
-# (private PostgreSQL 15 + Redis, production argon2id m=19 MiB t=2, wrk -t1 -c16 -d10s
-# -H 'Connection: close' on 127.0.0.1 -- a new connection per request, as nginx sends
-# them -- 5 interleaved rounds, median; 2 cores shared with other test runs, load 3-9):
-#
-#   candidate           endpoint            req/s   p50 ms   p99 ms   PSS MiB (preload)
-#   sync    w=5 (2n+1)  GET /auth/me        303.7     51.9     90.2   250
-#   sync    w=5         POST /auth/login     25.3    606.6   1020.0
-#   gthread w=2 t=4     GET /auth/me        502.7     28.7    249.3   157
-#   gthread w=2 t=4     POST /auth/login     27.9    553.2   1200.0
-#
-# An earlier 3-round run of all four candidates (load 5-11) agreed: GET /auth/me sync
-# w=5 240 req/s, gthread w=2 t=4 426, gthread w=5 t=2 378, sync w=3 276; login 15-16
-# req/s for all. /auth/me waits on PostgreSQL, which threads overlap; login is
-# argon2id, which releases the GIL, so threads lose nothing there as long as no more
-# hashes run at once than there are cores (ARGON2_CONCURRENCY below); and 2 processes take
-# 37% less memory than 5 (54% without preload). The price is a longer tail at
-# saturation (p99 above), acceptable next to 1.65x the throughput. Threads are safe here: SQLAlchemy sessions, the Redis pool and the
-# limiter are per-thread or thread-safe. nginx buffers whole requests and responses
-# (deploy/nginx.conf), so slow clients never hold a thread.
-# --------------------------------------------------------------------------------------
-
 wsgi_app = "wsgi:app"
 proc_name = "auth_service"
 
@@ -71,6 +45,7 @@ proc_name = "auth_service"
 bind = [b.strip() for b in os.environ.get("GUNICORN_BIND", "").split(",") if b.strip()] \
     or [f"127.0.0.1:{_int('PORT', 8000)}"]
 
+# Threads overlap the database waits, and the hash releases the GIL (docs/adr/1201).
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 # One process per core (at least two, so a recycled or crashed worker never leaves the
 # instance without one), each with 4 threads.
@@ -93,9 +68,8 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = max_requests // 10
 # Preloaded: the master imports the app once and forks the workers from it, so the
-# read-only part (zxcvbn's dictionaries, the libraries) is shared copy-on-write; PSS of
-# one instance, measured as above: gthread w=2 157 MiB instead of 213, sync w=5 250
-# instead of 463. Nothing that must not be shared exists before the fork: the app opens
+# read-only part (zxcvbn's dictionaries, the libraries) is shared copy-on-write.
+# Nothing that must not be shared exists before the fork: the app opens
 # its database and Redis connections lazily, in each worker. The cost: HUP (`systemctl
 # reload`) re-reads this file and replaces the workers, but new *code* needs a restart
 # (a new container, or `systemctl restart` one instance at a time behind nginx).
@@ -128,10 +102,9 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 accesslog = "-"  # stdout
 errorlog = "-"   # stderr
 # The access line below is the request line: it has every field of the app's own line
-# (auth_service/observability/request_log.py), the app hands it the user id through the WSGI environ,
-# and one line per request costs the app a log record fewer (~60 us of the ~450 us of
-# CPU a GET /auth/me cost in process, measured by interleaved A/B). LOG_REQUESTS=true
-# brings the app's line back beside it.
+# (auth_service/observability/request_log.py), the app hands it the user id through the
+# WSGI environ, and one line per request spares the app a log record on every request.
+# LOG_REQUESTS=true brings the app's line back beside it.
 os.environ.setdefault("LOG_REQUESTS", "false")
 # Set by the app on every request (auth_service.observability.request_log.USER_ID_ENVIRON_KEY).
 USER_ID_ENVIRON_KEY = "auth_service.user_id"

@@ -2,8 +2,8 @@
 
 Runs against the ``bench`` database that bench/run.py leaves behind (production config,
 random secrets) and calls the WSGI application itself, as gunicorn would, with the
-requests wrk sends: no server, no wrk and no test client (which costs ~0.1 ms a request
-of its own) in the numbers. Prints the SQL statements of one request, the CPU time of
+requests wrk sends: no server, no wrk and no test client (which adds CPU of its own) in
+the numbers. Prints the SQL statements of one request, the CPU time of
 the application per request, and pyinstrument's call tree. PATH is one of ``me``,
 ``refresh``, ``login`` (with its argon2id verification; the bench users' password is
 bench.run's), or the floors of the first two in bench/floor_app.py, measured the same

@@ -1,4 +1,4 @@
-"""The presentation side of bench/run.py: the results table, the charts, the README section.
+"""The presentation side of bench/run.py: the results table and the charts.
 
 Nothing here measures anything; run.py hands over its results and a ``Settings`` with the
 parameters of the run, so this module needs none of run.py's globals.
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
@@ -20,7 +19,6 @@ THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 class Settings:
     """How the run was made, as the report describes it."""
 
-    root: Path
     cores: int
     seconds: int
     rounds: int
@@ -49,7 +47,7 @@ def transparent_hugepages(setting: Path = THP_SETTING) -> str | None:
 def machine(cores: int) -> str:
     """Core count, CPU model, Python version and huge page mode of this machine, in one
     line. The mode changes a login by a fifth: libsodium maps each hash's 19 MiB afresh,
-    in 2 MiB pages only under "always" (README, Deploy)."""
+    in 2 MiB pages only under "always" (docs/deployment.md)."""
     model = next((line.split(":", 1)[1].strip()
                   for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -168,18 +166,6 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
     lines += ["", "Loads (1 min) during the rounds: " + "; ".join(
         f"{name} " + ", ".join(r["load"].split()[0] for r in runs) for name, runs in results.items())]
     return "\n".join(lines) + "\n"
-
-
-def update_readme(text: str, settings: Settings) -> None:
-    """Put the latest table between the bench markers of the README's Performance section."""
-    readme = settings.root / "README.md"
-    content = readme.read_text()
-    start, end = content.find(README_START), content.find(README_END)
-    if start < 0 or end < start:
-        return
-    body = text.split("\n", 2)[2]  # without the title line
-    readme.write_text(content[:start + len(README_START)] + "\n" + body.strip() + "\n"
-                      + content[end:])
 
 
 def _pyplot():

@@ -50,10 +50,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 if __package__:  # python -m bench.run
     from .report import (Settings, chart, load_average, machine, report, soak_chart,
-                         soak_report, update_readme)
+                         soak_report)
 else:  # python bench/run.py: bench/ itself is first on sys.path
     from report import (Settings, chart, load_average, machine, report, soak_chart,
-                        soak_report, update_readme)
+                        soak_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -93,7 +93,7 @@ WORKLOADS = {
 }
 
 # What bench/report.py needs to describe the run.
-SETTINGS = Settings(root=ROOT, cores=CORES, seconds=SECONDS, rounds=ROUNDS, connections=CONNECTIONS,
+SETTINGS = Settings(cores=CORES, seconds=SECONDS, rounds=ROUNDS, connections=CONNECTIONS,
                     login_connections=LOGIN_CONNECTIONS, warmup=WARMUP, close=CLOSE, soak_seconds=SOAK_SECONDS,
                     labels={name: label for name, (_, _, label) in WORKLOADS.items()})
 
@@ -247,8 +247,7 @@ def production_hasher(reference: bool = False):
 
 def time_one_hash(compute, count: int = 8) -> float:
     """Median time of ``compute()``, one hash, alone on the machine: after one untimed
-    hash, since the first after a pause maps its memory cold (17-22 ms against 11 warm on
-    the 2-core Intel machine)."""
+    hash, since the first after a pause maps its memory cold and takes longer."""
     compute()
     times = []
     for _ in range(count):
@@ -319,9 +318,8 @@ def process_seconds(pids: list[int]) -> float:
 
 def settle(servers, timeout: float = 10, window: float = 0.2) -> None:
     """Wait (at most ``timeout``) until the servers' workers are idle. When wrk stops, the
-    requests it had sent still run: after a login workload, about 16 hashes, 100 ms of
-    both cores. Whatever is measured next would share the machine with them; the hash
-    timed alone took up to 45% longer (15.5 ms against 10.7 ms a second later)."""
+    requests it had sent still run (after a login workload, a burst of hashes), and
+    whatever is measured next would share the machine with them."""
     pids = [pid for server in servers.values() for pid in server.worker_pids()]
     deadline = time.monotonic() + timeout
     used = process_seconds(pids)
@@ -498,8 +496,6 @@ def main() -> None:
         (RESULTS / f"{OUTPUT}.md").write_text(text)
         if OUTPUT == "latest" or os.environ.get("BENCH_CHART"):
             chart(results, RESULTS / f"{OUTPUT}.png", hash_times, SETTINGS)
-        if OUTPUT == "latest":
-            update_readme(text, SETTINGS)
         raw = RESULTS / "raw" / f"{OUTPUT}.json"  # git-ignored
         raw.parent.mkdir(exist_ok=True)
         raw.write_text(json.dumps({"results": results, "hash_times": hash_times}, indent=1))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from datetime import datetime, timezone
 from http import HTTPStatus
+from pathlib import Path
 
 import jwt
 import pytest
@@ -15,6 +17,7 @@ from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User, utcnow
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
 WRONG_PASSWORD = "not the password"
 LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
@@ -33,6 +36,15 @@ def unavailable(reason: str, remedy: str) -> None:
 
 
 # --- responses ------------------------------------------------------------------------
+
+def configuration_generator():
+    """docs/generate_configuration.py as a module (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_configuration", ROOT / "docs" / "generate_configuration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 def assert_error(response, status: int, error: str | None = None) -> dict:
     """The response is the shared error shape for ``status``; returns the body."""

@@ -7,7 +7,6 @@ import os
 import re
 import secrets
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from config import (
     load_config,
 )
 from helpers import PRODUCTION_SECRETS as SECRETS
+from helpers import ROOT, configuration_generator
 
 
 def production(**environ) -> dict:
@@ -320,9 +320,75 @@ def test_token_info_cookie_reflects_live_config(app, client, monkeypatch):
     assert (cookie["secure"], cookie["samesite"], cookie["http_only"]) == (False, "Strict", True)
 
 
+# --- docs/configuration.md, generated from config.py ----------------------------------
+
+def test_configuration_page_is_current():
+    """docs/configuration.md is what make docs writes from config.py today."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == configuration_generator().render(), \
+        "docs/configuration.md is out of date: run make docs"
+
+
+def configuration_row(key: str) -> list[str]:
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    row = re.search(rf"^\| `{key}` \|(.*)\|$", page, re.MULTILINE)
+    assert row, f"{key} has no row in docs/configuration.md"
+    return [cell.strip() for cell in row.group(1).split(" | ")]
+
+
 @pytest.mark.parametrize("key", sorted(k for k in dir(ProductionConfig) if k.isupper()))
 def test_every_setting_is_documented(key):
-    """The README's configuration table and .env.example name every setting."""
-    root = Path(__file__).resolve().parents[1]
-    assert f"`{key}`" in (root / "README.md").read_text()
-    assert re.search(rf"^#?\s*{key}=", (root / ".env.example").read_text(), re.MULTILINE)
+    """docs/configuration.md describes every setting, and .env.example names it."""
+    description = configuration_row(key)[-1]
+    assert len(description) > 10
+    assert re.search(rf"^#?\s*{key}=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("key, default, development, testing", [
+    ("JWT_ACCESS_TOKEN_EXPIRES", "`900`", "", ""),
+    ("JWT_COOKIE_SECURE", "`true`", "`false`", ""),
+    ("ARGON2_MEMORY_COST", "`19456`", "", "`8`"),
+    ("CORS_ORIGINS", "empty", "", ""),
+    ("PUBLIC_BASE_URL", "unset", "`http://127.0.0.1:8000`", "`https://auth.example.test`"),
+    ("SECRET_KEY", "unset", "", "random per run"),
+    ("DATABASE_URL", "`sqlite:///instance/auth_service.db`", "", "`sqlite:///instance/test.db`"),
+    ("OAUTH_HTTP_TIMEOUT", "`10`", "", ""),
+])
+def test_configuration_page_spells_values_as_the_environment_would(key, default, development,
+                                                                     testing):
+    assert configuration_row(key)[:3] == [default, development, testing]
+
+
+def test_configuration_page_lists_the_other_variables_config_reads():
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert configuration_generator().read_config().environ_reads == {"APP_ENV", "PORT", "TEST_DATABASE_URL"}
+    for key in ("PORT", "TEST_DATABASE_URL"):
+        assert re.search(rf"^\| `{key}` \| `[^`]+` \| .{{20,}} \|$", page, re.MULTILINE)
+
+
+def test_the_generator_follows_config_py(tmp_path):
+    """A changed default or description changes the page; an undocumented setting or
+    environment variable stops the generator."""
+    source = (ROOT / "config.py").read_text()
+    changed = tmp_path / "config.py"
+    changed.write_text(source.replace("MAIL_PORT = 25", "MAIL_PORT = 2525").replace(
+        "#: SMTP server port.", "#: The SMTP port."))
+    page = configuration_generator().render(changed)
+    assert "| `MAIL_PORT` | `2525` |  |  | The SMTP port. |" in page
+    changed.write_text(source.replace("    #: SMTP server port.\n", ""))
+    with pytest.raises(SystemExit, match="no #: description for MAIL_PORT"):
+        configuration_generator().render(changed)
+    changed.write_text(source + '\nEXTRA = os.environ.get("AUTH_EXTRA")\n')
+    with pytest.raises(SystemExit, match="no #: description for AUTH_EXTRA"):
+        configuration_generator().render(changed)
+
+
+def test_make_docs_check_fails_on_a_stale_page(tmp_path, monkeypatch):
+    module = configuration_generator()
+    stale = tmp_path / "configuration.md"
+    stale.write_text(module.render().replace("`65536`", "`1`"))
+    monkeypatch.setattr(module, "PAGE", stale)
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    assert module.main(["--check"]) == 1
+    assert module.main([]) == 0
+    assert module.main(["--check"]) == 0

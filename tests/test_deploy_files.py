@@ -19,7 +19,7 @@ import pytest
 import yaml
 from gunicorn.config import Config as GunicornConfig
 
-from helpers import unavailable
+from helpers import configuration_generator, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_PLACEHOLDER = re.compile(r"\$\{(NGX_[A-Z0-9_]+)\}")
@@ -407,11 +407,32 @@ def deployment_variables() -> set[str]:
     return names | {"LOG_JSON"}
 
 
+def documented_variables() -> set[str]:
+    """The names in the first column of docs/configuration.md's and docs/deployment.md's
+    tables."""
+    return {name for page in ("configuration.md", "deployment.md")
+            for name in re.findall(r"^\| `([A-Z][A-Z0-9_]+)`",
+                                   (ROOT / "docs" / page).read_text(), re.M)}
+
+
 def test_deployment_variables_are_documented():
     names = deployment_variables()
     assert {"GUNICORN_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT",
             "GUNICORN_GRACEFUL_TIMEOUT", "DB_WAIT_TIMEOUT", "RUN_MIGRATIONS",
             "FORWARDED_ALLOW_IPS"} <= names
-    readme = (ROOT / "README.md").read_text()
     assert not names - env_example_names(), "missing from .env.example"
-    assert not {n for n in names if f"`{n}`" not in readme}, "missing from README.md"
+    assert not names - documented_variables(), "missing from docs/deployment.md"
+
+
+def test_env_example_lists_exactly_the_variables_that_are_read():
+    """.env.example names every variable config.py reads and every deployment variable,
+    and nothing that nothing reads."""
+    read = configuration_generator().environment_variables() | deployment_variables()
+    assert {"SECRET_KEY", "PORT", "TEST_DATABASE_URL", "MAIL_TIMEOUT"} <= read
+    assert not read - env_example_names(), "missing from .env.example"
+    assert not env_example_names() - read, "read by nothing, yet in .env.example"
+
+
+def test_every_variable_that_is_read_is_documented():
+    read = configuration_generator().environment_variables() | deployment_variables()
+    assert not read - documented_variables(), "missing from docs/"

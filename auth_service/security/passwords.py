@@ -30,11 +30,10 @@ class PasswordHasher(argon2.PasswordHasher):
     libsodium (PyNaCl) picks its AVX2/AVX-512 code at run time; argon2-cffi's wheels
     carry the reference implementation's SSE2 code at most. Same algorithm, same
     parameters, same PHC string in both directions, so an attacker's cost per guess is
-    unchanged while a hash costs a third less (README, Performance: 14-16 ms against
-    19-23 ms at m=19 MiB, t=2 on the bench machine). What libsodium cannot compute --
-    argon2i/argon2d, version 0x10, more lanes to write, other salt or hash lengths --
-    stays with argon2-cffi, so every stored hash still verifies and check_needs_rehash
-    (argon2-cffi's) still upgrades it.
+    unchanged while the defender's hash gets cheaper (docs/adr/1202). What libsodium
+    cannot compute -- argon2i/argon2d, version 0x10, more lanes to write, other salt or
+    hash lengths -- stays with argon2-cffi, so every stored hash still verifies and
+    check_needs_rehash (argon2-cffi's) still upgrades it.
     """
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
@@ -90,10 +89,8 @@ def init_app(app: Flask) -> None:
         type=Type.ID,
     )
     app.extensions["password_hasher"] = hasher
-    # Each hash streams its 19 MiB through the caches, and libsodium maps that memory
-    # afresh per hash: more hashes at once than cores only slow each other down (2
-    # processes x 4 threads hashing: 100 hashes/s, with one at a time each 149; `make
-    # bench-hash`). Threads beyond the slots wait their turn, holding no CPU.
+    # More hashes at once than cores only slow each other down (docs/adr/1202); threads
+    # beyond the slots wait their turn, holding no CPU.
     app.extensions["password_hash_slots"] = hashing_slots(app.config["ARGON2_CONCURRENCY"])
     # Verifying against this when there is no real hash makes "no such account"
     # take as long as "wrong password".

@@ -316,7 +316,7 @@ def app_settings(google: FakeGoogle, github: FakeGitHub) -> dict:
     }
 
 def main() -> None:
-    """Serve both fakes on fixed ports so the login flow can be tried by hand (README)."""
+    """Serve both fakes on fixed ports so the login flow can be tried by hand (docs/oauth.md)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
