@@ -8,23 +8,34 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: bench bench-hash run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench bench-hash lock run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
+# The venv's own pip installs the locks: everything that lands in it is checked against a
+# hash in requirements*.txt (the dev lock then pins pip itself).
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+
+# requirements*.in -> the locks, against PyPI alone whatever this machine's pip.conf adds
+# (local mirrors, find-links), so that the hashes are the ones every machine sees. Existing
+# pins are kept; `make lock LOCK_FLAGS=--upgrade` (or --upgrade-package NAME) moves them.
+# Options: [tool.pip-tools] in pyproject.toml.
+lock: install-dev  ## re-compile requirements.txt and requirements-dev.txt from the .in files
+	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+		CUSTOM_COMPILE_COMMAND="make lock" sh -c '\
+		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.txt requirements.in && \
+		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.txt requirements-dev.in'
 
 migrate: install  ## apply database migrations
 	$(RUN_ENV) $(BIN)/flask db upgrade
