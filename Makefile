@@ -78,15 +78,16 @@ test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 		$(MAKE) test
 
 # Not part of make test: minutes of load on this machine's PostgreSQL (database "bench",
-# re-created). BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS: see bench/run.py.
+# re-created). BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, ...: see bench/settings.py.
 # SOAK=1: the mixed workload for SOAK_SECONDS (300), worker RSS sampled over time.
+# The other investigations: python -m bench --help.
 bench: install-dev  ## auth_service against the floor of its stack (bench/results/latest.md)
-	SOAK=$(SOAK) $(BIN)/python bench/run.py
+	SOAK=$(SOAK) $(BIN)/python -m bench run
 
 # How argon2id scales over this machine's cores, per implementation: the assumption behind
 # the login floor (bench/results/hash_scaling.md). BENCH_HASH_SECONDS, BENCH_ROUNDS.
 bench-hash: install-dev  ## argon2id: one hash against one per core, per implementation
-	$(BIN)/python bench/hash_scaling.py
+	$(BIN)/python -m bench hash
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

@@ -1,5 +1,5 @@
 """Failed-login time after an argon2 parameter change: unknown email against an account
-whose hash predates the change (``python bench/login_timing.py``).
+whose hash predates the change (``python -m bench login-timing``).
 
 An account is signed up with older parameters (``--old-time-cost``, ``--old-memory-cost``;
 t=2 and 12 MiB by default), then wrong passwords are sent to an app at the default
@@ -12,20 +12,15 @@ before it. Prints a Markdown table (medians, 10th and 90th percentiles, in ms).
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from auth_service import create_app  # noqa: E402
+from auth_service import create_app
+from auth_service.extensions import db
 from auth_service.security import passwords
-from auth_service.extensions import db  # noqa: E402
-from config import DevelopmentConfig  # noqa: E402
+from config import DevelopmentConfig
 
 PASSWORD = "bench horse battery staple"
 KINDS = {"unknown email": "nobody@example.com", "account, old hash": "old@example.com",
@@ -70,13 +65,8 @@ def measure(rounds: int, old: tuple[int, int]) -> dict[str, list[float]]:
         return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--old-time-cost", type=int, default=2)
-    parser.add_argument("--old-memory-cost", type=int, default=12 * 1024)
-    parser.add_argument("--without-top-up", action="store_true")
-    args = parser.parse_args()
+def main(args) -> None:
+    """Print the table for ``args`` (``python -m bench login-timing --help``)."""
     if args.without_top_up:
         passwords._top_up = lambda *_: None
     times = measure(args.rounds, (args.old_time_cost, args.old_memory_cost))
@@ -88,6 +78,3 @@ def main() -> None:
         deciles = statistics.quantiles(values, n=10)
         print(f"| {kind} | {statistics.median(values):.1f} | {deciles[0]:.1f} | {deciles[-1]:.1f} |")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,35 +1,20 @@
 """The presentation side of bench/run.py: the results table, the charts, the README section.
 
-Nothing here measures anything; run.py hands over its results and a ``Settings`` with the
-parameters of the run, so this module needs none of run.py's globals.
+Nothing here measures anything; run.py hands over its results and the run's ``Settings``
+(bench/settings.py).
 """
 
 from __future__ import annotations
 
 import platform
 import statistics
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.settings import Settings
+
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the run was made, as the report describes it."""
-
-    root: Path
-    cores: int
-    seconds: int
-    rounds: int
-    connections: int
-    login_connections: int  # logins running beside /auth/me in me_under_login
-    warmup: int
-    close: bool
-    labels: dict[str, str]  # workload name -> label in the table
-    soak_seconds: int
 
 
 def load_average() -> str:
