@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m bench",
         description="auth_service's benchmark and its investigations (run from the repo root).",
-        epilog="Settings come from BENCH_* variables: see bench/settings.py.")
+        epilog="Settings come from BENCH_* variables: see bench/settings.py.",
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, module: str, call, help: str) -> argparse.ArgumentParser:
@@ -46,30 +47,55 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(module=module, call=call)
         return sub
 
-    command("run", "run", lambda main, settings, args: main(settings),
-            "the app against the floor of its stack (make bench)")
-    ab = command("ab", "ab", lambda main, settings, args: main(settings, args.endpoint, args.base),
-                 "this checkout against another, served side by side")
+    command(
+        "run",
+        "run",
+        lambda main, settings, args: main(settings),
+        "the app against the floor of its stack (make bench)",
+    )
+    ab = command(
+        "ab",
+        "ab",
+        lambda main, settings, args: main(settings, args.endpoint, args.base),
+        "this checkout against another, served side by side",
+    )
     ab.add_argument("endpoint", choices=ENDPOINTS)
     ab.add_argument("base", type=checkout, help="the other checkout (e.g. a git worktree)")
-    command("hash", "hash_scaling", lambda main, settings, args: main(settings),
-            "argon2id over this machine's cores (make bench-hash)")
-    profile = command("profile", "profile",
-                      lambda main, settings, args: main(settings, args.path, args.count),
-                      "one hot path profiled in process")
+    command(
+        "hash",
+        "hash_scaling",
+        lambda main, settings, args: main(settings),
+        "argon2id over this machine's cores (make bench-hash)",
+    )
+    profile = command(
+        "profile",
+        "profile",
+        lambda main, settings, args: main(settings, args.path, args.count),
+        "one hot path profiled in process",
+    )
     profile.add_argument("path", nargs="?", default="me", choices=PROFILE_PATHS)
     profile.add_argument("count", nargs="?", default=1000, type=positive)
-    cpu = command("cpu-split", "cpu_split",
-                  lambda main, settings, args: main(settings, args.endpoint),
-                  "CPU per request: workers, PostgreSQL, the machine")
+    cpu = command(
+        "cpu-split",
+        "cpu_split",
+        lambda main, settings, args: main(settings, args.endpoint),
+        "CPU per request: workers, PostgreSQL, the machine",
+    )
     cpu.add_argument("endpoint", choices=ENDPOINTS)
-    perf = command("perf-split", "perf_split",
-                   lambda main, settings, args: main(settings, args.endpoint, args.seconds),
-                   "what the CPU does while an endpoint is served (perf)")
+    perf = command(
+        "perf-split",
+        "perf_split",
+        lambda main, settings, args: main(settings, args.endpoint, args.seconds),
+        "what the CPU does while an endpoint is served (perf)",
+    )
     perf.add_argument("endpoint", choices=PERF_PATHS)
     perf.add_argument("seconds", nargs="?", default=6, type=positive)
-    timing = command("login-timing", "login_timing", lambda main, settings, args: main(args),
-                     "failed-login time across an argon2 parameter change")
+    timing = command(
+        "login-timing",
+        "login_timing",
+        lambda main, settings, args: main(args),
+        "failed-login time across an argon2 parameter change",
+    )
     timing.add_argument("--rounds", type=positive, default=200)
     timing.add_argument("--old-time-cost", type=positive, default=2)
     timing.add_argument("--old-memory-cost", type=positive, default=12 * 1024)

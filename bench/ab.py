@@ -42,22 +42,43 @@ def main(settings: Settings, endpoint: str, base: Path) -> None:
         rows: dict[str, list[dict]] = {side: [] for side in SIDES}
         for number in range(settings.rounds):
             for side in SIDES if number % 2 == 0 else SIDES[::-1]:
-                rows[side].append(measure(settings, workloads[side], servers, data, workdir,
-                                          settings.seconds, server=servers[side]))
+                rows[side].append(
+                    measure(
+                        settings,
+                        workloads[side],
+                        servers,
+                        data,
+                        workdir,
+                        settings.seconds,
+                        server=servers[side],
+                    )
+                )
             floor = rows["floor"][-1]
-            print(f"round {number + 1}: " + "  ".join(
-                f"{side} {rows[side][-1]['rps']:7.1f} req/s"
-                + (f" ({rows[side][-1]['rps'] / floor['rps']:.2f})" if side != "floor" else "")
-                + f" {rows[side][-1]['workers']:.3f} ms" for side in SIDES), flush=True)
-        ratios = {side: statistics.median(row["rps"] / floor["rps"]
-                                          for row, floor in zip(rows[side], rows["floor"]))
-                  for side in ("base", "app")}
+            print(
+                f"round {number + 1}: "
+                + "  ".join(
+                    f"{side} {rows[side][-1]['rps']:7.1f} req/s"
+                    + (f" ({rows[side][-1]['rps'] / floor['rps']:.2f})" if side != "floor" else "")
+                    + f" {rows[side][-1]['workers']:.3f} ms"
+                    for side in SIDES
+                ),
+                flush=True,
+            )
+        ratios = {
+            side: statistics.median(
+                row["rps"] / floor["rps"]
+                for row, floor in zip(rows[side], rows["floor"], strict=True)
+            )
+            for side in ("base", "app")
+        }
         cpu = {side: statistics.median(row["workers"] for row in rows[side]) for side in SIDES}
-        print(f"{endpoint}, medians of {settings.rounds} rounds of {settings.seconds} s: "
-              f"ratio to the floor "
-              f"base {ratios['base']:.2f}, this checkout {ratios['app']:.2f}; worker CPU per "
-              f"request floor {cpu['floor']:.3f}, base {cpu['base']:.3f}, "
-              f"this checkout {cpu['app']:.3f} ms")
+        print(
+            f"{endpoint}, medians of {settings.rounds} rounds of {settings.seconds} s: "
+            f"ratio to the floor "
+            f"base {ratios['base']:.2f}, this checkout {ratios['app']:.2f}; worker CPU per "
+            f"request floor {cpu['floor']:.3f}, base {cpu['base']:.3f}, "
+            f"this checkout {cpu['app']:.3f} ms"
+        )
     finally:
         for server in servers.values():
             server.stop()

@@ -32,8 +32,9 @@ def postgres_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def measure(settings: Settings, name: str, servers: dict, data, workdir: Path, seconds: int,
-            server=None) -> dict:
+def measure(
+    settings: Settings, name: str, servers: dict, data, workdir: Path, seconds: int, server=None
+) -> dict:
     """One wrk run of workload ``name`` (against ``server``, else the workload's own),
     with fresh tokens (a refresh spends its own): req/s and CPU milliseconds per
     request. RuntimeError if any request failed."""
@@ -43,15 +44,22 @@ def measure(settings: Settings, name: str, servers: dict, data, workdir: Path, s
     settle(servers)  # the last run's requests counted against it, not against this one
     workers, postgres = server.worker_pids(), postgres_pids()
     before = process_seconds(workers), process_seconds(postgres), machine_seconds()
-    result = finish(wrk(server.url, mode, tokens, seconds, settings.connections,
-                        settings.close), seconds)
+    result = finish(
+        wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+    )
     after = process_seconds(workers), process_seconds(postgres), machine_seconds()
     if result.get("errors"):
         raise RuntimeError(f"{name}: {result['errors']} requests failed: {result}")
     done = result["rps"] * seconds
-    workers_ms, postgres_ms, machine_ms = ((b - a) * 1000 / done for a, b in zip(before, after))
-    return {"rps": result["rps"], "workers": workers_ms, "postgres": postgres_ms,
-            "machine": machine_ms}
+    workers_ms, postgres_ms, machine_ms = (
+        (b - a) * 1000 / done for a, b in zip(before, after, strict=True)
+    )
+    return {
+        "rps": result["rps"],
+        "workers": workers_ms,
+        "postgres": postgres_ms,
+        "machine": machine_ms,
+    }
 
 
 def main(settings: Settings, endpoint: str) -> None:
@@ -62,14 +70,18 @@ def main(settings: Settings, endpoint: str) -> None:
         data = start(settings, environment(settings.database_url), workdir, servers)
         for name in (FLOORS[endpoint], endpoint):  # the backends counted exist from now on
             measure(settings, name, servers, data, workdir, max(settings.warmup, 1))
-        print(f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
-              f"{'workers':>7} {'postgres':>8} {'machine':>7}")
+        print(
+            f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
+            f"{'workers':>7} {'postgres':>8} {'machine':>7}"
+        )
         for round_number in range(settings.rounds):
             for name in (FLOORS[endpoint], endpoint):
                 row = measure(settings, name, servers, data, workdir, settings.seconds)
-                print(f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
-                      f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
-                      flush=True)
+                print(
+                    f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
+                    f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()

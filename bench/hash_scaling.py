@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.report import load_average, machine
 from bench.run import PASSWORD, hashes_per_second, production_hasher, time_one_hash
@@ -38,9 +38,13 @@ def _openssl():
         return None
 
     def derive() -> None:
-        Argon2id(salt=os.urandom(16), length=32, iterations=Config.ARGON2_TIME_COST,
-                 lanes=Config.ARGON2_PARALLELISM,
-                 memory_cost=Config.ARGON2_MEMORY_COST).derive(PASSWORD.encode())
+        Argon2id(
+            salt=os.urandom(16),
+            length=32,
+            iterations=Config.ARGON2_TIME_COST,
+            lanes=Config.ARGON2_PARALLELISM,
+            memory_cost=Config.ARGON2_MEMORY_COST,
+        ).derive(PASSWORD.encode())
 
     try:
         derive()  # also the warm-up: OpenSSL's first hash takes twice as long
@@ -52,8 +56,10 @@ def _openssl():
 def implementations() -> dict:
     """Name -> a function computing one hash of PASSWORD at the production parameters."""
     sodium, reference = production_hasher(), production_hasher(reference=True)
-    found = {"libsodium (PyNaCl): the app's": lambda: sodium.hash(PASSWORD),
-             "argon2-cffi: reference code": lambda: reference.hash(PASSWORD)}
+    found = {
+        "libsodium (PyNaCl): the app's": lambda: sodium.hash(PASSWORD),
+        "argon2-cffi: reference code": lambda: reference.hash(PASSWORD),
+    }
     if openssl := _openssl():
         found["OpenSSL (cryptography)"] = openssl
     return found
@@ -68,33 +74,52 @@ def main(settings: Settings) -> None:
     load_start = load_average()
     for round_number in range(rounds):
         for name, compute in found.items():
-            rows[name].append((
-                time_one_hash(compute), hashes_per_second(compute, 1, seconds),
-                hashes_per_second(compute, cores, seconds),
-                hashes_per_second(compute, cores, seconds, processes=True),
-                hashes_per_second(compute, workers, seconds, processes=True, threads=THREADS),
-                hashes_per_second(compute, workers, seconds, processes=True, threads=THREADS,
-                                  slots=max(1, cores // workers))))
-            print(f"round {round_number + 1} {name:32} " + " ".join(
-                f"{value:8.4f}" for value in rows[name][-1]), flush=True)
+            rows[name].append(
+                (
+                    time_one_hash(compute),
+                    hashes_per_second(compute, 1, seconds),
+                    hashes_per_second(compute, cores, seconds),
+                    hashes_per_second(compute, cores, seconds, processes=True),
+                    hashes_per_second(compute, workers, seconds, processes=True, threads=THREADS),
+                    hashes_per_second(
+                        compute,
+                        workers,
+                        seconds,
+                        processes=True,
+                        threads=THREADS,
+                        slots=max(1, cores // workers),
+                    ),
+                )
+            )
+            print(
+                f"round {round_number + 1} {name:32} "
+                + " ".join(f"{value:8.4f}" for value in rows[name][-1]),
+                flush=True,
+            )
     lines = [
-        f"# argon2id over {cores} cores, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+        f"# argon2id over {cores} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
         f"Machine: {machine(cores)}; load average at start {load_start}, at end "
         f"{load_average()}. argon2id t={Config.ARGON2_TIME_COST} m={Config.ARGON2_MEMORY_COST} "
         f"KiB p={Config.ARGON2_PARALLELISM}; medians of {rounds} interleaved rounds, "
-        f"{seconds:g} s per rate (`make bench-hash`).", "",
+        f"{seconds:g} s per rate (`make bench-hash`).",
+        "",
         f"| implementation | one hash ms | cores / hash time /s | 1 thread /s | {cores} threads /s "
         f"| {cores} processes /s | best of {cores} against cores / hash time "
         f"| {workers} processes x {THREADS} threads /s | the same, one hash at a time per "
         "process /s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, measured in rows.items():
         alone, one, threads, processes, pooled, capped = (
-            statistics.median(column) for column in zip(*measured))
+            statistics.median(column) for column in zip(*measured, strict=True)
+        )
         floor = cores / alone
-        lines.append(f"| {name} | {alone * 1000:.1f} | {floor:.1f} | {one:.1f} | {threads:.1f} "
-                     f"| {processes:.1f} | {max(threads, processes) / floor:.2f} "
-                     f"| {pooled:.1f} | {capped:.1f} |")
+        lines.append(
+            f"| {name} | {alone * 1000:.1f} | {floor:.1f} | {one:.1f} | {threads:.1f} "
+            f"| {processes:.1f} | {max(threads, processes) / floor:.2f} "
+            f"| {pooled:.1f} | {capped:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "hash_scaling.md").write_text(text)

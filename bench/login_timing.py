@@ -23,21 +23,34 @@ from auth_service.security import passwords
 from config import DevelopmentConfig
 
 PASSWORD = "bench horse battery staple"
-KINDS = {"unknown email": "nobody@example.com", "account, old hash": "old@example.com",
-         "account, current hash": "new@example.com"}
+KINDS = {
+    "unknown email": "nobody@example.com",
+    "account, old hash": "old@example.com",
+    "account, current hash": "new@example.com",
+}
 
 
 def app_with(database: str, time_cost: int, memory_cost: int):
-    config = type("Bench", (DevelopmentConfig,), {
-        "READ_ENVIRONMENT": False, "DATABASE_URL": database,
-        "ARGON2_TIME_COST": time_cost, "ARGON2_MEMORY_COST": memory_cost,
-        "RATELIMIT_ENABLED": False, "LOG_REQUESTS": False, "LOG_LEVEL": "WARNING"})
+    config = type(
+        "Bench",
+        (DevelopmentConfig,),
+        {
+            "READ_ENVIRONMENT": False,
+            "DATABASE_URL": database,
+            "ARGON2_TIME_COST": time_cost,
+            "ARGON2_MEMORY_COST": memory_cost,
+            "RATELIMIT_ENABLED": False,
+            "LOG_REQUESTS": False,
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     return create_app(config)
 
 
 def signup(app, email: str) -> None:
-    response = app.test_client().post("/auth/signup", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
+    response = app.test_client().post(
+        "/auth/signup", json={"email": email, "username": email.split("@")[0], "password": PASSWORD}
+    )
     assert response.status_code == 201, response.json
 
 
@@ -48,8 +61,9 @@ def measure(rounds: int, old: tuple[int, int]) -> dict[str, list[float]]:
         with before.app_context():
             db.create_all()
         signup(before, KINDS["account, old hash"])
-        after = app_with(database, DevelopmentConfig.ARGON2_TIME_COST,
-                         DevelopmentConfig.ARGON2_MEMORY_COST)
+        after = app_with(
+            database, DevelopmentConfig.ARGON2_TIME_COST, DevelopmentConfig.ARGON2_MEMORY_COST
+        )
         signup(after, KINDS["account, current hash"])
         client = after.test_client()
         times = {kind: [] for kind in KINDS}
@@ -57,8 +71,9 @@ def measure(rounds: int, old: tuple[int, int]) -> dict[str, list[float]]:
         random.shuffle(order)
         for kind in ["unknown email"] * 5 + order:  # the first few warm up
             started = time.perf_counter()
-            response = client.post("/auth/login", json={"email": KINDS[kind],
-                                                        "password": "wrong password"})
+            response = client.post(
+                "/auth/login", json={"email": KINDS[kind], "password": "wrong password"}
+            )
             times[kind].append((time.perf_counter() - started) * 1000)
             assert response.status_code == 401
         times["unknown email"] = times["unknown email"][5:]
@@ -70,11 +85,14 @@ def main(args) -> None:
     if args.without_top_up:
         passwords._top_up = lambda *_: None
     times = measure(args.rounds, (args.old_time_cost, args.old_memory_cost))
-    print(f"old hash t={args.old_time_cost} m={args.old_memory_cost}, current "
-          f"t={DevelopmentConfig.ARGON2_TIME_COST} m={DevelopmentConfig.ARGON2_MEMORY_COST}; "
-          f"{'without' if args.without_top_up else 'with'} the top-up; {args.rounds} logins each")
+    print(
+        f"old hash t={args.old_time_cost} m={args.old_memory_cost}, current "
+        f"t={DevelopmentConfig.ARGON2_TIME_COST} m={DevelopmentConfig.ARGON2_MEMORY_COST}; "
+        f"{'without' if args.without_top_up else 'with'} the top-up; {args.rounds} logins each"
+    )
     print("| failed login for | median ms | p10 ms | p90 ms |\n|---|---:|---:|---:|")
     for kind, values in times.items():
         deciles = statistics.quantiles(values, n=10)
-        print(f"| {kind} | {statistics.median(values):.1f} | {deciles[0]:.1f} | {deciles[-1]:.1f} |")
-
+        print(
+            f"| {kind} | {statistics.median(values):.1f} | {deciles[0]:.1f} | {deciles[-1]:.1f} |"
+        )

@@ -53,8 +53,9 @@ def category(comm: str, frames: list[tuple[str, str]]) -> str:
     if "_sodium" in dso:
         return "hash"
     if dso == "[kernel.kallsyms]":
-        if (any(name in MAPPING_CALLS for name, _ in frames)
-                and any("_sodium" in caller for _, caller in frames)):
+        if any(name in MAPPING_CALLS for name, _ in frames) and any(
+            "_sodium" in caller for _, caller in frames
+        ):
             return "hash_memory"
         return "worker_kernel"
     return "python"
@@ -77,10 +78,29 @@ def parse(script: str) -> collections.Counter:
 
 def record(seconds: int, output: Path) -> str:
     """``perf record`` of every CPU for ``seconds``, as ``perf script`` text."""
-    subprocess.run(["perf", "record", "-a", "-g", "-F", str(SAMPLE_HZ), "-o", str(output), "--",
-                    "sleep", str(seconds)], check=True, capture_output=True)
-    return subprocess.run(["perf", "script", "-i", str(output), "-F", "comm,ip,sym,dso"],
-                          check=True, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "perf",
+            "record",
+            "-a",
+            "-g",
+            "-F",
+            str(SAMPLE_HZ),
+            "-o",
+            str(output),
+            "--",
+            "sleep",
+            str(seconds),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return subprocess.run(
+        ["perf", "script", "-i", str(output), "-F", "comm,ip,sym,dso"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def main(settings: Settings, endpoint: str, seconds: int) -> None:
@@ -93,11 +113,26 @@ def main(settings: Settings, endpoint: str, seconds: int) -> None:
     try:
         data = start(settings, environment(settings.database_url), workdir, servers)
         url, warmup = servers[server_name].url, max(settings.warmup, 1)
-        finish(wrk(url, mode, data.token_file(workdir / "warmup.txt"), warmup,
-                   settings.connections, settings.close), warmup)
+        finish(
+            wrk(
+                url,
+                mode,
+                data.token_file(workdir / "warmup.txt"),
+                warmup,
+                settings.connections,
+                settings.close,
+            ),
+            warmup,
+        )
         settle(servers)
-        load = wrk(url, mode, data.token_file(workdir / "tokens.txt"), seconds + 4,
-                   settings.connections, settings.close)
+        load = wrk(
+            url,
+            mode,
+            data.token_file(workdir / "tokens.txt"),
+            seconds + 4,
+            settings.connections,
+            settings.close,
+        )
         time.sleep(2)  # sample the middle of the run, not its start or end
         counts = parse(record(seconds, workdir / "perf.data"))
         result = finish(load, seconds + 4)

@@ -29,9 +29,13 @@ PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
 
 def environ(method: str, path: str, headers: dict | None = None, body: dict | None = None) -> dict:
     """The WSGI environ of one request as wrk sends it: no cookies, a new connection."""
-    builder = EnvironBuilder(method=method, path=path, json=body,
-                             base_url="http://127.0.0.1:8000",
-                             headers={"User-Agent": "wrk", "Connection": "close", **(headers or {})})
+    builder = EnvironBuilder(
+        method=method,
+        path=path,
+        json=body,
+        base_url="http://127.0.0.1:8000",
+        headers={"User-Agent": "wrk", "Connection": "close", **(headers or {})},
+    )
     try:
         return builder.get_environ()
     finally:
@@ -108,9 +112,14 @@ def main(settings: Settings, path: str, count: int) -> None:
         # The token checks and a rotation on PostgreSQL run on the autocommit engine.
         # A listener sends engines.Prepared's statements through a Connection, which
         # tells it: it is removed before the measured requests.
-        listeners = [(engine, "before_cursor_execute",
-                      lambda *a: statements.append(a[2].split("\n")[0][:90]))
-                     for engine in set(engines)]
+        listeners = [
+            (
+                engine,
+                "before_cursor_execute",
+                lambda *a: statements.append(a[2].split("\n")[0][:90]),
+            )
+            for engine in set(engines)
+        ]
         for listener in listeners:
             sa.event.listen(*listener)
         one()
@@ -118,13 +127,18 @@ def main(settings: Settings, path: str, count: int) -> None:
             sa.event.remove(*listener)
     print(f"SQL of one {path} request ({len(statements)}):", *statements, sep="\n  ")
     cpu = sum(one() for _ in range(count))
-    print(f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
-          f"(no profiler, {count} requests)")
+    print(
+        f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
+        f"(no profiler, {count} requests)"
+    )
     profiler = Profiler(interval=0.0002)
     profiler.start()
     for _ in range(count):
         one()
     profiler.stop()
     print(profiler.output_text(unicode=True, color=False, show_all=settings.profile_all))
-    print(profiler.output(ConsoleRenderer(unicode=True, color=False, flat=True, time="percent_of_total"))[:6000])
-
+    print(
+        profiler.output(
+            ConsoleRenderer(unicode=True, color=False, flat=True, time="percent_of_total")
+        )[:6000]
+    )

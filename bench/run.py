@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,6 +63,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 # --- processes ------------------------------------------------------------------------
 
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -81,9 +82,13 @@ class Gunicorn:
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", app],
-                cwd=cwd, env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                cwd=cwd,
+                env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_ready(self, path: str, timeout: float = 60) -> None:
         """Wait until GET ``path`` answers 2xx; raise with the log tail if it never does."""
@@ -130,13 +135,18 @@ class Gunicorn:
 
 # --- database and data ----------------------------------------------------------------
 
+
 def recreate_database(url: str) -> None:
     """Drop and create the bench database (only that one) through the maintenance db."""
     import psycopg2
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in ("postgres", "template0", "template1"):
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in (
+        "postgres",
+        "template0",
+        "template1",
+    ):
         raise SystemExit(f"refusing to recreate database {name!r}")
     admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
     admin.autocommit = True
@@ -161,28 +171,39 @@ class Data:
         self.app = create_app()
         with self.app.app_context():
             password_hash = hash_password(PASSWORD)  # one hash, shared: setup stays fast
-            db.session.add_all(User(email=f"bench{i}@example.com", username=f"bench{i}",
-                                    full_name=f"Bench {i}", password_hash=password_hash,
-                                    email_verified=datetime.now(timezone.utc))
-                               for i in range(users))
+            db.session.add_all(
+                User(
+                    email=f"bench{i}@example.com",
+                    username=f"bench{i}",
+                    full_name=f"Bench {i}",
+                    password_hash=password_hash,
+                    email_verified=datetime.now(UTC),
+                )
+                for i in range(users)
+            )
             db.session.commit()
-            self.users = db.session.execute(
-                db.select(User.id, User.email).order_by(User.id)).all()
+            self.users = db.session.execute(db.select(User.id, User.email).order_by(User.id)).all()
             floor = [f"({i})" for i in range(1, users + 1)]
-            db.session.execute(db.text(
-                "CREATE TABLE bench_floor (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, "
-                "touched_at timestamptz)"))
-            db.session.execute(db.text(
-                "CREATE TABLE bench_floor_log (jti varchar(36) PRIMARY KEY, floor_id int "
-                "NOT NULL, created_at timestamptz NOT NULL)"))
+            db.session.execute(
+                db.text(
+                    "CREATE TABLE bench_floor (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, "
+                    "touched_at timestamptz)"
+                )
+            )
+            db.session.execute(
+                db.text(
+                    "CREATE TABLE bench_floor_log (jti varchar(36) PRIMARY KEY, floor_id int "
+                    "NOT NULL, created_at timestamptz NOT NULL)"
+                )
+            )
             db.session.execute(db.text(f"INSERT INTO bench_floor (id) VALUES {','.join(floor)}"))
             db.session.commit()
 
     def token_file(self, path: Path) -> Path:
         """One line per user: id, access token, the refresh token of a new family, email."""
-        from auth_service.services import sessions
         from auth_service.extensions import db
         from auth_service.persistence.models import User
+        from auth_service.services import sessions
 
         lines = []
         with self.app.test_request_context(headers={"User-Agent": "wrk"}):
@@ -202,8 +223,11 @@ def production_hasher(reference: bool = False):
     from config import Config
 
     return (argon2.PasswordHasher if reference else PasswordHasher)(
-        time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.ARGON2_MEMORY_COST,
-        parallelism=Config.ARGON2_PARALLELISM, type=argon2.Type.ID)
+        time_cost=Config.ARGON2_TIME_COST,
+        memory_cost=Config.ARGON2_MEMORY_COST,
+        parallelism=Config.ARGON2_PARALLELISM,
+        type=argon2.Type.ID,
+    )
 
 
 def time_one_hash(compute, count: int = 8) -> float:
@@ -219,8 +243,9 @@ def time_one_hash(compute, count: int = 8) -> float:
     return statistics.median(times)
 
 
-def hashes_per_second(compute, workers: int, seconds: float, processes: bool = False,
-                      threads: int = 1, slots: int = 0) -> float:
+def hashes_per_second(
+    compute, workers: int, seconds: float, processes: bool = False, threads: int = 1, slots: int = 0
+) -> float:
     """Hashes/s of ``workers`` threads (argon2 releases the GIL) calling ``compute`` for
     ``seconds``; with ``processes``, of ``workers`` forked processes of ``threads`` threads
     each. ``slots``: at most that many hashes at once per process, as ARGON2_CONCURRENCY
@@ -248,8 +273,11 @@ def hashes_per_second(compute, workers: int, seconds: float, processes: bool = F
             thread.join()
         record(sum(done))
 
-    runners = [fork.Process(target=work, args=(threads,)) for _ in range(workers)] \
-        if processes else [threading.Thread(target=work, args=(workers,))]
+    runners = (
+        [fork.Process(target=work, args=(threads,)) for _ in range(workers)]
+        if processes
+        else [threading.Thread(target=work, args=(workers,))]
+    )
     started = time.monotonic()
     for runner in runners:
         runner.start()
@@ -302,28 +330,54 @@ def argon2_hashes_per_second(seconds: float, cores: int) -> float:
 
 # --- wrk ------------------------------------------------------------------------------
 
+
 def parse_wrk(output: str) -> dict:
     """req/s, p50 and p99 (ms) and the auth.lua counters from wrk's output."""
+
     def ms(label: str) -> float:
         value, unit = re.search(rf"\s{label}\s+([\d.]+)(us|ms|s)\b", output).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     extra = dict(re.findall(r"(\w+)=(\d+)", re.search(r"BENCH (.*)", output).group(1)))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "p50": ms("50%"), "p99": ms("99%"), **{k: int(v) for k, v in extra.items()}}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        **{k: int(v) for k, v in extra.items()},
+    }
 
 
-def wrk(url: str, mode: str, tokens: Path, seconds: int, connections: int,
-        close: bool) -> subprocess.Popen:
+def wrk(
+    url: str, mode: str, tokens: Path, seconds: int, connections: int, close: bool
+) -> subprocess.Popen:
     """Start wrk with bench/wrk/auth.lua in ``mode`` against ``url``, in its own session;
     ``close``: a new connection per request."""
-    env = {**os.environ, "BENCH_MODE": mode, "BENCH_TOKENS": str(tokens),
-           "BENCH_PASSWORD": PASSWORD, "BENCH_CLOSE": "1" if close else "0"}
+    env = {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_TOKENS": str(tokens),
+        "BENCH_PASSWORD": PASSWORD,
+        "BENCH_CLOSE": "1" if close else "0",
+    }
     return subprocess.Popen(
-        ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "--timeout", "10s", "-s", str(LUA), url],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        [
+            "wrk",
+            f"-t{connections}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(process: subprocess.Popen, seconds: int) -> dict:
@@ -340,11 +394,15 @@ def finish(process: subprocess.Popen, seconds: int) -> dict:
 
 # --- the run --------------------------------------------------------------------------
 
+
 def environment(url: str) -> dict:
     """Environment of both servers: production config, fresh secrets, rate limits off."""
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
-            or k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+        or k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))
+    }
     return {
         **keep,
         "PATH": f"{VENV_BIN}{os.pathsep}{keep.get('PATH', '/usr/bin:/bin')}",
@@ -369,15 +427,18 @@ def run_workload(settings: Settings, name, servers, data, workdir, seconds) -> d
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
     settle(servers)
     if name == "me_under_login":
-        logins = wrk(server.url, "login", tokens, seconds + 2, settings.login_connections,
-                     settings.close)
+        logins = wrk(
+            server.url, "login", tokens, seconds + 2, settings.login_connections, settings.close
+        )
         time.sleep(1)  # logins at full speed before /auth/me is measured
-        result = finish(wrk(server.url, mode, tokens, seconds, settings.connections,
-                            settings.close), seconds)
+        result = finish(
+            wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+        )
         result["login_rps"] = finish(logins, seconds + 2)["rps"]
     else:
-        result = finish(wrk(server.url, mode, tokens, seconds, settings.connections,
-                            settings.close), seconds)
+        result = finish(
+            wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+        )
     result["rss"] = server.worker_rss_mib()
     result["load"] = load_average()
     return result
@@ -388,8 +449,9 @@ def soak(settings: Settings, servers, data, workdir) -> None:
     app = servers["app"]
     tokens = data.token_file(workdir / "tokens-soak.txt")
     samples = [(0.0, app.worker_rss_mib())]
-    process = wrk(app.url, "mixed", tokens, settings.soak_seconds, settings.connections,
-                  settings.close)
+    process = wrk(
+        app.url, "mixed", tokens, settings.soak_seconds, settings.connections, settings.close
+    )
     started = time.monotonic()
     while process.poll() is None:
         time.sleep(settings.soak_interval)
@@ -405,8 +467,14 @@ def start(settings: Settings, env: dict, workdir: Path, servers: dict) -> Data:
     """Re-create and fill the bench database, then start the app and the floor app with
     ``env`` (``environment``) into ``servers`` (the caller stops them, whatever happens)."""
     recreate_database(settings.database_url)
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                   env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     data = Data(env, settings.connections)
     servers["app"] = Gunicorn("wsgi:app", env, workdir / "app.log")
     servers["floor"] = Gunicorn(settings.floor_app, env, workdir / "floor.log")
@@ -420,22 +488,38 @@ def main(settings: Settings) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-bench-"))
     RESULTS.mkdir(exist_ok=True)
     servers: dict[str, Gunicorn] = {}
-    meta = {"when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-            "machine": machine(settings.cores), "load_start": load_average()}
+    meta = {
+        "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "machine": machine(settings.cores),
+        "load_start": load_average(),
+    }
     output = settings.output
     env = environment(settings.database_url)
     try:
         data = start(settings, env, workdir, servers)
         config = subprocess.run(
-            [str(VENV_BIN / "python"), "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
-             "print(c['worker_class'], c['workers'], c['threads'])"],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.split()
+            [
+                str(VENV_BIN / "python"),
+                "-c",
+                "import runpy; c = runpy.run_path('gunicorn.conf.py');"
+                "print(c['worker_class'], c['workers'], c['threads'])",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         meta["server"] = f"worker_class={config[0]} workers={config[1]} threads={config[2]}"
         if settings.floor_app != DEFAULT_FLOOR_APP:
             meta["server"] += f"; the floor app is {settings.floor_app}, not {DEFAULT_FLOOR_APP}"
         from config import Config
-        meta["argon2"] = (Config.ARGON2_TIME_COST, Config.ARGON2_MEMORY_COST,
-                          Config.ARGON2_PARALLELISM)
+
+        meta["argon2"] = (
+            Config.ARGON2_TIME_COST,
+            Config.ARGON2_MEMORY_COST,
+            Config.ARGON2_PARALLELISM,
+        )
         meta["argon2_reference_s"] = argon2_hash_seconds(reference=True)
         for name in ("floor_select", "me", "floor_write", "refresh", "floor_login", "login"):
             if settings.warmup:
@@ -451,13 +535,21 @@ def main(settings: Settings) -> None:
                     settle(servers)
                     hash_times.append(argon2_hash_seconds())
                     results.setdefault("hash_floor", []).append(
-                        {"rps": argon2_hashes_per_second(min(settings.seconds, 5), settings.cores),
-                         "load": load_average()})
+                        {
+                            "rps": argon2_hashes_per_second(
+                                min(settings.seconds, 5), settings.cores
+                            ),
+                            "load": load_average(),
+                        }
+                    )
                 result = run_workload(settings, name, servers, data, workdir, settings.seconds)
                 results.setdefault(name, []).append(result)
-                print(f"round {round_number + 1} {name:15} {result['rps']:8.1f} req/s "
-                      f"p50 {result['p50']:7.1f} p99 {result['p99']:7.1f} ms "
-                      f"errors {result.get('errors', 0)} load {result['load']}", flush=True)
+                print(
+                    f"round {round_number + 1} {name:15} {result['rps']:8.1f} req/s "
+                    f"p50 {result['p50']:7.1f} p99 {result['p99']:7.1f} ms "
+                    f"errors {result.get('errors', 0)} load {result['load']}",
+                    flush=True,
+                )
         if not hash_times:
             settle(servers)
             hash_times.append(argon2_hash_seconds())
@@ -483,4 +575,3 @@ def main(settings: Settings) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"server logs: {workdir}", file=sys.stderr)
-

@@ -64,8 +64,10 @@ class Settings:
             object.__setattr__(self, "login_connections", self.cores)
         unknown = [name for name in self.only if name not in WORKLOADS]
         if unknown:
-            raise SettingsError(f"BENCH_ONLY: unknown workload {', '.join(unknown)}; "
-                                f"choose from {', '.join(WORKLOADS)}")
+            raise SettingsError(
+                f"BENCH_ONLY: unknown workload {', '.join(unknown)}; "
+                f"choose from {', '.join(WORKLOADS)}"
+            )
 
     @property
     def root(self) -> Path:
@@ -95,12 +97,21 @@ class SettingsError(SystemExit):
 
 # Field -> its environment variable (cores is the machine's, not a setting).
 ENVIRONMENT = {
-    "seconds": "BENCH_SECONDS", "rounds": "BENCH_ROUNDS", "connections": "BENCH_CONNECTIONS",
-    "warmup": "BENCH_WARMUP", "close": "BENCH_CLOSE", "database_url": "BENCH_DATABASE_URL",
-    "only": "BENCH_ONLY", "floor_app": "BENCH_FLOOR_APP",
-    "login_connections": "BENCH_LOGIN_CONNECTIONS", "output": "BENCH_OUTPUT",
-    "chart": "BENCH_CHART", "soak": "SOAK", "soak_seconds": "SOAK_SECONDS",
-    "soak_interval": "SOAK_INTERVAL", "hash_seconds": "BENCH_HASH_SECONDS",
+    "seconds": "BENCH_SECONDS",
+    "rounds": "BENCH_ROUNDS",
+    "connections": "BENCH_CONNECTIONS",
+    "warmup": "BENCH_WARMUP",
+    "close": "BENCH_CLOSE",
+    "database_url": "BENCH_DATABASE_URL",
+    "only": "BENCH_ONLY",
+    "floor_app": "BENCH_FLOOR_APP",
+    "login_connections": "BENCH_LOGIN_CONNECTIONS",
+    "output": "BENCH_OUTPUT",
+    "chart": "BENCH_CHART",
+    "soak": "SOAK",
+    "soak_seconds": "SOAK_SECONDS",
+    "soak_interval": "SOAK_INTERVAL",
+    "hash_seconds": "BENCH_HASH_SECONDS",
     "profile_all": "PROFILE_ALL",
 }
 
