@@ -8,7 +8,7 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: bench bench-hash lock run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench bench-hash lint lock run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
 # The venv's own pip installs the locks: everything that lands in it is checked against a
 # hash in requirements*.txt (the dev lock then pins pip itself).
@@ -37,13 +37,18 @@ lock: install-dev  ## re-compile requirements.txt and requirements-dev.txt from 
 		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.txt requirements.in && \
 		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.txt requirements-dev.in'
 
+# ruff (pyproject.toml): the lint rules, and the formatter's verdict on the files it owns.
+lint: install-dev  ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 migrate: install  ## apply database migrations
 	$(RUN_ENV) $(BIN)/flask db upgrade
 
 run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
 	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: test-fast test-fuzz test-integration test-browser  ## the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
+test: lint test-fast test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
 
 test-fast: install-dev  ## the test suite without the fuzz run, the integration and browser suites
 	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser
