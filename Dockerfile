@@ -6,13 +6,14 @@
 # No secret is baked in: SECRET_KEY, JWT_SECRET_KEY and DATABASE_URL come from the
 # environment at run time, and the production config refuses to start without them.
 
-# --- build: dependencies into a virtualenv (binary wheels, or pure-Python sdists)
+# --- build: dependencies into a virtualenv (binary wheels, or pure-Python sdists), every
+# file checked against its hash in the lock (requirements.txt, compiled by `make lock`)
 FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.txt
 
 # --- runtime: the virtualenv, the code, an unprivileged user
 FROM python:3.11-slim-bookworm AS runtime

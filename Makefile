@@ -8,23 +8,39 @@ RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
-.PHONY: bench bench-hash docs run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
+.PHONY: bench bench-hash docs lint lock run test test-fast test-fuzz fuzz test-integration test-browser e2e test-postgres migrate install install-dev clean
 
+# The venv's own pip installs the locks: everything that lands in it is checked against a
+# hash in requirements*.txt (the dev lock then pins pip itself).
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+
+# requirements*.in -> the locks, against PyPI alone whatever this machine's pip.conf adds
+# (local mirrors, find-links), so that the hashes are the ones every machine sees. Existing
+# pins are kept; `make lock LOCK_FLAGS=--upgrade` (or --upgrade-package NAME) moves them.
+# Options: [tool.pip-tools] in pyproject.toml.
+lock: install-dev  ## re-compile requirements.txt and requirements-dev.txt from the .in files
+	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+		CUSTOM_COMPILE_COMMAND="make lock" sh -c '\
+		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.txt requirements.in && \
+		$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.txt requirements-dev.in'
+
+# ruff (pyproject.toml): the lint rules, and the formatter's verdict on the files it owns.
+lint: install-dev  ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 migrate: install  ## apply database migrations
 	$(RUN_ENV) $(BIN)/flask db upgrade
@@ -32,7 +48,7 @@ migrate: install  ## apply database migrations
 run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
 	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: test-fast test-fuzz test-integration test-browser  ## the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
+test: lint test-fast test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
 
 test-fast: install-dev  ## the test suite without the fuzz run, the integration and browser suites
 	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser
@@ -67,15 +83,16 @@ test-postgres: install-dev  ## the full suite on this machine's PostgreSQL
 		$(MAKE) test
 
 # Not part of make test: minutes of load on this machine's PostgreSQL (database "bench",
-# re-created). BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS: see bench/run.py.
+# re-created). BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, ...: see bench/settings.py.
 # SOAK=1: the mixed workload for SOAK_SECONDS (300), worker RSS sampled over time.
+# The other investigations: python -m bench --help.
 bench: install-dev  ## auth_service against the floor of its stack (bench/results/latest.md)
-	SOAK=$(SOAK) $(BIN)/python bench/run.py
+	SOAK=$(SOAK) $(BIN)/python -m bench run
 
 # How argon2id scales over this machine's cores, per implementation: the assumption behind
 # the login floor (bench/results/hash_scaling.md). BENCH_HASH_SECONDS, BENCH_ROUNDS.
 bench-hash: install-dev  ## argon2id: one hash against one per core, per implementation
-	$(BIN)/python bench/hash_scaling.py
+	$(BIN)/python -m bench hash
 
 # docs/configuration.md lists config.py's settings; a test fails when it is stale.
 docs: | $(BIN)/python  ## regenerate docs/configuration.md from config.py

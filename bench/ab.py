@@ -1,10 +1,10 @@
-"""A change against its baseline, served side by side: ``python bench/ab.py me|refresh|login BASE``.
+"""A change against its baseline, served side by side: ``python -m bench ab me|refresh|login BASE``.
 
 BASE is another checkout of the project, the code before the change (for example
 ``git worktree add /tmp/base HEAD~1``). Starts, as bench/run.py does, the floor app and
 this checkout's app, then BASE's app with the same settings on the same database, and
-runs wrk against the floor, BASE and this checkout in turn, BENCH_ROUNDS (6) rounds of
-BENCH_SECONDS (8), the order reversed every other round. Prints per round req/s, the
+runs wrk against the floor, BASE and this checkout in turn, BENCH_ROUNDS (here 6) rounds
+of BENCH_SECONDS (here 8), the order reversed every other round. Prints per round req/s, the
 ratio to the floor of that round, and the workers' CPU per request (from /proc); then
 the medians. Two runs of bench/run.py minutes apart differ by more than most changes
 do on a shared machine; rounds interleaved against one floor are what a commit message
@@ -13,58 +13,72 @@ can quote.
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cpu_split import FLOORS, measure
+from bench.run import Gunicorn, environment, start
+from bench.settings import Settings
 
-from bench.cpu_split import FLOORS, measure  # noqa: E402
-from bench.run import DATABASE_URL, Gunicorn, environment, start  # noqa: E402
-
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+# The command's own defaults: more, shorter rounds than run's, since a change is smaller
+# than the gap to the floor.
+DEFAULTS = {"rounds": 6, "seconds": 8}
 SIDES = ("floor", "base", "app")
 
 
-def main(endpoint: str, base: Path) -> None:
+def main(settings: Settings, endpoint: str, base: Path) -> None:
     """Measure the floor, BASE and this checkout in interleaved rounds; print them."""
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-ab-"))
     servers: dict = {}
     try:
-        env = environment(DATABASE_URL)
-        data = start(env, workdir, servers)
+        env = environment(settings.database_url)
+        data = start(settings, env, workdir, servers)
         servers["base"] = Gunicorn("wsgi:app", env, workdir / "base.log", cwd=base)
         servers["base"].wait_ready("/readyz")
         workloads = {"floor": FLOORS[endpoint], "base": endpoint, "app": endpoint}
         for side in SIDES:  # warm-up: every pool opens its connections
-            measure(workloads[side], servers, data, workdir, 3, server=servers[side])
+            measure(settings, workloads[side], servers, data, workdir, 3, server=servers[side])
         rows: dict[str, list[dict]] = {side: [] for side in SIDES}
-        for number in range(ROUNDS):
+        for number in range(settings.rounds):
             for side in SIDES if number % 2 == 0 else SIDES[::-1]:
-                rows[side].append(measure(workloads[side], servers, data, workdir, SECONDS,
-                                          server=servers[side]))
+                rows[side].append(
+                    measure(
+                        settings,
+                        workloads[side],
+                        servers,
+                        data,
+                        workdir,
+                        settings.seconds,
+                        server=servers[side],
+                    )
+                )
             floor = rows["floor"][-1]
-            print(f"round {number + 1}: " + "  ".join(
-                f"{side} {rows[side][-1]['rps']:7.1f} req/s"
-                + (f" ({rows[side][-1]['rps'] / floor['rps']:.2f})" if side != "floor" else "")
-                + f" {rows[side][-1]['workers']:.3f} ms" for side in SIDES), flush=True)
-        ratios = {side: statistics.median(row["rps"] / floor["rps"]
-                                          for row, floor in zip(rows[side], rows["floor"]))
-                  for side in ("base", "app")}
+            print(
+                f"round {number + 1}: "
+                + "  ".join(
+                    f"{side} {rows[side][-1]['rps']:7.1f} req/s"
+                    + (f" ({rows[side][-1]['rps'] / floor['rps']:.2f})" if side != "floor" else "")
+                    + f" {rows[side][-1]['workers']:.3f} ms"
+                    for side in SIDES
+                ),
+                flush=True,
+            )
+        ratios = {
+            side: statistics.median(
+                row["rps"] / floor["rps"]
+                for row, floor in zip(rows[side], rows["floor"], strict=True)
+            )
+            for side in ("base", "app")
+        }
         cpu = {side: statistics.median(row["workers"] for row in rows[side]) for side in SIDES}
-        print(f"{endpoint}, medians of {ROUNDS} rounds of {SECONDS} s: ratio to the floor "
-              f"base {ratios['base']:.2f}, this checkout {ratios['app']:.2f}; worker CPU per "
-              f"request floor {cpu['floor']:.3f}, base {cpu['base']:.3f}, "
-              f"this checkout {cpu['app']:.3f} ms")
+        print(
+            f"{endpoint}, medians of {settings.rounds} rounds of {settings.seconds} s: "
+            f"ratio to the floor "
+            f"base {ratios['base']:.2f}, this checkout {ratios['app']:.2f}; worker CPU per "
+            f"request floor {cpu['floor']:.3f}, base {cpu['base']:.3f}, "
+            f"this checkout {cpu['app']:.3f} ms"
+        )
     finally:
         for server in servers.values():
             server.stop()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in FLOORS or not Path(sys.argv[2], "wsgi.py").is_file():
-        raise SystemExit(f"usage: python bench/ab.py {'|'.join(FLOORS)} BASE_CHECKOUT")
-    main(sys.argv[1], Path(sys.argv[2]).resolve())

@@ -1,4 +1,4 @@
-"""Where a request's CPU goes under load: ``python bench/cpu_split.py me|refresh|login``.
+"""Where a request's CPU goes under load: ``python -m bench cpu-split me|refresh|login``.
 
 Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
 then, after a warm-up that opens the pools' connections, runs wrk against the endpoint
@@ -11,15 +11,11 @@ this is what a served request costs around it.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.run import (CONNECTIONS, DATABASE_URL, ROUNDS, SECONDS, TICK,  # noqa: E402
-                       WARMUP, WORKLOADS, environment, finish, process_seconds, settle, start,
-                       wrk)
+from bench.run import TICK, environment, finish, process_seconds, settle, start, wrk
+from bench.settings import WORKLOADS, Settings
 
 FLOORS = {"me": "floor_select", "refresh": "floor_write", "login": "floor_login"}
 
@@ -36,8 +32,9 @@ def postgres_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECONDS,
-            server=None) -> dict:
+def measure(
+    settings: Settings, name: str, servers: dict, data, workdir: Path, seconds: int, server=None
+) -> dict:
     """One wrk run of workload ``name`` (against ``server``, else the workload's own),
     with fresh tokens (a refresh spends its own): req/s and CPU milliseconds per
     request. RuntimeError if any request failed."""
@@ -47,38 +44,44 @@ def measure(name: str, servers: dict, data, workdir: Path, seconds: int = SECOND
     settle(servers)  # the last run's requests counted against it, not against this one
     workers, postgres = server.worker_pids(), postgres_pids()
     before = process_seconds(workers), process_seconds(postgres), machine_seconds()
-    result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
+    result = finish(
+        wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+    )
     after = process_seconds(workers), process_seconds(postgres), machine_seconds()
     if result.get("errors"):
         raise RuntimeError(f"{name}: {result['errors']} requests failed: {result}")
     done = result["rps"] * seconds
-    workers_ms, postgres_ms, machine_ms = ((b - a) * 1000 / done for a, b in zip(before, after))
-    return {"rps": result["rps"], "workers": workers_ms, "postgres": postgres_ms,
-            "machine": machine_ms}
+    workers_ms, postgres_ms, machine_ms = (
+        (b - a) * 1000 / done for a, b in zip(before, after, strict=True)
+    )
+    return {
+        "rps": result["rps"],
+        "workers": workers_ms,
+        "postgres": postgres_ms,
+        "machine": machine_ms,
+    }
 
 
-def main(endpoint: str) -> None:
+def main(settings: Settings, endpoint: str) -> None:
     """Measure ``endpoint`` and its floor in interleaved rounds; print one line per run."""
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-cpu-"))
     servers: dict = {}
     try:
-        data = start(environment(DATABASE_URL), workdir, servers)
+        data = start(settings, environment(settings.database_url), workdir, servers)
         for name in (FLOORS[endpoint], endpoint):  # the backends counted exist from now on
-            measure(name, servers, data, workdir, max(WARMUP, 1))
-        print(f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
-              f"{'workers':>7} {'postgres':>8} {'machine':>7}")
-        for round_number in range(ROUNDS):
+            measure(settings, name, servers, data, workdir, max(settings.warmup, 1))
+        print(
+            f"{'round':5} {'workload':13} {'req/s':>8}  CPU ms per request: "
+            f"{'workers':>7} {'postgres':>8} {'machine':>7}"
+        )
+        for round_number in range(settings.rounds):
             for name in (FLOORS[endpoint], endpoint):
-                row = measure(name, servers, data, workdir)
-                print(f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
-                      f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
-                      flush=True)
+                row = measure(settings, name, servers, data, workdir, settings.seconds)
+                print(
+                    f"{round_number + 1:5} {name:13} {row['rps']:8.1f}  {'':20}"
+                    f"{row['workers']:7.3f} {row['postgres']:8.3f} {row['machine']:7.3f}",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in FLOORS:
-        raise SystemExit(f"usage: python bench/cpu_split.py {'|'.join(FLOORS)}")
-    main(sys.argv[1])

@@ -8,8 +8,8 @@ issue defines that one); an experiment: ``BENCH_FLOOR_APP=bench.floor_headers:ap
 BENCH_ONLY=floor_select,me BENCH_OUTPUT=floor-headers make bench``.
 """
 
-from auth_service.security.headers import add_security_headers
 from auth_service.observability.request_log import tag_response
+from auth_service.security.headers import add_security_headers
 from bench.floor_app import app
 
 app.after_request(tag_response)

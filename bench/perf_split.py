@@ -1,4 +1,4 @@
-"""Where the machine's CPU goes while one endpoint is served: ``python bench/perf_split.py
+"""Where the machine's CPU goes while one endpoint is served: ``python -m bench perf-split
 me|refresh|login|floor_select|floor_write|floor_login [seconds]``.
 
 Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
@@ -16,15 +16,12 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.run import (CONNECTIONS, DATABASE_URL, WARMUP, WORKLOADS,  # noqa: E402
-                       environment, finish, settle, start, wrk)
+from bench.run import environment, finish, settle, start, wrk
+from bench.settings import WORKLOADS, Settings
 
 ENDPOINTS = ("me", "refresh", "login", "floor_select", "floor_write", "floor_login")
 # libc's entry points through which libsodium maps and unmaps a hash's memory.
@@ -56,8 +53,9 @@ def category(comm: str, frames: list[tuple[str, str]]) -> str:
     if "_sodium" in dso:
         return "hash"
     if dso == "[kernel.kallsyms]":
-        if (any(name in MAPPING_CALLS for name, _ in frames)
-                and any("_sodium" in caller for _, caller in frames)):
+        if any(name in MAPPING_CALLS for name, _ in frames) and any(
+            "_sodium" in caller for _, caller in frames
+        ):
             return "hash_memory"
         return "worker_kernel"
     return "python"
@@ -80,13 +78,32 @@ def parse(script: str) -> collections.Counter:
 
 def record(seconds: int, output: Path) -> str:
     """``perf record`` of every CPU for ``seconds``, as ``perf script`` text."""
-    subprocess.run(["perf", "record", "-a", "-g", "-F", str(SAMPLE_HZ), "-o", str(output), "--",
-                    "sleep", str(seconds)], check=True, capture_output=True)
-    return subprocess.run(["perf", "script", "-i", str(output), "-F", "comm,ip,sym,dso"],
-                          check=True, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "perf",
+            "record",
+            "-a",
+            "-g",
+            "-F",
+            str(SAMPLE_HZ),
+            "-o",
+            str(output),
+            "--",
+            "sleep",
+            str(seconds),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return subprocess.run(
+        ["perf", "script", "-i", str(output), "-F", "comm,ip,sym,dso"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
-def main(endpoint: str, seconds: int) -> None:
+def main(settings: Settings, endpoint: str, seconds: int) -> None:
     """Serve ``endpoint`` under wrk, sample the machine in the middle, print the split."""
     if not shutil.which("perf"):
         raise SystemExit("perf is missing: apt-get install linux-perf")
@@ -94,11 +111,28 @@ def main(endpoint: str, seconds: int) -> None:
     servers: dict = {}
     server_name, mode, label = WORKLOADS[endpoint]
     try:
-        data = start(environment(DATABASE_URL), workdir, servers)
-        url, warmup = servers[server_name].url, max(WARMUP, 1)
-        finish(wrk(url, mode, data.token_file(workdir / "warmup.txt"), warmup, CONNECTIONS), warmup)
+        data = start(settings, environment(settings.database_url), workdir, servers)
+        url, warmup = servers[server_name].url, max(settings.warmup, 1)
+        finish(
+            wrk(
+                url,
+                mode,
+                data.token_file(workdir / "warmup.txt"),
+                warmup,
+                settings.connections,
+                settings.close,
+            ),
+            warmup,
+        )
         settle(servers)
-        load = wrk(url, mode, data.token_file(workdir / "tokens.txt"), seconds + 4, CONNECTIONS)
+        load = wrk(
+            url,
+            mode,
+            data.token_file(workdir / "tokens.txt"),
+            seconds + 4,
+            settings.connections,
+            settings.close,
+        )
         time.sleep(2)  # sample the middle of the run, not its start or end
         counts = parse(record(seconds, workdir / "perf.data"))
         result = finish(load, seconds + 4)
@@ -112,9 +146,3 @@ def main(endpoint: str, seconds: int) -> None:
     for key, text in CATEGORIES.items():
         share = f"{counts[key] / busy:7.1%}" if key != "idle" and busy else " " * 7
         print(f"{text:55} {share} {counts[key] * 1000 / SAMPLE_HZ / requests:19.3f}")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or sys.argv[1] not in ENDPOINTS:
-        raise SystemExit(f"usage: python bench/perf_split.py {'|'.join(ENDPOINTS)} [seconds]")
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 6)

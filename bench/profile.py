@@ -1,58 +1,41 @@
-"""Profile the hot paths in process: ``python bench/profile.py PATH [count]``.
+"""Profile the hot paths in process: ``python -m bench profile PATH [count]``.
 
-Runs against the ``bench`` database that bench/run.py leaves behind (production config,
-random secrets) and calls the WSGI application itself, as gunicorn would, with the
-requests wrk sends: no server, no wrk and no test client (which adds CPU of its own) in
-the numbers. Prints the SQL statements of one request, the CPU time of
-the application per request, and pyinstrument's call tree. PATH is one of ``me``,
-``refresh``, ``login`` (with its argon2id verification; the bench users' password is
-bench.run's), or the floors of the first two in bench/floor_app.py, measured the same
-way: ``floor_select`` (``GET /select/<id>``) and ``floor_write`` (``POST /write/<id>``).
+Runs against the ``bench`` database that ``python -m bench run`` leaves behind
+(production config, random secrets) and calls the WSGI application itself, as gunicorn
+would, with the requests wrk sends: no server, no wrk and no test client (which costs a
+request's worth of its own) in the numbers. Prints the SQL statements of one request, the
+CPU time of the application per request, and pyinstrument's call tree (PROFILE_ALL=1: with
+library frames). PATH is one of ``me``, ``refresh``, ``login`` (with its argon2id
+verification; the bench users' password is bench.run's), or the floors of the first two in
+bench/floor_app.py, measured the same way: ``floor_select`` (``GET /select/<id>``) and
+``floor_write`` (``POST /write/<id>``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-import secrets
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench")
-os.environ.update({"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
-                   "JWT_SECRET_KEY": secrets.token_urlsafe(48), "RATELIMIT_ENABLED": "false",
-                   "DATABASE_URL": DATABASE_URL,
-                   "FLOOR_DATABASE_URL": DATABASE_URL.replace("postgresql://",
-                                                              "postgresql+psycopg2://", 1),
-                   "LOG_LEVEL": "INFO", "MAIL_BACKEND": "console",
-                   # As under gunicorn.conf.py: its access line is the request line.
-                   "LOG_REQUESTS": "false"})
+import sqlalchemy as sa
+from werkzeug.test import EnvironBuilder
 
-import json  # noqa: E402
-import logging  # noqa: E402
-
-import sqlalchemy as sa  # noqa: E402
-from pyinstrument import Profiler  # noqa: E402
-from pyinstrument.renderers import ConsoleRenderer  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
-
-from auth_service import create_app  # noqa: E402
-from auth_service.services import sessions
-from auth_service.persistence.engines import autocommit_engine  # noqa: E402
-from auth_service.extensions import db  # noqa: E402
-from auth_service.persistence.models import User  # noqa: E402
-from bench.run import PASSWORD  # noqa: E402
+from bench.run import PASSWORD, environment
+from bench.settings import Settings
 
 PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
 
 
 def environ(method: str, path: str, headers: dict | None = None, body: dict | None = None) -> dict:
     """The WSGI environ of one request as wrk sends it: no cookies, a new connection."""
-    builder = EnvironBuilder(method=method, path=path, json=body,
-                             base_url="http://127.0.0.1:8000",
-                             headers={"User-Agent": "wrk", "Connection": "close", **(headers or {})})
+    builder = EnvironBuilder(
+        method=method,
+        path=path,
+        json=body,
+        base_url="http://127.0.0.1:8000",
+        headers={"User-Agent": "wrk", "Connection": "close", **(headers or {})},
+    )
     try:
         return builder.get_environ()
     finally:
@@ -71,8 +54,20 @@ def serve(wsgi, request: dict) -> bytes:
     return body
 
 
-def main(path: str, count: int) -> None:
+def main(settings: Settings, path: str, count: int) -> None:
     """Print one request's SQL, the CPU per request, and the profile of ``count`` more."""
+    # bench/run.py's servers' environment, set before the app (and config.py) is imported;
+    # the access line is the request line, as under gunicorn.conf.py.
+    os.environ.update({**environment(settings.database_url), "LOG_REQUESTS": "false"})
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
+
+    from auth_service import create_app
+    from auth_service.extensions import db
+    from auth_service.persistence.engines import autocommit_engine
+    from auth_service.persistence.models import User
+    from auth_service.services import sessions
+
     app = create_app()
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the request lines
     with app.test_request_context(headers={"User-Agent": "wrk"}):
@@ -115,10 +110,16 @@ def main(path: str, count: int) -> None:
     statements = []
     with app.app_context():
         # The token checks and a rotation on PostgreSQL run on the autocommit engine.
-        # The listener is removed before the measured requests, which it would slow down.
-        listeners = [(engine, "before_cursor_execute",
-                      lambda *a: statements.append(a[2].split("\n")[0][:90]))
-                     for engine in set(engines)]
+        # A listener sends engines.Prepared's statements through a Connection, which
+        # tells it: it is removed before the measured requests.
+        listeners = [
+            (
+                engine,
+                "before_cursor_execute",
+                lambda *a: statements.append(a[2].split("\n")[0][:90]),
+            )
+            for engine in set(engines)
+        ]
         for listener in listeners:
             sa.event.listen(*listener)
         one()
@@ -126,18 +127,18 @@ def main(path: str, count: int) -> None:
             sa.event.remove(*listener)
     print(f"SQL of one {path} request ({len(statements)}):", *statements, sep="\n  ")
     cpu = sum(one() for _ in range(count))
-    print(f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
-          f"(no profiler, {count} requests)")
+    print(
+        f"{path}: {cpu / count * 1000:.3f} ms CPU per request in the application "
+        f"(no profiler, {count} requests)"
+    )
     profiler = Profiler(interval=0.0002)
     profiler.start()
     for _ in range(count):
         one()
     profiler.stop()
-    print(profiler.output_text(unicode=True, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"))
-    print(profiler.output(ConsoleRenderer(unicode=True, color=False, flat=True, time="percent_of_total"))[:6000])
-
-
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] not in PATHS:
-        raise SystemExit(f"usage: python bench/profile.py [{'|'.join(PATHS)}] [count]")
-    main(sys.argv[1] if len(sys.argv) > 1 else "me", int(sys.argv[2]) if len(sys.argv) > 2 else 1000)
+    print(profiler.output_text(unicode=True, color=False, show_all=settings.profile_all))
+    print(
+        profiler.output(
+            ConsoleRenderer(unicode=True, color=False, flat=True, time="percent_of_total")
+        )[:6000]
+    )

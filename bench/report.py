@@ -1,33 +1,19 @@
 """The presentation side of bench/run.py: the results table and the charts.
 
-Nothing here measures anything; run.py hands over its results and a ``Settings`` with the
-parameters of the run, so this module needs none of run.py's globals.
+Nothing here measures anything; run.py hands over its results and the run's ``Settings``
+(bench/settings.py).
 """
 
 from __future__ import annotations
 
 import platform
 import statistics
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.settings import Settings
+
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the run was made, as the report describes it."""
-
-    cores: int
-    seconds: int
-    rounds: int
-    connections: int
-    login_connections: int  # logins running beside /auth/me in me_under_login
-    warmup: int
-    close: bool
-    labels: dict[str, str]  # workload name -> label in the table
-    soak_seconds: int
 
 
 def load_average() -> str:
@@ -76,7 +62,8 @@ def round_ratios(results: dict, hash_times: list[float], name: str, cores: int) 
         floors = [r["rps"] for r in results[floor]]
     else:
         return []
-    return [r["rps"] / f for r, f in zip(results[name], floors)]
+    # Without login among BENCH_ONLY, one hash is timed for the whole run, not per round.
+    return [r["rps"] / f for r, f in zip(results[name], floors, strict=False)]
 
 
 def verdict(ratios: list[float], target: float) -> str:
@@ -197,7 +184,7 @@ def chart(results: dict, path: Path, hash_times: list[float], settings: Settings
     xs = range(len(labels))
     ax.bar([x - 0.2 for x in xs], floor_rps, 0.4, label="floor of the stack", color="#bbbbbb")
     ax.bar([x + 0.2 for x in xs], app_rps, 0.4, label="auth_service", color="#3b6ea5")
-    for x, a, ratio in zip(xs, app_rps, ratios):
+    for x, a, ratio in zip(xs, app_rps, ratios, strict=True):
         if ratio:
             ax.text(x + 0.2, a, f"{ratio:.2f}×", ha="center", va="bottom")
     ax.set_xticks(list(xs), labels)
@@ -215,7 +202,7 @@ def soak_report(samples: list[tuple[float, list[float]]], result: dict,
                 settings: Settings) -> str:
     """The Markdown report of a soak: worker RSS over time and its growth after warm-up."""
     soak_seconds = settings.soak_seconds
-    lines = [f"# Soak: mixed workload for {soak_seconds} s, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+    lines = [f"# Soak: mixed workload for {soak_seconds} s, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
              "", f"Machine: {machine(settings.cores)}, load {load_average()}. {result['rps']:.1f} req/s, "
              f"p99 {result['p99']:.1f} ms, errors {result.get('errors', 0)}.", "",
              "| t s | worker RSS MiB |", "|---:|---|"]

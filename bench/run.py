@@ -16,15 +16,11 @@ Rate limits are switched off (RATELIMIT_ENABLED=false) for the benchmark only: a
 thousand logins a second from one address is exactly what they exist to refuse.
 Worker recycling is off too (GUNICORN_MAX_REQUESTS=0) so RSS shows real growth.
 
-Settings (environment): BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CONNECTIONS (16),
-BENCH_WARMUP (3 s), BENCH_CLOSE (1: a new connection per request, as nginx sends them),
-BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/bench), BENCH_ONLY (comma
-separated workload names), BENCH_FLOOR_APP (bench.floor_app:app; for an experiment such
-as bench/floor_headers.py), BENCH_LOGIN_CONNECTIONS (cores: the logins beside /auth/me in
-me_under_login), SOAK=1 with SOAK_SECONDS (300): the mixed workload for that
-long, worker RSS sampled every SOAK_INTERVAL (10) seconds. Writes bench/results/latest.md
-and .png (BENCH_OUTPUT names them otherwise; soak: soak.md and soak.png). GUNICORN_* and
-WEB_CONCURRENCY pass through to both servers, e.g. GUNICORN_WORKER_CLASS=sync.
+Settings: bench/settings.py (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_ONLY,
+SOAK=1 for the mixed workload over SOAK_SECONDS with worker RSS sampled, ...). Writes
+bench/results/latest.md and .png (BENCH_OUTPUT names them otherwise; soak: soak.md and
+soak.png). GUNICORN_* and WEB_CONCURRENCY pass through to both servers, e.g.
+GUNICORN_WORKER_CLASS=sync.
 """
 
 from __future__ import annotations
@@ -44,61 +40,28 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-if __package__:  # python -m bench.run
-    from .report import (Settings, chart, load_average, machine, report, soak_chart,
-                         soak_report)
-else:  # python bench/run.py: bench/ itself is first on sys.path
-    from report import (Settings, chart, load_average, machine, report, soak_chart,
-                        soak_report)
+from bench.report import (
+    chart,
+    load_average,
+    machine,
+    report,
+    soak_chart,
+    soak_report,
+)
+from bench.settings import DEFAULT_FLOOR_APP, RESULTS, ROOT, WORKLOADS, Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
-LUA = BENCH / "wrk" / "auth.lua"
+LUA = ROOT / "bench" / "wrk" / "auth.lua"
 PASSWORD = "bench horse battery staple"
-
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
-CLOSE = os.environ.get("BENCH_CLOSE", "1") == "1"
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench")
-SOAK = os.environ.get("SOAK", "") not in ("", "0")
-SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "300"))
-SOAK_INTERVAL = int(os.environ.get("SOAK_INTERVAL", "10"))
-CORES = len(os.sched_getaffinity(0))
 TICK = os.sysconf("SC_CLK_TCK")
-LOGIN_CONNECTIONS = int(os.environ.get("BENCH_LOGIN_CONNECTIONS", str(CORES)))
-# Name of the result files in bench/results (another one for a one-off comparison).
-OUTPUT = os.environ.get("BENCH_OUTPUT", "latest")
-# The floor app; another one only for an experiment (bench/floor_headers.py).
-DEFAULT_FLOOR_APP = "bench.floor_app:app"
-FLOOR_APP = os.environ.get("BENCH_FLOOR_APP", DEFAULT_FLOOR_APP)
-
-# name -> (server, wrk mode, label)
-WORKLOADS = {
-    "floor_select": ("floor", "floor_select", "floor: SELECT by primary key"),
-    "me": ("app", "me", "GET /auth/me"),
-    "floor_write": ("floor", "floor_write", "floor: UPDATE + INSERT"),
-    "refresh": ("app", "refresh", "POST /auth/refresh"),
-    "floor_login": ("floor", "floor_login", "floor: a login that only verifies the hash"),
-    "login": ("app", "login", "POST /auth/login"),
-    "mixed": ("app", "mixed", "mixed 88% me / 10% refresh / 2% login"),
-    "me_under_login": ("app", "me", "GET /auth/me while logins run"),
-}
-
-# What bench/report.py needs to describe the run.
-SETTINGS = Settings(cores=CORES, seconds=SECONDS, rounds=ROUNDS, connections=CONNECTIONS,
-                    login_connections=LOGIN_CONNECTIONS, warmup=WARMUP, close=CLOSE, soak_seconds=SOAK_SECONDS,
-                    labels={name: label for name, (_, _, label) in WORKLOADS.items()})
 
 
 # --- processes ------------------------------------------------------------------------
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
@@ -118,9 +81,13 @@ class Gunicorn:
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", app],
-                cwd=cwd, env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                cwd=cwd,
+                env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_ready(self, path: str, timeout: float = 60) -> None:
         """Wait until GET ``path`` answers 2xx; raise with the log tail if it never does."""
@@ -167,13 +134,18 @@ class Gunicorn:
 
 # --- database and data ----------------------------------------------------------------
 
+
 def recreate_database(url: str) -> None:
     """Drop and create the bench database (only that one) through the maintenance db."""
     import psycopg2
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in ("postgres", "template0", "template1"):
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in (
+        "postgres",
+        "template0",
+        "template1",
+    ):
         raise SystemExit(f"refusing to recreate database {name!r}")
     admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
     admin.autocommit = True
@@ -190,7 +162,6 @@ class Data:
 
     def __init__(self, env: dict, users: int):
         os.environ.update(env)
-        sys.path.insert(0, str(ROOT))
         from auth_service import create_app
         from auth_service.extensions import db
         from auth_service.persistence.models import User
@@ -199,28 +170,39 @@ class Data:
         self.app = create_app()
         with self.app.app_context():
             password_hash = hash_password(PASSWORD)  # one hash, shared: setup stays fast
-            db.session.add_all(User(email=f"bench{i}@example.com", username=f"bench{i}",
-                                    full_name=f"Bench {i}", password_hash=password_hash,
-                                    email_verified=datetime.now(timezone.utc))
-                               for i in range(users))
+            db.session.add_all(
+                User(
+                    email=f"bench{i}@example.com",
+                    username=f"bench{i}",
+                    full_name=f"Bench {i}",
+                    password_hash=password_hash,
+                    email_verified=datetime.now(UTC),
+                )
+                for i in range(users)
+            )
             db.session.commit()
-            self.users = db.session.execute(
-                db.select(User.id, User.email).order_by(User.id)).all()
+            self.users = db.session.execute(db.select(User.id, User.email).order_by(User.id)).all()
             floor = [f"({i})" for i in range(1, users + 1)]
-            db.session.execute(db.text(
-                "CREATE TABLE bench_floor (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, "
-                "touched_at timestamptz)"))
-            db.session.execute(db.text(
-                "CREATE TABLE bench_floor_log (jti varchar(36) PRIMARY KEY, floor_id int "
-                "NOT NULL, created_at timestamptz NOT NULL)"))
+            db.session.execute(
+                db.text(
+                    "CREATE TABLE bench_floor (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, "
+                    "touched_at timestamptz)"
+                )
+            )
+            db.session.execute(
+                db.text(
+                    "CREATE TABLE bench_floor_log (jti varchar(36) PRIMARY KEY, floor_id int "
+                    "NOT NULL, created_at timestamptz NOT NULL)"
+                )
+            )
             db.session.execute(db.text(f"INSERT INTO bench_floor (id) VALUES {','.join(floor)}"))
             db.session.commit()
 
     def token_file(self, path: Path) -> Path:
         """One line per user: id, access token, the refresh token of a new family, email."""
-        from auth_service.services import sessions
         from auth_service.extensions import db
         from auth_service.persistence.models import User
+        from auth_service.services import sessions
 
         lines = []
         with self.app.test_request_context(headers={"User-Agent": "wrk"}):
@@ -236,13 +218,15 @@ def production_hasher(reference: bool = False):
     """The app's hasher at the production parameters (argon2-cffi's own with ``reference``)."""
     import argon2
 
-    sys.path.insert(0, str(ROOT))
     from auth_service.security.passwords import PasswordHasher
     from config import Config
 
     return (argon2.PasswordHasher if reference else PasswordHasher)(
-        time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.ARGON2_MEMORY_COST,
-        parallelism=Config.ARGON2_PARALLELISM, type=argon2.Type.ID)
+        time_cost=Config.ARGON2_TIME_COST,
+        memory_cost=Config.ARGON2_MEMORY_COST,
+        parallelism=Config.ARGON2_PARALLELISM,
+        type=argon2.Type.ID,
+    )
 
 
 def time_one_hash(compute, count: int = 8) -> float:
@@ -257,8 +241,9 @@ def time_one_hash(compute, count: int = 8) -> float:
     return statistics.median(times)
 
 
-def hashes_per_second(compute, workers: int, seconds: float, processes: bool = False,
-                      threads: int = 1, slots: int = 0) -> float:
+def hashes_per_second(
+    compute, workers: int, seconds: float, processes: bool = False, threads: int = 1, slots: int = 0
+) -> float:
     """Hashes/s of ``workers`` threads (argon2 releases the GIL) calling ``compute`` for
     ``seconds``; with ``processes``, of ``workers`` forked processes of ``threads`` threads
     each. ``slots``: at most that many hashes at once per process, as ARGON2_CONCURRENCY
@@ -286,8 +271,11 @@ def hashes_per_second(compute, workers: int, seconds: float, processes: bool = F
             thread.join()
         record(sum(done))
 
-    runners = [fork.Process(target=work, args=(threads,)) for _ in range(workers)] \
-        if processes else [threading.Thread(target=work, args=(workers,))]
+    runners = (
+        [fork.Process(target=work, args=(threads,)) for _ in range(workers)]
+        if processes
+        else [threading.Thread(target=work, args=(workers,))]
+    )
     started = time.monotonic()
     for runner in runners:
         runner.start()
@@ -318,8 +306,8 @@ def process_seconds(pids: list[int]) -> float:
 
 def settle(servers, timeout: float = 10, window: float = 0.2) -> None:
     """Wait (at most ``timeout``) until the servers' workers are idle. When wrk stops, the
-    requests it had sent still run (after a login workload, a burst of hashes), and
-    whatever is measured next would share the machine with them."""
+    requests it had sent still run, and whatever is measured next would share the machine
+    with them (bench/results/2026-12-06-performance-investigations.md)."""
     pids = [pid for server in servers.values() for pid in server.worker_pids()]
     deadline = time.monotonic() + timeout
     used = process_seconds(pids)
@@ -330,35 +318,63 @@ def settle(servers, timeout: float = 10, window: float = 0.2) -> None:
             return
 
 
-def argon2_hashes_per_second(seconds: float) -> float:
+def argon2_hashes_per_second(seconds: float, cores: int) -> float:
     """Hashes/s of one hashing thread per core for ``seconds``: cores / hash time as the
     machine grants it right now, other people's load included."""
     hasher = production_hasher()
-    return hashes_per_second(lambda: hasher.hash(PASSWORD), CORES, seconds)
+    return hashes_per_second(lambda: hasher.hash(PASSWORD), cores, seconds)
 
 
 # --- wrk ------------------------------------------------------------------------------
 
+
 def parse_wrk(output: str) -> dict:
     """req/s, p50 and p99 (ms) and the auth.lua counters from wrk's output."""
+
     def ms(label: str) -> float:
         value, unit = re.search(rf"\s{label}\s+([\d.]+)(us|ms|s)\b", output).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     extra = dict(re.findall(r"(\w+)=(\d+)", re.search(r"BENCH (.*)", output).group(1)))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "p50": ms("50%"), "p99": ms("99%"), **{k: int(v) for k, v in extra.items()}}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        **{k: int(v) for k, v in extra.items()},
+    }
 
 
-def wrk(url: str, mode: str, tokens: Path, seconds: int, connections: int) -> subprocess.Popen:
-    """Start wrk with bench/wrk/auth.lua in ``mode`` against ``url``, in its own session."""
-    env = {**os.environ, "BENCH_MODE": mode, "BENCH_TOKENS": str(tokens),
-           "BENCH_PASSWORD": PASSWORD, "BENCH_CLOSE": "1" if CLOSE else "0"}
+def wrk(
+    url: str, mode: str, tokens: Path, seconds: int, connections: int, close: bool
+) -> subprocess.Popen:
+    """Start wrk with bench/wrk/auth.lua in ``mode`` against ``url``, in its own session;
+    ``close``: a new connection per request."""
+    env = {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_TOKENS": str(tokens),
+        "BENCH_PASSWORD": PASSWORD,
+        "BENCH_CLOSE": "1" if close else "0",
+    }
     return subprocess.Popen(
-        ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "--timeout", "10s", "-s", str(LUA), url],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        [
+            "wrk",
+            f"-t{connections}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(process: subprocess.Popen, seconds: int) -> dict:
@@ -375,11 +391,15 @@ def finish(process: subprocess.Popen, seconds: int) -> dict:
 
 # --- the run --------------------------------------------------------------------------
 
+
 def environment(url: str) -> dict:
     """Environment of both servers: production config, fresh secrets, rate limits off."""
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
-            or k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+        or k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))
+    }
     return {
         **keep,
         "PATH": f"{VENV_BIN}{os.pathsep}{keep.get('PATH', '/usr/bin:/bin')}",
@@ -397,106 +417,145 @@ def environment(url: str) -> dict:
     }
 
 
-def run_workload(name, servers, data, workdir, seconds) -> dict:
+def run_workload(settings: Settings, name, servers, data, workdir, seconds) -> dict:
     """One wrk run of workload ``name`` with fresh tokens; the result with RSS and load."""
     server_name, mode, _ = WORKLOADS[name]
     server = servers[server_name]
     tokens = data.token_file(workdir / f"tokens-{name}.txt")
     settle(servers)
     if name == "me_under_login":
-        logins = wrk(server.url, "login", tokens, seconds + 2, LOGIN_CONNECTIONS)
+        logins = wrk(
+            server.url, "login", tokens, seconds + 2, settings.login_connections, settings.close
+        )
         time.sleep(1)  # logins at full speed before /auth/me is measured
-        result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
+        result = finish(
+            wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+        )
         result["login_rps"] = finish(logins, seconds + 2)["rps"]
     else:
-        result = finish(wrk(server.url, mode, tokens, seconds, CONNECTIONS), seconds)
+        result = finish(
+            wrk(server.url, mode, tokens, seconds, settings.connections, settings.close), seconds
+        )
     result["rss"] = server.worker_rss_mib()
     result["load"] = load_average()
     return result
 
 
-def soak(servers, data, workdir) -> None:
-    """The mixed workload for SOAK_SECONDS, worker RSS sampled; writes soak.md and soak.png."""
+def soak(settings: Settings, servers, data, workdir) -> None:
+    """The mixed workload for soak_seconds, worker RSS sampled; writes soak.md and soak.png."""
     app = servers["app"]
     tokens = data.token_file(workdir / "tokens-soak.txt")
     samples = [(0.0, app.worker_rss_mib())]
-    process = wrk(app.url, "mixed", tokens, SOAK_SECONDS, CONNECTIONS)
+    process = wrk(
+        app.url, "mixed", tokens, settings.soak_seconds, settings.connections, settings.close
+    )
     started = time.monotonic()
     while process.poll() is None:
-        time.sleep(SOAK_INTERVAL)
+        time.sleep(settings.soak_interval)
         samples.append((time.monotonic() - started, app.worker_rss_mib()))
-    result = finish(process, SOAK_SECONDS)
-    text = soak_report(samples, result, SETTINGS)
+    result = finish(process, settings.soak_seconds)
+    text = soak_report(samples, result, settings)
     (RESULTS / "soak.md").write_text(text)
     print(text, end="")
-    soak_chart(samples, RESULTS / "soak.png", SETTINGS)
+    soak_chart(samples, RESULTS / "soak.png", settings)
 
 
-def start(env: dict, workdir: Path, servers: dict) -> Data:
-    """Re-create and fill the bench database, then start the app and the floor app into
-    ``servers`` (the caller stops them, whatever happens)."""
-    recreate_database(DATABASE_URL)
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                   env=env, check=True, capture_output=True, timeout=120)
-    data = Data(env, CONNECTIONS)
+def start(settings: Settings, env: dict, workdir: Path, servers: dict) -> Data:
+    """Re-create and fill the bench database, then start the app and the floor app with
+    ``env`` (``environment``) into ``servers`` (the caller stops them, whatever happens)."""
+    recreate_database(settings.database_url)
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    data = Data(env, settings.connections)
     servers["app"] = Gunicorn("wsgi:app", env, workdir / "app.log")
-    servers["floor"] = Gunicorn(FLOOR_APP, env, workdir / "floor.log")
+    servers["floor"] = Gunicorn(settings.floor_app, env, workdir / "floor.log")
     servers["app"].wait_ready("/readyz")
     servers["floor"].wait_ready("/healthz")
     return data
 
 
-def main() -> None:
+def main(settings: Settings) -> None:
     """Set up the database and both servers, run the rounds, write the results."""
-    only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w] or list(WORKLOADS)
     workdir = Path(tempfile.mkdtemp(prefix="auth_service-bench-"))
     RESULTS.mkdir(exist_ok=True)
-    env = environment(DATABASE_URL)
     servers: dict[str, Gunicorn] = {}
-    meta = {"when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "machine": machine(CORES),
-            "load_start": load_average()}
+    meta = {
+        "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "machine": machine(settings.cores),
+        "load_start": load_average(),
+    }
+    output = settings.output
+    env = environment(settings.database_url)
     try:
-        data = start(env, workdir, servers)
+        data = start(settings, env, workdir, servers)
         config = subprocess.run(
-            [str(VENV_BIN / "python"), "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
-             "print(c['worker_class'], c['workers'], c['threads'])"],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.split()
+            [
+                str(VENV_BIN / "python"),
+                "-c",
+                "import runpy; c = runpy.run_path('gunicorn.conf.py');"
+                "print(c['worker_class'], c['workers'], c['threads'])",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         meta["server"] = f"worker_class={config[0]} workers={config[1]} threads={config[2]}"
-        if FLOOR_APP != DEFAULT_FLOOR_APP:
-            meta["server"] += f"; the floor app is {FLOOR_APP}, not {DEFAULT_FLOOR_APP}"
+        if settings.floor_app != DEFAULT_FLOOR_APP:
+            meta["server"] += f"; the floor app is {settings.floor_app}, not {DEFAULT_FLOOR_APP}"
         from config import Config
-        meta["argon2"] = (Config.ARGON2_TIME_COST, Config.ARGON2_MEMORY_COST,
-                          Config.ARGON2_PARALLELISM)
+
+        meta["argon2"] = (
+            Config.ARGON2_TIME_COST,
+            Config.ARGON2_MEMORY_COST,
+            Config.ARGON2_PARALLELISM,
+        )
         meta["argon2_reference_s"] = argon2_hash_seconds(reference=True)
         for name in ("floor_select", "me", "floor_write", "refresh", "floor_login", "login"):
-            if WARMUP:
-                run_workload(name, servers, data, workdir, WARMUP)
-        if SOAK:
-            soak(servers, data, workdir)
+            if settings.warmup:
+                run_workload(settings, name, servers, data, workdir, settings.warmup)
+        if settings.soak:
+            soak(settings, servers, data, workdir)
             return
         results: dict[str, list[dict]] = {}
         hash_times = []
-        for round_number in range(ROUNDS):
-            for name in only:
+        for round_number in range(settings.rounds):
+            for name in settings.only:
                 if name == "login":
                     settle(servers)
                     hash_times.append(argon2_hash_seconds())
                     results.setdefault("hash_floor", []).append(
-                        {"rps": argon2_hashes_per_second(min(SECONDS, 5)), "load": load_average()})
-                result = run_workload(name, servers, data, workdir, SECONDS)
+                        {
+                            "rps": argon2_hashes_per_second(
+                                min(settings.seconds, 5), settings.cores
+                            ),
+                            "load": load_average(),
+                        }
+                    )
+                result = run_workload(settings, name, servers, data, workdir, settings.seconds)
                 results.setdefault(name, []).append(result)
-                print(f"round {round_number + 1} {name:15} {result['rps']:8.1f} req/s "
-                      f"p50 {result['p50']:7.1f} p99 {result['p99']:7.1f} ms "
-                      f"errors {result.get('errors', 0)} load {result['load']}", flush=True)
+                print(
+                    f"round {round_number + 1} {name:15} {result['rps']:8.1f} req/s "
+                    f"p50 {result['p50']:7.1f} p99 {result['p99']:7.1f} ms "
+                    f"errors {result.get('errors', 0)} load {result['load']}",
+                    flush=True,
+                )
         if not hash_times:
             settle(servers)
             hash_times.append(argon2_hash_seconds())
         meta["load_end"] = load_average()
-        text = report(results, hash_times, meta, SETTINGS)
-        (RESULTS / f"{OUTPUT}.md").write_text(text)
-        if OUTPUT == "latest" or os.environ.get("BENCH_CHART"):
-            chart(results, RESULTS / f"{OUTPUT}.png", hash_times, SETTINGS)
-        raw = RESULTS / "raw" / f"{OUTPUT}.json"  # git-ignored
+        text = report(results, hash_times, meta, settings)
+        (RESULTS / f"{output}.md").write_text(text)
+        if output == "latest" or settings.chart:
+            chart(results, RESULTS / f"{output}.png", hash_times, settings)
+        raw = RESULTS / "raw" / f"{output}.json"  # git-ignored
         raw.parent.mkdir(exist_ok=True)
         raw.write_text(json.dumps({"results": results, "hash_times": hash_times}, indent=1))
         print(text)
@@ -511,7 +570,3 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"server logs: {workdir}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

@@ -22,8 +22,10 @@ CONFIG = ROOT / "config.py"
 PAGE = ROOT / "docs" / "configuration.md"
 ADR_DIR = ROOT / "docs" / "adr"
 VARIANTS = ("DevelopmentConfig", "TestingConfig")
-HEADER = ("<!-- Generated from config.py by docs/generate_configuration.py (make docs). "
-          "Edit config.py, not this file. -->")
+HEADER = (
+    "<!-- Generated from config.py by docs/generate_configuration.py (make docs). "
+    "Edit config.py, not this file. -->"
+)
 
 
 class RandomPerRun(str):
@@ -69,8 +71,11 @@ def _description(lines: list[str], node: ast.stmt) -> str:
 
 
 def _assignments(body: list[ast.stmt], lines: list[str]) -> dict[str, Setting]:
-    return {name: Setting(name, node, _description(lines, node))
-            for node in body if (name := _assigned_name(node))}
+    return {
+        name: Setting(name, node, _description(lines, node))
+        for node in body
+        if (name := _assigned_name(node))
+    }
 
 
 def _class(tree: ast.Module, name: str) -> ast.ClassDef:
@@ -93,12 +98,21 @@ def read_config(path: Path = CONFIG) -> SimpleNamespace:
     variants = {}
     for variant in VARIANTS:
         node = _class(tree, variant)
-        variants[variant] = (ast.get_docstring(node), {
-            name: _evaluate(setting.node.value, namespace)
-            for name, setting in _assignments(node.body, lines).items() if name in settings})
-    return SimpleNamespace(docstring=ast.get_docstring(tree), settings=settings,
-                           variants=variants, module_variables=module_variables,
-                           environ_reads=_environ_reads(tree))
+        variants[variant] = (
+            ast.get_docstring(node),
+            {
+                name: _evaluate(setting.node.value, namespace)
+                for name, setting in _assignments(node.body, lines).items()
+                if name in settings
+            },
+        )
+    return SimpleNamespace(
+        docstring=ast.get_docstring(tree),
+        settings=settings,
+        variants=variants,
+        module_variables=module_variables,
+        environ_reads=_environ_reads(tree),
+    )
 
 
 def _evaluate(expression: ast.expr, namespace: dict):
@@ -109,12 +123,20 @@ def _environ_reads(tree: ast.Module) -> set[str]:
     """Names config.py reads straight from ``os.environ`` (``.get(NAME)`` or ``[NAME]``)."""
     names = set()
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "get" and _is_environ(node.func.value) and node.args
-                and isinstance(node.args[0], ast.Constant)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and _is_environ(node.func.value)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.add(node.args[0].value)
-        elif (isinstance(node, ast.Subscript) and _is_environ(node.value)
-              and isinstance(node.slice, ast.Constant)):
+        elif (
+            isinstance(node, ast.Subscript)
+            and _is_environ(node.value)
+            and isinstance(node.slice, ast.Constant)
+        ):
             names.add(node.slice.value)
     return names
 
@@ -148,6 +170,7 @@ def spelled(value) -> str:
 
 def _linked(text: str) -> str:
     """Cell text with ``|`` escaped and "ADR NNNN" / "docs/page.md" turned into links."""
+
     def adr(match):
         found = sorted(ADR_DIR.glob(f"{match.group(1)}-*.md"))
         return f"[{match.group(0)}](adr/{found[0].name})" if found else match.group(0)
@@ -163,30 +186,54 @@ def _flat(docstring: str) -> str:
 def render(path: Path = CONFIG) -> str:
     """The Markdown of docs/configuration.md."""
     config = read_config(path)
-    missing = sorted(name for name, setting in
-                     (config.settings | config.module_variables).items() if not setting.description)
-    undocumented = sorted(config.environ_reads - set(config.settings) - set(config.module_variables))
+    missing = sorted(
+        name
+        for name, setting in (config.settings | config.module_variables).items()
+        if not setting.description
+    )
+    undocumented = sorted(
+        config.environ_reads - set(config.settings) - set(config.module_variables)
+    )
     if missing or undocumented:
         raise SystemExit(f"config.py: no #: description for {', '.join(missing + undocumented)}")
     (dev_doc, dev), (test_doc, test) = (config.variants[name] for name in VARIANTS)
-    out = [HEADER, "", "# Configuration", "", config.docstring.replace("``", "`"), "",
-           "Variables that gunicorn, the container entrypoint and docker compose read are "
-           "listed in [deployment.md](deployment.md#variables).", "",
-           "## Settings", "",
-           "The Development and Testing columns give what the two other config classes "
-           "change; an empty cell keeps the default.", "",
-           f"- `DevelopmentConfig` (`APP_ENV=development`): {_flat(dev_doc)}",
-           f"- `TestingConfig` (passed to `create_app` by the test suite): {_flat(test_doc)}",
-           "",
-           "| Setting | Default | Development | Testing | What it does |",
-           "|---|---|---|---|---|"]
+    out = [
+        HEADER,
+        "",
+        "# Configuration",
+        "",
+        config.docstring.replace("``", "`"),
+        "",
+        "Variables that gunicorn, the container entrypoint and docker compose read are "
+        "listed in [deployment.md](deployment.md#variables).",
+        "",
+        "## Settings",
+        "",
+        "The Development and Testing columns give what the two other config classes "
+        "change; an empty cell keeps the default.",
+        "",
+        f"- `DevelopmentConfig` (`APP_ENV=development`): {_flat(dev_doc)}",
+        f"- `TestingConfig` (passed to `create_app` by the test suite): {_flat(test_doc)}",
+        "",
+        "| Setting | Default | Development | Testing | What it does |",
+        "|---|---|---|---|---|",
+    ]
     for name, setting in config.settings.items():
-        cells = [f"`{name}`", spelled(setting.value),
-                 spelled(dev[name]) if name in dev else "",
-                 spelled(test[name]) if name in test else "", _linked(setting.description)]
+        cells = [
+            f"`{name}`",
+            spelled(setting.value),
+            spelled(dev[name]) if name in dev else "",
+            spelled(test[name]) if name in test else "",
+            _linked(setting.description),
+        ]
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", "## Also read by config.py", "",
-            "| Variable | Default | What it does |", "|---|---|---|"]
+    out += [
+        "",
+        "## Also read by config.py",
+        "",
+        "| Variable | Default | What it does |",
+        "|---|---|---|",
+    ]
     for name, variable in config.module_variables.items():
         out.append(f"| `{name}` | {spelled(variable.value)} | {_linked(variable.description)} |")
     return "\n".join(out) + "\n"

@@ -19,7 +19,7 @@ import marshmallow
 import pytest
 import sqlalchemy as sa
 import werkzeug.sansio.request
-from flask import Response, g
+from flask import Response
 from freezegun import freeze_time
 from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint

@@ -21,8 +21,8 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-from flask_jwt_extended import get_jwt
 from flask import Flask, Response, g, has_request_context, request
+from flask_jwt_extended import get_jwt
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # The same header as the WSGI server hands it over (PEP 3333): read from the environ,
