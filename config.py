@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -177,8 +178,11 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = False
     #: Prefix of the counters' keys.
     RATELIMIT_KEY_PREFIX = "auth_service"
-    # With the counters' storage down, limited requests answer 503: no fallback to
-    # per-process memory, which would multiply every limit by the number of workers.
+    #: Seconds to wait for Redis to connect or answer before a limited request gives up.
+    RATELIMIT_STORAGE_TIMEOUT = 0.5
+    # With the counters' storage down, the login, password, signup and email limits
+    # answer 503: no fallback to per-process memory, which would multiply every limit
+    # by the number of workers. Refresh, CSRF and provider logins go on uncounted.
     # IPv4 clients are keyed by address, IPv6 clients by their /64.
     #: Login attempts per client IP (password spraying).
     RATELIMIT_LOGIN_PER_IP = "20 per minute;200 per hour"
@@ -194,6 +198,10 @@ class Config:
     # So that failures from elsewhere cannot lock the owner out.
     #: Wrong passwords per device cookie, in place of the per-account limit.
     RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "10 per 15 minutes"
+    # However many device cookies an attacker holds, guessing stops here.
+    #: Wrong passwords per account, device cookie or not: the ceiling above the
+    #: per-device budgets.
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING = "100 per 15 minutes"
     #: Life in seconds of the signed device cookie (`auth_device`, path `/auth`) a
     #: successful sign-in sets (auth_service/security/devices.py).
     DEVICE_COOKIE_MAX_AGE = timedelta(days=90)
@@ -364,6 +372,7 @@ class TestingConfig(Config):
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP = "1000 per minute"
     RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "1000 per minute"
     RATELIMIT_LOGIN_FAILURES_PER_DEVICE = "1000 per minute"
+    RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING = "1000 per minute"
     RATELIMIT_SIGNUP = "1000 per minute"
     RATELIMIT_REFRESH = "1000 per minute"
     RATELIMIT_PASSWORD_CHANGE = "1000 per minute"
@@ -471,6 +480,32 @@ def _check_mail_settings(settings: dict) -> None:
                               "query or fragment, e.g. https://auth.example.com")
 
 
+# RATELIMIT_* settings that are not limit strings.
+NOT_LIMITS = {"RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_OPTIONS",
+              "RATELIMIT_STORAGE_TIMEOUT", "RATELIMIT_STRATEGY", "RATELIMIT_HEADERS_ENABLED",
+              "RATELIMIT_KEY_PREFIX"}
+
+
+def is_limit_setting(key: str) -> bool:
+    """Whether the setting ``key`` holds a limit string ("5 per minute;20 per hour")."""
+    return key.startswith("RATELIMIT_") and key not in NOT_LIMITS
+
+
+def _check_limits(settings: dict) -> None:
+    """Refuse a limit string that does not parse: at request time it would be a 500 at
+    every login, or a flask-limiter limit silently not applied."""
+    for key, value in settings.items():
+        if not is_limit_setting(key):
+            continue
+        try:
+            parse_many(value or "")
+        except ValueError as exc:
+            raise ConfigError(f"{key}={value!r} is not a rate limit ({exc}); write e.g. "
+                              "'5 per minute;20 per hour'") from None
+    if settings["RATELIMIT_STORAGE_TIMEOUT"] <= 0:
+        raise ConfigError("RATELIMIT_STORAGE_TIMEOUT must be a positive number of seconds")
+
+
 def load_config(config_class: type[Config], environ=None) -> dict:
     """Collect the settings of ``config_class``, environment variables winning."""
     environ = os.environ if environ is None else environ
@@ -492,6 +527,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
     _check_mail_settings(settings)
+    _check_limits(settings)
     config_class().validate(settings)
     return settings
 

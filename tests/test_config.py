@@ -17,6 +17,7 @@ from config import (
     ProductionConfig,
     TestingConfig,
     config_class_from_env,
+    is_limit_setting,
     load_config,
 )
 from helpers import PRODUCTION_SECRETS as SECRETS
@@ -34,7 +35,8 @@ SETTINGS = sorted(k for k in dir(ProductionConfig) if k.isupper())
 # Strings that load_config validates: a value it accepts that differs from the default.
 VALID_STRINGS = {"LOGIN_REFRESH_TRANSPORT": "cookie", "JWT_COOKIE_SAMESITE": "Strict",
                  "MAIL_BACKEND": "console", "PUBLIC_BASE_URL": "https://auth.example.com",
-                 **{k: v[::-1] + "x" for k, v in SECRETS.items()}}
+                 **{k: v[::-1] + "x" for k, v in SECRETS.items()},
+                 **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)}}
 
 
 def other_value(key: str, default):
@@ -101,6 +103,31 @@ def test_environment_strings_are_coerced(key, raw, expected):
 def test_malformed_values_are_refused(key, raw):
     with pytest.raises(ConfigError, match=key):
         production(**{key: raw})
+
+
+LIMIT_SETTINGS = [k for k in SETTINGS if is_limit_setting(k)]
+
+
+def test_the_limit_settings_are_found():
+    assert {"RATELIMIT_LOGIN_FAILURES_PER_IP", "RATELIMIT_REFRESH", "RATELIMIT_OAUTH",
+            "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING"} <= set(LIMIT_SETTINGS)
+    assert "RATELIMIT_KEY_PREFIX" not in LIMIT_SETTINGS
+
+
+@pytest.mark.parametrize("raw", ["20 per fortnight", "20 per minute;oops", "twenty per minute",
+                                 ""])
+@pytest.mark.parametrize("key", LIMIT_SETTINGS)
+def test_malformed_limits_are_refused_at_start(key, raw):
+    # A typo made every login a 500, or silently switched a flask-limiter limit off.
+    with pytest.raises(ConfigError, match=f"^{key}=") as refused:
+        production(**{key: raw})
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1"])
+def test_the_storage_timeout_must_be_positive(raw):
+    with pytest.raises(ConfigError, match="^RATELIMIT_STORAGE_TIMEOUT"):
+        production(RATELIMIT_STORAGE_TIMEOUT=raw)
 
 
 @pytest.mark.parametrize("environ", [

@@ -92,7 +92,7 @@ def login(data):
     """Log in with email and password and start a new session."""
     user = accounts.authenticate(data["email"], data["password"])
     response = login_response(sessions.start_session(user))
-    devices.remember(response, user.id)
+    devices.remember(response, user)
     return response
 
 
@@ -208,7 +208,10 @@ def change_password(data):
     """Change the password; every other session and older access token stops working."""
     pair = accounts.change_password(current_user, data["current_password"], data["new_password"])
     account_emails.send_password_changed(current_user)
-    return login_response(pair)
+    response = login_response(pair)
+    # The change voided every device cookie; this browser has just proved the password.
+    devices.remember(response, get_current_user())
+    return response
 
 
 @blp.route("/token-info", methods=["GET"])

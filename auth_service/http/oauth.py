@@ -148,5 +148,5 @@ def callback(query, provider):
         response.headers["Cache-Control"] = "no-store"
     else:
         response = login_response(pair)
-    devices.remember(response, user.id)
+    devices.remember(response, user)
     return response

@@ -3,14 +3,14 @@
 Login, change-password and account deletion (and any later password check) spend the
 same budgets: per client network, per account and client network, and per account --
 or, for a browser presenting the account's device cookie (auth_service.security.devices), per
-device instead of per account. An account is ``user:<id>`` once it is known, whether
-the request named it by email or by access token; an email with no account is its
-digest.
+device instead of per account -- and the account's ceiling, which no device escapes. An
+account is ``user:<id>`` once it is known, whether the request named it by email or by
+access token; an email with no account is its digest.
 
 An attempt takes a slot of every budget *before* the hash is checked, with the
 storage's atomic increment: of N parallel attempts only those that drew a count
-within the limit go on to verify. A right password gives its slots back, so only
-wrong passwords stay counted (docs/adr/0301-password-attempt-limits.md).
+within the limit go on to verify. A right password of an active account gives its
+slots back, so only failures stay counted (docs/adr/0301-password-attempt-limits.md).
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
     """(setting, identifier) of every budget an attempt on this account spends."""
     account = f"user:{user.id}" if user is not None else f"email:{email_digest(email or '')}"
     network = client_network()
-    device = devices.presented_device(user.id if user is not None else None)
+    device = devices.presented_device(user)
     own = (("RATELIMIT_LOGIN_FAILURES_PER_DEVICE", f"device:{device}") if device
            else ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", account))
+    # Last: an attempt refused by an earlier budget takes no slot of the ceiling.
     return [("RATELIMIT_LOGIN_FAILURES_PER_IP", f"ip:{network}"),
             ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP", f"{account}@{network}"),
-            own]
+            own,
+            ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING", f"ceiling:{account}")]
 
 
 def _give_back(slots: list[Slot]) -> None:
@@ -78,6 +80,8 @@ def check_password(user: User | None, password: str, email: str | None = None) -
         return verify_password(password_hash, password)
     slots = _take_slots(_budgets(user, email))
     valid = verify_password(password_hash, password)
-    if valid:
+    # A deactivated account's login fails whatever the password: a refund would tell
+    # the right one apart by the budget it leaves.
+    if valid and user.is_active:
         _give_back(slots)
     return valid

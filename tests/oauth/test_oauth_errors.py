@@ -232,3 +232,16 @@ def test_login_and_callback_are_rate_limited_per_ip(make_oauth_app, in_db):
 
     assert_error(response, 429, "rate_limited")
     assert response.headers["Retry-After"]
+
+
+def test_provider_logins_go_on_uncounted_with_the_limits_storage_down(make_oauth_app, in_db):
+    # state, nonce and PKCE cannot be guessed; the password endpoints still refuse.
+    browser = make_oauth_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+
+    response = sign_in(browser, "google")
+
+    assert response.status_code == 200, response.json
+    assert response.json["access_token"]
+    assert row_count(in_db, RefreshToken) == 1
+    assert_error(browser.post("/auth/login", json={"email": "a@example.com", "password": "x"}),
+                 503, "rate_limit_unavailable")

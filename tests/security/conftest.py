@@ -1,13 +1,14 @@
 """Redis for the tests whose rate-limit counters are shared (test_redis_limits.py,
 test_password_limits.py).
 
-Needs Redis on 127.0.0.1:6379 (database 14; only this run's keys are touched). CI
-guarantees it: with CI set an unreachable Redis fails these tests; elsewhere they are
-skipped.
+Needs Redis on 127.0.0.1:6379 (database 14 unless TEST_REDIS_URL names another; only
+this run's keys are touched). CI guarantees it: with CI set an unreachable Redis fails
+these tests; elsewhere they are skipped.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -16,7 +17,8 @@ import redis
 from config import TestingConfig
 from helpers import unavailable
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# TEST_REDIS_URL: another database, for runs that share the Redis server.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 RUN_PREFIX = f"auth_service_test_{uuid.uuid4().hex}"
 
 

@@ -184,6 +184,12 @@ def test_a_parallel_burst_verifies_at_most_the_limit(request, make_app, auth, st
     ("::ffff:192.0.2.1", "192.0.2.1"),
     ("::ffff:c000:201", "192.0.2.1"),
     ("fe80::1%eth0", "fe80::/64"),
+    # 6to4: one IPv4 address owns the whole 2002:c000:207::/48.
+    ("2002:c000:207::1", "192.0.2.7"),
+    ("2002:c000:207:ffff::1", "192.0.2.7"),
+    # A proxy that appends the client's port to X-Forwarded-For.
+    ("192.0.2.1:4711", "192.0.2.1"),
+    ("[2001:db8:1:2::1]:4711", "2001:db8:1:2::/64"),
     ("::1", "::/64"),
     ("", "unknown"),
 ])
@@ -214,6 +220,27 @@ def test_an_ipv4_mapped_address_is_the_ipv4_client(app, auth, limits):
     assert login(client_from(app, "192.0.2.7"), password=WRONG_PASSWORD).status_code == 401
 
     assert_rate_limited(login(client_from(app, "::ffff:192.0.2.7")))
+
+
+class BehindOneProxyConfig(TestingConfig):
+    TRUSTED_PROXIES = 1
+    RATELIMIT_LOGIN_FAILURES_PER_IP = "2 per minute"
+
+
+def test_a_port_in_the_forwarded_address_buys_no_fresh_budget(make_app, auth):
+    # ProxyFix passes X-Forwarded-For on verbatim: with a port, every connection of one
+    # client was a new address.
+    assert auth.signup().status_code == 201
+    proxy = client_from(make_app(BehindOneProxyConfig), "10.0.0.254")
+
+    def login_for(forwarded_for, password=WRONG_PASSWORD):
+        return login(proxy, password=password, headers={"X-Forwarded-For": forwarded_for})
+
+    spent = [login_for(f"203.0.113.5:{port}").status_code for port in (40001, 40002)]
+
+    assert spent == [401, 401]
+    assert_rate_limited(login_for("203.0.113.5:40003", PASSWORD))
+    assert login_for("203.0.113.6:40004", PASSWORD).status_code == 200
 
 
 # --- the owner's known device -----------------------------------------------------------
@@ -305,3 +332,83 @@ def test_a_429_at_login_says_nothing_about_the_account(app, auth, limits):
     # Each window opened at its own first failure: the seconds left may differ by one.
     assert abs(int(real.headers["Retry-After"]) - int(unknown.headers["Retry-After"])) <= 1
     assert real_body.keys() == unknown_body.keys()
+
+
+def signed_in_browsers(app, count: int) -> list:
+    """``count`` browsers, each with a device cookie of its own for Alice."""
+    browsers = [client_from(app, f"203.0.113.{i + 1}") for i in range(count)]
+    for browser in browsers:
+        assert login(browser).status_code == 200
+    return browsers
+
+
+def change_alices_password(app) -> None:
+    token = login(app.test_client()).json["access_token"]
+    assert app.test_client().put("/auth/change-password", headers=bearer(token), json={
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code == 200
+
+
+def deactivate_and_reactivate_alice(app) -> None:
+    runner = app.test_cli_runner()
+    for command in ("deactivate", "activate"):
+        assert runner.invoke(args=["users", command, "alice@example.com"]).exit_code == 0
+
+
+@pytest.mark.parametrize("void", [change_alices_password, deactivate_and_reactivate_alice],
+                         ids=["password change", "deactivation"])
+def test_device_cookies_issued_before_a_new_token_version_are_void(app, auth, limits, void):
+    # Mallory knew the password once and kept her browsers' cookies, each with a fresh
+    # device budget, past the change that locked her out.
+    assert auth.signup().status_code == 201
+    limits(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes", LOGIN_FAILURES_PER_DEVICE="2 per minute")
+    mallorys = signed_in_browsers(app, 4)
+    void(app)
+
+    guesses = [login(browser, password=f"guess {i}").status_code
+               for i, browser in enumerate(mallorys)]
+
+    # Strangers again: they spend the account's budget.
+    assert guesses == [401, 401, 401, 429]
+
+
+def test_the_browser_that_changes_the_password_keeps_its_device(app, owner, limits):
+    limits(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes")
+    token = login(owner).json["access_token"]
+    changed = owner.put("/auth/change-password", headers=bearer(token),
+                        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    assert changed.status_code == 200
+    assert "auth_device" in set_cookies(changed)
+
+    assert spray(app, 3) == [401, 401, 401]
+
+    assert login(owner, password=NEW_PASSWORD).status_code == 200
+
+
+def test_device_cookies_share_the_accounts_ceiling(app, auth, limits):
+    # Every login mints a device cookie: without a ceiling, N cookies were N device budgets.
+    assert auth.signup().status_code == 201
+    limits(LOGIN_FAILURES_PER_DEVICE="2 per minute",
+           LOGIN_FAILURES_PER_ACCOUNT_CEILING="5 per 15 minutes")
+    mallorys = signed_in_browsers(app, 5)
+
+    guesses = Counter(login(browser, password=f"guess {i}-{j}").status_code
+                      for i, browser in enumerate(mallorys) for j in range(2))
+    stranger = login(client_from(app, ALICE_IP))
+
+    assert guesses == Counter({401: 5, 429: 5})
+    assert_rate_limited(stranger, window_seconds=15 * 60)
+
+
+@pytest.mark.parametrize("candidate", ["right", "wrong"])
+def test_a_deactivated_accounts_budget_says_nothing_about_the_password(client, auth, runner,
+                                                                        limits, candidate):
+    # The right password gave its slot back although the login answered 401.
+    assert auth.signup().status_code == 201
+    assert runner.invoke(args=["users", "deactivate", "alice@example.com"]).exit_code == 0
+    limits(LOGIN_FAILURES_PER_ACCOUNT_IP="3 per minute")
+
+    answers = [login(client, password=password).status_code for password in (
+        WRONG_PASSWORD, WRONG_PASSWORD + "1", PASSWORD if candidate == "right" else "guess")]
+
+    assert answers == [401, 401, 401]
+    assert_rate_limited(login(client, password=WRONG_PASSWORD + "3"))

@@ -1,14 +1,19 @@
 """With REDIS_URL set, every instance of the app counts on the same Redis counters;
-with Redis down, limited endpoints refuse instead of counting per process.
+with Redis down or hung, the limits on passwords, signups and emails refuse instead of
+counting per process, and refresh and CSRF go on uncounted.
 
 Redis fixtures: tests/security/conftest.py.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from config import TestingConfig
+from auth_service.extensions import limiter
 from auth_service.persistence.models import RefreshToken, User
 from helpers import (WRONG_PASSWORD, assert_error, assert_rate_limited, bearer, client_from,
                      login, row_count)
@@ -103,3 +108,57 @@ def test_with_redis_down_limited_endpoints_fail_closed(make_app, alice_tokens, i
     assert row_count(in_db, User) == 1
     # Endpoints without a limit keep working: only counting is unavailable.
     assert down.get("/auth/me", headers=headers).status_code == 200
+
+
+def test_with_redis_down_refresh_and_csrf_go_on_uncounted(make_app, alice_tokens, in_db):
+    # Refresh tokens cannot be guessed (and are rotated, reuse revoking the family):
+    # refusing them while Redis is down would log every browser out.
+    down = client_from(make_app(RedisDownConfig), "198.51.100.1")
+    down.set_cookie("refresh_token_cookie", alice_tokens["refresh_token"], path="/auth")
+
+    csrf = down.get("/auth/csrf")
+    refreshed = down.post("/auth/refresh", json={"refresh_token": alice_tokens["refresh_token"]})
+    logged_in = login(down)
+
+    assert csrf.status_code == 200 and csrf.json["csrf_token"]
+    assert refreshed.status_code == 200, refreshed.json
+    assert refreshed.json["refresh_token"] != alice_tokens["refresh_token"]
+    assert_limits_unavailable(logged_in)
+    assert row_count(in_db, RefreshToken) == 2  # alice's login, and its rotation
+
+
+@pytest.fixture
+def hung_redis():
+    """The URL of a Redis that accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # the loop checks ``stop`` that often
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_hung_redis_gives_up_after_the_storage_timeout(make_app, auth, hung_redis):
+    # redis-py's default of 5 s held every limited request, and its worker, that long.
+    auth.signup()
+    hung = make_app(type("HungRedisConfig", (TestingConfig,), {"REDIS_URL": hung_redis}))
+
+    with hung.app_context():
+        options = limiter.storage.storage.connection_pool.connection_kwargs
+    assert hung.config["RATELIMIT_STORAGE_TIMEOUT"] == 0.5
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.5, 0.5)
+    assert_limits_unavailable(login(client_from(hung, "198.51.100.1")))
