@@ -35,6 +35,8 @@ EXPECTED_REFUSALS = {
     "POST /auth/signup": {422: guessable("password")},
     "PUT /auth/change-password": {400: error("invalid_password"), 422: guessable("new_password")},
     "DELETE /users/me": {400: error("invalid_password", "password_required")},
+    # Linking a provider is confirmed with the account's password.
+    "POST /auth/{provider}/link": {400: error("invalid_password", "password_required")},
     "GET /auth/verify-email": {400: error("invalid_token")},
     "POST /auth/verify-email": {400: error("invalid_token")},
     "GET /auth/reset-password": {400: error("invalid_token")},
