@@ -3,7 +3,6 @@
 Nothing here imports the package: the app factory configures what needs it.
 """
 
-from authlib.integrations.flask_client import OAuth
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -19,8 +18,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-# Google and GitHub clients, registered per app by auth_service.integrations.oauth_providers.
-oauth = OAuth()
 # Its loaders are registered by auth_service.security.jwt_checks.
 jwt = JWTManager()
 # Documents the shared error shape (auth_service.http.api_docs).

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import werkzeug.sansio.request
 from flask import Response
 from freezegun import freeze_time
-from flask_jwt_extended import current_user, get_jwt, get_jwt_header, get_jwt_request_location
+from flask_jwt_extended import get_current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint
 
 from auth_service.services.accounts import find_by_email
@@ -116,7 +116,7 @@ def test_only_a_request_that_may_write_gets_its_user_attached(make_app, alice_he
 
     @access_required(Blueprint("probe", __name__))
     def probe():
-        state = sa.inspect(current_user._get_current_object())
+        state = sa.inspect(get_current_user())
         return {"in_session": state.session is not None, "persistent": state.persistent,
                 "location": get_jwt_request_location(), "type": get_jwt()["type"],
                 "alg": get_jwt_header()["alg"]}, 200, {"X-In-Session": str(state.session is not None)}
@@ -183,9 +183,9 @@ def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
     def probe():
         token = jwt_checks.token_context().refresh_token
         return {"token_in_session": sa.inspect(token).session is not None,
-                "user_in_session": sa.inspect(current_user._get_current_object()).session
+                "user_in_session": sa.inspect(get_current_user()).session
                 is not None,
-                "same_user": token.user is current_user._get_current_object(),
+                "same_user": token.user is get_current_user(),
                 "location": get_jwt_request_location()}
 
     probe_app.add_url_rule("/probe", view_func=probe, methods=[method])

@@ -1,6 +1,6 @@
 """Google (OpenID Connect) and GitHub (OAuth 2) through authlib's Flask client.
 
-Each enabled provider is registered on ``extensions.oauth`` with state, PKCE S256
+Each enabled provider is registered on the app's own authlib registry with state, PKCE S256
 and, for Google, a nonce; the authorisation state lives in the Flask session
 cookie until the callback spends it. ``fetch_profile`` turns a callback into a
 ``ProviderProfile`` holding only what the provider vouches for, and every way a
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
+from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
@@ -24,7 +25,6 @@ from joserfc.errors import JoseError
 from auth_service.security import redirects
 from auth_service.security.addresses import canonical_or_none
 from auth_service.errors import APIError
-from auth_service.extensions import oauth
 from config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,12 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = app.config["JWT_COOKIE_SECURE"]
     app.session_interface = SessionInterface()
-    oauth.init_app(app)
-    clients = {}
-    for name in enabled_providers(app.config):
-        # authlib caches one client per name in the registry; each app gets its own.
-        oauth._clients.pop(name, None)
-        clients[name] = oauth.register(name, **_settings(app.config, name))
-    app.extensions[EXTENSION_KEY] = clients
+    # A registry per app: authlib's caches one client per name, and a second app of the
+    # process (the test suite builds many) must not reuse the first one's.
+    registry = OAuth(app)
+    app.extensions[EXTENSION_KEY] = {
+        name: registry.register(name, **_settings(app.config, name))
+        for name in enabled_providers(app.config)}
 
 
 def _settings(config, name: str) -> dict:

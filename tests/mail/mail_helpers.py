@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -22,12 +23,11 @@ STALL_LIMIT = 30
 LINK = re.compile(r"https?://[^\s<>\"]+")
 
 
-class _Controller(Controller):
-    """aiosmtpd's Controller on a port the OS picks (it only knows fixed ports)."""
-
-    def _trigger_server(self):
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+def free_port() -> int:
+    """A port the OS picks for 127.0.0.1 (aiosmtpd's Controller only takes fixed ports)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class SMTPServer:
@@ -40,7 +40,8 @@ class SMTPServer:
         self.data_received = threading.Event()
         self._released = threading.Event()
         self._released.set()
-        self._controller = _Controller(self, hostname="127.0.0.1", port=0, **controller_options)
+        self._controller = Controller(self, hostname="127.0.0.1", port=free_port(),
+                                      **controller_options)
 
     # aiosmtpd handler hook, run on the server's event loop.
     async def handle_DATA(self, server, session, envelope):
