@@ -1,5 +1,5 @@
 """Error codes live in one table (auth_service/error_codes.py): unique, snake_case, named
-by every raise, and the source of the RFC 6750 challenge."""
+by every raise, listed in docs/api.md, and the source of the RFC 6750 challenge."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from helpers import (
     WRONG_PASSWORD,
     assert_error,
     bearer,
+    docs_script,
     login,
     me,
     refresh,
@@ -73,6 +74,14 @@ def test_no_code_is_spelled_outside_the_table():
         for line, code in spelled_codes(path.read_text(encoding="utf-8"))
     }
     assert found == {}, "name the member of auth_service/error_codes.py instead"
+
+
+def test_api_docs_list_the_table():
+    generator = docs_script("generate_error_codes")
+    page = generator.PAGE.read_text(encoding="utf-8")
+    assert page == generator.rendered_page(page), "docs/api.md is stale: run make docs"
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", page, flags=re.MULTILINE)
+    assert sorted(rows) == sorted((str(m.status), m.code) for m in Error)
 
 
 # --- the challenge of a 401 comes from the table ----------------------------------------
