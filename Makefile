@@ -94,9 +94,11 @@ bench: install-dev  ## auth_service against the floor of its stack (bench/result
 bench-hash: install-dev  ## argon2id: one hash against one per core, per implementation
 	$(BIN)/python -m bench hash
 
-# docs/configuration.md lists config.py's settings; a test fails when it is stale.
-docs: | $(BIN)/python  ## regenerate docs/configuration.md from config.py
+# docs/configuration.md lists config.py's settings, docs/api.md the error codes of
+# auth_service/error_codes.py; a test fails when either is stale.
+docs: | $(BIN)/python  ## regenerate docs/configuration.md and docs/api.md's error codes
 	$(BIN)/python docs/generate_configuration.py
+	$(BIN)/python docs/generate_error_codes.py
 
 clean:
 	rm -rf $(VENV) instance/test.db .pytest_cache

@@ -17,45 +17,51 @@ from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from auth_service.error_codes import FOR_STATUS, UNLISTED_CODE, Error
 from auth_service.extensions import db, jwt, limiter
 
 log = logging.getLogger(__name__)
 
-# Machine-readable codes for plain HTTP errors.
-DEFAULT_ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
-}
 REALM = 'Bearer realm="auth_service"'
 
 
 class APIError(Exception):
-    """An error a view or service raises on purpose; rendered in the shared shape."""
+    """An error a view or service raises on purpose; rendered in the shared shape.
 
-    def __init__(self, status: int, error: str, message: str, headers: dict | None = None):
+    ``APIError(Error.X, label=...)`` fills in the member's message; ``message=`` replaces it.
+    """
+
+    def __init__(self, error: Error, message: str | None = None, headers: dict | None = None,
+                 **fields: object):
+        if not isinstance(error, Error):
+            raise TypeError(f"APIError takes a member of Error, not {error!r}")
+        message = error.format(**fields) if message is None else message
         super().__init__(message)
-        self.status, self.error, self.message = status, error, message
+        self.member = error
+        self.status, self.error, self.message = error.status, error.code, message
         self.headers = headers or {}
 
 
-def error_response(status: int, error: str | None = None, message: str | None = None,
-                   errors: dict | None = None, headers: dict | None = None):
+def error_response(error: Error, message: str | None = None, errors: dict | None = None,
+                   headers: dict | None = None):
+    """The JSON response of ``error``; a 401 carries the RFC 6750 challenge."""
+    message = message or error.message
+    if error.status == 401:
+        challenge = REALM
+        if error.bearer_error:
+            challenge += f', error="{error.bearer_error}", error_description="{message}"'
+        headers = {"WWW-Authenticate": challenge} | (headers or {})
+    return _json_error(error.status, error.code, message, errors, headers)
+
+
+def _json_error(status: int, code: str, message: str | None, errors: dict | None,
+                headers: dict | None):
     """Build the JSON error response every handler returns."""
     phrase = HTTPStatus(status).phrase
     body = {
         "code": status,
         "status": phrase,
-        "error": error or DEFAULT_ERROR_CODES.get(status, "error"),
+        "error": code,
         "message": message or phrase,
     }
     if errors:
@@ -70,16 +76,7 @@ def error_response(status: int, error: str | None = None, message: str | None = 
 def rate_limited(retry_after: float) -> APIError:
     """The 429 every rate limit answers: the shared shape, Retry-After in whole seconds."""
     seconds = max(1, math.ceil(retry_after))
-    return APIError(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.",
-                    headers={"Retry-After": str(seconds)})
-
-
-def unauthorized(error: str, message: str):
-    """401 with the RFC 6750 challenge (``invalid_token`` only when a token was refused)."""
-    challenge = REALM
-    if error.startswith("token_") or error == "invalid_token":
-        challenge = f'{REALM}, error="invalid_token", error_description="{message}"'
-    return error_response(401, error, message, headers={"WWW-Authenticate": challenge})
+    return APIError(Error.RATE_LIMITED, seconds=seconds, headers={"Retry-After": str(seconds)})
 
 
 def http_error_response(error: HTTPException):
@@ -98,14 +95,16 @@ def http_error_response(error: HTTPException):
         message = limited.message
     elif message is None:
         if status == 422:
-            message = "The request body or query is invalid."
+            message = Error.VALIDATION_ERROR.message
         elif status == 400 and errors:
-            message = "The request body is not valid JSON."
+            message = Error.BAD_REQUEST.message
         elif status >= 500:
             message = HTTPStatus(status).phrase
         else:
             message = error.description
-    return error_response(status, None, message, errors, headers)
+    member = FOR_STATUS.get(status)
+    # Not error_response: a plain 401 has no token to challenge.
+    return _json_error(status, member.code if member else UNLISTED_CODE, message, errors, headers)
 
 
 def _retry_after() -> float:
@@ -121,11 +120,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(APIError)
     def handle_api_error(e: APIError):
-        if e.status == 401:
-            response = unauthorized(e.error, e.message)
-            response.headers.update(e.headers)
-            return response
-        return error_response(e.status, e.error, e.message, headers=e.headers)
+        return error_response(e.member, e.message, headers=e.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(e: HTTPException):
@@ -134,7 +129,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(IntegrityError)
     def handle_integrity_error(e: IntegrityError):
         db.session.rollback()
-        return error_response(409, "conflict", "The resource conflicts with an existing one.")
+        return error_response(Error.CONFLICT)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
@@ -142,9 +137,7 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         log.error("database error on %s %s: %s", request.method, request.path,
                   type(e.orig).__name__ if e.orig is not None else type(e).__name__)
-        return error_response(503, "database_unavailable",
-                              "The database is unavailable; try again shortly.",
-                              headers={"Retry-After": "5"})
+        return error_response(Error.DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
 
     @app.errorhandler(StorageError)
     def handle_limit_storage_error(e: StorageError):
@@ -152,32 +145,30 @@ def register_error_handlers(app: Flask) -> None:
         # number of workers: a limit that cannot count refuses (docs/adr/0301).
         log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
                   type(e.storage_error).__name__)
-        return error_response(503, "rate_limit_unavailable",
-                              "Rate limiting is unavailable; try again shortly.",
-                              headers={"Retry-After": "5"})
+        return error_response(Error.RATE_LIMIT_UNAVAILABLE, headers={"Retry-After": "5"})
 
     @app.errorhandler(RecursionError)
     def handle_recursion(e: RecursionError):
         # json.loads on absurdly nested input.
-        return error_response(400, "bad_request", "The request body is not valid JSON.")
+        return error_response(Error.BAD_REQUEST)
 
     @app.errorhandler(ValueError)
     def handle_value_error(e: ValueError):
         # json.loads refuses integers longer than sys.get_int_max_str_digits() with a bare
         # ValueError, which webargs does not turn into its "invalid JSON" 400.
         if "integer string conversion" in str(e):
-            return error_response(400, "bad_request", "The request body is not valid JSON.")
+            return error_response(Error.BAD_REQUEST)
         return handle_unexpected(e)
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(e: CSRFError):
-        return error_response(403, "csrf_failed", "Missing or invalid X-CSRF-TOKEN header.")
+        return error_response(Error.CSRF_FAILED)
 
     @app.errorhandler(Exception)
     def handle_unexpected(e: Exception):
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Internal Server Error")
+        return error_response(Error.INTERNAL_ERROR)
 
     register_jwt_error_loaders()
 
@@ -187,29 +178,29 @@ def register_jwt_error_loaders() -> None:
 
     @jwt.unauthorized_loader
     def missing_token(reason: str):
-        return unauthorized("authorization_required", "A bearer token is required.")
+        return error_response(Error.AUTHORIZATION_REQUIRED)
 
     @jwt.invalid_token_loader
     def invalid_token(reason: str):
-        return unauthorized("invalid_token", "The token is invalid.")
+        return error_response(Error.INVALID_TOKEN)
 
     @jwt.expired_token_loader
     def expired_token(header: dict, payload: dict):
-        return unauthorized("token_expired", "The token has expired.")
+        return error_response(Error.TOKEN_EXPIRED)
 
     @jwt.revoked_token_loader
     def revoked_token(header: dict, payload: dict):
-        return unauthorized("token_revoked", "The token has been revoked.")
+        return error_response(Error.TOKEN_REVOKED)
 
     @jwt.user_lookup_error_loader
     def unknown_user(header: dict, payload: dict):
-        return unauthorized("invalid_token", "The token's account is unknown, inactive or "
-                                             "its password has changed.")
+        return error_response(Error.INVALID_TOKEN, "The token's account is unknown, inactive "
+                                                   "or its password has changed.")
 
     @jwt.token_verification_failed_loader
     def failed_verification(header: dict, payload: dict):
-        return unauthorized("invalid_token", "The token is invalid.")
+        return error_response(Error.INVALID_TOKEN)
 
     @jwt.needs_fresh_token_loader
     def needs_fresh(header: dict, payload: dict):
-        return unauthorized("fresh_token_required", "A fresh login is required.")
+        return error_response(Error.FRESH_TOKEN_REQUIRED)

@@ -239,15 +239,19 @@ def render(path: Path = CONFIG) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    text = render()
+def write_or_check(page: Path, text: str, argv: list[str]) -> int:
+    """Write ``text`` to ``page``; with ``--check`` write nothing and return 1 if it differs."""
     if "--check" in argv:
-        if PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run make docs", file=sys.stderr)
+        if page.read_text() != text:
+            print(f"{page.relative_to(ROOT)} is out of date: run make docs", file=sys.stderr)
             return 1
         return 0
-    PAGE.write_text(text)
+    page.write_text(text)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return write_or_check(PAGE, render(), argv)
 
 
 if __name__ == "__main__":

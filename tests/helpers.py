@@ -37,13 +37,17 @@ def unavailable(reason: str, remedy: str) -> None:
 
 # --- responses ------------------------------------------------------------------------
 
-def configuration_generator():
-    """docs/generate_configuration.py as a module (docs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "generate_configuration", ROOT / "docs" / "generate_configuration.py")
+def docs_script(name: str):
+    """docs/<name>.py as a module (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def configuration_generator():
+    """docs/generate_configuration.py as a module."""
+    return docs_script("generate_configuration")
 
 
 def assert_error(response, status: int, error: str | None = None) -> dict:

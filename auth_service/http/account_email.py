@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from auth_service.security import link_tokens
 from auth_service.services import account_emails
 from auth_service.http.common import access_required, json_required
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.security.limits import limit_forgot_password, limit_verify_resend
 from auth_service.http.schemas import (
     EmailTokenQuerySchema,
@@ -34,7 +34,7 @@ VERIFY_MESSAGES = {
     account_emails.ALREADY_VERIFIED: "Your email address was already verified.",
 }
 # What the frontend's /verify-email page is told (?status=) for each failure.
-REDIRECT_STATUS = {"token_expired": "expired", "invalid_token": "invalid"}
+REDIRECT_STATUS = {Error.LINK_EXPIRED.code: "expired", Error.INVALID_LINK.code: "invalid"}
 # The page behind a verification link: its script and styles are inline, each allowed
 # by its hash, so the page loads nothing and talks to nothing but this origin.
 _PAGES = Path(__file__).resolve().parent.parent / "templates" / "pages"

@@ -19,7 +19,7 @@ from auth_service.services import account_emails, accounts, sessions
 from auth_service.security.limits import login_limit, password_change_limit, refresh_limit, signup_limit
 from auth_service.http.common import (access_required, json_required,
                                            set_refresh_cookies, token_required)
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.http.schemas import (
     ChangePasswordSchema,
@@ -149,7 +149,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
     jwt_checks.check_compact_form(encoded)
     payload = decode_token(encoded, csrf_value=csrf, allow_expired=True)
     if payload["type"] != "refresh" or payload["sub"] != str(current_user.id):
-        raise APIError(401, "invalid_token", "The refresh token does not belong to this user.")
+        raise APIError(Error.INVALID_TOKEN, "The refresh token does not belong to this user.")
     return payload
 
 

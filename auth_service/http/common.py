@@ -10,7 +10,7 @@ import flask_jwt_extended
 from flask import Response, current_app, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.http.schemas import ErrorSchema
 from auth_service.security.jwt_checks import check_compact_form
 from auth_service.services.sessions import TokenPair
@@ -34,9 +34,9 @@ def check_request_body() -> None:
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length and limit and request.content_length > limit:
-        raise APIError(413, "payload_too_large", f"The request body exceeds {limit} bytes.")
+        raise APIError(Error.PAYLOAD_TOO_LARGE, limit=limit)
     if not request.is_json:
-        raise APIError(415, "unsupported_media_type", "Content-Type must be application/json.")
+        raise APIError(Error.UNSUPPORTED_MEDIA_TYPE)
 
 
 def json_required(fn):
@@ -45,7 +45,7 @@ def json_required(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         if not _has_body() or not request.is_json:
-            raise APIError(415, "unsupported_media_type",
+            raise APIError(Error.UNSUPPORTED_MEDIA_TYPE,
                            "A JSON body with Content-Type: application/json is required.")
         return fn(*args, **kwargs)
 
@@ -96,7 +96,7 @@ def access_required(blp, superuser: bool = False):
         @wraps(fn)
         def superuser_only(*args, **kwargs):
             if not current_user.is_superuser:
-                raise APIError(403, "forbidden", "Superuser privileges are required.")
+                raise APIError(Error.FORBIDDEN)
             return fn(*args, **kwargs)
 
         guarded = token_required(("headers",))(superuser_only if superuser else fn)

@@ -21,7 +21,7 @@ from auth_service.security import devices, jwt_checks, redirects
 from auth_service.services import accounts, identities, sessions
 from auth_service.http.auth import login_response
 from auth_service.http.common import access_required, set_refresh_cookies
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.security.limits import oauth_limit
 from auth_service.http.schemas import (
     AuthorizationURLSchema,
@@ -102,7 +102,7 @@ def _start(provider: str, next_url: str | None):
     oauth_providers.client_for(provider)
     if next_url is not None and not redirects.is_allowed(
             next_url, current_app.extensions["auth_service.redirect_allowlist"]):
-        raise APIError(400, "invalid_redirect", "`next` is not an allowed place to return to after login.")
+        raise APIError(Error.INVALID_REDIRECT)
     response, state = oauth_providers.authorize_redirect(provider, _callback_url(provider))
     if next_url is not None:
         session[NEXT_KEY + state] = next_url

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from auth_service.services import accounts, identities
 from auth_service.http.common import access_required, json_required
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import User
 from auth_service.http.schemas import (
@@ -102,9 +102,9 @@ MAX_USER_ID = 2**31 - 1
 def _set_active(user_id: int, active: bool) -> User:
     user = db.session.get(User, user_id) if user_id <= MAX_USER_ID else None
     if user is None:
-        raise APIError(404, "user_not_found", "No such user.")
+        raise APIError(Error.USER_NOT_FOUND)
     if not active and user.id == current_user.id:
-        raise APIError(409, "cannot_deactivate_self", "You cannot deactivate your own account.")
+        raise APIError(Error.CANNOT_DEACTIVATE_SELF)
     return accounts.set_active(user, active)
 
 

@@ -24,7 +24,7 @@ from joserfc.errors import JoseError
 
 from auth_service.security import redirects
 from auth_service.security.addresses import canonical_or_none
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def client_for(name: str):
     """The provider's authlib client; 404 when it is not configured here."""
     client = current_app.extensions[EXTENSION_KEY].get(name)
     if client is None:
-        raise APIError(404, "provider_disabled", f"{LABELS[name]} login is not enabled on this server.")
+        raise APIError(Error.PROVIDER_DISABLED, label=LABELS[name])
     return client
 
 
@@ -138,26 +138,21 @@ def provider_errors(name: str):
     try:
         yield
     except MismatchingStateError:
-        raise APIError(400, "invalid_state", "This sign-in link is missing its state, has expired or "
-                       "was already used. Start the sign-in again.") from None
+        raise APIError(Error.INVALID_STATE) from None
     except OAuthError as exc:
         # The token endpoint refused the code: already spent, expired, or not ours.
         log.warning("%s token exchange refused: %s", name, exc.error)
-        raise APIError(401, "provider_rejected", f"{label} refused to complete the sign-in "
-                       f"({_code(exc.error)}). Start the sign-in again.") from None
+        raise APIError(Error.PROVIDER_REJECTED, label=label, reason=_code(exc.error)) from None
     except JoseError as exc:
         log.warning("%s ID token refused: %s", name, exc)
-        raise APIError(401, "invalid_id_token", f"{label}'s ID token failed verification "
-                       f"({_code(exc.error)}).") from None
+        raise APIError(Error.INVALID_ID_TOKEN, label=label, reason=_code(exc.error)) from None
     except (requests.Timeout, requests.ConnectionError):
-        raise APIError(502, "provider_unreachable", f"{label} could not be reached in time; "
-                       "try again later.") from None
+        raise APIError(Error.PROVIDER_UNREACHABLE, label=label) from None
     except (requests.RequestException, ValueError, TypeError, KeyError, RuntimeError) as exc:
         # Malformed JSON or documents (authlib raises RuntimeError for a discovery
         # document without an endpoint it needs).
         log.warning("%s answered unexpectedly: %r", name, exc, exc_info=True)
-        raise APIError(502, "provider_error", f"{label} gave an unexpected answer; "
-                       "try again later.") from None
+        raise APIError(Error.PROVIDER_ERROR, label=label) from None
 
 
 def _code(value: object) -> str:
@@ -179,10 +174,9 @@ def fetch_profile(name: str) -> ProviderProfile:
     client = client_for(name)
     label = LABELS[name]
     if "error" in request.args:
-        raise APIError(401, "provider_denied", f"{label} did not sign you in "
-                       f"({_code(request.args['error'])}).")
+        raise APIError(Error.PROVIDER_DENIED, label=label, reason=_code(request.args["error"]))
     if not request.args.get("code"):
-        raise APIError(400, "missing_code", f"The callback from {label} carries no code.")
+        raise APIError(Error.MISSING_CODE, label=label)
     with provider_errors(name):
         if name == "google":
             return _google_profile(client)
@@ -195,11 +189,11 @@ def _google_profile(client) -> ProviderProfile:
     if metadata.get("issuer") != issuer:
         log.error("discovery document announces issuer %r, expected %r",
                   metadata.get("issuer"), issuer)
-        raise APIError(502, "provider_error", "Google's discovery document names another issuer.")
+        raise APIError(Error.PROVIDER_ERROR, "Google's discovery document names another issuer.")
     issuers = [issuer, *ISSUER_ALIASES.get(issuer, [])]
     # RFC 9207: a provider that names itself in the callback must be the one we asked.
     if "iss" in request.args and request.args["iss"] not in issuers:
-        raise APIError(400, "issuer_mismatch", "The callback comes from another issuer.")
+        raise APIError(Error.ISSUER_MISMATCH)
     # authlib checks the signature, nonce, exp and azp; iss and aud are pinned here
     # (it leaves aud unchecked without claims options).
     token = client.authorize_access_token(claims_options={
@@ -209,7 +203,7 @@ def _google_profile(client) -> ProviderProfile:
     })
     claims = token.get("userinfo")
     if not claims:
-        raise APIError(401, "invalid_id_token", "Google's answer carries no ID token.")
+        raise APIError(Error.INVALID_ID_TOKEN, "Google's answer carries no ID token.")
     subject = claims["sub"]
     if len(subject) > SUBJECT_MAX:
         raise ValueError("Google subject too long")

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from config import ConfigError
 
 EXTENSION_KEY = "auth_service.cors_origins"
@@ -116,5 +116,4 @@ def refuse_foreign_origin() -> None:
         return
     if origin.lower() == f"{request.scheme}://{request.host}".lower():
         return
-    raise APIError(403, "origin_not_allowed",
-                   "Requests with the refresh cookie are not accepted from this origin.")
+    raise APIError(Error.ORIGIN_NOT_ALLOWED)

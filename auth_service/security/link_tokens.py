@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import current_app
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import User
 
@@ -48,8 +48,6 @@ VERIFY_EMAIL = Purpose("verify-email", "EMAIL_VERIFY_TOKEN_MAX_AGE", ("email",))
 RESET_PASSWORD = Purpose("reset-password", "PASSWORD_RESET_TOKEN_MAX_AGE",
                          ("password_hash", "email"))
 
-INVALID = "This link is invalid or has already been used."
-EXPIRED = "This link has expired; ask for a new one."
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+")
 
 
@@ -81,16 +79,16 @@ def load_token(token: str, purpose: Purpose) -> User:
     try:
         data = _serializer(purpose).loads(token, max_age=max_age)
     except SignatureExpired:
-        raise APIError(400, "token_expired", EXPIRED) from None
+        raise APIError(Error.LINK_EXPIRED) from None
     except BadData:
-        raise APIError(400, "invalid_token", INVALID) from None
+        raise APIError(Error.INVALID_LINK) from None
     uid, fp = (data.get("uid"), data.get("fp")) if isinstance(data, dict) else (None, None)
     if not isinstance(uid, int) or isinstance(uid, bool) or not isinstance(fp, str):
-        raise APIError(400, "invalid_token", INVALID)
+        raise APIError(Error.INVALID_LINK)
     user = db.session.get(User, uid)
     if user is None or not user.is_active or not hmac.compare_digest(
             fp, fingerprint(user, purpose)):
-        raise APIError(400, "invalid_token", INVALID)
+        raise APIError(Error.INVALID_LINK)
     return user
 
 

@@ -19,7 +19,7 @@ from auth_service.security import link_tokens
 from auth_service.services import accounts
 from auth_service.security.addresses import normalize_email
 from auth_service.security.link_tokens import RESET_PASSWORD, VERIFY_EMAIL
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import User, utcnow
 from auth_service.security.passwords import guessability_problem
@@ -60,7 +60,7 @@ def send_verification(user: User) -> None:
 def resend_verification(user: User) -> None:
     """Send another verification email; 409 when the address is already verified."""
     if user.email_verified is not None:
-        raise APIError(409, "email_already_verified", "This email address is already verified.")
+        raise APIError(Error.EMAIL_ALREADY_VERIFIED)
     send_verification(user)
 
 
@@ -127,7 +127,7 @@ def reset_password(token: str, new_password: str) -> User:
     try:
         accounts.set_password(user, new_password)
     except accounts.PasswordChangedMeanwhile:
-        raise APIError(400, "invalid_token", link_tokens.INVALID) from None
+        raise APIError(Error.INVALID_LINK) from None
     if user.email_verified is None:
         user.email_verified = utcnow()
     db.session.commit()

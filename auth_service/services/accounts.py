@@ -11,20 +11,16 @@ from auth_service.persistence import queries
 from auth_service.services import sessions
 from auth_service.security.addresses import canonical_or_none, normalize_email
 from auth_service.security.password_attempts import check_password
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User, utcnow
 from auth_service.security.passwords import hash_password, needs_rehash
-
-INVALID_LOGIN = "Invalid email or password."
-
 
 class PasswordChangedMeanwhile(APIError):
     """The password (or token version) changed after this request read the account."""
 
     def __init__(self):
-        super().__init__(409, "password_changed_concurrently",
-                         "The password was changed by another request; sign in again.")
+        super().__init__(Error.PASSWORD_CHANGED_CONCURRENTLY)
 
 
 def find_by_email(email: str) -> User | None:
@@ -42,13 +38,13 @@ def _ensure_available(email: str | None = None, username: str | None = None,
     A courtesy that names the taken field: the unique indexes decide (``_commit_claim``).
     """
     if email is not None and find_by_email(email) is not None:
-        raise APIError(409, "email_taken", "An account with this email already exists.")
+        raise APIError(Error.EMAIL_TAKEN)
     if username is not None:
         query = sa.select(User.id).where(sa.func.lower(User.username) == username.lower())
         if exclude_id is not None:
             query = query.where(User.id != exclude_id)
         if db.session.scalar(query) is not None:
-            raise APIError(409, "username_taken", "This username is already taken.")
+            raise APIError(Error.USERNAME_TAKEN)
 
 
 def create_user(email: str, username: str, password: str | None,
@@ -93,7 +89,7 @@ def authenticate(email: str, password: str) -> User:
     user = queries.user_by_email(normalized, attach=False)
     valid = check_password(user, password, email=normalized)
     if not valid or not user.is_active:
-        raise APIError(401, "invalid_credentials", INVALID_LOGIN)
+        raise APIError(Error.INVALID_CREDENTIALS)
     if needs_rehash(user.password_hash):
         # Only over the hash just verified: a reset or change that landed meanwhile wins.
         db.session.execute(
@@ -128,7 +124,7 @@ def set_password(user: User, new_password: str) -> None:
 def change_password(user: User, current_password: str, new_password: str) -> sessions.TokenPair:
     """Check the current password, set the new one, and start a fresh session."""
     if not check_password(user, current_password):
-        raise APIError(400, "invalid_password", "The current password is incorrect.")
+        raise APIError(Error.INVALID_PASSWORD, "The current password is incorrect.")
     set_password(user, new_password)
     return sessions.start_session(user)
 
@@ -150,11 +146,11 @@ def reauthenticate(user: User, signed_in_at: datetime, password: str | None) -> 
     sign-in no older than REAUTHENTICATION_MAX_AGE."""
     if user.has_password:
         if not password:
-            raise APIError(400, "password_required", "Confirm with your password.")
+            raise APIError(Error.PASSWORD_REQUIRED)
         if not check_password(user, password):
-            raise APIError(400, "invalid_password", "The password is incorrect.")
+            raise APIError(Error.INVALID_PASSWORD)
     elif signed_in_at < utcnow() - current_app.config["REAUTHENTICATION_MAX_AGE"]:
-        raise APIError(401, "reauthentication_required", "Sign in again to do this.")
+        raise APIError(Error.REAUTHENTICATION_REQUIRED)
 
 
 def delete_account(user: User, password: str | None) -> None:
@@ -164,9 +160,9 @@ def delete_account(user: User, password: str | None) -> None:
     """
     if user.has_password:
         if not password:
-            raise APIError(400, "password_required", "Confirm with your password to delete the account.")
+            raise APIError(Error.PASSWORD_REQUIRED, "Confirm with your password to delete the account.")
         if not check_password(user, password):
-            raise APIError(400, "invalid_password", "The password is incorrect.")
+            raise APIError(Error.INVALID_PASSWORD)
     _lock_active_superusers(user)
     # Revoked first: that waits for a rotation in flight (sessions.py), whose child the
     # deletes below then see.
@@ -227,4 +223,4 @@ def _not_the_last_superuser(user: User):
 
 
 def _last_superuser() -> APIError:
-    return APIError(409, "last_superuser", "This is the last active superuser.")
+    return APIError(Error.LAST_SUPERUSER)

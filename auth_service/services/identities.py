@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from auth_service.services import account_emails, sessions
 from auth_service.services.accounts import find_by_email
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import OAuthAccount, User, utcnow
 from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
@@ -61,9 +61,7 @@ def sign_in(profile: ProviderProfile) -> User:
         db.session.commit()
         return user
     if profile.email is None:
-        raise APIError(403, "email_not_verified",
-                       f"{label} does not confirm a verified email address for this account "
-                       f"(GitHub: the primary address must be verified). Verify it at {label} and retry.")
+        raise APIError(Error.EMAIL_NOT_VERIFIED, label=label)
     user = find_by_email(profile.email)
     if user is None:
         user = _new_user(profile)
@@ -97,17 +95,14 @@ def link_signed_in(user_id: int, token_version: int, session_id: str,
     if (not sessions.hold_live_session(session_id, user_id) or user is None
             or not user.is_active or user.token_version != token_version):
         db.session.rollback()
-        raise APIError(401, "session_ended", f"The session that asked to link {label} has "
-                       "ended. Log in and start again.")
+        raise APIError(Error.SESSION_ENDED, label=label)
     if user.email_verified is None:
-        raise APIError(409, "email_unverified", "Verify your email address before linking "
-                       f"{label} to your account.")
+        raise APIError(Error.EMAIL_UNVERIFIED, label=label)
     identity = find_identity(profile.provider, profile.subject)
     if identity is not None:
         if identity.user_id == user.id:
             return user
-        raise APIError(409, "identity_in_use", f"This {label} account already signs in to "
-                       "another account.")
+        raise APIError(Error.IDENTITY_IN_USE, label=label)
     _ensure_provider_free(user, profile)
     _add_identity(user, profile)
     db.session.commit()
@@ -137,7 +132,7 @@ def _evict_everyone(user: User) -> None:
 
 def _ensure_active(user: User) -> None:
     if not user.is_active:
-        raise APIError(403, "account_inactive", "This account has been deactivated.")
+        raise APIError(Error.ACCOUNT_INACTIVE)
 
 
 def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
@@ -145,11 +140,7 @@ def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
     label = LABELS[profile.provider]
     _ensure_active(user)
     if user.email_verified is None:
-        raise APIError(409, "account_exists_unverified",
-                       f"An account with this email already exists and its email is not verified. "
-                       f"Log in with your password first and verify your email (or reset the "
-                       f"password through /auth/forgot-password, which verifies it), then link "
-                       f"{label} from your account (POST /auth/{profile.provider}/link).")
+        raise APIError(Error.ACCOUNT_EXISTS_UNVERIFIED, label=label, provider=profile.provider)
     _ensure_provider_free(user, profile)
 
 
@@ -159,9 +150,7 @@ def _ensure_provider_free(user: User, profile: ProviderProfile) -> None:
     taken = db.session.scalar(sa.select(OAuthAccount.subject).where(
         OAuthAccount.user_id == user.id, OAuthAccount.provider == profile.provider))
     if taken is not None:
-        raise APIError(409, "provider_already_linked",
-                       f"This account is already linked to another {label} identity. Log in and "
-                       f"unlink it first.")
+        raise APIError(Error.PROVIDER_ALREADY_LINKED, label=label)
 
 
 def _new_user(profile: ProviderProfile) -> User:
@@ -203,10 +192,8 @@ def unlink(user: User, provider: str) -> None:
     identities = list_identities(user)
     identity = next((i for i in identities if i.provider == provider), None)
     if identity is None:
-        raise APIError(404, "identity_not_found", f"No {LABELS[provider]} identity is linked.")
+        raise APIError(Error.IDENTITY_NOT_FOUND, label=LABELS[provider])
     if not user.has_password and len(identities) == 1:
-        raise APIError(409, "last_sign_in_method",
-                       f"{LABELS[provider]} is the only way to sign in to this account; "
-                       "link another provider first.")
+        raise APIError(Error.LAST_SIGN_IN_METHOD, label=LABELS[provider])
     db.session.delete(identity)
     db.session.commit()

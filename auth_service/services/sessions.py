@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from auth_service.security import jwt_checks
 from auth_service.persistence.engines import autocommit_engine
-from auth_service.errors import APIError
+from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
 
@@ -177,12 +177,11 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     db.session.commit()
     current_app.logger.warning("refresh token reuse detected: session %s of user %s revoked",
                                family_id, user_id)
-    raise APIError(401, "token_reused", "This refresh token was already used; "
-                   "the session has been revoked. Log in again.")
+    raise APIError(Error.TOKEN_REUSED)
 
 
 def _revoked() -> APIError:
-    return APIError(401, "token_revoked", "The token has been revoked.")
+    return APIError(Error.TOKEN_REVOKED)
 
 
 def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
@@ -376,5 +375,5 @@ def revoke_session(user: User, family_id: str) -> None:
     own_tokens = sa.and_(RefreshToken.family_id == family_id, RefreshToken.user_id == user.id)
     # A NUL in the path would make PostgreSQL reject the query (a 500); no id contains one.
     if "\x00" in family_id or not _revoke(own, own_tokens, REASON_SESSION_REVOKED):
-        raise APIError(404, "session_not_found", "No such active session.")
+        raise APIError(Error.SESSION_NOT_FOUND)
     db.session.commit()
