@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from http import HTTPStatus
 
 from flask import Flask, jsonify, request
@@ -17,7 +16,7 @@ from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from auth_service.extensions import db, jwt, limiter
+from auth_service.extensions import db, jwt
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +91,7 @@ def http_error_response(error: HTTPException):
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     message = data.get("message")
-    if status == 429:
-        limited = rate_limited(_retry_after())
-        headers.update(limited.headers)
-        message = limited.message
-    elif message is None:
+    if message is None:
         if status == 422:
             message = "The request body or query is invalid."
         elif status == 400 and errors:
@@ -106,14 +101,6 @@ def http_error_response(error: HTTPException):
         else:
             message = error.description
     return error_response(status, None, message, errors, headers)
-
-
-def _retry_after() -> float:
-    """Seconds until the breached rate limit lets a request through again."""
-    breached = limiter.current_limit
-    if breached is None:
-        return 60
-    return breached.reset_at - time.time()
 
 
 def register_error_handlers(app: Flask) -> None:
