@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from limits import parse_many
+from limits.strategies import STRATEGIES
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -163,19 +164,17 @@ class Config:
     #: `qwertyuiop`) and account-derived ones, `0` switches the check off.
     PASSWORD_MIN_STRENGTH = 1
 
-    # Rate limits (flask-limiter's own keys, then ours).
+    # Rate limits (auth_service/security/limits.py, counted with the `limits` library).
     #: Redis for the rate-limit counters shared by every instance (`redis://host:6379/0`);
     #: unset: in memory, per process.
     REDIS_URL: str | None = None
-    #: flask-limiter's switch; `false` only for local experiments.
+    #: The rate limits' switch; `false` only for local experiments.
     RATELIMIT_ENABLED = True
-    #: flask-limiter's storage (set from `REDIS_URL` when that is given).
+    #: Storage of the rate-limit counters, a `limits` storage URI (set from `REDIS_URL`
+    #: when that is given).
     RATELIMIT_STORAGE_URI = "memory://"
-    #: flask-limiter's window strategy.
+    #: Window strategy: `moving-window`, `fixed-window` or `sliding-window-counter`.
     RATELIMIT_STRATEGY = "moving-window"
-    # flask-limiter would put Retry-After on every response; errors.py sets it on the 429.
-    #: flask-limiter's `X-RateLimit-*` headers (a 429 always carries `Retry-After`).
-    RATELIMIT_HEADERS_ENABLED = False
     #: Prefix of the counters' keys.
     RATELIMIT_KEY_PREFIX = "auth_service"
     #: Seconds to wait for Redis to connect or answer before a limited request gives up.
@@ -481,9 +480,8 @@ def _check_mail_settings(settings: dict) -> None:
 
 
 # RATELIMIT_* settings that are not limit strings.
-NOT_LIMITS = {"RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_OPTIONS",
-              "RATELIMIT_STORAGE_TIMEOUT", "RATELIMIT_STRATEGY", "RATELIMIT_HEADERS_ENABLED",
-              "RATELIMIT_KEY_PREFIX"}
+NOT_LIMITS = {"RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_TIMEOUT",
+              "RATELIMIT_STRATEGY", "RATELIMIT_KEY_PREFIX"}
 
 
 def is_limit_setting(key: str) -> bool:
@@ -492,8 +490,8 @@ def is_limit_setting(key: str) -> bool:
 
 
 def _check_limits(settings: dict) -> None:
-    """Refuse a limit string that does not parse: at request time it would be a 500 at
-    every login, or a flask-limiter limit silently not applied."""
+    """Refuse a limit string that does not parse, or an unknown strategy: at request time
+    it would be a 500 at every limited request."""
     for key, value in settings.items():
         if not is_limit_setting(key):
             continue
@@ -504,6 +502,8 @@ def _check_limits(settings: dict) -> None:
                               "'5 per minute;20 per hour'") from None
     if settings["RATELIMIT_STORAGE_TIMEOUT"] <= 0:
         raise ConfigError("RATELIMIT_STORAGE_TIMEOUT must be a positive number of seconds")
+    if settings["RATELIMIT_STRATEGY"] not in STRATEGIES:
+        raise ConfigError(f"RATELIMIT_STRATEGY must be one of {', '.join(sorted(STRATEGIES))}")
 
 
 def load_config(config_class: type[Config], environ=None) -> dict:

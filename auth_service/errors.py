@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from http import HTTPStatus
 
 from flask import Flask, jsonify, request
@@ -18,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from auth_service.error_codes import FOR_STATUS, UNLISTED_CODE, Error
-from auth_service.extensions import db, jwt, limiter
+from auth_service.extensions import db, jwt
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,7 @@ def http_error_response(error: HTTPException):
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     message = data.get("message")
-    if status == 429:
-        limited = rate_limited(_retry_after())
-        headers.update(limited.headers)
-        message = limited.message
-    elif message is None:
+    if message is None:
         if status == 422:
             message = Error.VALIDATION_ERROR.message
         elif status == 400 and errors:
@@ -105,14 +100,6 @@ def http_error_response(error: HTTPException):
     member = FOR_STATUS.get(status)
     # Not error_response: a plain 401 has no token to challenge.
     return _json_error(status, member.code if member else UNLISTED_CODE, message, errors, headers)
-
-
-def _retry_after() -> float:
-    """Seconds until the breached rate limit lets a request through again."""
-    breached = limiter.current_limit
-    if breached is None:
-        return 60
-    return breached.reset_at - time.time()
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -4,8 +4,6 @@ Nothing here imports the package: the app factory configures what needs it.
 """
 
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -22,5 +20,3 @@ migrate = Migrate()
 jwt = JWTManager()
 # Documents the shared error shape (auth_service.http.api_docs).
 api = Api()
-# Limits are attached per view (auth_service.security.limits); none apply by default.
-limiter = Limiter(key_func=get_remote_address)

@@ -16,7 +16,8 @@ from limits.storage import MemoryStorage
 
 from auth_service import create_app
 from auth_service.persistence import engines
-from auth_service.extensions import db, limiter
+from auth_service.extensions import db
+from auth_service.security import limits as rate_limits
 from config import TestingConfig
 from helpers import PASSWORD, bearer
 
@@ -50,12 +51,11 @@ def clean_db(app):
             for name in tables + ["sqlite_sequence"]:
                 db.session.execute(sa.text(f"DELETE FROM {name}"))
         db.session.commit()
-    limiter.reset()
     for used in list(_used_apps):
         # Memory counters only: Redis-backed apps delete their own keys (tests/security).
-        storage = used.extensions.get("limiter_state", {}).get("_storage")
-        if isinstance(storage, MemoryStorage):
-            storage.reset()
+        counters = used.extensions.get(rate_limits.EXTENSION)
+        if counters is not None and isinstance(counters.storage, MemoryStorage):
+            counters.storage.reset()
     yield
 
 

@@ -35,6 +35,7 @@ SETTINGS = sorted(k for k in dir(ProductionConfig) if k.isupper())
 # Strings that load_config validates: a value it accepts that differs from the default.
 VALID_STRINGS = {"LOGIN_REFRESH_TRANSPORT": "cookie", "JWT_COOKIE_SAMESITE": "Strict",
                  "MAIL_BACKEND": "console", "PUBLIC_BASE_URL": "https://auth.example.com",
+                 "RATELIMIT_STRATEGY": "fixed-window",
                  **{k: v[::-1] + "x" for k, v in SECRETS.items()},
                  **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)}}
 
@@ -128,6 +129,13 @@ def test_malformed_limits_are_refused_at_start(key, raw):
 def test_the_storage_timeout_must_be_positive(raw):
     with pytest.raises(ConfigError, match="^RATELIMIT_STORAGE_TIMEOUT"):
         production(RATELIMIT_STORAGE_TIMEOUT=raw)
+
+
+@pytest.mark.parametrize("raw", ["moving_window", "token-bucket", ""])
+def test_an_unknown_limit_strategy_is_refused_at_start(raw):
+    with pytest.raises(ConfigError, match="^RATELIMIT_STRATEGY must be one of fixed-window, "
+                                          "moving-window, sliding-window-counter$"):
+        production(RATELIMIT_STRATEGY=raw)
 
 
 @pytest.mark.parametrize("environ", [

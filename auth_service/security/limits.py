@@ -1,4 +1,4 @@
-"""Rate limits (flask-limiter), keyed by client network and by account.
+"""Rate limits, keyed by client network and by account, counted with ``limits``.
 
 Every login attempt is limited per client network (password spraying); wrong
 passwords, wherever a password is checked, spend the failure budgets of
@@ -8,6 +8,7 @@ address is ``request.remote_addr``, which only ProxyFix (TRUSTED_PROXIES) may
 rewrite; a raw X-Forwarded-For is never read. When the counters' storage is down,
 the limits on guessable secrets (passwords, email addresses, signups) answer 503;
 refresh, CSRF and provider logins go on uncounted (docs/adr/0301-password-attempt-limits.md).
+Each app counts on a storage of its own (docs/adr/1601-rate-limits-without-flask-limiter.md).
 """
 
 from __future__ import annotations
@@ -15,21 +16,29 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import appcontext_pushed, current_app, request
+from flask import Flask, current_app, request
 from flask_jwt_extended import get_jwt_identity
+from limits import parse_many
 from limits.errors import StorageError
+from limits.storage import Storage, storage_from_string
+from limits.strategies import STRATEGIES, RateLimiter
 
+from auth_service.errors import rate_limited
 from auth_service.security.addresses import canonical_or_none
-from auth_service.extensions import limiter
 
 log = logging.getLogger(__name__)
 
 # One IPv6 host is usually handed a whole /64: keyed by /128, it would have billions
 # of budgets.
 IPV6_CLIENT_PREFIX = 64
+# Where init_app keeps an app's Counters.
+EXTENSION = "rate_limits"
 
 
 def _without_port(raw: str) -> str:
@@ -61,11 +70,6 @@ def client_network() -> str:
     return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
 
 
-def _setting(name: str):
-    """A limit string read from the config at request time (so tests and operators can change it)."""
-    return lambda: current_app.config[name]
-
-
 def email_digest(normalized_email: str) -> str:
     """An email as limit keys hold it: hashed, so addresses never reach the counters."""
     return hashlib.sha256(normalized_email.encode("utf-8", "replace")).hexdigest()[:32]
@@ -80,110 +84,107 @@ def _account() -> str:
                         or "")
 
 
-def fail_open(limit):
-    """``limit``, except that the request goes on uncounted while the storage is down.
-
-    Only for secrets nobody can guess: refresh tokens (rotated, reuse revokes the
-    family) and OAuth state. A storage error raised by the view itself still propagates.
-    """
-
-    def decorate(view):
-        @wraps(view)
-        def proceed(then, *args, **kwargs):
-            return then()
-
-        limited = limit(proceed)
-
-        @wraps(view)
-        def guarded(*args, **kwargs):
-            entered = False
-
-            def then():
-                nonlocal entered
-                entered = True
-                return view(*args, **kwargs)
-
-            try:
-                return limited(then)
-            except StorageError as exc:
-                if entered:
-                    raise
-                log.warning("rate-limit storage unavailable on %s %s, not counted: %s",
-                            request.method, request.path, type(exc.storage_error).__name__)
-                return then()
-
-        return guarded
-
-    return decorate
-
-
-per_ip = {"key_func": client_network}
-
-# Wrong passwords are counted by auth_service.security.password_attempts, before the hash is
-# checked; this limit counts every attempt, right or wrong.
-login_limit = limiter.limit(_setting("RATELIMIT_LOGIN_PER_IP"), scope="login-ip", **per_ip)
-signup_limit = limiter.limit(_setting("RATELIMIT_SIGNUP"), scope="signup", **per_ip)
-oauth_limit = fail_open(limiter.limit(_setting("RATELIMIT_OAUTH"), scope="oauth", **per_ip))
-refresh_limit = fail_open(limiter.limit(_setting("RATELIMIT_REFRESH"), scope="refresh", **per_ip))
-password_change_limit = limiter.limit(_setting("RATELIMIT_PASSWORD_CHANGE"),
-                                      scope="password-change", **per_ip)
-
-
 def _caller() -> str:
     """The account of the verified access token (the limit sits under access_required)."""
     return f"user:{get_jwt_identity()}"
 
 
+@dataclass(frozen=True)
+class Counters:
+    """One app's counters: the storage (shared by every instance through Redis) and the
+    RATELIMIT_STRATEGY counting on it."""
+
+    storage: Storage
+    strategy: RateLimiter
+
+
+def counters(app: Flask | None = None) -> Counters:
+    """The counters of ``app`` (by default the current one)."""
+    return (app or current_app).extensions[EXTENSION]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The limit string in the setting ``setting``, counted per ``key()`` in ``scope`` of
+    each endpoint it guards."""
+
+    setting: str
+    scope: str
+    key: Callable[[], str] = client_network
+
+
+def _count(limits: tuple[Limit, ...]) -> None:
+    """Take a hit of every limit, or raise the 429 of the first one spent.
+
+    The settings are read at request time, so tests and operators can change them.
+    Shorter windows go first: a request refused per minute spends nothing per day.
+    """
+    config = current_app.config
+    if not config["RATELIMIT_ENABLED"]:
+        return
+    strategy = counters().strategy
+    prefix = config["RATELIMIT_KEY_PREFIX"]
+    rules = [(item, limit) for limit in limits for item in parse_many(config[limit.setting])]
+    for item, limit in sorted(rules, key=lambda rule: rule[0]):
+        # Each endpoint counts apart, in the keys flask-limiter wrote
+        # (LIMITER/prefix/key/endpoint:scope/...), so counters survive the upgrade.
+        scope = f"{request.endpoint}:{limit.scope}"
+        identifiers = [prefix, limit.key(), scope] if prefix else [limit.key(), scope]
+        if not strategy.hit(item, *identifiers):
+            log.info("rate limit %s exceeded on %s", item, limit.scope)
+            reset_at = strategy.get_window_stats(item, *identifiers).reset_time
+            raise rate_limited(reset_at - time.time())
+
+
+def rate_limit(*limits: Limit, fail_open: bool = False):
+    """Count every request to the view against ``limits`` before it runs.
+
+    ``fail_open``: while the storage is down the request goes on uncounted, only for
+    secrets nobody can guess: refresh tokens (rotated, reuse revokes the family) and
+    OAuth state. Otherwise a storage error answers 503 (errors.py). A storage error
+    raised by the view itself always propagates.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def limited(*args, **kwargs):
+            try:
+                _count(limits)
+            except StorageError as exc:
+                if not fail_open:
+                    raise
+                log.warning("rate-limit storage unavailable on %s %s, not counted: %s",
+                            request.method, request.path, type(exc.storage_error).__name__)
+            return view(*args, **kwargs)
+
+        return limited
+
+    return decorate
+
+
+# Wrong passwords are counted by auth_service.security.password_attempts, before the hash is
+# checked; this limit counts every attempt, right or wrong.
+login_limit = rate_limit(Limit("RATELIMIT_LOGIN_PER_IP", "login-ip"))
+signup_limit = rate_limit(Limit("RATELIMIT_SIGNUP", "signup"))
+oauth_limit = rate_limit(Limit("RATELIMIT_OAUTH", "oauth"), fail_open=True)
+refresh_limit = rate_limit(Limit("RATELIMIT_REFRESH", "refresh"), fail_open=True)
+password_change_limit = rate_limit(Limit("RATELIMIT_PASSWORD_CHANGE", "password-change"))
+
 # Each email costs the mail server and lands in someone's inbox: a per-account limit
-# stops mail-bombing one address, the per-IP one a sweep over many.
-verify_resend_limits = [
-    limiter.limit(_setting("RATELIMIT_VERIFY_RESEND_PER_IP"), scope="verify-resend-ip", **per_ip),
-    limiter.limit(_setting("RATELIMIT_VERIFY_RESEND_PER_ACCOUNT"), scope="verify-resend-account",
-                  key_func=_caller),
-]
-forgot_password_limits = [
-    limiter.limit(_setting("RATELIMIT_FORGOT_PASSWORD_PER_IP"), scope="forgot-password-ip",
-                  **per_ip),
-    limiter.limit(_setting("RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT"),
-                  scope="forgot-password-account", key_func=_account),
-]
+# stops mail-bombing one address, the per-IP one a sweep over many. The resend limits
+# go under ``access_required``; forgot-password counts every requested address, existing
+# or not.
+limit_verify_resend = rate_limit(
+    Limit("RATELIMIT_VERIFY_RESEND_PER_IP", "verify-resend-ip"),
+    Limit("RATELIMIT_VERIFY_RESEND_PER_ACCOUNT", "verify-resend-account", _caller))
+limit_forgot_password = rate_limit(
+    Limit("RATELIMIT_FORGOT_PASSWORD_PER_IP", "forgot-password-ip"),
+    Limit("RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT", "forgot-password-account", _account))
 
 
-def limit_verify_resend(fn):
-    """Resend limits per IP and per account; apply under ``access_required``."""
-    for limit in verify_resend_limits:
-        fn = limit(fn)
-    return fn
-
-
-def limit_forgot_password(fn):
-    """Forgot-password limits per IP and per requested address (existing or not)."""
-    for limit in forgot_password_limits:
-        fn = limit(fn)
-    return fn
-
-
-# flask-limiter keeps its storage, key prefix and on/off switch on the Limiter
-# object, and the first app's prefix and strategy stick. The object is shared by
-# every app of the process (extensions.py), so a second create_app (the test
-# suite, a script) would move the first app onto the second's storage and switch.
-# Each app therefore gets its own copy of the limiter's state, swapped in when one
-# of its contexts is pushed (every request pushes one). One app per process in
-# production makes the swap a no-op there.
-_UNCONFIGURED_STATE = dict(limiter.__dict__)
-
-
-def _activate(app, **_) -> None:
-    state = app.extensions.get("limiter_state")
-    if state is not None and limiter.__dict__ is not state:
-        limiter.__dict__ = state
-
-
-appcontext_pushed.connect(_activate)
-
-
-def init_app(app) -> None:
-    """Use Redis when REDIS_URL is set, so every instance shares the counters.
+def init_app(app: Flask) -> None:
+    """Give ``app`` counters of its own; Redis when REDIS_URL is set, so every instance
+    shares them.
 
     Storage errors are raised as limits' StorageError whatever the storage, and
     errors.py answers them with 503 (or ``fail_open`` lets the request go on): a limit
@@ -191,15 +192,13 @@ def init_app(app) -> None:
     """
     if app.config.get("REDIS_URL") and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
-    options = {**app.config.get("RATELIMIT_STORAGE_OPTIONS", {}), "wrap_exceptions": True}
-    if urlsplit(app.config["RATELIMIT_STORAGE_URI"]).scheme.startswith(("redis", "valkey")):
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    options = {"wrap_exceptions": True}
+    if urlsplit(uri).scheme.startswith(("redis", "valkey")):
         # redis-py waits 5 s by default: a Redis that accepts and never answers would hold
         # every limited request, and the worker serving it, that long.
         timeout = app.config["RATELIMIT_STORAGE_TIMEOUT"]
-        options.setdefault("socket_timeout", timeout)
-        options.setdefault("socket_connect_timeout", timeout)
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = options
-    limiter.__dict__ = dict(_UNCONFIGURED_STATE,
-                            _storage_options=dict(_UNCONFIGURED_STATE["_storage_options"]))
-    limiter.init_app(app)
-    app.extensions["limiter_state"] = limiter.__dict__
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+    storage = storage_from_string(uri, **options)
+    strategy = STRATEGIES[app.config["RATELIMIT_STRATEGY"]](storage)
+    app.extensions[EXTENSION] = Counters(storage, strategy)

@@ -22,8 +22,7 @@ from limits import RateLimitItem, parse_many
 
 from auth_service.security import devices
 from auth_service.errors import rate_limited
-from auth_service.extensions import limiter
-from auth_service.security.limits import client_network, email_digest
+from auth_service.security.limits import client_network, counters, email_digest
 from auth_service.persistence.models import User
 from auth_service.security.passwords import verify_password
 
@@ -48,12 +47,12 @@ def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
 
 def _give_back(slots: list[Slot]) -> None:
     for item, key in slots:
-        limiter.storage.incr(key, item.get_expiry(), amount=-1)
+        counters().storage.incr(key, item.get_expiry(), amount=-1)
 
 
 def _take_slots(budgets: list[tuple[str, str]]) -> list[Slot]:
     """One slot of every budget, or a 429 (and the slots taken so far given back)."""
-    storage = limiter.storage
+    storage = counters().storage
     prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
     taken: list[Slot] = []
     for setting, identifier in budgets:
@@ -76,7 +75,7 @@ def check_password(user: User | None, password: str, email: str | None = None) -
     429 before any hashing when a budget is spent.
     """
     password_hash = user.password_hash if user is not None else None
-    if not limiter.enabled:
+    if not current_app.config["RATELIMIT_ENABLED"]:
         return verify_password(password_hash, password)
     slots = _take_slots(_budgets(user, email))
     valid = verify_password(password_hash, password)

@@ -221,6 +221,17 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, al
     assert [ip for _, ip in sessions(in_db)] == ["203.0.113.6"]
 
 
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window-counter"])
+def test_every_strategy_limits_logins(make_app, alice, strategy):
+    limited = client_from(make_app(type("StrategyConfig", (TestingConfig,), {
+        "RATELIMIT_STRATEGY": strategy, "RATELIMIT_LOGIN_PER_IP": "2 per minute"})), ATTACKER_IP)
+
+    answers = [login(limited) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers[:2]] == [200, 200]
+    assert_rate_limited(answers[2])
+
+
 # --- switching limits off -------------------------------------------------------------
 
 @pytest.mark.parametrize("config_class", [ProductionConfig, DevelopmentConfig])

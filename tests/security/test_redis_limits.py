@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from config import TestingConfig
-from auth_service.extensions import limiter
 from auth_service.persistence.models import RefreshToken, User
+from auth_service.security.limits import counters
 from helpers import (WRONG_PASSWORD, assert_error, assert_rate_limited, bearer, client_from,
                      login, row_count)
 
@@ -60,6 +60,34 @@ def test_without_redis_each_instance_counts_alone(make_app, auth):
     assert guesses == [401, 401, 401]
     assert_rate_limited(blocked_on_a)
     assert on_b.status_code == 200
+
+
+class MemoryLoginLimitConfig(TestingConfig):
+    RATELIMIT_LOGIN_PER_IP = "2 per minute"
+
+
+def test_apps_in_one_process_count_on_their_own_storages(make_app, auth, redis_db,
+                                                        redis_limits_config):
+    # One module-level flask-limiter served every app of the process, its state swapped
+    # in when an app context was pushed: a request that found its app's context already
+    # pushed (a script, a multi-app server) counted on whichever app came last.
+    auth.signup()
+    in_memory = make_app(MemoryLoginLimitConfig)
+    on_redis = make_app(redis_limits_config(RATELIMIT_LOGIN_PER_IP="2 per minute"))
+    other_prefix = make_app(redis_limits_config(RATELIMIT_LOGIN_PER_IP="2 per minute"))
+
+    with in_memory.app_context():
+        on_redis_answers = [login(client_from(on_redis, "198.51.100.1")) for _ in range(3)]
+        in_memory_answers = [login(client_from(in_memory, "198.51.100.1")) for _ in range(3)]
+        other_prefix_answer = login(client_from(other_prefix, "198.51.100.1"))
+
+    for answers in (on_redis_answers, in_memory_answers):
+        assert [answer.status_code for answer in answers[:2]] == [200, 200]
+        assert_rate_limited(answers[2])
+    assert other_prefix_answer.status_code == 200
+    for config in (on_redis, other_prefix):
+        prefix = config.config["RATELIMIT_KEY_PREFIX"]
+        assert list(redis_db.scan_iter(match=f"*{prefix}/198.51.100.1/auth.login:login-ip/*"))
 
 
 # --- Redis down: refuse, never count per process ----------------------------------------
@@ -157,8 +185,7 @@ def test_a_hung_redis_gives_up_after_the_storage_timeout(make_app, auth, hung_re
     auth.signup()
     hung = make_app(type("HungRedisConfig", (TestingConfig,), {"REDIS_URL": hung_redis}))
 
-    with hung.app_context():
-        options = limiter.storage.storage.connection_pool.connection_kwargs
+    options = counters(hung).storage.storage.connection_pool.connection_kwargs
     assert hung.config["RATELIMIT_STORAGE_TIMEOUT"] == 0.5
     assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.5, 0.5)
     assert_limits_unavailable(login(client_from(hung, "198.51.100.1")))
