@@ -20,6 +20,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_cli(app)
+    register_commit_point(app)
     return app
 
 
@@ -101,6 +102,14 @@ def register_error_handlers(app: Flask) -> None:
     from auth_service.errors import register_error_handlers as register
 
     register(app)
+
+
+def register_commit_point(app: Flask) -> None:
+    """Each request commits at its end, or rolls back; emails wait for the commit (last, so
+    its after_request hook runs first)."""
+    from auth_service.persistence import transactions
+
+    transactions.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

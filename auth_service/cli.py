@@ -1,4 +1,7 @@
-"""Operator commands: ``flask users ...`` and ``flask tokens ...``."""
+"""Operator commands: ``flask users ...`` and ``flask tokens ...``.
+
+Each command commits its own work before it reports it (services never commit).
+"""
 
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ def create_superuser(email, username, password, full_name):
     data = _validated(email=email, username=username, password=password, full_name=full_name)
     user = accounts.create_user(data["email"], data["username"], data["password"],
                                 full_name=full_name, is_superuser=True)
+    db.session.commit()
     click.echo(f"Created superuser {user.email} (id {user.id}).")
 
 
@@ -81,6 +85,7 @@ def list_users():
 def activate(email):
     """Allow an account to sign in again."""
     accounts.set_active(_user_or_fail(email), True)
+    db.session.commit()
     click.echo(f"Activated {email}.")
 
 
@@ -90,6 +95,7 @@ def activate(email):
 def deactivate(email):
     """Stop an account from signing in and revoke its sessions."""
     accounts.set_active(_user_or_fail(email), False)
+    db.session.commit()
     click.echo(f"Deactivated {email}; its sessions are revoked.")
 
 
@@ -113,6 +119,7 @@ def verify_email(email):
     """Mark an account's email address as verified (no email is sent)."""
     user = _user_or_fail(email)
     if account_emails.mark_verified(user):
+        db.session.commit()
         click.echo(f"Marked {user.email} as verified.")
     else:
         click.echo(f"{user.email} was already verified on {user.email_verified:%Y-%m-%d %H:%M} UTC.")

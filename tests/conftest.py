@@ -106,11 +106,16 @@ def runner(app):
 
 @pytest.fixture
 def in_db(app):
-    """Run ``fn`` in a fresh app context (its own session): ``in_db(lambda: ...)``."""
+    """Run ``fn`` in a fresh app context (its own session) and commit, as a CLI command
+    does (services never commit): ``in_db(lambda: ...)``."""
 
     def run(fn):
         with app.app_context():
-            return fn()
+            # What ``fn`` returns stays readable once its context has ended.
+            db.session().expire_on_commit = False
+            result = fn()
+            db.session.commit()
+            return result
 
     return run
 

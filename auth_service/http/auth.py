@@ -20,7 +20,6 @@ from auth_service.security.limits import login_limit, password_change_limit, ref
 from auth_service.http.common import (access_required, json_required,
                                            set_refresh_cookies, token_required)
 from auth_service.errors import APIError, Error
-from auth_service.extensions import db
 from auth_service.http.schemas import (
     ChangePasswordSchema,
     CsrfSchema,
@@ -167,7 +166,6 @@ def logout(data):
     payload = _presented_refresh_token(data)
     family = payload["sid"] if payload else get_jwt()["sid"]
     sessions.revoke_family(family, sessions.REASON_LOGOUT)
-    db.session.commit()
     response = jsonify(message="Logged out.")
     unset_refresh_cookies(response)
     return response
@@ -179,7 +177,6 @@ def logout(data):
 def logout_all():
     """Revoke every refresh token of the user (log out of all devices)."""
     count = sessions.revoke_user_tokens(current_user.id, sessions.REASON_LOGOUT_ALL)
-    db.session.commit()
     response = jsonify(message=f"Logged out of all sessions ({count} revoked).")
     unset_refresh_cookies(response)
     return response

@@ -7,8 +7,8 @@ failure is logged with the recipient and subject only -- the body holds
 single-use links. ``MAIL_BACKEND=console`` writes the message to the log instead
 (development: the link is right there to click).
 
-Callers send after their commit, so no email announces a change that was rolled
-back. ``wait_for_pending`` lets tests wait for the queued sends instead of
+Callers queue their sends for after the commit (auth_service.persistence.transactions),
+so no email announces a change that was rolled back. ``wait_for_pending`` lets tests wait for the queued sends instead of
 sleeping; a worker process that exits finishes its queue first (concurrent.futures
 joins its threads at exit), each send still bounded by MAIL_TIMEOUT.
 """

@@ -2,8 +2,9 @@
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
-HTML, user data escaped in the HTML) and handed to ``mail.send`` only after the
-change it reports is committed.
+HTML, user data escaped in the HTML) in the request, and handed to ``mail.send``
+once the request's changes are committed; a rolled-back request sends nothing
+(auth_service.persistence.transactions).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from flask import current_app, render_template
 from flask_smorest import abort
 
 from auth_service.integrations import mail
+from auth_service.persistence import transactions
 from auth_service.security import link_tokens
 from auth_service.services import accounts
 from auth_service.security.addresses import normalize_email
 from auth_service.security.link_tokens import RESET_PASSWORD, VERIFY_EMAIL
 from auth_service.errors import APIError, Error
-from auth_service.extensions import db
 from auth_service.persistence.models import User, utcnow
 from auth_service.security.passwords import guessability_problem
 
@@ -44,6 +45,11 @@ def _compose(template: str, user, subject: str, **context):
     )
 
 
+def _send(message) -> None:
+    """Hand ``message`` to the mailer once the change it reports is committed."""
+    transactions.after_commit(mail.send, message)
+
+
 # --- verification ---------------------------------------------------------------------
 
 def send_verification(user: User) -> None:
@@ -53,8 +59,8 @@ def send_verification(user: User) -> None:
     except link_tokens.MissingPublicURL:
         log.error("verification email for user %s not sent: PUBLIC_BASE_URL is not set", user.id)
         return
-    mail.send(_compose("verify_email", user, "Verify your email address", link=link,
-                       hours=_hours("EMAIL_VERIFY_TOKEN_MAX_AGE")))
+    _send(_compose("verify_email", user, "Verify your email address", link=link,
+                   hours=_hours("EMAIL_VERIFY_TOKEN_MAX_AGE")))
 
 
 def resend_verification(user: User) -> None:
@@ -65,11 +71,10 @@ def resend_verification(user: User) -> None:
 
 
 def mark_verified(user: User) -> bool:
-    """Record that the user reads mail at their address (committed); False if it already was."""
+    """Record that the user reads mail at their address (not committed); False if it already was."""
     if user.email_verified is not None:
         return False
     user.email_verified = utcnow()
-    db.session.commit()
     return True
 
 
@@ -108,7 +113,7 @@ def request_password_reset(email: str) -> None:
                        minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"]
                                      .total_seconds() / 60))
     if eligible:
-        mail.send(message)
+        _send(message)
 
 
 def check_reset_token(token: str) -> User:
@@ -130,19 +135,18 @@ def reset_password(token: str, new_password: str) -> User:
         raise APIError(Error.INVALID_LINK) from None
     if user.email_verified is None:
         user.email_verified = utcnow()
-    db.session.commit()
     send_password_changed(user)
     return user
 
 
 def send_password_changed(user: User) -> None:
     """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
-    mail.send(_compose("password_changed", user, "Your password was changed",
-                       changed_at=user.password_changed_at or utcnow()))
+    _send(_compose("password_changed", user, "Your password was changed",
+                   changed_at=user.password_changed_at or utcnow()))
 
 
 def send_identity_linked(user: User, provider_label: str, password_removed: bool) -> None:
     """Tell the user a provider now signs in to their account (after the link is committed)."""
-    mail.send(_compose("identity_linked", user, f"{provider_label} was linked to your account",
-                       provider=provider_label, password_removed=password_removed,
-                       linked_at=utcnow()))
+    _send(_compose("identity_linked", user, f"{provider_label} was linked to your account",
+                   provider=provider_label, password_removed=password_removed,
+                   linked_at=utcnow()))

@@ -35,7 +35,7 @@ def _ensure_available(email: str | None = None, username: str | None = None,
                       exclude_id: int | None = None) -> None:
     """409 when the email or (case-insensitive) username is taken by another account.
 
-    A courtesy that names the taken field: the unique indexes decide (``_commit_claim``).
+    A courtesy that names the taken field: the unique indexes decide (``_flush_claim``).
     """
     if email is not None and find_by_email(email) is not None:
         raise APIError(Error.EMAIL_TAKEN)
@@ -49,7 +49,7 @@ def _ensure_available(email: str | None = None, username: str | None = None,
 
 def create_user(email: str, username: str, password: str | None,
                 full_name: str | None = None, is_superuser: bool = False) -> User:
-    """Create and commit an account; 409 when email or username is taken."""
+    """Create an account (flushed, committed by the caller); 409 when email or username is taken."""
     _ensure_available(email=email, username=username)
     user = User(
         email=normalize_email(email),
@@ -60,16 +60,16 @@ def create_user(email: str, username: str, password: str | None,
         is_superuser=is_superuser,
     )
     db.session.add(user)
-    _commit_claim(email=email, username=username)
+    _flush_claim(email=email, username=username)
     return user
 
 
-def _commit_claim(email: str | None = None, username: str | None = None,
-                  exclude_id: int | None = None) -> None:
-    """Commit a new or changed email/username; a racing claim the unique indexes refuse
+def _flush_claim(email: str | None = None, username: str | None = None,
+                 exclude_id: int | None = None) -> None:
+    """Write a new or changed email/username now; a racing claim the unique indexes refuse
     gets the 409 the check before the write would have given."""
     try:
-        db.session.commit()
+        db.session.flush()
     except sa.exc.IntegrityError:
         db.session.rollback()
         # The winner has committed (the index made this insert wait for it): name the field.
@@ -96,7 +96,6 @@ def authenticate(email: str, password: str) -> User:
             sa.update(User).where(User.id == user.id, User.password_hash == user.password_hash)
             .values(password_hash=hash_password(password))
             .execution_options(synchronize_session=False))
-        db.session.commit()  # the login's session row is then written on its own
     return user
 
 
@@ -136,7 +135,7 @@ def update_profile(user: User, changes: dict) -> User:
         user.username = changes["username"]
     if "full_name" in changes:
         user.full_name = changes["full_name"]
-    _commit_claim(username=changes.get("username"), exclude_id=user.id)
+    _flush_claim(username=changes.get("username"), exclude_id=user.id)
     return user
 
 
@@ -175,7 +174,6 @@ def delete_account(user: User, password: str | None) -> None:
     if deleted != 1:
         db.session.rollback()
         raise _last_superuser()
-    db.session.commit()
 
 
 def set_active(user: User, active: bool) -> User:
@@ -188,7 +186,6 @@ def set_active(user: User, active: bool) -> User:
     """
     if active:
         user.is_active = True
-        db.session.commit()
         return user
     _lock_active_superusers(user)
     deactivated = db.session.execute(
@@ -202,7 +199,6 @@ def set_active(user: User, active: bool) -> User:
         db.session.rollback()
         raise _last_superuser()
     sessions.revoke_user_tokens(user.id, sessions.REASON_DEACTIVATED)
-    db.session.commit()
     return user
 
 

@@ -58,7 +58,6 @@ def sign_in(profile: ProviderProfile) -> User:
         _ensure_active(user)
         identity.email = profile.email
         identity.last_login_at = utcnow()
-        db.session.commit()
         return user
     if profile.email is None:
         raise APIError(Error.EMAIL_NOT_VERIFIED, label=label)
@@ -66,14 +65,13 @@ def sign_in(profile: ProviderProfile) -> User:
     if user is None:
         user = _new_user(profile)
         _add_identity(user, profile)
-        db.session.commit()
+        db.session.flush()  # the new account's id, for the session the caller starts
         return user
     _ensure_linkable(user, profile)
     evicted = user.has_password
     if evicted:
         _evict_everyone(user)
     _add_identity(user, profile)
-    db.session.commit()
     account_emails.send_identity_linked(user, label, password_removed=evicted)
     return user
 
@@ -105,7 +103,6 @@ def link_signed_in(user_id: int, token_version: int, session_id: str,
         raise APIError(Error.IDENTITY_IN_USE, label=label)
     _ensure_provider_free(user, profile)
     _add_identity(user, profile)
-    db.session.commit()
     account_emails.send_identity_linked(user, label, password_removed=False)
     return user
 
@@ -196,4 +193,3 @@ def unlink(user: User, provider: str) -> None:
     if not user.has_password and len(identities) == 1:
         raise APIError(Error.LAST_SIGN_IN_METHOD, label=LABELS[provider])
     db.session.delete(identity)
-    db.session.commit()

@@ -28,6 +28,7 @@ from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 
 from auth_service.security import jwt_checks
+from auth_service.persistence import transactions
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
@@ -95,10 +96,10 @@ def encode_pair(user_id: int, version: int, token) -> TokenPair:
 
 
 def start_session(user: User, aal: str = "aal1") -> TokenPair:
-    """Begin a new session for ``user`` with its first refresh token, and commit.
+    """Begin a new session for ``user`` with its first refresh token (not committed).
 
-    The rows are committed with whatever else the request's session holds (a changed
-    password, a new account).
+    The request commits the rows with whatever else its session holds (a changed
+    password, a new account), before the pair reaches the client.
     """
     now = utcnow()
     client = _client()
@@ -107,11 +108,7 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
     token = RefreshToken(jti=new_uuid(), family_id=session.id, user_id=user.id, created_at=now,
                          expires_at=session.expires_at, **client)
     db.session.add_all([session, token])
-    # Encoded before the commit, which expires the objects: after it, reading them
-    # would cost a SELECT of the user and of the token again.
-    pair = encode_pair(user.id, user.token_version, token)
-    db.session.commit()
-    return pair
+    return encode_pair(user.id, user.token_version, token)
 
 
 def rotate(user: User, presented: RefreshToken) -> TokenPair:
@@ -174,7 +171,8 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     if not revoke_family(family_id, REASON_REUSE):
         db.session.rollback()  # revoked (or deleted) meanwhile: not a reuse
         raise _revoked()
-    db.session.commit()
+    # Committed before the 401, which rolls the rest of the request back.
+    transactions.commit_now()
     current_app.logger.warning("refresh token reuse detected: session %s of user %s revoked",
                                family_id, user_id)
     raise APIError(Error.TOKEN_REUSED)
@@ -207,7 +205,8 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
             db.session.rollback()
             return False
     db.session.execute(_RECORD, params)
-    db.session.commit()
+    # Atomic only as one transaction, committed inside _retrying_locks' retry.
+    transactions.commit_now()
     return True
 
 
@@ -298,7 +297,8 @@ def _claim_grace(jti: str, now: datetime) -> bool:
         .values(grace_used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    db.session.commit()
+    # Committed inside _retrying_locks, which retries a commit SQLite refuses while locked.
+    transactions.commit_now()
     return claimed
 
 
@@ -376,4 +376,3 @@ def revoke_session(user: User, family_id: str) -> None:
     # A NUL in the path would make PostgreSQL reject the query (a 500); no id contains one.
     if "\x00" in family_id or not _revoke(own, own_tokens, REASON_SESSION_REVOKED):
         raise APIError(Error.SESSION_NOT_FOUND)
-    db.session.commit()
