@@ -109,6 +109,11 @@ class Config:
     JWT_REFRESH_CSRF_COOKIE_NAME = "csrf_refresh_token"
     JWT_REFRESH_CSRF_COOKIE_PATH = "/"
     JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
+    # Flask's session cookie, which only the Google/GitHub login uses (it carries the
+    # state). Unset: __Host-session when JWT_COOKIE_SECURE is true, so a sibling subdomain
+    # cannot plant one (browsers take __Host- cookies only Secure, Path=/ and host-only);
+    # plain "session" over http, where browsers refuse __Host- cookies.
+    SESSION_COOKIE_NAME: str | None = None
 
     # Browser apps on other origins (auth_service/security/cors.py): exact origins
     # ("https://app.example.com", comma separated) allowed to call the API with
@@ -417,6 +422,16 @@ def _check_mail_settings(settings: dict) -> None:
                               "query or fragment, e.g. https://auth.example.com")
 
 
+def _name_session_cookie(settings: dict) -> None:
+    """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
+    name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
+    if name is None:
+        settings["SESSION_COOKIE_NAME"] = "__Host-session" if secure else "session"
+    elif name.startswith(("__Host-", "__Secure-")) and not secure:
+        raise ConfigError("SESSION_COOKIE_NAME with a __Host- or __Secure- prefix requires "
+                          "JWT_COOKIE_SECURE=true (browsers refuse it without Secure)")
+
+
 def load_config(config_class: type[Config], environ=None) -> dict:
     """Collect the settings of ``config_class``, environment variables winning."""
     environ = os.environ if environ is None else environ
@@ -437,6 +452,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
         raise ConfigError("ARGON2_CONCURRENCY must be 0 (one per core) or a positive number")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
+    _name_session_cookie(settings)
     _check_mail_settings(settings)
     config_class().validate(settings)
     return settings

@@ -92,6 +92,26 @@ def test_environment_strings_are_coerced(key, raw, expected):
     assert type(value) is type(expected)
 
 
+@pytest.mark.parametrize("environ, name", [
+    ({}, "__Host-session"),
+    ({"JWT_COOKIE_SECURE": "false"}, "session"),
+    ({"SESSION_COOKIE_NAME": "auth_state"}, "auth_state"),
+    ({"SESSION_COOKIE_NAME": "auth_state", "JWT_COOKIE_SECURE": "false"}, "auth_state"),
+])
+def test_the_session_cookie_is_host_only_wherever_it_is_secure(environ, name):
+    assert production(**environ)["SESSION_COOKIE_NAME"] == name
+
+
+def test_development_keeps_a_plain_session_cookie():
+    assert load_config(DevelopmentConfig, environ=SECRETS)["SESSION_COOKIE_NAME"] == "session"
+
+
+@pytest.mark.parametrize("name", ["__Host-session", "__Secure-session"])
+def test_a_prefixed_session_cookie_needs_secure(name):
+    with pytest.raises(ConfigError, match="^SESSION_COOKIE_NAME .* requires JWT_COOKIE_SECURE"):
+        production(SESSION_COOKIE_NAME=name, JWT_COOKIE_SECURE="false")
+
+
 @pytest.mark.parametrize("key, raw", [
     ("JWT_COOKIE_SECURE", "maybe"),
     ("JWT_COOKIE_SECURE", "2"),
