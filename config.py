@@ -9,11 +9,13 @@ strings into the type of the default: booleans (``true``/``false``), integers, l
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
 import os
 import secrets
+import string
 import sys
 from datetime import timedelta
 from functools import lru_cache
@@ -45,6 +47,30 @@ MIN_SECRET_BITS = 128
 SECRET_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Values that a copied .env.example or a tutorial would leave behind.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
+# Random-looking values that are public: tutorial keys copied into configs (FastAPI's
+# OAuth2/JWT tutorial, Flask's SECRET_KEY docs) and the hex digests of common words
+# ("secret" through sha256 is 64 hex digits, and just as guessable as "secret").
+PUBLISHED_SECRETS = frozenset({
+    "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+    "192b9bdd22ab9ed4d12e236c78afcb9a393ec15f71bbf5dc987d54727823bcbf",
+    *(getattr(hashlib, name)(word.encode()).hexdigest()
+      for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+      for word in ("secret", "secret-key", "secret_key", "secretkey", "your-secret-key",
+                   "your_secret_key", "mysecretkey", "my-secret-key", "supersecret",
+                   "super-secret-key", "jwt-secret", "jwt_secret", "jwt-secret-key",
+                   "password", "changeme", "change-me", "test", "dev", "development",
+                   "production", "admin", "flask", "django", "fastapi", "")),
+})
+# What random generators print (secrets.token_hex/token_urlsafe, openssl rand -hex/-base64,
+# digits): the characters, and the bits zxcvbn finds as chance structure in a random draw
+# (dates among digits, short words among hex), per character, with room to spare.
+RANDOM_ALPHABETS = (
+    (frozenset(string.digits), 1.0),
+    (frozenset(string.digits + "abcdef"), 0.75),
+    (frozenset(string.digits + "ABCDEF"), 0.75),
+    (frozenset(string.ascii_letters + string.digits + "-_"), 0.5),
+    (frozenset(string.ascii_letters + string.digits + "+/"), 0.5),
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -133,6 +159,11 @@ class Config:
     JWT_REFRESH_CSRF_COOKIE_PATH = "/"
     #: Header that must repeat the CSRF value on requests the cookie authenticates.
     JWT_REFRESH_CSRF_HEADER_NAME = "X-CSRF-TOKEN"
+    # A sibling subdomain cannot plant a __Host- cookie (browsers take them only Secure,
+    # Path=/ and host-only); over http browsers refuse them.
+    #: Name of Flask's session cookie, which only the Google/GitHub login uses (it carries
+    #: the state). Unset: `__Host-session` when `JWT_COOKIE_SECURE` is true, `session` otherwise.
+    SESSION_COOKIE_NAME: str | None = None
 
     #: Comma-separated exact origins (`https://app.example.com`) whose pages may call the
     #: API with credentials (docs/browser-apps.md); empty: no CORS headers at all,
@@ -347,8 +378,14 @@ class DevelopmentConfig(Config):
     PUBLIC_BASE_URL = f"http://127.0.0.1:{PORT}"
 
     def validate(self, settings: dict) -> None:
-        """Generate missing secrets instead of refusing (development only)."""
+        """Generate the missing secrets, then hold the ones given to production's rules:
+        a development .env is where a weak or shared secret starts its way to production."""
         ensure_dev_secrets(settings)
+        try:
+            super().validate(settings)
+        except ConfigError as refused:
+            raise ConfigError(f"{refused} Or leave it empty in development: one is generated "
+                              f"into {DEV_SECRETS_FILE}.") from None
 
 
 class TestingConfig(Config):
@@ -413,19 +450,41 @@ def config_class_from_env() -> type[Config]:
 
 @lru_cache(maxsize=16)
 def estimated_secret_bits(value: str) -> float:
-    """log2 of the guesses zxcvbn needs for ``value``: words, keyboard walks, repeats and
-    runs count as what they are, anything else as ten guesses a character."""
+    """Bits a guesser needs for ``value`` (its first 72 characters, zxcvbn's limit).
+
+    zxcvbn prices words, keyboard walks, repeats and runs as what they are and anything
+    else at ten guesses a character. A value drawn from one generator's alphabet (hex,
+    base64, digits) in which zxcvbn finds no more structure than chance leaves is
+    priced at that alphabet's size instead: log2(16) bits for each hex digit.
+    """
     from zxcvbn import zxcvbn
 
-    # zxcvbn's input limit; 72 characters it cannot guess are far beyond the floor.
-    return zxcvbn(value[:72])["guesses_log10"] * math.log2(10)
+    sample = value[:72]
+    zxcvbn_bits = zxcvbn(sample)["guesses_log10"] * math.log2(10)
+    body = sample.rstrip("=")  # base64 padding
+    for alphabet, chance_bits in RANDOM_ALPHABETS:
+        if body and set(body) <= alphabet:
+            structure = len(sample) * math.log2(10) - zxcvbn_bits
+            if structure > chance_bits * len(sample) or _few_steps(body):
+                return zxcvbn_bits
+            return len(body) * math.log2(len(alphabet))
+    return zxcvbn_bits
+
+
+def _few_steps(value: str) -> bool:
+    """Whether neighbouring characters differ by at most four distinct steps: a repeat or
+    a run, interleaved ones included (aAbBcC), which zxcvbn does not always see."""
+    return len({ord(b) - ord(a) for a, b in zip(value, value[1:], strict=False)}) <= 4
 
 
 def check_secret(key: str, value: str) -> None:
-    """Refuse a secret that is missing, short, a placeholder or guessable."""
+    """Refuse a secret that is missing, short, a placeholder, published or guessable."""
     if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
         raise ConfigError(f"{key} must be set to a random value of at least "
                           f"{MIN_SECRET_LENGTH} characters ({SECRET_ADVICE}).")
+    if value.lower() in PUBLISHED_SECRETS:
+        raise ConfigError(f"{key} is a published example key or the hash of a common word: "
+                          f"set it to a new random value ({SECRET_ADVICE}).")
     bits = estimated_secret_bits(value)
     if bits < MIN_SECRET_BITS:
         raise ConfigError(f"{key} is too easy to guess (about {bits:.0f} bits, at least "
@@ -506,6 +565,16 @@ def _check_limits(settings: dict) -> None:
         raise ConfigError(f"RATELIMIT_STRATEGY must be one of {', '.join(sorted(STRATEGIES))}")
 
 
+def _name_session_cookie(settings: dict) -> None:
+    """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
+    name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
+    if name is None:
+        settings["SESSION_COOKIE_NAME"] = "__Host-session" if secure else "session"
+    elif name.startswith(("__Host-", "__Secure-")) and not secure:
+        raise ConfigError("SESSION_COOKIE_NAME with a __Host- or __Secure- prefix requires "
+                          "JWT_COOKIE_SECURE=true (browsers refuse it without Secure)")
+
+
 def load_config(config_class: type[Config], environ=None) -> dict:
     """Collect the settings of ``config_class``, environment variables winning."""
     environ = os.environ if environ is None else environ
@@ -526,6 +595,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
         raise ConfigError("ARGON2_CONCURRENCY must be 0 (one per core) or a positive number")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
+    _name_session_cookie(settings)
     _check_mail_settings(settings)
     _check_limits(settings)
     config_class().validate(settings)

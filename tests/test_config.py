@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import re
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
+import config
 from auth_service import create_app
 from config import (
     ConfigError,
@@ -89,6 +94,26 @@ def test_environment_strings_are_coerced(key, raw, expected):
     value = production(**{key: raw})[key]
     assert value == expected
     assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("environ, name", [
+    ({}, "__Host-session"),
+    ({"JWT_COOKIE_SECURE": "false"}, "session"),
+    ({"SESSION_COOKIE_NAME": "auth_state"}, "auth_state"),
+    ({"SESSION_COOKIE_NAME": "auth_state", "JWT_COOKIE_SECURE": "false"}, "auth_state"),
+])
+def test_the_session_cookie_is_host_only_wherever_it_is_secure(environ, name):
+    assert production(**environ)["SESSION_COOKIE_NAME"] == name
+
+
+def test_development_keeps_a_plain_session_cookie():
+    assert load_config(DevelopmentConfig, environ=SECRETS)["SESSION_COOKIE_NAME"] == "session"
+
+
+@pytest.mark.parametrize("name", ["__Host-session", "__Secure-session"])
+def test_a_prefixed_session_cookie_needs_secure(name):
+    with pytest.raises(ConfigError, match="^SESSION_COOKIE_NAME .* requires JWT_COOKIE_SECURE"):
+        production(SESSION_COOKIE_NAME=name, JWT_COOKIE_SECURE="false")
 
 
 @pytest.mark.parametrize("key, raw", [
@@ -179,7 +204,11 @@ GUESSABLE = ["a" * 32, "s" * 40, "ab" * 16, "abcdefghijklmnopqrstuvwxyz012345",
              "0123456789" * 4, "ZYXWVUTSRQPONMLKJIHGFEDCBA987654",
              "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpP", "test-secret-key-" + "x" * 32,
              "1q2w3e4r5t6y7u8i9o0p" * 2, "my-super-secret-key-for-production-2024!",
-             "change-me-to-a-long-random-string-please", "a" * 200]
+             "change-me-to-a-long-random-string-please", "a" * 200,
+             # Drawn from one generator's alphabet (hex, base64url, digits), yet patterned.
+             "deadbeef" * 4, "0123456789abcdef" * 2, "AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+             "correct-horse-battery-staple-correct-horse", "20240101" * 5,
+             "1234567890" * 3 + "9876543210"]
 
 
 @pytest.mark.parametrize("value", GUESSABLE)
@@ -198,13 +227,39 @@ def test_production_refuses_guessable_secrets(key, value):
     lambda: secrets.token_urlsafe(32),
     lambda: secrets.token_hex(32),
     lambda: base64.b64encode(os.urandom(32)).decode(),
-], ids=["token_urlsafe(48)", "token_urlsafe(32)", "token_hex(32)", "openssl rand -base64 32"])
+    lambda: secrets.token_hex(16),
+    lambda: secrets.token_hex(16).upper(),
+    lambda: "".join(secrets.choice("0123456789") for _ in range(40)),
+], ids=["token_urlsafe(48)", "token_urlsafe(32)", "token_hex(32)", "openssl rand -base64 32",
+        "token_hex(16)", "openssl rand -hex 16 upper-cased", "40 random digits"])
 def test_production_accepts_random_secrets(generate):
-    for _ in range(5):
+    for _ in range(20):
         environ = {"SECRET_KEY": generate(), "JWT_SECRET_KEY": generate()}
         settings = load_config(ProductionConfig, environ=environ)
         assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == (
             environ["SECRET_KEY"], environ["JWT_SECRET_KEY"])
+
+
+PUBLISHED = {
+    "FastAPI tutorial": "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+    "Flask docs": "192b9bdd22ab9ed4d12e236c78afcb9a393ec15f71bbf5dc987d54727823bcbf",
+    "sha256(secret)": hashlib.sha256(b"secret").hexdigest(),
+    "sha256(your-secret-key)": hashlib.sha256(b"your-secret-key").hexdigest(),
+    "SHA1(password)": hashlib.sha1(b"password").hexdigest().upper(),
+    "md5(changeme)": hashlib.md5(b"changeme").hexdigest(),
+    "sha512(secret)": hashlib.sha512(b"secret").hexdigest(),
+}
+
+
+@pytest.mark.parametrize("value", PUBLISHED.values(), ids=PUBLISHED.keys())
+@pytest.mark.parametrize("key", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_refuses_published_secrets(key, value):
+    """Random-looking, but printed in tutorials or one hash away from a common word."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(ProductionConfig, environ={**SECRETS, key: value})
+    message = str(refused.value)
+    assert message.startswith(f"{key} is a published example key or the hash of a common word")
+    assert "\n" not in message
 
 
 def test_production_refuses_one_secret_for_both_keys():
@@ -218,6 +273,65 @@ def test_production_defaults_are_safe():
     assert settings["JWT_COOKIE_SECURE"] is True
     assert settings["TESTING"] is False
     assert settings["ARGON2_MEMORY_COST"] >= 19 * 1024
+
+
+# --- development secrets --------------------------------------------------------------
+
+@pytest.fixture
+def dev_secrets_file(tmp_path, monkeypatch) -> Path:
+    """Where development keeps its generated secrets, private to the test."""
+    path = tmp_path / "dev-secrets.json"
+    monkeypatch.setattr(config, "DEV_SECRETS_FILE", path)
+    return path
+
+
+@pytest.mark.parametrize("environ, key", [
+    ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
+    ({"JWT_SECRET_KEY": "change-me-to-a-long-random-string-please"}, "JWT_SECRET_KEY"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+    ({"JWT_SECRET_KEY": PUBLISHED["FastAPI tutorial"]}, "JWT_SECRET_KEY"),
+    ({"SECRET_KEY": hashlib.sha256(b"secret").hexdigest()}, "SECRET_KEY"),
+    ({"SECRET_KEY": SECRETS["SECRET_KEY"], "JWT_SECRET_KEY": SECRETS["SECRET_KEY"]},
+     "SECRET_KEY and JWT_SECRET_KEY must differ"),
+], ids=["repeat", "words", "short", "published", "hash-of-secret", "shared"])
+def test_development_checks_the_secrets_it_is_given(dev_secrets_file, environ, key):
+    """A weak secret in a development .env is refused like in production, in one line."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(DevelopmentConfig, environ=environ)
+    message = str(refused.value)
+    assert message.startswith(key)
+    assert "\n" not in message
+    assert "Or leave it empty in development" in message
+
+
+@pytest.mark.parametrize("environ", [
+    {},
+    {"SECRET_KEY": "", "JWT_SECRET_KEY": ""},
+], ids=["nothing set", "set empty"])
+def test_development_generates_the_missing_secrets(dev_secrets_file, environ):
+    """make run on a fresh clone: both secrets generated, kept, and good enough for production."""
+    settings = load_config(DevelopmentConfig, environ=environ)
+    assert load_config(DevelopmentConfig, environ=environ)["SECRET_KEY"] == settings["SECRET_KEY"]
+    assert load_config(ProductionConfig, environ={
+        key: settings[key] for key in ("SECRET_KEY", "JWT_SECRET_KEY")})
+    assert dev_secrets_file.exists()
+
+
+def test_development_generates_only_the_missing_secret(dev_secrets_file):
+    given = secrets.token_hex(16)
+    settings = load_config(DevelopmentConfig, environ={"JWT_SECRET_KEY": given})
+    assert settings["JWT_SECRET_KEY"] == given
+    assert settings["SECRET_KEY"] not in ("", None, given)
+    assert set(json.loads(dev_secrets_file.read_text())) == {"SECRET_KEY"}
+
+
+def test_the_env_example_starts_in_development(dev_secrets_file):
+    """cp .env.example .env && make run: what the example ships must not be refused."""
+    example = dotenv_values(Path(__file__).resolve().parents[1] / ".env.example")
+    environ = {key: value for key, value in example.items() if value is not None}
+    assert environ["APP_ENV"] == "development"
+    settings = load_config(DevelopmentConfig, environ=environ)
+    assert settings["SECRET_KEY"] != settings["JWT_SECRET_KEY"]
 
 
 # --- choosing the config class --------------------------------------------------------

@@ -161,3 +161,48 @@ def test_0005_reports_rows_the_new_rules_make_collide(app, runner):
             db.session.execute(sa.delete(User))
             db.session.commit()
             upgrade()
+
+
+def test_0005_reports_addresses_too_long_once_normalized(app, runner):
+    """254 characters with a Unicode domain become 289 in the ASCII (A-label) form: listed
+    with the other problems, not a database's "value too long" halfway through."""
+    domain = ".".join(["bücher"] * 5) + ".example"  # xn--bcher-kva: 7 more a label
+    long_email = "a" * (254 - 1 - len(domain)) + "@" + domain
+    assert len(long_email) == 254
+    with app.app_context():
+        downgrade(revision="0004")
+        try:
+            add_users((long_email, "long"), ("ok@bücher.example", "ok"))
+
+            result = runner.invoke(args=["db", "upgrade"])
+
+            assert result.exit_code == 1, result.output
+            long_id = db.session.scalar(sa.select(User.id).where(User.email == long_email))
+            assert ("emails longer than 254 characters once normalized:\n"
+                    f"  id {long_id} {long_email!r}\n") in result.stderr
+            with db.engine.connect() as connection:
+                assert MigrationContext.configure(connection).get_current_revision() == "0004"
+            assert stored_emails() == [long_email, "ok@bücher.example"]
+        finally:
+            db.session.execute(sa.delete(User))
+            db.session.commit()
+            upgrade()
+
+
+def test_0005_normalizes_as_it_did_when_written(app, monkeypatch):
+    """The migration carries its own copy of the canonical form: a later change to the
+    app's normalization cannot change what this revision writes."""
+    from auth_service.security import addresses
+
+    monkeypatch.setattr(addresses, "normalize_email", lambda value: value)
+    monkeypatch.setattr(addresses, "canonical_or_none", lambda value: value)
+    with app.app_context():
+        downgrade(revision="0004")
+        try:
+            add_users(("Ｘ@Exämple.COM", "x"))
+            upgrade()
+            assert stored_emails() == ["x@xn--exmple-cua.com"]
+        finally:
+            db.session.execute(sa.delete(User))
+            db.session.commit()
+            upgrade()

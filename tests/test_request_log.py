@@ -279,6 +279,20 @@ def test_a_text_request_line_escapes_control_characters(client, bare_root, path,
     assert f"auth_service.request: GET {shown}" in output
 
 
+def test_a_literal_backslash_n_and_a_newline_log_differently(client, bare_root):
+    """Backslashes are escaped too: a path with a backslash and an n stays apart from a
+    path with a newline, and each request is still one line."""
+    stream = text_log(bare_root)
+    client.get("/x%5Cny")
+    client.get("/x%0Ay")
+    output = stream.getvalue()
+    assert output.count("\n") == 2, output
+    literal, newline = output.splitlines()
+    assert "GET /x\\\\ny 404" in literal
+    assert "GET /x\\ny 404" in newline
+    assert literal != newline
+
+
 def test_a_text_traceback_stays_under_its_record(bare_root):
     stream = text_log(bare_root)
     try:

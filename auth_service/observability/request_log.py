@@ -40,13 +40,15 @@ log = logging.getLogger("auth_service.request")
 
 # C0 and C1 controls, DEL and the Unicode line and paragraph separators: what a terminal,
 # `less` or a line-splitting log shipper could take for the end of a line or a command.
+# The backslash too, or a client's own "\\n" would read like an escaped newline.
 _CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7f, 0xa0))}
-_CONTROL_ESCAPES.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r",
-                         0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL_ESCAPES.update({ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n",
+                         ord("\r"): "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def escape_controls(text: str) -> str:
-    """``text`` on one line: every control character written as its escape (\\n, \\x1b)."""
+    """``text`` on one line: every control character written as its escape (\\n, \\x1b),
+    and every backslash doubled, so an escape always means a control character."""
     return text.translate(_CONTROL_ESCAPES)
 
 

@@ -6,12 +6,17 @@ Revises: 0004
 Existing rows that the new rules make collide are reported, never merged or renamed
 here: which account keeps the name or the address is the operator's decision. The
 upgrade then stops (PostgreSQL rolls the whole revision back) with the list and the fix.
+
+The canonical form is frozen below as auth_service/security/addresses.py defined it when
+this revision was written: a migration must mean the same thing whatever the app's code
+becomes later.
 """
+import unicodedata
+
 from alembic import op
 from alembic.util import CommandError
+import idna
 import sqlalchemy as sa
-
-from auth_service.security.addresses import canonical_or_none
 
 
 revision = '0005'
@@ -21,6 +26,10 @@ depends_on = None
 
 users = sa.table('users', sa.column('id', sa.Integer), sa.column('username', sa.String),
                  sa.column('email', sa.String))
+# users.email is String(254) (revision 0001), RFC 5321's limit on an address.
+MAX_EMAIL_LENGTH = 254
+REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"}
+MAX_INPUT_LENGTH = 1024
 
 
 def upgrade():
@@ -58,6 +67,9 @@ def _canonical_emails(bind) -> tuple[list[tuple[int, str]], list[str]]:
     rows = bind.execute(sa.select(users.c.id, users.c.email).order_by(users.c.id)).all()
     keyed = [(user_id, email, canonical_or_none(email)) for user_id, email in rows]
     invalid = [(user_id, email, user_id) for user_id, email, key in keyed if key is None]
+    # An IDNA domain grows when encoded: a 254-character address can need 318.
+    too_long = [(user_id, email, user_id) for user_id, email, key in keyed
+                if key is not None and len(key) > MAX_EMAIL_LENGTH]
     owners = {}
     for user_id, email, key in keyed:
         owners.setdefault(key, []).append(user_id)
@@ -66,6 +78,8 @@ def _canonical_emails(bind) -> tuple[list[tuple[int, str]], list[str]]:
     rewrites = [(user_id, key) for user_id, email, key in keyed if key not in (None, email)]
     return rewrites, (_report("emails with invisible or control characters or an invalid domain",
                               invalid)
+                      + _report(f"emails longer than {MAX_EMAIL_LENGTH} characters once "
+                                "normalized", too_long)
                       + _report("emails that are one address once normalized", shared))
 
 
@@ -77,3 +91,22 @@ def _report(title: str, rows) -> list[str]:
     if not groups:
         return []
     return [f"{title}:"] + [f"  {', '.join(members)}" for members in groups.values()]
+
+
+def canonical_or_none(value):
+    """The canonical form of an address (trimmed, NFKC, lower-cased, ASCII domain), or
+    None when it has none: invisible or control characters, or an invalid IDNA domain."""
+    if not isinstance(value, str) or len(value) > MAX_INPUT_LENGTH:
+        return None
+    text = unicodedata.normalize("NFKC", value.strip())
+    if any(unicodedata.category(char) in REFUSED_CATEGORIES for char in text):
+        return None
+    local, at, domain = text.lower().rpartition("@")
+    if not at or not domain:
+        return text.lower()
+    if domain.isascii() and "xn--" not in domain:
+        return f"{local}@{domain}"
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        return None

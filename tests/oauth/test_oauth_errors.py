@@ -94,9 +94,9 @@ def test_replay_with_a_copied_session_cookie_is_refused_by_the_provider(client, 
     """The state lives in the session cookie: a copy of the old cookie brings it back,
     but the provider's codes are single-use."""
     callback = callback_for(client, provider)
-    old_session = client.get_cookie("session").value
+    old_session = client.get_cookie("__Host-session").value
     assert client.get(callback).status_code == 200
-    client.set_cookie("session", old_session)
+    client.set_cookie("__Host-session", old_session)
 
     response = client.get(callback)
 

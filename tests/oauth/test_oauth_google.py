@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from auth_service.extensions import db
 from auth_service.persistence.models import OAuthAccount, RefreshToken, User
+from config import DevelopmentConfig, ProductionConfig, TestingConfig
 from dance import (
     assert_error,
     assert_nothing_created,
@@ -16,8 +17,17 @@ from dance import (
     query_of,
     sign_in,
 )
-from fake_provider import CLIENT_ID, s256
-from helpers import bearer, claims, mark_email_verified, me, row_count, set_cookies, stored_user
+from fake_provider import CLIENT_ID, app_settings, s256
+from helpers import (
+    PRODUCTION_SECRETS,
+    bearer,
+    claims,
+    mark_email_verified,
+    me,
+    row_count,
+    set_cookies,
+    stored_user,
+)
 
 
 def test_login_redirects_to_the_provider_with_state_nonce_and_pkce(client, google):
@@ -246,8 +256,40 @@ def test_refresh_token_from_a_google_login_rotates(client, google, in_db):
 
 def test_the_state_cookie_survives_the_providers_cross_site_redirect(client):
     """The state waits in the session cookie; SameSite=Strict would drop it on the way back."""
-    cookie = set_cookies(client.get("/auth/google/login"))["session"]
+    cookie = set_cookies(client.get("/auth/google/login"))["__Host-session"]
     assert cookie["samesite"] == "Lax"
     assert cookie["httponly"] is True
     assert cookie["secure"] is True  # follows JWT_COOKIE_SECURE
     assert cookie["path"] == "/"
+
+
+def oauth_app_as(make_app, google, github, config_class):
+    """An app of ``config_class`` (environment ignored) on the test database, providers on."""
+    return make_app(type(f"OAuth{config_class.__name__}", (config_class,), {
+        **PRODUCTION_SECRETS, **app_settings(google, github),
+        "DATABASE_URL": TestingConfig.DATABASE_URL, "READ_ENVIRONMENT": False}))
+
+
+def test_production_names_the_state_cookie_host_only(make_app, google, github):
+    """__Host-: Secure, Path=/, no Domain, so no sibling subdomain can plant the state."""
+    app = oauth_app_as(make_app, google, github, ProductionConfig)
+
+    cookies = set_cookies(app.test_client().get("/auth/google/login"))
+
+    assert "session" not in cookies
+    cookie = cookies["__Host-session"]
+    assert cookie["secure"] is True
+    assert cookie["path"] == "/"
+    assert "domain" not in cookie
+    assert cookie["samesite"] == "Lax"
+
+
+def test_development_over_http_keeps_a_plain_state_cookie(make_app, google, github):
+    """Browsers refuse a __Host- cookie without Secure, which plain http cannot have."""
+    app = oauth_app_as(make_app, google, github, DevelopmentConfig)
+
+    cookies = set_cookies(app.test_client().get("/auth/google/login"))
+
+    assert "__Host-session" not in cookies
+    assert "secure" not in cookies["session"]
+    assert cookies["session"]["path"] == "/"
