@@ -38,8 +38,7 @@ load_dotenv(BASE_DIR / ".env", override=False)
 #: port on 127.0.0.1 when `GUNICORN_BIND` is unset.
 PORT = os.environ.get("PORT", "8000")
 #: Database of the test suite (`TestingConfig`); CI also runs the suite on PostgreSQL.
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL",
-                                   f"sqlite:///{INSTANCE_DIR / 'test.db'}")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'test.db'}")
 
 MIN_SECRET_LENGTH = 32
 # Bits a production secret must be worth to a guesser (estimated_secret_bits).
@@ -50,17 +49,43 @@ PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 # Random-looking values that are public: tutorial keys copied into configs (FastAPI's
 # OAuth2/JWT tutorial, Flask's SECRET_KEY docs) and the hex digests of common words
 # ("secret" through sha256 is 64 hex digits, and just as guessable as "secret").
-PUBLISHED_SECRETS = frozenset({
-    "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
-    "192b9bdd22ab9ed4d12e236c78afcb9a393ec15f71bbf5dc987d54727823bcbf",
-    *(getattr(hashlib, name)(word.encode()).hexdigest()
-      for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
-      for word in ("secret", "secret-key", "secret_key", "secretkey", "your-secret-key",
-                   "your_secret_key", "mysecretkey", "my-secret-key", "supersecret",
-                   "super-secret-key", "jwt-secret", "jwt_secret", "jwt-secret-key",
-                   "password", "changeme", "change-me", "test", "dev", "development",
-                   "production", "admin", "flask", "django", "fastapi", "")),
-})
+PUBLISHED_SECRETS = frozenset(
+    {
+        "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+        "192b9bdd22ab9ed4d12e236c78afcb9a393ec15f71bbf5dc987d54727823bcbf",
+        *(
+            getattr(hashlib, name)(word.encode()).hexdigest()
+            for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+            for word in (
+                "secret",
+                "secret-key",
+                "secret_key",
+                "secretkey",
+                "your-secret-key",
+                "your_secret_key",
+                "mysecretkey",
+                "my-secret-key",
+                "supersecret",
+                "super-secret-key",
+                "jwt-secret",
+                "jwt_secret",
+                "jwt-secret-key",
+                "password",
+                "changeme",
+                "change-me",
+                "test",
+                "dev",
+                "development",
+                "production",
+                "admin",
+                "flask",
+                "django",
+                "fastapi",
+                "",
+            )
+        ),
+    }
+)
 # What random generators print (secrets.token_hex/token_urlsafe, openssl rand -hex/-base64,
 # digits): the characters, and the bits zxcvbn finds as chance structure in a random draw
 # (dates among digits, short words among hex), per character, with room to spare.
@@ -352,10 +377,13 @@ class Config:
         """Refuse to start with secrets that are missing, short, guessable or shared."""
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             check_secret(key, settings.get(key) or "")
-        if hmac.compare_digest(settings["SECRET_KEY"].encode(),
-                               settings["JWT_SECRET_KEY"].encode()):
-            raise ConfigError("SECRET_KEY and JWT_SECRET_KEY must differ: give each its own "
-                              f"random value ({SECRET_ADVICE}).")
+        if hmac.compare_digest(
+            settings["SECRET_KEY"].encode(), settings["JWT_SECRET_KEY"].encode()
+        ):
+            raise ConfigError(
+                "SECRET_KEY and JWT_SECRET_KEY must differ: give each its own "
+                f"random value ({SECRET_ADVICE})."
+            )
 
 
 class ProductionConfig(Config):
@@ -384,8 +412,10 @@ class DevelopmentConfig(Config):
         try:
             super().validate(settings)
         except ConfigError as refused:
-            raise ConfigError(f"{refused} Or leave it empty in development: one is generated "
-                              f"into {DEV_SECRETS_FILE}.") from None
+            raise ConfigError(
+                f"{refused} Or leave it empty in development: one is generated "
+                f"into {DEV_SECRETS_FILE}."
+            ) from None
 
 
 class TestingConfig(Config):
@@ -480,16 +510,22 @@ def _few_steps(value: str) -> bool:
 def check_secret(key: str, value: str) -> None:
     """Refuse a secret that is missing, short, a placeholder, published or guessable."""
     if len(value) < MIN_SECRET_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
-        raise ConfigError(f"{key} must be set to a random value of at least "
-                          f"{MIN_SECRET_LENGTH} characters ({SECRET_ADVICE}).")
+        raise ConfigError(
+            f"{key} must be set to a random value of at least "
+            f"{MIN_SECRET_LENGTH} characters ({SECRET_ADVICE})."
+        )
     if value.lower() in PUBLISHED_SECRETS:
-        raise ConfigError(f"{key} is a published example key or the hash of a common word: "
-                          f"set it to a new random value ({SECRET_ADVICE}).")
+        raise ConfigError(
+            f"{key} is a published example key or the hash of a common word: "
+            f"set it to a new random value ({SECRET_ADVICE})."
+        )
     bits = estimated_secret_bits(value)
     if bits < MIN_SECRET_BITS:
-        raise ConfigError(f"{key} is too easy to guess (about {bits:.0f} bits, at least "
-                          f"{MIN_SECRET_BITS} needed): set it to a long random value "
-                          f"({SECRET_ADVICE}).")
+        raise ConfigError(
+            f"{key} is too easy to guess (about {bits:.0f} bits, at least "
+            f"{MIN_SECRET_BITS} needed): set it to a long random value "
+            f"({SECRET_ADVICE})."
+        )
 
 
 def _coerce(key: str, raw: str, default):
@@ -519,7 +555,7 @@ def database_uri(url: str) -> str:
     """Map postgres:// and postgresql:// to the psycopg2 driver explicitly."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -532,15 +568,26 @@ def _check_mail_settings(settings: dict) -> None:
     url = settings["PUBLIC_BASE_URL"]
     if url is not None:
         parts = urlsplit(url)
-        if (parts.scheme not in ("http", "https") or not parts.netloc
-                or parts.query or parts.fragment):
-            raise ConfigError("PUBLIC_BASE_URL must be an absolute http(s) URL without "
-                              "query or fragment, e.g. https://auth.example.com")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                "PUBLIC_BASE_URL must be an absolute http(s) URL without "
+                "query or fragment, e.g. https://auth.example.com"
+            )
 
 
 # RATELIMIT_* settings that are not limit strings.
-NOT_LIMITS = {"RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_TIMEOUT",
-              "RATELIMIT_STRATEGY", "RATELIMIT_KEY_PREFIX"}
+NOT_LIMITS = {
+    "RATELIMIT_ENABLED",
+    "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_STORAGE_TIMEOUT",
+    "RATELIMIT_STRATEGY",
+    "RATELIMIT_KEY_PREFIX",
+}
 
 
 def is_limit_setting(key: str) -> bool:
@@ -557,8 +604,10 @@ def _check_limits(settings: dict) -> None:
         try:
             parse_many(value or "")
         except ValueError as exc:
-            raise ConfigError(f"{key}={value!r} is not a rate limit ({exc}); write e.g. "
-                              "'5 per minute;20 per hour'") from None
+            raise ConfigError(
+                f"{key}={value!r} is not a rate limit ({exc}); write e.g. "
+                "'5 per minute;20 per hour'"
+            ) from None
     if settings["RATELIMIT_STORAGE_TIMEOUT"] <= 0:
         raise ConfigError("RATELIMIT_STORAGE_TIMEOUT must be a positive number of seconds")
     if settings["RATELIMIT_STRATEGY"] not in STRATEGIES:
@@ -571,16 +620,16 @@ def _name_session_cookie(settings: dict) -> None:
     if name is None:
         settings["SESSION_COOKIE_NAME"] = "__Host-session" if secure else "session"
     elif name.startswith(("__Host-", "__Secure-")) and not secure:
-        raise ConfigError("SESSION_COOKIE_NAME with a __Host- or __Secure- prefix requires "
-                          "JWT_COOKIE_SECURE=true (browsers refuse it without Secure)")
+        raise ConfigError(
+            "SESSION_COOKIE_NAME with a __Host- or __Secure- prefix requires "
+            "JWT_COOKIE_SECURE=true (browsers refuse it without Secure)"
+        )
 
 
 def load_config(config_class: type[Config], environ=None) -> dict:
     """Collect the settings of ``config_class``, environment variables winning."""
     environ = os.environ if environ is None else environ
-    settings = {
-        key: getattr(config_class, key) for key in dir(config_class) if key.isupper()
-    }
+    settings = {key: getattr(config_class, key) for key in dir(config_class) if key.isupper()}
     if settings.pop("READ_ENVIRONMENT", True):
         for key, default in list(settings.items()):
             if key in environ:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gunicorn import glogging
 
@@ -42,8 +42,9 @@ proc_name = "auth_service"
 # 127.0.0.1 unless told otherwise: on a VM nginx is on the same host, and an app port
 # open to the network would let clients bypass nginx (and forge X-Forwarded-For, which
 # TRUSTED_PROXIES=1 believes from the peer). The Docker image sets 0.0.0.0:8000.
-bind = [b.strip() for b in os.environ.get("GUNICORN_BIND", "").split(",") if b.strip()] \
-    or [f"127.0.0.1:{_int('PORT', 8000)}"]
+bind = [b.strip() for b in os.environ.get("GUNICORN_BIND", "").split(",") if b.strip()] or [
+    f"127.0.0.1:{_int('PORT', 8000)}"
+]
 
 # Threads overlap the database waits, and the hash releases the GIL (docs/adr/1201).
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -94,13 +95,14 @@ if os.environ.get("GUNICORN_CONTROL_SOCKET"):
 # addresses in FORWARDED_ALLOW_IPS (nginx's; "*" when only nginx can reach the port,
 # as in docker-compose.yml).
 _behind_proxy = _int("TRUSTED_PROXIES", 0) > 0
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") \
-    if _behind_proxy else ""
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if _behind_proxy else ""
+)
 secure_scheme_headers = {"X-FORWARDED-PROTO": "https"} if _behind_proxy else {}
 
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 accesslog = "-"  # stdout
-errorlog = "-"   # stderr
+errorlog = "-"  # stderr
 # The access line below is the request line: it has every field of the app's own line
 # (auth_service/observability/request_log.py), the app hands it the user id through the
 # WSGI environ, and one line per request spares the app a log record on every request.
@@ -153,15 +155,20 @@ class JsonLogger(glogging.Logger):
 
 class _JsonErrorFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": _now(), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage(), "pid": os.getpid()}
+        entry = {
+            "ts": _now(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": os.getpid(),
+        }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 logger_class = JsonLogger

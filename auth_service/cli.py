@@ -13,11 +13,11 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from auth_service.services import account_emails, accounts
 from auth_service.errors import APIError
 from auth_service.extensions import db
-from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 from auth_service.http.schemas import SignupSchema
+from auth_service.persistence.models import RefreshToken, Session, User, utcnow
+from auth_service.services import account_emails, accounts
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")
@@ -63,8 +63,9 @@ def _validated(**fields) -> dict:
 def create_superuser(email, username, password, full_name):
     """Create a superuser account."""
     data = _validated(email=email, username=username, password=password, full_name=full_name)
-    user = accounts.create_user(data["email"], data["username"], data["password"],
-                                full_name=full_name, is_superuser=True)
+    user = accounts.create_user(
+        data["email"], data["username"], data["password"], full_name=full_name, is_superuser=True
+    )
     db.session.commit()
     click.echo(f"Created superuser {user.email} (id {user.id}).")
 
@@ -74,8 +75,11 @@ def list_users():
     """List every account."""
     users = db.session.scalars(sa.select(User).order_by(User.id)).all()
     for user in users:
-        flags = ",".join(f for f, on in (("superuser", user.is_superuser),
-                                         ("inactive", not user.is_active)) if on)
+        flags = ",".join(
+            f
+            for f, on in (("superuser", user.is_superuser), ("inactive", not user.is_active))
+            if on
+        )
         click.echo(f"{user.id}\t{user.email}\t{user.username}\t{flags or '-'}")
     click.echo(f"{len(users)} user(s).")
 
@@ -106,8 +110,9 @@ def deactivate(email):
 def set_password(email, password):
     """Set a user's password and revoke every session of the account."""
     user = _user_or_fail(email)
-    _validated(email=user.email, username=user.username, password=password,
-               full_name=user.full_name)
+    _validated(
+        email=user.email, username=user.username, password=password, full_name=user.full_name
+    )
     accounts.set_password(user, password)
     db.session.commit()
     click.echo(f"Password changed for {email}; its sessions are revoked.")
@@ -122,12 +127,19 @@ def verify_email(email):
         db.session.commit()
         click.echo(f"Marked {user.email} as verified.")
     else:
-        click.echo(f"{user.email} was already verified on {user.email_verified:%Y-%m-%d %H:%M} UTC.")
+        click.echo(
+            f"{user.email} was already verified on {user.email_verified:%Y-%m-%d %H:%M} UTC."
+        )
 
 
 @tokens_cli.command("purge")
-@click.option("--days", default=7, show_default=True, type=click.IntRange(min=0),
-              help="Keep expired or revoked sessions younger than this many days.")
+@click.option(
+    "--days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Keep expired or revoked sessions younger than this many days.",
+)
 def purge(days):
     """Delete sessions, with their refresh tokens, that expired or were revoked more than
     DAYS days ago. A live session keeps its spent tokens: they are what reuse detection
@@ -136,8 +148,9 @@ def purge(days):
     dead = sa.or_(Session.expires_at < cutoff, Session.revoked_at < cutoff)
     # Explicitly, not through ON DELETE CASCADE alone: SQLite enforces it only with its
     # foreign_keys pragma on.
-    db.session.execute(sa.delete(RefreshToken).where(
-        RefreshToken.family_id.in_(sa.select(Session.id).where(dead))))
+    db.session.execute(
+        sa.delete(RefreshToken).where(RefreshToken.family_id.in_(sa.select(Session.id).where(dead)))
+    )
     deleted = db.session.execute(sa.delete(Session).where(dead)).rowcount
     db.session.commit()
     click.echo(f"Deleted {deleted} session(s) and their refresh tokens.")

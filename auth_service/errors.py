@@ -30,8 +30,13 @@ class APIError(Exception):
     ``APIError(Error.X, label=...)`` fills in the member's message; ``message=`` replaces it.
     """
 
-    def __init__(self, error: Error, message: str | None = None, headers: dict | None = None,
-                 **fields: object):
+    def __init__(
+        self,
+        error: Error,
+        message: str | None = None,
+        headers: dict | None = None,
+        **fields: object,
+    ):
         if not isinstance(error, Error):
             raise TypeError(f"APIError takes a member of Error, not {error!r}")
         message = error.format(**fields) if message is None else message
@@ -41,8 +46,12 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def error_response(error: Error, message: str | None = None, errors: dict | None = None,
-                   headers: dict | None = None):
+def error_response(
+    error: Error,
+    message: str | None = None,
+    errors: dict | None = None,
+    headers: dict | None = None,
+):
     """The JSON response of ``error``; a 401 carries the RFC 6750 challenge."""
     message = message or error.message
     if error.status == 401:
@@ -53,8 +62,9 @@ def error_response(error: Error, message: str | None = None, errors: dict | None
     return _json_error(error.status, error.code, message, errors, headers)
 
 
-def _json_error(status: int, code: str, message: str | None, errors: dict | None,
-                headers: dict | None):
+def _json_error(
+    status: int, code: str, message: str | None, errors: dict | None, headers: dict | None
+):
     """Build the JSON error response every handler returns."""
     phrase = HTTPStatus(status).phrase
     body = {
@@ -122,16 +132,24 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def handle_database_error(e: DBAPIError):
         db.session.rollback()
-        log.error("database error on %s %s: %s", request.method, request.path,
-                  type(e.orig).__name__ if e.orig is not None else type(e).__name__)
+        log.error(
+            "database error on %s %s: %s",
+            request.method,
+            request.path,
+            type(e.orig).__name__ if e.orig is not None else type(e).__name__,
+        )
         return error_response(Error.DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
 
     @app.errorhandler(StorageError)
     def handle_limit_storage_error(e: StorageError):
         # Counting in each worker's memory instead would multiply every limit by the
         # number of workers: a limit that cannot count refuses (docs/adr/0301).
-        log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
-                  type(e.storage_error).__name__)
+        log.error(
+            "rate-limit storage unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(e.storage_error).__name__,
+        )
         return error_response(Error.RATE_LIMIT_UNAVAILABLE, headers={"Retry-After": "5"})
 
     @app.errorhandler(RecursionError)
@@ -181,8 +199,10 @@ def register_jwt_error_loaders() -> None:
 
     @jwt.user_lookup_error_loader
     def unknown_user(header: dict, payload: dict):
-        return error_response(Error.INVALID_TOKEN, "The token's account is unknown, inactive "
-                                                   "or its password has changed.")
+        return error_response(
+            Error.INVALID_TOKEN,
+            "The token's account is unknown, inactive or its password has changed.",
+        )
 
     @jwt.token_verification_failed_loader
     def failed_verification(header: dict, payload: dict):

@@ -25,19 +25,26 @@ from config import Config
 app = Flask(__name__)
 engine = sa.create_engine(os.environ["FLOOR_DATABASE_URL"])
 
-SELECT_USER = sa.text("SELECT id, email, username, full_name, is_active, is_superuser, "
-                      "created_at, updated_at, email_verified, avatar_url "
-                      "FROM users WHERE id = :id")
+SELECT_USER = sa.text(
+    "SELECT id, email, username, full_name, is_active, is_superuser, "
+    "created_at, updated_at, email_verified, avatar_url "
+    "FROM users WHERE id = :id"
+)
 UPDATE_ROW = sa.text("UPDATE bench_floor SET n = n + 1, touched_at = now() WHERE id = :id")
-HASHER = PasswordHasher(time_cost=Config.ARGON2_TIME_COST, memory_cost=Config.ARGON2_MEMORY_COST,
-                        parallelism=Config.ARGON2_PARALLELISM, type=Type.ID)
+HASHER = PasswordHasher(
+    time_cost=Config.ARGON2_TIME_COST,
+    memory_cost=Config.ARGON2_MEMORY_COST,
+    parallelism=Config.ARGON2_PARALLELISM,
+    type=Type.ID,
+)
 PASSWORD_HASH = HASHER.hash(os.environ.get("FLOOR_LOGIN_PASSWORD", "floor"))
 # gunicorn.conf.py sets ARGON2_CONCURRENCY (cores / workers) for both apps. Uncapped, the
 # 2 x 4 threads hashed at once on 2 cores and this login made 0.60 of cores / hash time,
 # less than the app's own (0.67); capped, 0.77-0.89 (bench/cpu_split.py, perf_split.py).
 HASH_SLOTS = hashing_slots(int(os.environ.get("ARGON2_CONCURRENCY") or 0))
-INSERT_ROW = sa.text("INSERT INTO bench_floor_log (jti, floor_id, created_at) "
-                     "VALUES (:jti, :id, now())")
+INSERT_ROW = sa.text(
+    "INSERT INTO bench_floor_log (jti, floor_id, created_at) VALUES (:jti, :id, now())"
+)
 
 
 @app.get("/healthz")

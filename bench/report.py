@@ -27,19 +27,25 @@ def transparent_hugepages(setting: Path = THP_SETTING) -> str | None:
         text = setting.read_text()
     except OSError:
         return None
-    return text[text.index("[") + 1:text.index("]")] if "[" in text else None
+    return text[text.index("[") + 1 : text.index("]")] if "[" in text else None
 
 
 def machine(cores: int) -> str:
     """Core count, CPU model, Python version and huge page mode of this machine, in one
     line. The mode changes a login by a fifth: libsodium maps each hash's 19 MiB afresh,
     in 2 MiB pages only under "always" (docs/deployment.md)."""
-    model = next((line.split(":", 1)[1].strip()
-                  for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     thp = transparent_hugepages()
-    return (f"{cores} cores ({model}), Python {platform.python_version()}"
-            + (f", transparent huge pages {thp}" if thp else ""))
+    return f"{cores} cores ({model}), Python {platform.python_version()}" + (
+        f", transparent huge pages {thp}" if thp else ""
+    )
 
 
 def median(runs: list[dict], key: str) -> float:
@@ -84,9 +90,12 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
     """The Markdown report of a run: setup, the table against the floors, the targets."""
     cores = settings.cores
     hash_s = statistics.median(hash_times)
-    floors = {"me": median(results["floor_select"], "rps") if "floor_select" in results else None,
-              "refresh": median(results["floor_write"], "rps") if "floor_write" in results else None,
-              "login": cores / hash_s, "floor_login": cores / hash_s}
+    floors = {
+        "me": median(results["floor_select"], "rps") if "floor_select" in results else None,
+        "refresh": median(results["floor_write"], "rps") if "floor_write" in results else None,
+        "login": cores / hash_s,
+        "floor_login": cores / hash_s,
+    }
     lines = [
         f"# auth_service benchmark, {meta['when']}",
         "",
@@ -104,9 +113,12 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
         "floor measured next to it. "
         f"argon2id hash as the app computes it (libsodium): {hash_s * 1000:.1f} ms (median), "
         f"login floor = {cores} cores / hash time = {floors['login']:.1f} req/s"
-        + (f" (argon2-cffi's reference code takes {meta['argon2_reference_s'] * 1000:.1f} ms "
-           "for the same hash; the floor is timed with the app's hasher)."
-           if "argon2_reference_s" in meta else "."),
+        + (
+            f" (argon2-cffi's reference code takes {meta['argon2_reference_s'] * 1000:.1f} ms "
+            "for the same hash; the floor is timed with the app's hasher)."
+            if "argon2_reference_s" in meta
+            else "."
+        ),
         "",
         "| workload | req/s | p50 ms | p99 ms | errors | worker RSS MiB | floor req/s | ratio to floor | target |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -122,36 +134,63 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
         floor = floors.get(name)
         ratios = round_ratios(results, hash_times, name, cores)
         ratio = f"{statistics.median(ratios):.2f}" if ratios else ""
-        target = f"≥ {targets[name]} {verdict(ratios, targets[name])}" \
-            if name in targets and ratios else ""
-        lines.append(f"| {settings.labels[name]} | {rps:.1f} | {median(runs, 'p50'):.1f} | "
-                     f"{median(runs, 'p99'):.1f} | {errors} | {rss} | "
-                     f"{f'{floor:.1f}' if floor else ''} | {ratio} | {target} |")
+        target = (
+            f"≥ {targets[name]} {verdict(ratios, targets[name])}"
+            if name in targets and ratios
+            else ""
+        )
+        lines.append(
+            f"| {settings.labels[name]} | {rps:.1f} | {median(runs, 'p50'):.1f} | "
+            f"{median(runs, 'p99'):.1f} | {errors} | {rss} | "
+            f"{f'{floor:.1f}' if floor else ''} | {ratio} | {target} |"
+        )
     if hash_floor and "login" in results:
         login = median(results["login"], "rps")
-        lines += ["", f"Login against argon2id measured under the same load: {cores} threads "
-                  f"hashing for {min(settings.seconds, 5)} s in each round gave {hash_floor:.1f} hashes/s "
-                  f"(the cores / hash time of the moment); login reaches {login / hash_floor:.2f}× "
-                  f"of that (target ≥ 0.85: {'met' if login / hash_floor >= 0.85 else 'MISSED'}). "
-                  f"The table's floor, {cores} / {hash_s * 1000:.1f} ms, is one hash timed alone."]
+        lines += [
+            "",
+            f"Login against argon2id measured under the same load: {cores} threads "
+            f"hashing for {min(settings.seconds, 5)} s in each round gave {hash_floor:.1f} hashes/s "
+            f"(the cores / hash time of the moment); login reaches {login / hash_floor:.2f}× "
+            f"of that (target ≥ 0.85: {'met' if login / hash_floor >= 0.85 else 'MISSED'}). "
+            f"The table's floor, {cores} / {hash_s * 1000:.1f} ms, is one hash timed alone.",
+        ]
     if "floor_login" in results and "login" in results:
         stack = median(results["floor_login"], "rps")
-        lines += ["", f"A login that does nothing but verify the hash, served the same way "
-                  f"(bench/floor_app.py POST /login), reaches {stack:.1f} req/s, "
-                  f"{stack / floors['login']:.2f}× the table's floor; auth_service's login "
-                  f"reaches {median(results['login'], 'rps') / stack:.2f}× of it."]
+        lines += [
+            "",
+            f"A login that does nothing but verify the hash, served the same way "
+            f"(bench/floor_app.py POST /login), reaches {stack:.1f} req/s, "
+            f"{stack / floors['login']:.2f}× the table's floor; auth_service's login "
+            f"reaches {median(results['login'], 'rps') / stack:.2f}× of it.",
+        ]
     if "me" in results and "me_under_login" in results:
         alone, loaded = median(results["me"], "p99"), median(results["me_under_login"], "p99")
         logins = median(results["me_under_login"], "login_rps")
-        lines += ["", f"/auth/me p99 alone {alone:.1f} ms, while {settings.login_connections} "
-                  f"connections log in "
-                  f"at full speed ({logins:.1f} logins/s) {loaded:.1f} ms: "
-                  f"{loaded / alone:.2f}× (target ≤ 3×: {'met' if loaded / alone <= 3 else 'MISSED'})."]
-    lines += ["", "Ratios per round: " + "; ".join(
-        f"{name} " + ", ".join(f"{x:.2f}" for x in round_ratios(results, hash_times, name, cores))
-        for name in results if round_ratios(results, hash_times, name, cores))]
-    lines += ["", "Loads (1 min) during the rounds: " + "; ".join(
-        f"{name} " + ", ".join(r["load"].split()[0] for r in runs) for name, runs in results.items())]
+        lines += [
+            "",
+            f"/auth/me p99 alone {alone:.1f} ms, while {settings.login_connections} "
+            f"connections log in "
+            f"at full speed ({logins:.1f} logins/s) {loaded:.1f} ms: "
+            f"{loaded / alone:.2f}× (target ≤ 3×: {'met' if loaded / alone <= 3 else 'MISSED'}).",
+        ]
+    lines += [
+        "",
+        "Ratios per round: "
+        + "; ".join(
+            f"{name} "
+            + ", ".join(f"{x:.2f}" for x in round_ratios(results, hash_times, name, cores))
+            for name in results
+            if round_ratios(results, hash_times, name, cores)
+        ),
+    ]
+    lines += [
+        "",
+        "Loads (1 min) during the rounds: "
+        + "; ".join(
+            f"{name} " + ", ".join(r["load"].split()[0] for r in runs)
+            for name, runs in results.items()
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -167,17 +206,24 @@ def _pyplot():
 def chart(results: dict, path: Path, hash_times: list[float], settings: Settings) -> None:
     """Bar chart (log scale) of the app's req/s next to its floor's, saved as ``path``."""
     plt = _pyplot()
-    pairs = [("GET /auth/me", "me", "floor_select"),
-             ("POST /auth/refresh", "refresh", "floor_write"),
-             ("POST /auth/login", "login", None)]
+    pairs = [
+        ("GET /auth/me", "me", "floor_select"),
+        ("POST /auth/refresh", "refresh", "floor_write"),
+        ("POST /auth/login", "login", None),
+    ]
     labels, app_rps, floor_rps, ratios = [], [], [], []
     for label, name, floor in pairs:
         if name not in results:
             continue
         labels.append(label)
         app_rps.append(median(results[name], "rps"))
-        floor_rps.append(median(results[floor], "rps") if floor and floor in results
-                         else settings.cores / statistics.median(hash_times) if not floor else 0)
+        floor_rps.append(
+            median(results[floor], "rps")
+            if floor and floor in results
+            else settings.cores / statistics.median(hash_times)
+            if not floor
+            else 0
+        )
         per_round = round_ratios(results, hash_times, name, settings.cores)
         ratios.append(statistics.median(per_round) if per_round else None)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -190,27 +236,35 @@ def chart(results: dict, path: Path, hash_times: list[float], settings: Settings
     ax.set_xticks(list(xs), labels)
     ax.set_yscale("log")
     ax.set_ylabel("requests/s (log)")
-    ax.set_title(f"auth_service vs its floor, {settings.cores} cores, "
-                 f"median of {settings.rounds} rounds")
+    ax.set_title(
+        f"auth_service vs its floor, {settings.cores} cores, median of {settings.rounds} rounds"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def soak_report(samples: list[tuple[float, list[float]]], result: dict,
-                settings: Settings) -> str:
+def soak_report(samples: list[tuple[float, list[float]]], result: dict, settings: Settings) -> str:
     """The Markdown report of a soak: worker RSS over time and its growth after warm-up."""
     soak_seconds = settings.soak_seconds
-    lines = [f"# Soak: mixed workload for {soak_seconds} s, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-             "", f"Machine: {machine(settings.cores)}, load {load_average()}. {result['rps']:.1f} req/s, "
-             f"p99 {result['p99']:.1f} ms, errors {result.get('errors', 0)}.", "",
-             "| t s | worker RSS MiB |", "|---:|---|"]
+    lines = [
+        f"# Soak: mixed workload for {soak_seconds} s, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine(settings.cores)}, load {load_average()}. {result['rps']:.1f} req/s, "
+        f"p99 {result['p99']:.1f} ms, errors {result.get('errors', 0)}.",
+        "",
+        "| t s | worker RSS MiB |",
+        "|---:|---|",
+    ]
     lines += [f"| {t:.0f} | {' / '.join(f'{x:.1f}' for x in rss)} |" for t, rss in samples]
     first = [s for s in samples if s[0] >= min(60, soak_seconds / 3)] or samples
     growth = max(sum(samples[-1][1]) - sum(first[0][1]), 0)
-    lines += ["", f"Total worker RSS after warm-up {sum(first[0][1]):.1f} MiB, at the end "
-              f"{sum(samples[-1][1]):.1f} MiB (growth {growth:.1f} MiB)."]
+    lines += [
+        "",
+        f"Total worker RSS after warm-up {sum(first[0][1]):.1f} MiB, at the end "
+        f"{sum(samples[-1][1]):.1f} MiB (growth {growth:.1f} MiB).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -219,8 +273,11 @@ def soak_chart(samples: list[tuple[float, list[float]]], path: Path, settings: S
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for i in range(max(len(s[1]) for s in samples)):
-        ax.plot([t for t, r in samples if len(r) > i], [r[i] for t, r in samples if len(r) > i],
-                label=f"worker {i + 1}")
+        ax.plot(
+            [t for t, r in samples if len(r) > i],
+            [r[i] for t, r in samples if len(r) > i],
+            label=f"worker {i + 1}",
+        )
     ax.set_xlabel("seconds")
     ax.set_ylabel("RSS MiB")
     ax.set_ylim(bottom=0)

@@ -15,12 +15,11 @@ from flask_migrate import upgrade
 from limits.storage import MemoryStorage
 
 from auth_service import create_app
-from auth_service.persistence import engines
 from auth_service.extensions import db
+from auth_service.persistence import engines
 from auth_service.security import limits as rate_limits
 from config import TestingConfig
 from helpers import PASSWORD, bearer
-
 
 # Every app a test has used: each keeps rate-limit counters of its own
 # (auth_service.security.limits), which clean_db empties too.
@@ -126,10 +125,21 @@ class AuthActions:
     def __init__(self, client):
         self.client = client
 
-    def signup(self, email="alice@example.com", username="alice", password=PASSWORD,
-               full_name="Alice Example", **extra):
-        body = {"email": email, "username": username, "password": password,
-                "full_name": full_name, **extra}
+    def signup(
+        self,
+        email="alice@example.com",
+        username="alice",
+        password=PASSWORD,
+        full_name="Alice Example",
+        **extra,
+    ):
+        body = {
+            "email": email,
+            "username": username,
+            "password": password,
+            "full_name": full_name,
+            **extra,
+        }
         return self.client.post("/auth/signup", json=body)
 
     def login(self, email="alice@example.com", password=PASSWORD):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 
@@ -13,18 +13,20 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User, utcnow
+from auth_service.services.accounts import find_by_email
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PASSWORD = "correct horse battery"  # what the conftest auth helper signs up and logs in with
 WRONG_PASSWORD = "not the password"
-LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # a fixed instant for freeze_time
+LOGIN_TIME = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # a fixed instant for freeze_time
 ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has these
 # Secrets production accepts (config.check_secret), new for every run.
-PRODUCTION_SECRETS = {"SECRET_KEY": secrets.token_urlsafe(48),
-                      "JWT_SECRET_KEY": secrets.token_urlsafe(48)}
+PRODUCTION_SECRETS = {
+    "SECRET_KEY": secrets.token_urlsafe(48),
+    "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+}
 
 
 def unavailable(reason: str, remedy: str) -> None:
@@ -36,6 +38,7 @@ def unavailable(reason: str, remedy: str) -> None:
 
 
 # --- responses ------------------------------------------------------------------------
+
 
 def docs_script(name: str):
     """docs/<name>.py as a module (docs/ is not a package)."""
@@ -76,6 +79,7 @@ def assert_rate_limited(response, window_seconds: int = 60) -> dict:
 
 # --- tokens, headers and cookies ------------------------------------------------------
 
+
 def claims(token: str) -> dict:
     """The payload of a JWT, signature not checked (the server is what checks it)."""
     return jwt.decode(token, options={"verify_signature": False})
@@ -107,6 +111,7 @@ def set_cookies(response) -> dict[str, dict]:
 
 # --- requests -------------------------------------------------------------------------
 
+
 def me(client, access_token: str):
     """GET /auth/me with ``access_token``."""
     return client.get("/auth/me", headers=bearer(access_token))
@@ -130,6 +135,7 @@ def client_from(app, ip: str):
 
 
 # --- database rows --------------------------------------------------------------------
+
 
 def row_count(in_db, model) -> int:
     """How many rows ``model``'s table holds."""
@@ -183,5 +189,8 @@ def token_rows(in_db, user_id=None) -> list[RefreshToken]:
 def family_rows(in_db, token: str) -> list[RefreshToken]:
     """Every refresh_tokens row of the session of ``token`` (access or refresh)."""
     sid = claims(token)["sid"]
-    return in_db(lambda: db.session.scalars(
-        sa.select(RefreshToken).where(RefreshToken.family_id == sid)).all())
+    return in_db(
+        lambda: db.session.scalars(
+            sa.select(RefreshToken).where(RefreshToken.family_id == sid)
+        ).all()
+    )

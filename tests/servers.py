@@ -97,17 +97,21 @@ def server_env(database_url: str, settings: dict) -> dict:
 
 # --- the database ------------------------------------------------------------------------
 
+
 def postgres_url() -> str | None:
     """TEST_DATABASE_URL when it names PostgreSQL."""
     url = os.environ.get("TEST_DATABASE_URL", "")
-    return url if url.startswith(("postgres://", "postgresql://", "postgresql+psycopg2://")) else None
+    return (
+        url if url.startswith(("postgres://", "postgresql://", "postgresql+psycopg2://")) else None
+    )
 
 
 def _pg_admin(url, statements: list) -> None:
     import psycopg2
 
-    connection = psycopg2.connect(host=url.host, port=url.port, user=url.username,
-                                  password=url.password, dbname=url.database)
+    connection = psycopg2.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+    )
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -134,7 +138,9 @@ def private_database(suffix: str, tmp_path_factory):
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     _pg_admin(admin, [drop, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))])
     try:
-        yield admin.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+        yield admin.set(drivername="postgresql", database=name).render_as_string(
+            hide_password=False
+        )
     finally:
         _pg_admin(admin, [drop])
 
@@ -142,14 +148,18 @@ def private_database(suffix: str, tmp_path_factory):
 def flask(env: dict, *args: str) -> None:
     """``flask <args>`` in the server's environment (``flask db upgrade``: the migrations,
     as a deployment runs them)."""
-    result = subprocess.run([str(BIN / "flask"), *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(BIN / "flask"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     if result.returncode != 0:
-        raise ServerError(f"flask {' '.join(args[:2])} failed ({result.returncode}):\n"
-                          f"{result.stdout}\n{result.stderr}")
+        raise ServerError(
+            f"flask {' '.join(args[:2])} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
 
 
 # --- gunicorn ----------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -163,13 +173,28 @@ def start_gunicorn(env: dict, log_path: Path) -> AppServer:
         port = free_port()
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                 "--workers", "2", "--timeout", "60", "--graceful-timeout", "5",
-                 # Its default path is per user, shared by concurrent servers.
-                 "--no-control-socket",
-                 # Errors and tracebacks only (gunicorn.conf.py, if any, logs every request).
-                 "--access-logfile", os.devnull],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    str(BIN / "gunicorn"),
+                    "wsgi:app",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--timeout",
+                    "60",
+                    "--graceful-timeout",
+                    "5",
+                    # Its default path is per user, shared by concurrent servers.
+                    "--no-control-socket",
+                    # Errors and tracebacks only (gunicorn.conf.py, if any, logs every request).
+                    "--access-logfile",
+                    os.devnull,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:

@@ -6,17 +6,36 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
 
-from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
 from auth_service.persistence.models import User
+from auth_service.services.accounts import find_by_email
 from helpers import PASSWORD, row_count, stored_user
 
-USER_FIELDS = {"id", "email", "username", "full_name", "is_active", "is_superuser",
-               "has_password", "email_verified", "avatar_url", "created_at", "updated_at"}
-VALID = {"email": "alice@example.com", "username": "alice", "password": PASSWORD,
-         "full_name": "Alice Example"}
-INVALID_LOGIN = {"code": 401, "status": "Unauthorized", "error": "invalid_credentials",
-                 "message": "Invalid email or password."}
+USER_FIELDS = {
+    "id",
+    "email",
+    "username",
+    "full_name",
+    "is_active",
+    "is_superuser",
+    "has_password",
+    "email_verified",
+    "avatar_url",
+    "created_at",
+    "updated_at",
+}
+VALID = {
+    "email": "alice@example.com",
+    "username": "alice",
+    "password": PASSWORD,
+    "full_name": "Alice Example",
+}
+INVALID_LOGIN = {
+    "code": 401,
+    "status": "Unauthorized",
+    "error": "invalid_credentials",
+    "message": "Invalid email or password.",
+}
 
 
 def signup(client, **changes):
@@ -26,6 +45,7 @@ def signup(client, **changes):
 
 
 # --- signup ---------------------------------------------------------------------------
+
 
 def test_signup_returns_the_public_profile_only(client):
     response = signup(client)
@@ -71,37 +91,43 @@ def test_signup_username_is_unique_ignoring_case(client, in_db):
     assert row_count(in_db, User) == 1
 
 
-@pytest.mark.parametrize("field, value", [
-    ("password", "kT8#vq2Z"),  # 8 characters, not guessable
-    ("password", "kT8#vq2Z" * 16),  # 128
-    ("username", "abc"),
-    ("username", "a" * 50),
-    ("username", "a_b.c-D9"),
-    ("full_name", "n" * 100),
-    ("full_name", None),
-    ("full_name", ...),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("password", "kT8#vq2Z"),  # 8 characters, not guessable
+        ("password", "kT8#vq2Z" * 16),  # 128
+        ("username", "abc"),
+        ("username", "a" * 50),
+        ("username", "a_b.c-D9"),
+        ("full_name", "n" * 100),
+        ("full_name", None),
+        ("full_name", ...),
+    ],
+)
 def test_signup_accepts_values_at_the_limits(client, field, value):
     assert signup(client, **{field: value}).status_code == 201
 
 
-@pytest.mark.parametrize("field, value", [
-    ("email", "not-an-email"),
-    ("email", "alice@"),
-    ("email", "@example.com"),
-    ("email", ""),
-    ("email", "a" * 250 + "@example.com"),
-    ("username", "ab"),
-    ("username", "a" * 51),
-    ("username", "al ice"),
-    ("username", "al@ice"),
-    ("username", "ålice"),
-    ("username", ""),
-    ("full_name", "n" * 101),
-    ("password", "x" * 7),
-    ("password", "x" * 129),
-    ("password", ""),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("email", "not-an-email"),
+        ("email", "alice@"),
+        ("email", "@example.com"),
+        ("email", ""),
+        ("email", "a" * 250 + "@example.com"),
+        ("username", "ab"),
+        ("username", "a" * 51),
+        ("username", "al ice"),
+        ("username", "al@ice"),
+        ("username", "ålice"),
+        ("username", ""),
+        ("full_name", "n" * 101),
+        ("password", "x" * 7),
+        ("password", "x" * 129),
+        ("password", ""),
+    ],
+)
 def test_signup_rejects_invalid_values(client, in_db, field, value):
     response = signup(client, **{field: value})
     assert response.status_code == 422
@@ -122,12 +148,15 @@ def test_signup_requires_field(client, in_db, field):
 WRONG_TYPES = {"number": 12345, "list": ["alice"], "null": None, "object": {"a": 1}, "bool": True}
 
 
-@pytest.mark.parametrize("field, value", [
-    pytest.param(field, value, id=f"{field}-{kind}")
-    for field in ("email", "username", "password", "full_name")
-    for kind, value in WRONG_TYPES.items()
-    if not (field == "full_name" and value is None)  # full_name is nullable
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        pytest.param(field, value, id=f"{field}-{kind}")
+        for field in ("email", "username", "password", "full_name")
+        for kind, value in WRONG_TYPES.items()
+        if not (field == "full_name" and value is None)  # full_name is nullable
+    ],
+)
 def test_signup_rejects_wrong_json_types(client, in_db, field, value):
     response = signup(client, **{field: value})
     assert response.status_code == 422
@@ -135,12 +164,15 @@ def test_signup_rejects_wrong_json_types(client, in_db, field, value):
     assert row_count(in_db, User) == 0
 
 
-@pytest.mark.parametrize("field, value", [
-    ("email", "ali\x00ce@example.com"),
-    ("username", "ali\x00ce"),
-    ("password", "correct\x00horse battery"),
-    ("full_name", "Alice\x00Example"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("email", "ali\x00ce@example.com"),
+        ("username", "ali\x00ce"),
+        ("password", "correct\x00horse battery"),
+        ("full_name", "Alice\x00Example"),
+    ],
+)
 def test_signup_rejects_nul_bytes(client, in_db, field, value):
     response = signup(client, **{field: value})
     assert response.status_code == 422
@@ -152,6 +184,7 @@ def test_signup_rejects_nul_bytes(client, in_db, field, value):
 
 
 # --- login ----------------------------------------------------------------------------
+
 
 class VerifySpy:
     """Wraps the app's PasswordHasher and counts ``verify`` calls."""
@@ -205,8 +238,11 @@ def _wrong_password(auth, in_db):
     return {"email": "alice@example.com", "password": "not the password"}
 
 
-@pytest.mark.parametrize("scenario", [_unknown_email, _wrong_password, _deactivated, _passwordless],
-                         ids=["unknown_email", "wrong_password", "deactivated", "passwordless"])
+@pytest.mark.parametrize(
+    "scenario",
+    [_unknown_email, _wrong_password, _deactivated, _passwordless],
+    ids=["unknown_email", "wrong_password", "deactivated", "passwordless"],
+)
 def test_failed_logins_are_indistinguishable(client, auth, in_db, verify_spy, scenario):
     credentials = scenario(auth, in_db)
     verify_spy.verify_calls = 0
@@ -226,8 +262,9 @@ def test_failed_logins_send_identical_headers(app, client, auth, in_db):
             db.session.commit()
         response = client.post("/auth/login", json=scenario(auth, in_db))
         # Date and the request id differ on every response, whoever asks.
-        headers.append(sorted((k, v) for k, v in response.headers.items()
-                              if k not in ("Date", "X-Request-ID")))
+        headers.append(
+            sorted((k, v) for k, v in response.headers.items() if k not in ("Date", "X-Request-ID"))
+        )
     assert all(h == headers[0] for h in headers)
     assert dict(headers[0])["WWW-Authenticate"].startswith('Bearer realm="auth_service"')
 

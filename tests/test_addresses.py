@@ -5,26 +5,29 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.security.addresses import InvalidEmail, normalize_email
 from auth_service.persistence.models import User
+from auth_service.security.addresses import InvalidEmail, normalize_email
 from helpers import PASSWORD, WRONG_PASSWORD, assert_error, row_count, user_columns
 
 IDN = "x@exämple.com"
 PUNYCODE = "x@xn--exmple-cua.com"
 
 
-@pytest.mark.parametrize("spelling, canonical", [
-    ("alice@example.com", "alice@example.com"),
-    ("  Alice@EXAMPLE.com\t", "alice@example.com"),
-    (IDN, PUNYCODE),
-    ("X@EXÄMPLE.COM", PUNYCODE),
-    ("x@XN--EXMPLE-CUA.com", PUNYCODE),
-    ("ａｌｉｃｅ@example.com", "alice@example.com"),
-    ("ａｌｉｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "alice@example.com"),
-    # IDNA 2008: faß.de is its own domain, not fass.de (IDNA 2003 would merge them).
-    ("x@faß.de", "x@xn--fa-hia.de"),
-    ("josé@bücher.example", "josé@xn--bcher-kva.example"),
-])
+@pytest.mark.parametrize(
+    "spelling, canonical",
+    [
+        ("alice@example.com", "alice@example.com"),
+        ("  Alice@EXAMPLE.com\t", "alice@example.com"),
+        (IDN, PUNYCODE),
+        ("X@EXÄMPLE.COM", PUNYCODE),
+        ("x@XN--EXMPLE-CUA.com", PUNYCODE),
+        ("ａｌｉｃｅ@example.com", "alice@example.com"),
+        ("ａｌｉｃｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "alice@example.com"),
+        # IDNA 2008: faß.de is its own domain, not fass.de (IDNA 2003 would merge them).
+        ("x@faß.de", "x@xn--fa-hia.de"),
+        ("josé@bücher.example", "josé@xn--bcher-kva.example"),
+    ],
+)
 def test_spellings_of_one_address_share_one_canonical_form(spelling, canonical):
     assert normalize_email(spelling) == canonical
     assert normalize_email(canonical) == canonical
@@ -55,8 +58,11 @@ def test_a_domain_without_an_idna_form_is_refused(value):
 
 # --- through the API -----------------------------------------------------------------
 
-@pytest.mark.parametrize("first, second", [(IDN, PUNYCODE), (PUNYCODE, IDN),
-                                           ("alice@example.com", "ａｌｉｃｅ@example.com")])
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(IDN, PUNYCODE), (PUNYCODE, IDN), ("alice@example.com", "ａｌｉｃｅ@example.com")],
+)
 def test_a_second_spelling_of_a_taken_address_is_refused(client, auth, in_db, first, second):
     assert auth.signup(email=first).status_code == 201
 
@@ -101,8 +107,9 @@ def test_an_invisible_character_is_a_422_naming_the_field(client, auth, path, va
 
 
 def test_a_bad_idn_domain_is_a_422_at_signup(client):
-    response = client.post("/auth/signup", json={
-        "email": "x@xn--zz.com", "username": "bob", "password": PASSWORD})
+    response = client.post(
+        "/auth/signup", json={"email": "x@xn--zz.com", "username": "bob", "password": PASSWORD}
+    )
 
     body = assert_error(response, 422, "validation_error")
     assert "internationalized domain name" in body["errors"]["json"]["email"][0]
@@ -129,8 +136,18 @@ def test_the_cli_finds_the_account_by_another_spelling(client, auth, runner, in_
 
 
 def test_the_cli_refuses_an_invisible_character(runner, in_db):
-    result = runner.invoke(args=["users", "create-superuser", "--email", "ro\u200bot@example.com",
-                                 "--username", "root", "--password", PASSWORD])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create-superuser",
+            "--email",
+            "ro\u200bot@example.com",
+            "--username",
+            "root",
+            "--password",
+            PASSWORD,
+        ]
+    )
 
     assert result.exit_code == 2
     assert "email: Must not contain invisible, control or space characters" in result.output

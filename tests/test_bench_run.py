@@ -8,8 +8,10 @@ import threading
 from bench import perf_split, run
 
 # Half a second of CPU, then idle: a worker finishing what the last workload sent it.
-BUSY_THEN_IDLE = ("import time\nend = time.process_time() + 0.5\n"
-                  "while time.process_time() < end: pass\ntime.sleep(60)")
+BUSY_THEN_IDLE = (
+    "import time\nend = time.process_time() + 0.5\n"
+    "while time.process_time() < end: pass\ntime.sleep(60)"
+)
 
 
 class Workers:
@@ -93,5 +95,12 @@ kworker/1:1H-kb
 
 def test_perf_samples_are_sorted_by_what_they_were_doing():
     assert perf_split.parse(PERF_SCRIPT) == {
-        "hash": 1, "hash_memory": 1, "worker_kernel": 2, "python": 1,
-        "postgres": 1, "idle": 1, "wrk": 1, "other": 1}
+        "hash": 1,
+        "hash_memory": 1,
+        "worker_kernel": 2,
+        "python": 1,
+        "postgres": 1,
+        "idle": 1,
+        "wrk": 1,
+        "other": 1,
+    }

@@ -15,14 +15,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_settings_come_from_the_environment():
-    settings = Settings.from_environ({
-        "BENCH_SECONDS": "7", "BENCH_ROUNDS": "2", "BENCH_CONNECTIONS": "4", "BENCH_WARMUP": "0",
-        "BENCH_CLOSE": "0", "BENCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/b2",
-        "BENCH_ONLY": "me, floor_select", "BENCH_FLOOR_APP": "bench.floor_headers:app",
-        "BENCH_LOGIN_CONNECTIONS": "3", "BENCH_OUTPUT": "try", "BENCH_CHART": "1", "SOAK": "1",
-        "SOAK_SECONDS": "60", "SOAK_INTERVAL": "5", "BENCH_HASH_SECONDS": "0.5",
-        "PROFILE_ALL": "1"})
-    assert (settings.seconds, settings.rounds, settings.connections, settings.warmup) == (7, 2, 4, 0)
+    settings = Settings.from_environ(
+        {
+            "BENCH_SECONDS": "7",
+            "BENCH_ROUNDS": "2",
+            "BENCH_CONNECTIONS": "4",
+            "BENCH_WARMUP": "0",
+            "BENCH_CLOSE": "0",
+            "BENCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/b2",
+            "BENCH_ONLY": "me, floor_select",
+            "BENCH_FLOOR_APP": "bench.floor_headers:app",
+            "BENCH_LOGIN_CONNECTIONS": "3",
+            "BENCH_OUTPUT": "try",
+            "BENCH_CHART": "1",
+            "SOAK": "1",
+            "SOAK_SECONDS": "60",
+            "SOAK_INTERVAL": "5",
+            "BENCH_HASH_SECONDS": "0.5",
+            "PROFILE_ALL": "1",
+        }
+    )
+    assert (settings.seconds, settings.rounds, settings.connections, settings.warmup) == (
+        7,
+        2,
+        4,
+        0,
+    )
     assert settings.close is False
     assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/b2"
     assert settings.only == ("me", "floor_select")
@@ -41,16 +59,21 @@ def test_unset_or_blank_variables_keep_the_defaults():
 
 
 def test_a_command_brings_its_own_defaults_and_the_environment_still_wins():
-    assert (Settings.from_environ({}, rounds=6, seconds=8).rounds,
-            Settings.from_environ({"BENCH_ROUNDS": "2"}, rounds=6).rounds) == (6, 2)
+    assert (
+        Settings.from_environ({}, rounds=6, seconds=8).rounds,
+        Settings.from_environ({"BENCH_ROUNDS": "2"}, rounds=6).rounds,
+    ) == (6, 2)
 
 
-@pytest.mark.parametrize(("variable", "value", "message"), [
-    ("BENCH_SECONDS", "ten", "BENCH_SECONDS must be a number, not 'ten'"),
-    ("BENCH_ROUNDS", "-1", "BENCH_ROUNDS must not be negative, not '-1'"),
-    ("BENCH_CLOSE", "maybe", "BENCH_CLOSE must be 1 or 0, not 'maybe'"),
-    ("BENCH_ONLY", "me,nope", "BENCH_ONLY: unknown workload nope"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BENCH_SECONDS", "ten", "BENCH_SECONDS must be a number, not 'ten'"),
+        ("BENCH_ROUNDS", "-1", "BENCH_ROUNDS must not be negative, not '-1'"),
+        ("BENCH_CLOSE", "maybe", "BENCH_CLOSE must be 1 or 0, not 'maybe'"),
+        ("BENCH_ONLY", "me,nope", "BENCH_ONLY: unknown workload nope"),
+    ],
+)
 def test_a_bad_value_is_one_line_naming_the_variable(variable, value, message):
     with pytest.raises(SettingsError) as error:
         Settings.from_environ({variable: value})
@@ -58,22 +81,28 @@ def test_a_bad_value_is_one_line_naming_the_variable(variable, value, message):
     assert isinstance(error.value, SystemExit)  # exit status 1 from python -m bench
 
 
-@pytest.mark.parametrize(("argv", "module", "arguments"), [
-    (["run"], "run", ()),
-    (["hash"], "hash_scaling", ()),
-    (["ab", "refresh", str(ROOT)], "ab", ("refresh", ROOT)),
-    (["profile"], "profile", ("me", 1000)),
-    (["profile", "floor_write", "50"], "profile", ("floor_write", 50)),
-    (["cpu-split", "login"], "cpu_split", ("login",)),
-    (["perf-split", "floor_login", "3"], "perf_split", ("floor_login", 3)),
-])
+@pytest.mark.parametrize(
+    ("argv", "module", "arguments"),
+    [
+        (["run"], "run", ()),
+        (["hash"], "hash_scaling", ()),
+        (["ab", "refresh", str(ROOT)], "ab", ("refresh", ROOT)),
+        (["profile"], "profile", ("me", 1000)),
+        (["profile", "floor_write", "50"], "profile", ("floor_write", 50)),
+        (["cpu-split", "login"], "cpu_split", ("login",)),
+        (["perf-split", "floor_login", "3"], "perf_split", ("floor_login", 3)),
+    ],
+)
 def test_each_command_gets_the_settings_read_once(monkeypatch, argv, module, arguments):
     calls, reads = [], []
     target = __import__(f"bench.{module}", fromlist=["main"])
     monkeypatch.setattr(target, "main", lambda *args: calls.append(args))
     read = Settings.from_environ.__func__
-    monkeypatch.setattr(Settings, "from_environ",
-                        classmethod(lambda cls, *a, **k: reads.append(k) or read(cls, *a, **k)))
+    monkeypatch.setattr(
+        Settings,
+        "from_environ",
+        classmethod(lambda cls, *a, **k: reads.append(k) or read(cls, *a, **k)),
+    )
     monkeypatch.setenv("BENCH_CONNECTIONS", "5")
     monkeypatch.delenv("BENCH_ROUNDS", raising=False)
     cli.main(argv)
@@ -86,12 +115,22 @@ def test_each_command_gets_the_settings_read_once(monkeypatch, argv, module, arg
 def test_login_timing_takes_its_options():
     args = cli.parser().parse_args(["login-timing", "--rounds", "5", "--without-top-up"])
     assert (args.module, args.rounds, args.old_time_cost, args.without_top_up) == (
-        "login_timing", 5, 2, True)
+        "login_timing",
+        5,
+        2,
+        True,
+    )
 
 
 def bench(*argv, **environ):
-    return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **environ})
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **environ},
+    )
 
 
 def test_python_m_bench_lists_its_commands():
@@ -101,12 +140,15 @@ def test_python_m_bench_lists_its_commands():
         assert f"    {command}" in result.stdout
 
 
-@pytest.mark.parametrize(("argv", "error"), [
-    ((), "the following arguments are required: COMMAND"),
-    (("walk",), "invalid choice: 'walk'"),
-    (("ab", "me", "/nonexistent"), "/nonexistent is no checkout of auth_service"),
-    (("profile", "me", "0"), "'0' is not a whole number above zero"),
-])
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        ((), "the following arguments are required: COMMAND"),
+        (("walk",), "invalid choice: 'walk'"),
+        (("ab", "me", "/nonexistent"), "/nonexistent is no checkout of auth_service"),
+        (("profile", "me", "0"), "'0' is not a whole number above zero"),
+    ],
+)
 def test_python_m_bench_refuses_bad_arguments(argv, error):
     result = bench(*argv)
     assert result.returncode == 2 and error in result.stderr, result.stderr
@@ -115,7 +157,9 @@ def test_python_m_bench_refuses_bad_arguments(argv, error):
 def test_python_m_bench_refuses_a_bad_setting_in_one_line():
     result = bench("hash", BENCH_HASH_SECONDS="soon")
     assert (result.returncode, result.stderr) == (
-        1, "BENCH_HASH_SECONDS must be a number, not 'soon'\n")
+        1,
+        "BENCH_HASH_SECONDS must be a number, not 'soon'\n",
+    )
 
 
 def reads_environment(node: ast.AST) -> bool:
@@ -129,8 +173,11 @@ def reads_environment(node: ast.AST) -> bool:
 
 def test_no_bench_command_reads_the_environment_but_settings_py():
     # floor_app.py is the floor server itself: it reads the environment gunicorn gives it.
-    readers = {f"{path.name}:{node.lineno}"
-               for path in sorted((ROOT / "bench").glob("*.py"))
-               if path.name not in ("settings.py", "floor_app.py")
-               for node in ast.walk(ast.parse(path.read_text())) if reads_environment(node)}
+    readers = {
+        f"{path.name}:{node.lineno}"
+        for path in sorted((ROOT / "bench").glob("*.py"))
+        if path.name not in ("settings.py", "floor_app.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if reads_environment(node)
+    }
     assert not readers

@@ -7,20 +7,31 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
-from auth_service.services.accounts import find_by_email
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
+from auth_service.services.accounts import find_by_email
 from helpers import PASSWORD, row_count, stored_user, token_rows
 
 NEW_PASSWORD = "a completely new passphrase"
 
 
 def create_superuser(runner, email="root@example.com", username="root", password=PASSWORD):
-    return runner.invoke(args=["users", "create-superuser", "--email", email,
-                               "--username", username, "--password", password])
+    return runner.invoke(
+        args=[
+            "users",
+            "create-superuser",
+            "--email",
+            email,
+            "--username",
+            username,
+            "--password",
+            password,
+        ]
+    )
 
 
 # --- users create-superuser -----------------------------------------------------------
+
 
 def test_create_superuser(runner, in_db):
     result = create_superuser(runner, email=" Root@Example.com ")
@@ -40,10 +51,13 @@ def test_created_superuser_can_list_users(runner, auth, client):
     assert client.get("/users/", headers=auth.bearer(tokens["access_token"])).status_code == 200
 
 
-@pytest.mark.parametrize("email, username, message", [
-    ("ROOT@example.com", "other", "An account with this email already exists."),
-    ("other@example.com", "ROOT", "This username is already taken."),
-])
+@pytest.mark.parametrize(
+    "email, username, message",
+    [
+        ("ROOT@example.com", "other", "An account with this email already exists."),
+        ("other@example.com", "ROOT", "This username is already taken."),
+    ],
+)
 def test_create_superuser_duplicate_fails(runner, in_db, email, username, message):
     assert create_superuser(runner).exit_code == 0
     result = create_superuser(runner, email=email, username=username)
@@ -52,13 +66,16 @@ def test_create_superuser_duplicate_fails(runner, in_db, email, username, messag
     assert row_count(in_db, User) == 1
 
 
-@pytest.mark.parametrize("email, username, password, field", [
-    ("not-an-email", "root", PASSWORD, "email"),
-    ("root@example.com", "r", PASSWORD, "username"),
-    ("root@example.com", "ro ot", PASSWORD, "username"),
-    ("root@example.com", "root", "short", "password"),
-    ("root@example.com", "root", "x" * 129, "password"),
-])
+@pytest.mark.parametrize(
+    "email, username, password, field",
+    [
+        ("not-an-email", "root", PASSWORD, "email"),
+        ("root@example.com", "r", PASSWORD, "username"),
+        ("root@example.com", "ro ot", PASSWORD, "username"),
+        ("root@example.com", "root", "short", "password"),
+        ("root@example.com", "root", "x" * 129, "password"),
+    ],
+)
 def test_create_superuser_validates_input(runner, in_db, email, username, password, field):
     result = create_superuser(runner, email=email, username=username, password=password)
     assert result.exit_code == 2  # click.UsageError
@@ -67,13 +84,16 @@ def test_create_superuser_validates_input(runner, in_db, email, username, passwo
 
 
 def test_create_superuser_prompts_for_a_confirmed_password(runner, in_db):
-    result = runner.invoke(args=["users", "create-superuser", "--email", "root@example.com",
-                                 "--username", "root"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    result = runner.invoke(
+        args=["users", "create-superuser", "--email", "root@example.com", "--username", "root"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
     assert result.exit_code == 0, result.output
     assert PasswordHasher().verify(stored_user(in_db, "root@example.com").password_hash, PASSWORD)
 
 
 # --- users list -----------------------------------------------------------------------
+
 
 def test_list_users(runner, auth, in_db):
     assert create_superuser(runner).exit_code == 0
@@ -101,6 +121,7 @@ def test_list_users_empty(runner):
 
 # --- users activate / deactivate ------------------------------------------------------
 
+
 def test_deactivate_blocks_login_and_revokes_sessions(runner, auth, in_db):
     auth.signup_and_login()
     auth.login()
@@ -127,11 +148,14 @@ def test_activate_restores_login(runner, auth, in_db):
     assert auth.login().status_code == 200
 
 
-@pytest.mark.parametrize("args", [
-    ["users", "activate", "ghost@example.com"],
-    ["users", "deactivate", "ghost@example.com"],
-    ["users", "set-password", "ghost@example.com", "--password", NEW_PASSWORD],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "activate", "ghost@example.com"],
+        ["users", "deactivate", "ghost@example.com"],
+        ["users", "set-password", "ghost@example.com", "--password", NEW_PASSWORD],
+    ],
+)
 def test_unknown_email_fails(runner, auth, args):
     auth.signup()
     result = runner.invoke(args=args)
@@ -141,12 +165,14 @@ def test_unknown_email_fails(runner, auth, args):
 
 # --- users set-password ---------------------------------------------------------------
 
+
 def test_set_password_changes_the_hash_and_revokes_sessions(runner, auth, client, in_db):
     tokens = auth.signup_and_login()
     before = stored_user(in_db)
 
-    result = runner.invoke(args=["users", "set-password", "alice@example.com",
-                                 "--password", NEW_PASSWORD])
+    result = runner.invoke(
+        args=["users", "set-password", "alice@example.com", "--password", NEW_PASSWORD]
+    )
 
     assert result.exit_code == 0, result.output
     after = stored_user(in_db)
@@ -159,8 +185,12 @@ def test_set_password_changes_the_hash_and_revokes_sessions(runner, auth, client
 
 def test_set_password_old_password_stops_working(runner, auth):
     auth.signup()
-    assert runner.invoke(args=["users", "set-password", "alice@example.com",
-                               "--password", NEW_PASSWORD]).exit_code == 0
+    assert (
+        runner.invoke(
+            args=["users", "set-password", "alice@example.com", "--password", NEW_PASSWORD]
+        ).exit_code
+        == 0
+    )
     assert auth.login().status_code == 401
     assert auth.login(password=NEW_PASSWORD).status_code == 200
 
@@ -169,14 +199,16 @@ def test_set_password_old_password_stops_working(runner, auth):
 def test_set_password_enforces_the_policy(runner, auth, in_db, password):
     auth.signup()
     before = stored_user(in_db).password_hash
-    result = runner.invoke(args=["users", "set-password", "alice@example.com",
-                                 "--password", password])
+    result = runner.invoke(
+        args=["users", "set-password", "alice@example.com", "--password", password]
+    )
     assert result.exit_code == 2
     assert "password:" in result.output
     assert stored_user(in_db).password_hash == before
 
 
 # --- tokens purge ---------------------------------------------------------------------
+
 
 @pytest.fixture
 def aged_tokens(auth, in_db):
@@ -197,11 +229,15 @@ def aged_tokens(auth, in_db):
         user_id = find_by_email("alice@example.com").id
         jtis = {}
         for name, columns in specs.items():
-            session = Session(id=new_uuid(), user_id=user_id, created_at=now - days(20),
-                              **columns)
-            token = RefreshToken(jti=new_uuid(), family_id=session.id, user_id=user_id,
-                                 created_at=now - days(20), expires_at=session.expires_at,
-                                 revoked_at=session.revoked_at)
+            session = Session(id=new_uuid(), user_id=user_id, created_at=now - days(20), **columns)
+            token = RefreshToken(
+                jti=new_uuid(),
+                family_id=session.id,
+                user_id=user_id,
+                created_at=now - days(20),
+                expires_at=session.expires_at,
+                revoked_at=session.revoked_at,
+            )
             db.session.add_all([session, token])
             jtis[name] = token.jti
         db.session.commit()
@@ -219,8 +255,12 @@ def test_purge_deletes_old_dead_tokens_only(runner, in_db, aged_tokens):
     result = runner.invoke(args=["tokens", "purge", "--days", "7"])
     assert result.exit_code == 0, result.output
     assert "Deleted 2 session(s) and their refresh tokens." in result.output
-    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d",
-                                             "refreshed_10d_ago"}
+    assert remaining(in_db, aged_tokens) == {
+        "live",
+        "expired_1d",
+        "revoked_1d",
+        "refreshed_10d_ago",
+    }
 
 
 def test_purge_days_zero_deletes_every_dead_token(runner, in_db, aged_tokens):
@@ -232,8 +272,12 @@ def test_purge_days_zero_deletes_every_dead_token(runner, in_db, aged_tokens):
 
 def test_purge_defaults_to_seven_days(runner, in_db, aged_tokens):
     assert runner.invoke(args=["tokens", "purge"]).exit_code == 0
-    assert remaining(in_db, aged_tokens) == {"live", "expired_1d", "revoked_1d",
-                                             "refreshed_10d_ago"}
+    assert remaining(in_db, aged_tokens) == {
+        "live",
+        "expired_1d",
+        "revoked_1d",
+        "refreshed_10d_ago",
+    }
 
 
 @pytest.mark.parametrize("days", ["-1", "abc"])

@@ -38,11 +38,15 @@ def production(**environ) -> dict:
 
 SETTINGS = sorted(k for k in dir(ProductionConfig) if k.isupper())
 # Strings that load_config validates: a value it accepts that differs from the default.
-VALID_STRINGS = {"LOGIN_REFRESH_TRANSPORT": "cookie", "JWT_COOKIE_SAMESITE": "Strict",
-                 "MAIL_BACKEND": "console", "PUBLIC_BASE_URL": "https://auth.example.com",
-                 "RATELIMIT_STRATEGY": "fixed-window",
-                 **{k: v[::-1] + "x" for k, v in SECRETS.items()},
-                 **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)}}
+VALID_STRINGS = {
+    "LOGIN_REFRESH_TRANSPORT": "cookie",
+    "JWT_COOKIE_SAMESITE": "Strict",
+    "MAIL_BACKEND": "console",
+    "PUBLIC_BASE_URL": "https://auth.example.com",
+    "RATELIMIT_STRATEGY": "fixed-window",
+    **{k: v[::-1] + "x" for k, v in SECRETS.items()},
+    **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)},
+}
 
 
 def other_value(key: str, default):
@@ -71,37 +75,43 @@ def test_every_setting_is_overridable_by_the_environment(key):
     assert production(**docs, **{key: raw})[key] == expected
 
 
-@pytest.mark.parametrize("key, raw, expected", [
-    ("JWT_ACCESS_TOKEN_EXPIRES", "60", timedelta(seconds=60)),
-    ("JWT_REFRESH_TOKEN_EXPIRES", "86400", timedelta(days=1)),
-    ("REFRESH_REUSE_GRACE_SECONDS", "3", 3),
-    ("MAX_CONTENT_LENGTH", " 2048 ", 2048),
-    ("JWT_COOKIE_SECURE", "false", False),
-    ("JWT_COOKIE_SECURE", "FALSE", False),
-    ("JWT_COOKIE_SECURE", "0", False),
-    ("JWT_COOKIE_SECURE", "no", False),
-    ("JWT_COOKIE_SECURE", "off", False),
-    ("JWT_COOKIE_SECURE", "", False),
-    ("JWT_COOKIE_SECURE", " True ", True),
-    ("JWT_COOKIE_SECURE", "1", True),
-    ("JWT_COOKIE_SECURE", "yes", True),
-    ("JWT_COOKIE_SECURE", "on", True),
-    ("JWT_COOKIE_DOMAIN", "example.com", "example.com"),
-    ("JWT_COOKIE_DOMAIN", "", None),
-    ("LOG_LEVEL", "DEBUG", "DEBUG"),
-])
+@pytest.mark.parametrize(
+    "key, raw, expected",
+    [
+        ("JWT_ACCESS_TOKEN_EXPIRES", "60", timedelta(seconds=60)),
+        ("JWT_REFRESH_TOKEN_EXPIRES", "86400", timedelta(days=1)),
+        ("REFRESH_REUSE_GRACE_SECONDS", "3", 3),
+        ("MAX_CONTENT_LENGTH", " 2048 ", 2048),
+        ("JWT_COOKIE_SECURE", "false", False),
+        ("JWT_COOKIE_SECURE", "FALSE", False),
+        ("JWT_COOKIE_SECURE", "0", False),
+        ("JWT_COOKIE_SECURE", "no", False),
+        ("JWT_COOKIE_SECURE", "off", False),
+        ("JWT_COOKIE_SECURE", "", False),
+        ("JWT_COOKIE_SECURE", " True ", True),
+        ("JWT_COOKIE_SECURE", "1", True),
+        ("JWT_COOKIE_SECURE", "yes", True),
+        ("JWT_COOKIE_SECURE", "on", True),
+        ("JWT_COOKIE_DOMAIN", "example.com", "example.com"),
+        ("JWT_COOKIE_DOMAIN", "", None),
+        ("LOG_LEVEL", "DEBUG", "DEBUG"),
+    ],
+)
 def test_environment_strings_are_coerced(key, raw, expected):
     value = production(**{key: raw})[key]
     assert value == expected
     assert type(value) is type(expected)
 
 
-@pytest.mark.parametrize("environ, name", [
-    ({}, "__Host-session"),
-    ({"JWT_COOKIE_SECURE": "false"}, "session"),
-    ({"SESSION_COOKIE_NAME": "auth_state"}, "auth_state"),
-    ({"SESSION_COOKIE_NAME": "auth_state", "JWT_COOKIE_SECURE": "false"}, "auth_state"),
-])
+@pytest.mark.parametrize(
+    "environ, name",
+    [
+        ({}, "__Host-session"),
+        ({"JWT_COOKIE_SECURE": "false"}, "session"),
+        ({"SESSION_COOKIE_NAME": "auth_state"}, "auth_state"),
+        ({"SESSION_COOKIE_NAME": "auth_state", "JWT_COOKIE_SECURE": "false"}, "auth_state"),
+    ],
+)
 def test_the_session_cookie_is_host_only_wherever_it_is_secure(environ, name):
     assert production(**environ)["SESSION_COOKIE_NAME"] == name
 
@@ -116,16 +126,19 @@ def test_a_prefixed_session_cookie_needs_secure(name):
         production(SESSION_COOKIE_NAME=name, JWT_COOKIE_SECURE="false")
 
 
-@pytest.mark.parametrize("key, raw", [
-    ("JWT_COOKIE_SECURE", "maybe"),
-    ("JWT_COOKIE_SECURE", "2"),
-    ("MAX_CONTENT_LENGTH", "64k"),
-    ("REFRESH_REUSE_GRACE_SECONDS", "1.5"),
-    ("JWT_ACCESS_TOKEN_EXPIRES", "15m"),
-    ("JWT_ACCESS_TOKEN_EXPIRES", ""),
-    ("ARGON2_TIME_COST", "two"),
-    ("ARGON2_CONCURRENCY", "-1"),
-])
+@pytest.mark.parametrize(
+    "key, raw",
+    [
+        ("JWT_COOKIE_SECURE", "maybe"),
+        ("JWT_COOKIE_SECURE", "2"),
+        ("MAX_CONTENT_LENGTH", "64k"),
+        ("REFRESH_REUSE_GRACE_SECONDS", "1.5"),
+        ("JWT_ACCESS_TOKEN_EXPIRES", "15m"),
+        ("JWT_ACCESS_TOKEN_EXPIRES", ""),
+        ("ARGON2_TIME_COST", "two"),
+        ("ARGON2_CONCURRENCY", "-1"),
+    ],
+)
 def test_malformed_values_are_refused(key, raw):
     with pytest.raises(ConfigError, match=key):
         production(**{key: raw})
@@ -135,13 +148,16 @@ LIMIT_SETTINGS = [k for k in SETTINGS if is_limit_setting(k)]
 
 
 def test_the_limit_settings_are_found():
-    assert {"RATELIMIT_LOGIN_FAILURES_PER_IP", "RATELIMIT_REFRESH", "RATELIMIT_OAUTH",
-            "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING"} <= set(LIMIT_SETTINGS)
+    assert {
+        "RATELIMIT_LOGIN_FAILURES_PER_IP",
+        "RATELIMIT_REFRESH",
+        "RATELIMIT_OAUTH",
+        "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING",
+    } <= set(LIMIT_SETTINGS)
     assert "RATELIMIT_KEY_PREFIX" not in LIMIT_SETTINGS
 
 
-@pytest.mark.parametrize("raw", ["20 per fortnight", "20 per minute;oops", "twenty per minute",
-                                 ""])
+@pytest.mark.parametrize("raw", ["20 per fortnight", "20 per minute;oops", "twenty per minute", ""])
 @pytest.mark.parametrize("key", LIMIT_SETTINGS)
 def test_malformed_limits_are_refused_at_start(key, raw):
     # A typo made every login a 500, or silently switched a flask-limiter limit off.
@@ -158,26 +174,35 @@ def test_the_storage_timeout_must_be_positive(raw):
 
 @pytest.mark.parametrize("raw", ["moving_window", "token-bucket", ""])
 def test_an_unknown_limit_strategy_is_refused_at_start(raw):
-    with pytest.raises(ConfigError, match="^RATELIMIT_STRATEGY must be one of fixed-window, "
-                                          "moving-window, sliding-window-counter$"):
+    with pytest.raises(
+        ConfigError,
+        match="^RATELIMIT_STRATEGY must be one of fixed-window, "
+        "moving-window, sliding-window-counter$",
+    ):
         production(RATELIMIT_STRATEGY=raw)
 
 
-@pytest.mark.parametrize("environ", [
-    {"LOGIN_REFRESH_TRANSPORT": "header"},
-    {"JWT_COOKIE_SAMESITE": "None", "JWT_COOKIE_SECURE": "false"},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"LOGIN_REFRESH_TRANSPORT": "header"},
+        {"JWT_COOKIE_SAMESITE": "None", "JWT_COOKIE_SECURE": "false"},
+    ],
+)
 def test_inconsistent_settings_are_refused(environ):
     with pytest.raises(ConfigError):
         production(**environ)
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgres://u:p@db.example:5432/auth", "postgresql+psycopg2://u:p@db.example:5432/auth"),
-    ("postgresql://u:p@db.example/auth", "postgresql+psycopg2://u:p@db.example/auth"),
-    ("postgresql+psycopg2://u@h/auth", "postgresql+psycopg2://u@h/auth"),
-    ("sqlite:////var/lib/auth.db", "sqlite:////var/lib/auth.db"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgres://u:p@db.example:5432/auth", "postgresql+psycopg2://u:p@db.example:5432/auth"),
+        ("postgresql://u:p@db.example/auth", "postgresql+psycopg2://u:p@db.example/auth"),
+        ("postgresql+psycopg2://u@h/auth", "postgresql+psycopg2://u@h/auth"),
+        ("sqlite:////var/lib/auth.db", "sqlite:////var/lib/auth.db"),
+    ],
+)
 def test_database_url_gets_an_explicit_driver(url, expected):
     settings = production(DATABASE_URL=url)
     assert settings["DATABASE_URL"] == url
@@ -186,8 +211,12 @@ def test_database_url_gets_an_explicit_driver(url, expected):
 
 # --- production secrets ---------------------------------------------------------------
 
-@pytest.mark.parametrize("value", [None, "", "x" * 31, "change-me", "CHANGEME", "secret"],
-                         ids=["missing", "empty", "31-chars", "change-me", "CHANGEME", "secret"])
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "x" * 31, "change-me", "CHANGEME", "secret"],
+    ids=["missing", "empty", "31-chars", "change-me", "CHANGEME", "secret"],
+)
 @pytest.mark.parametrize("key", ["SECRET_KEY", "JWT_SECRET_KEY"])
 def test_production_refuses_weak_secrets(key, value):
     environ = dict(SECRETS)
@@ -200,15 +229,27 @@ def test_production_refuses_weak_secrets(key, value):
 
 
 # Long enough, no placeholder, yet guessable: repeats, runs, keyboard walks, words.
-GUESSABLE = ["a" * 32, "s" * 40, "ab" * 16, "abcdefghijklmnopqrstuvwxyz012345",
-             "0123456789" * 4, "ZYXWVUTSRQPONMLKJIHGFEDCBA987654",
-             "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpP", "test-secret-key-" + "x" * 32,
-             "1q2w3e4r5t6y7u8i9o0p" * 2, "my-super-secret-key-for-production-2024!",
-             "change-me-to-a-long-random-string-please", "a" * 200,
-             # Drawn from one generator's alphabet (hex, base64url, digits), yet patterned.
-             "deadbeef" * 4, "0123456789abcdef" * 2, "AbCdEfGhIjKlMnOpQrStUvWxYz012345",
-             "correct-horse-battery-staple-correct-horse", "20240101" * 5,
-             "1234567890" * 3 + "9876543210"]
+GUESSABLE = [
+    "a" * 32,
+    "s" * 40,
+    "ab" * 16,
+    "abcdefghijklmnopqrstuvwxyz012345",
+    "0123456789" * 4,
+    "ZYXWVUTSRQPONMLKJIHGFEDCBA987654",
+    "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpP",
+    "test-secret-key-" + "x" * 32,
+    "1q2w3e4r5t6y7u8i9o0p" * 2,
+    "my-super-secret-key-for-production-2024!",
+    "change-me-to-a-long-random-string-please",
+    "a" * 200,
+    # Drawn from one generator's alphabet (hex, base64url, digits), yet patterned.
+    "deadbeef" * 4,
+    "0123456789abcdef" * 2,
+    "AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "correct-horse-battery-staple-correct-horse",
+    "20240101" * 5,
+    "1234567890" * 3 + "9876543210",
+]
 
 
 @pytest.mark.parametrize("value", GUESSABLE)
@@ -222,22 +263,35 @@ def test_production_refuses_guessable_secrets(key, value):
     assert "python -c 'import secrets; print(secrets.token_urlsafe(48))'" in message
 
 
-@pytest.mark.parametrize("generate", [
-    lambda: secrets.token_urlsafe(48),
-    lambda: secrets.token_urlsafe(32),
-    lambda: secrets.token_hex(32),
-    lambda: base64.b64encode(os.urandom(32)).decode(),
-    lambda: secrets.token_hex(16),
-    lambda: secrets.token_hex(16).upper(),
-    lambda: "".join(secrets.choice("0123456789") for _ in range(40)),
-], ids=["token_urlsafe(48)", "token_urlsafe(32)", "token_hex(32)", "openssl rand -base64 32",
-        "token_hex(16)", "openssl rand -hex 16 upper-cased", "40 random digits"])
+@pytest.mark.parametrize(
+    "generate",
+    [
+        lambda: secrets.token_urlsafe(48),
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: base64.b64encode(os.urandom(32)).decode(),
+        lambda: secrets.token_hex(16),
+        lambda: secrets.token_hex(16).upper(),
+        lambda: "".join(secrets.choice("0123456789") for _ in range(40)),
+    ],
+    ids=[
+        "token_urlsafe(48)",
+        "token_urlsafe(32)",
+        "token_hex(32)",
+        "openssl rand -base64 32",
+        "token_hex(16)",
+        "openssl rand -hex 16 upper-cased",
+        "40 random digits",
+    ],
+)
 def test_production_accepts_random_secrets(generate):
     for _ in range(20):
         environ = {"SECRET_KEY": generate(), "JWT_SECRET_KEY": generate()}
         settings = load_config(ProductionConfig, environ=environ)
         assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == (
-            environ["SECRET_KEY"], environ["JWT_SECRET_KEY"])
+            environ["SECRET_KEY"],
+            environ["JWT_SECRET_KEY"],
+        )
 
 
 PUBLISHED = {
@@ -277,6 +331,7 @@ def test_production_defaults_are_safe():
 
 # --- development secrets --------------------------------------------------------------
 
+
 @pytest.fixture
 def dev_secrets_file(tmp_path, monkeypatch) -> Path:
     """Where development keeps its generated secrets, private to the test."""
@@ -285,15 +340,21 @@ def dev_secrets_file(tmp_path, monkeypatch) -> Path:
     return path
 
 
-@pytest.mark.parametrize("environ, key", [
-    ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
-    ({"JWT_SECRET_KEY": "change-me-to-a-long-random-string-please"}, "JWT_SECRET_KEY"),
-    ({"SECRET_KEY": "short"}, "SECRET_KEY"),
-    ({"JWT_SECRET_KEY": PUBLISHED["FastAPI tutorial"]}, "JWT_SECRET_KEY"),
-    ({"SECRET_KEY": hashlib.sha256(b"secret").hexdigest()}, "SECRET_KEY"),
-    ({"SECRET_KEY": SECRETS["SECRET_KEY"], "JWT_SECRET_KEY": SECRETS["SECRET_KEY"]},
-     "SECRET_KEY and JWT_SECRET_KEY must differ"),
-], ids=["repeat", "words", "short", "published", "hash-of-secret", "shared"])
+@pytest.mark.parametrize(
+    "environ, key",
+    [
+        ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
+        ({"JWT_SECRET_KEY": "change-me-to-a-long-random-string-please"}, "JWT_SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"JWT_SECRET_KEY": PUBLISHED["FastAPI tutorial"]}, "JWT_SECRET_KEY"),
+        ({"SECRET_KEY": hashlib.sha256(b"secret").hexdigest()}, "SECRET_KEY"),
+        (
+            {"SECRET_KEY": SECRETS["SECRET_KEY"], "JWT_SECRET_KEY": SECRETS["SECRET_KEY"]},
+            "SECRET_KEY and JWT_SECRET_KEY must differ",
+        ),
+    ],
+    ids=["repeat", "words", "short", "published", "hash-of-secret", "shared"],
+)
 def test_development_checks_the_secrets_it_is_given(dev_secrets_file, environ, key):
     """A weak secret in a development .env is refused like in production, in one line."""
     with pytest.raises(ConfigError) as refused:
@@ -304,16 +365,21 @@ def test_development_checks_the_secrets_it_is_given(dev_secrets_file, environ, k
     assert "Or leave it empty in development" in message
 
 
-@pytest.mark.parametrize("environ", [
-    {},
-    {"SECRET_KEY": "", "JWT_SECRET_KEY": ""},
-], ids=["nothing set", "set empty"])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"SECRET_KEY": "", "JWT_SECRET_KEY": ""},
+    ],
+    ids=["nothing set", "set empty"],
+)
 def test_development_generates_the_missing_secrets(dev_secrets_file, environ):
     """make run on a fresh clone: both secrets generated, kept, and good enough for production."""
     settings = load_config(DevelopmentConfig, environ=environ)
     assert load_config(DevelopmentConfig, environ=environ)["SECRET_KEY"] == settings["SECRET_KEY"]
-    assert load_config(ProductionConfig, environ={
-        key: settings[key] for key in ("SECRET_KEY", "JWT_SECRET_KEY")})
+    assert load_config(
+        ProductionConfig, environ={key: settings[key] for key in ("SECRET_KEY", "JWT_SECRET_KEY")}
+    )
     assert dev_secrets_file.exists()
 
 
@@ -336,11 +402,15 @@ def test_the_env_example_starts_in_development(dev_secrets_file):
 
 # --- choosing the config class --------------------------------------------------------
 
-@pytest.mark.parametrize("name, expected", [
-    (None, ProductionConfig),
-    ("production", ProductionConfig),
-    ("DEVELOPMENT", DevelopmentConfig),
-])
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (None, ProductionConfig),
+        ("production", ProductionConfig),
+        ("DEVELOPMENT", DevelopmentConfig),
+    ],
+)
 def test_app_env_selects_the_config_class(monkeypatch, name, expected):
     if name is None:
         monkeypatch.delenv("APP_ENV", raising=False)
@@ -371,29 +441,57 @@ def test_the_testing_config_is_reserved_for_the_suite(monkeypatch):
 
 
 def test_testing_config_ignores_the_environment():
-    hostile = {"JWT_ACCESS_TOKEN_EXPIRES": "1", "SECRET_KEY": "short",
-               "DATABASE_URL": "postgres://elsewhere/db", "ARGON2_MEMORY_COST": "999999",
-               "JWT_COOKIE_SECURE": "false"}
+    hostile = {
+        "JWT_ACCESS_TOKEN_EXPIRES": "1",
+        "SECRET_KEY": "short",
+        "DATABASE_URL": "postgres://elsewhere/db",
+        "ARGON2_MEMORY_COST": "999999",
+        "JWT_COOKIE_SECURE": "false",
+    }
     assert load_config(TestingConfig, environ=hostile) == load_config(TestingConfig, environ={})
 
 
 # --- OpenAPI document and docs pages --------------------------------------------------
 
 API_PATHS = {
-    "/auth/signup", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/logout-all",
-    "/auth/me", "/auth/change-password", "/auth/token-info", "/auth/active-sessions",
-    "/auth/active-sessions/{session_id}", "/users/me", "/users/",
-    "/users/{user_id}/activate", "/users/{user_id}/deactivate", "/healthz", "/readyz",
+    "/auth/signup",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/logout",
+    "/auth/logout-all",
+    "/auth/me",
+    "/auth/change-password",
+    "/auth/token-info",
+    "/auth/active-sessions",
+    "/auth/active-sessions/{session_id}",
+    "/users/me",
+    "/users/",
+    "/users/{user_id}/activate",
+    "/users/{user_id}/deactivate",
+    "/healthz",
+    "/readyz",
 }
 PROTECTED = [
-    ("/auth/logout", "post"), ("/auth/logout-all", "post"), ("/auth/me", "get"),
-    ("/auth/change-password", "put"), ("/auth/active-sessions", "get"),
-    ("/auth/active-sessions/{session_id}", "delete"), ("/users/me", "get"),
-    ("/users/me", "patch"), ("/users/me", "delete"), ("/users/", "get"),
-    ("/users/{user_id}/activate", "put"), ("/users/{user_id}/deactivate", "put"),
+    ("/auth/logout", "post"),
+    ("/auth/logout-all", "post"),
+    ("/auth/me", "get"),
+    ("/auth/change-password", "put"),
+    ("/auth/active-sessions", "get"),
+    ("/auth/active-sessions/{session_id}", "delete"),
+    ("/users/me", "get"),
+    ("/users/me", "patch"),
+    ("/users/me", "delete"),
+    ("/users/", "get"),
+    ("/users/{user_id}/activate", "put"),
+    ("/users/{user_id}/deactivate", "put"),
 ]
-PUBLIC = [("/auth/signup", "post"), ("/auth/login", "post"), ("/auth/token-info", "get"),
-          ("/healthz", "get"), ("/readyz", "get")]
+PUBLIC = [
+    ("/auth/signup", "post"),
+    ("/auth/login", "post"),
+    ("/auth/token-info", "get"),
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+]
 
 
 @pytest.fixture
@@ -408,10 +506,11 @@ def test_openapi_lists_every_path(spec):
 
 
 def test_openapi_documents_every_route_of_the_app(app, spec):
-    routes = {re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
-              for rule in app.url_map.iter_rules()
-              if rule.endpoint != "static"
-              and not rule.endpoint.startswith(("api-docs.", "docs_assets."))}
+    routes = {
+        re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and not rule.endpoint.startswith(("api-docs.", "docs_assets."))
+    }
     assert routes == set(spec["paths"])
 
 
@@ -430,7 +529,10 @@ def test_public_operations_declare_no_bearer_auth(spec, path, method):
 
 def test_bearer_scheme_is_declared(spec):
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
@@ -443,6 +545,7 @@ def test_docs_pages_are_html(client, path):
 
 # --- /auth/token-info -----------------------------------------------------------------
 
+
 def test_token_info_reflects_the_defaults(client):
     body = client.get("/auth/token-info").json
     assert body["access_token"]["lifetime_seconds"] == 15 * 60
@@ -451,13 +554,23 @@ def test_token_info_reflects_the_defaults(client):
     assert body["access_token"]["algorithm"] == "HS256"
 
 
-@pytest.mark.parametrize("key, value, section, field, expected", [
-    ("JWT_ACCESS_TOKEN_EXPIRES", timedelta(seconds=60), "access_token", "lifetime_seconds", 60),
-    ("JWT_REFRESH_TOKEN_EXPIRES", timedelta(days=1), "refresh_token", "lifetime_seconds", 86400),
-    ("REFRESH_REUSE_GRACE_SECONDS", 3, "rotation", "reuse_grace_seconds", 3),
-])
-def test_token_info_reflects_live_config(app, client, monkeypatch, key, value, section, field,
-                                         expected):
+@pytest.mark.parametrize(
+    "key, value, section, field, expected",
+    [
+        ("JWT_ACCESS_TOKEN_EXPIRES", timedelta(seconds=60), "access_token", "lifetime_seconds", 60),
+        (
+            "JWT_REFRESH_TOKEN_EXPIRES",
+            timedelta(days=1),
+            "refresh_token",
+            "lifetime_seconds",
+            86400,
+        ),
+        ("REFRESH_REUSE_GRACE_SECONDS", 3, "rotation", "reuse_grace_seconds", 3),
+    ],
+)
+def test_token_info_reflects_live_config(
+    app, client, monkeypatch, key, value, section, field, expected
+):
     monkeypatch.setitem(app.config, key, value)
     assert client.get("/auth/token-info").json[section][field] == expected
 
@@ -471,11 +584,13 @@ def test_token_info_cookie_reflects_live_config(app, client, monkeypatch):
 
 # --- docs/configuration.md, generated from config.py ----------------------------------
 
+
 def test_configuration_page_is_current():
     """docs/configuration.md is what make docs writes from config.py today."""
     page = (ROOT / "docs" / "configuration.md").read_text()
-    assert page == configuration_generator().render(), \
+    assert page == configuration_generator().render(), (
         "docs/configuration.md is out of date: run make docs"
+    )
 
 
 def configuration_row(key: str) -> list[str]:
@@ -493,24 +608,37 @@ def test_every_setting_is_documented(key):
     assert re.search(rf"^#?\s*{key}=", (ROOT / ".env.example").read_text(), re.MULTILINE)
 
 
-@pytest.mark.parametrize("key, default, development, testing", [
-    ("JWT_ACCESS_TOKEN_EXPIRES", "`900`", "", ""),
-    ("JWT_COOKIE_SECURE", "`true`", "`false`", ""),
-    ("ARGON2_MEMORY_COST", "`19456`", "", "`8`"),
-    ("CORS_ORIGINS", "empty", "", ""),
-    ("PUBLIC_BASE_URL", "unset", "`http://127.0.0.1:8000`", "`https://auth.example.test`"),
-    ("SECRET_KEY", "unset", "", "random per run"),
-    ("DATABASE_URL", "`sqlite:///instance/auth_service.db`", "", "`sqlite:///instance/test.db`"),
-    ("OAUTH_HTTP_TIMEOUT", "`10`", "", ""),
-])
-def test_configuration_page_spells_values_as_the_environment_would(key, default, development,
-                                                                     testing):
+@pytest.mark.parametrize(
+    "key, default, development, testing",
+    [
+        ("JWT_ACCESS_TOKEN_EXPIRES", "`900`", "", ""),
+        ("JWT_COOKIE_SECURE", "`true`", "`false`", ""),
+        ("ARGON2_MEMORY_COST", "`19456`", "", "`8`"),
+        ("CORS_ORIGINS", "empty", "", ""),
+        ("PUBLIC_BASE_URL", "unset", "`http://127.0.0.1:8000`", "`https://auth.example.test`"),
+        ("SECRET_KEY", "unset", "", "random per run"),
+        (
+            "DATABASE_URL",
+            "`sqlite:///instance/auth_service.db`",
+            "",
+            "`sqlite:///instance/test.db`",
+        ),
+        ("OAUTH_HTTP_TIMEOUT", "`10`", "", ""),
+    ],
+)
+def test_configuration_page_spells_values_as_the_environment_would(
+    key, default, development, testing
+):
     assert configuration_row(key)[:3] == [default, development, testing]
 
 
 def test_configuration_page_lists_the_other_variables_config_reads():
     page = (ROOT / "docs" / "configuration.md").read_text()
-    assert configuration_generator().read_config().environ_reads == {"APP_ENV", "PORT", "TEST_DATABASE_URL"}
+    assert configuration_generator().read_config().environ_reads == {
+        "APP_ENV",
+        "PORT",
+        "TEST_DATABASE_URL",
+    }
     for key in ("PORT", "TEST_DATABASE_URL"):
         assert re.search(rf"^\| `{key}` \| `[^`]+` \| .{{20,}} \|$", page, re.MULTILINE)
 
@@ -520,8 +648,11 @@ def test_the_generator_follows_config_py(tmp_path):
     environment variable stops the generator."""
     source = (ROOT / "config.py").read_text()
     changed = tmp_path / "config.py"
-    changed.write_text(source.replace("MAIL_PORT = 25", "MAIL_PORT = 2525").replace(
-        "#: SMTP server port.", "#: The SMTP port."))
+    changed.write_text(
+        source.replace("MAIL_PORT = 25", "MAIL_PORT = 2525").replace(
+            "#: SMTP server port.", "#: The SMTP port."
+        )
+    )
     page = configuration_generator().render(changed)
     assert "| `MAIL_PORT` | `2525` |  |  | The SMTP port. |" in page
     changed.write_text(source.replace("    #: SMTP server port.\n", ""))

@@ -30,6 +30,7 @@ def cookie_refresh(client, csrf: str | None = None):
 
 # --- csrf_token in the JSON answers ----------------------------------------------------
 
+
 def test_login_returns_the_csrf_value_of_its_cookie(auth):
     auth.signup()
     response = auth.login()
@@ -44,7 +45,9 @@ def test_cookie_refresh_returns_the_csrf_value(client, alice_tokens):
     assert response.status_code == 200
     assert "refresh_token" not in response.json
     assert response.json["csrf_token"] == set_cookies(response)["csrf_refresh_token"]["value"]
-    assert response.json["csrf_token"] == claims(client.get_cookie(COOKIE, path="/auth").value)["csrf"]
+    assert (
+        response.json["csrf_token"] == claims(client.get_cookie(COOKIE, path="/auth").value)["csrf"]
+    )
 
 
 def test_body_refresh_sets_no_cookie_and_returns_no_csrf_value(client, alice_tokens):
@@ -63,9 +66,11 @@ def test_no_csrf_value_without_the_cookie(app, auth, monkeypatch):
 
 
 def test_change_password_returns_the_csrf_value_of_its_new_cookie(client, alice_tokens):
-    response = client.put("/auth/change-password", headers=bearer(alice_tokens["access_token"]),
-                          json={"current_password": PASSWORD,
-                                "new_password": "a completely new passphrase"})
+    response = client.put(
+        "/auth/change-password",
+        headers=bearer(alice_tokens["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "a completely new passphrase"},
+    )
 
     assert response.status_code == 200
     assert response.json["csrf_token"] == set_cookies(response)["csrf_refresh_token"]["value"]
@@ -83,6 +88,7 @@ def test_the_csrf_value_is_one_per_session(client, auth, alice_tokens):
 
 
 # --- GET /auth/csrf --------------------------------------------------------------------
+
 
 def test_csrf_endpoint_returns_the_value_of_the_current_cookie(client, alice_tokens):
     response = client.get("/auth/csrf")
@@ -139,20 +145,29 @@ def test_csrf_endpoint_ignores_an_authorization_header(client, alice_tokens):
 
 # --- JSON only --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x"])
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
 @pytest.mark.parametrize("path", ["/auth/refresh", "/auth/logout", "/auth/login"])
-def test_cookie_endpoints_never_accept_form_or_text_bodies(client, alice_tokens, path,
-                                                           content_type):
+def test_cookie_endpoints_never_accept_form_or_text_bodies(
+    client, alice_tokens, path, content_type
+):
     # What a cross-site <form> can send: refused before anything else is looked at.
-    response = client.post(path, data='{"refresh_token": "x"}', content_type=content_type,
-                           headers=csrf_header(client) | bearer(alice_tokens["access_token"]))
+    response = client.post(
+        path,
+        data='{"refresh_token": "x"}',
+        content_type=content_type,
+        headers=csrf_header(client) | bearer(alice_tokens["access_token"]),
+    )
 
     assert_error(response, 415, "unsupported_media_type")
     assert cookie_refresh(client).status_code == 200  # the session is untouched
 
 
 # --- two tabs ----------------------------------------------------------------------------
+
 
 def test_two_tabs_refreshing_with_the_same_cookie_get_the_same_new_one(client, alice_tokens):
     # Tab A's refresh lands first; tab B sent the same (now spent) cookie a moment later.
@@ -162,7 +177,6 @@ def test_two_tabs_refreshing_with_the_same_cookie_get_the_same_new_one(client, a
     second = cookie_refresh(client, csrf=alice_tokens["csrf_token"])
 
     assert first.status_code == second.status_code == 200
-    assert (set_cookies(first)[COOKIE]["value"] == set_cookies(second)[COOKIE]["value"]
-            != spent)
+    assert set_cookies(first)[COOKIE]["value"] == set_cookies(second)[COOKIE]["value"] != spent
     assert first.json["csrf_token"] == second.json["csrf_token"] == alice_tokens["csrf_token"]
     assert client.get("/auth/me", headers=bearer(second.json["access_token"])).status_code == 200

@@ -69,8 +69,9 @@ def test_demo_page_gets_the_page_csp(demo):
     assert "<script>" not in page and "style=" not in page and "onclick=" not in page
 
 
-@pytest.mark.parametrize(("path", "mimetype"), [("/demo/app.js", "text/javascript"),
-                                                ("/demo/demo.css", "text/css")])
+@pytest.mark.parametrize(
+    ("path", "mimetype"), [("/demo/app.js", "text/javascript"), ("/demo/demo.css", "text/css")]
+)
 def test_demo_assets(demo, path, mimetype):
     response = demo.get(path)
 

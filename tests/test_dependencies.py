@@ -33,8 +33,11 @@ def local_modules() -> set[str]:
     """Names the repo itself provides: its packages, top-level modules, and the test
     helpers that pytest puts on sys.path (tests/helpers.py, tests/oauth/dance.py, ...)."""
     files = python_files(RUNTIME + DEVELOPMENT)
-    return ({path.stem for path in files} | {path.parent.name for path in files}
-            | {"auth_service", "bench", "tests", "config", "wsgi", "migrations"})
+    return (
+        {path.stem for path in files}
+        | {path.parent.name for path in files}
+        | {"auth_service", "bench", "tests", "config", "wsgi", "migrations"}
+    )
 
 
 def imported_distributions(places: list[str]) -> dict[str, set[str]]:
@@ -53,10 +56,13 @@ def imported_distributions(places: list[str]) -> dict[str, set[str]]:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names or top in local:
                     continue
-                assert top in owners, f"{path.relative_to(ROOT)} imports {top}, installed by nothing"
+                assert top in owners, (
+                    f"{path.relative_to(ROOT)} imports {top}, installed by nothing"
+                )
                 for distribution in owners[top]:
                     found.setdefault(normalized(distribution), set()).add(
-                        str(path.relative_to(ROOT)))
+                        str(path.relative_to(ROOT))
+                    )
     return found
 
 
@@ -74,25 +80,37 @@ def listed(*names: str) -> set[str]:
 def locked(name: str) -> dict[str, str]:
     """Package -> its requirement block in the lock ``name``."""
     blocks = re.split(r"\n(?=\S)", (ROOT / name).read_text())
-    return {normalized(block.split("==", 1)[0]): block
-            for block in blocks if re.match(r"[A-Za-z0-9]", block)}
+    return {
+        normalized(block.split("==", 1)[0]): block
+        for block in blocks
+        if re.match(r"[A-Za-z0-9]", block)
+    }
 
 
-@pytest.mark.parametrize(("places", "files"), [
-    (RUNTIME, ("requirements.in",)),
-    (DEVELOPMENT, ("requirements.in", "requirements-dev.in")),
-], ids=["runtime", "development"])
+@pytest.mark.parametrize(
+    ("places", "files"),
+    [
+        (RUNTIME, ("requirements.in",)),
+        (DEVELOPMENT, ("requirements.in", "requirements-dev.in")),
+    ],
+    ids=["runtime", "development"],
+)
 def test_every_imported_package_is_a_direct_dependency(places, files):
-    missing = {distribution: sorted(users)
-               for distribution, users in imported_distributions(places).items()
-               if distribution not in listed(*files)}
+    missing = {
+        distribution: sorted(users)
+        for distribution, users in imported_distributions(places).items()
+        if distribution not in listed(*files)
+    }
     assert not missing, f"imported but not listed in {' or '.join(files)}: {missing}"
 
 
-@pytest.mark.parametrize(("source", "lock"), [
-    ("requirements.in", "requirements.txt"),
-    ("requirements-dev.in", "requirements-dev.txt"),
-])
+@pytest.mark.parametrize(
+    ("source", "lock"),
+    [
+        ("requirements.in", "requirements.txt"),
+        ("requirements-dev.in", "requirements-dev.txt"),
+    ],
+)
 def test_the_lock_pins_every_package_with_hashes(source, lock):
     blocks = locked(lock)
     assert listed(source) <= set(blocks), f"{source} changed: run make lock"
@@ -104,4 +122,5 @@ def test_the_lock_pins_every_package_with_hashes(source, lock):
 def test_both_locks_pin_the_same_versions():
     runtime, development = locked("requirements.txt"), locked("requirements-dev.txt")
     assert {package: block.split()[0] for package, block in runtime.items()} == {
-        package: development[package].split()[0] for package in runtime}
+        package: development[package].split()[0] for package in runtime
+    }

@@ -51,15 +51,22 @@ def environment(service: dict) -> dict[str, str]:
 
 # --- docker-compose.yml ---------------------------------------------------------------
 
+
 def test_compose_has_the_whole_topology(services, compose):
     assert set(services) == {"postgres", "redis", "app1", "app2", "nginx", "pgadmin"}
     assert set(compose["volumes"]) == {"pgdata", "pgadmin"}
 
 
-@pytest.mark.parametrize("name, probe", [
-    ("postgres", "pg_isready"), ("redis", "redis-cli"), ("app1", "/healthz"),
-    ("app2", "/healthz"), ("nginx", "/healthz"),
-])
+@pytest.mark.parametrize(
+    "name, probe",
+    [
+        ("postgres", "pg_isready"),
+        ("redis", "redis-cli"),
+        ("app1", "/healthz"),
+        ("app2", "/healthz"),
+        ("nginx", "/healthz"),
+    ],
+)
 def test_every_service_others_wait_for_has_a_healthcheck(services, name, probe):
     check = services[name]["healthcheck"]
     assert probe in " ".join(check["test"])
@@ -86,7 +93,9 @@ def test_app_instances_are_wired_to_postgres_redis_and_nginx(services):
         url = env["DATABASE_URL"]
         assert url.startswith(f"postgresql://{postgres['POSTGRES_USER']}:")
         assert url.endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
-        assert "${POSTGRES_PASSWORD" in url and "${POSTGRES_PASSWORD" in postgres["POSTGRES_PASSWORD"]
+        assert (
+            "${POSTGRES_PASSWORD" in url and "${POSTGRES_PASSWORD" in postgres["POSTGRES_PASSWORD"]
+        )
         # Secrets come from the operator, required, never defaulted.
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             assert env[key].startswith("${" + key + ":?")
@@ -114,8 +123,9 @@ def test_nginx_serves_8080_from_the_one_template(services):
     assert set(NGINX_PLACEHOLDER.findall(template)) <= env.keys()
     # The image substitutes only variables whose name matches (awk's ~): never nginx's own.
     names = [*NGINX_PLACEHOLDER.findall(template), "NGINX_VERSION", "HOSTNAME", "PATH"]
-    assert [n for n in names if re.search(env["NGINX_ENVSUBST_FILTER"], n)] == \
-        NGINX_PLACEHOLDER.findall(template)
+    assert [
+        n for n in names if re.search(env["NGINX_ENVSUBST_FILTER"], n)
+    ] == NGINX_PLACEHOLDER.findall(template)
     assert env["NGX_LISTEN"] == "80"
     # The upstream names both app services at the port they bind.
     assert {env["NGX_APP_1"], env["NGX_APP_2"]} == {"app1:8000", "app2:8000"}
@@ -133,15 +143,22 @@ def test_pgadmin_on_5050_with_the_preconfigured_server(services):
 
 def test_every_compose_variable_is_in_env_example():
     used = set(COMPOSE_VARIABLE.findall((ROOT / "docker-compose.yml").read_text()))
-    assert used >= {"SECRET_KEY", "JWT_SECRET_KEY", "POSTGRES_PASSWORD",
-                    "PGADMIN_DEFAULT_EMAIL", "PGADMIN_DEFAULT_PASSWORD"}
+    assert used >= {
+        "SECRET_KEY",
+        "JWT_SECRET_KEY",
+        "POSTGRES_PASSWORD",
+        "PGADMIN_DEFAULT_EMAIL",
+        "PGADMIN_DEFAULT_PASSWORD",
+    }
     assert used <= env_example_names()
 
 
 def compose_command() -> list[str] | None:
     """``docker compose`` (v2 plugin) or ``docker-compose`` (v1), if either is installed."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
-                                                 capture_output=True).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
         return ["docker", "compose"]
     return ["docker-compose"] if shutil.which("docker-compose") else None
 
@@ -150,24 +167,50 @@ def test_compose_file_passes_docker_compose_config(tmp_path):
     """Compose's own validation (needs no engine), where a compose client is installed."""
     command = compose_command()
     if command is None:
-        unavailable("no docker compose client here; the YAML checks above still ran",
-                    ".ci/run installs docker-compose")
+        unavailable(
+            "no docker compose client here; the YAML checks above still ran",
+            ".ci/run installs docker-compose",
+        )
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
     environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    result = subprocess.run([*command, "--env-file", str(empty_env), "-f",
-                             str(ROOT / "docker-compose.yml"), "config", "-q"],
-                            env={**environ, "SECRET_KEY": "s" * 48, "JWT_SECRET_KEY": "j" * 48},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            *command,
+            "--env-file",
+            str(empty_env),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "-q",
+        ],
+        env={**environ, "SECRET_KEY": "s" * 48, "JWT_SECRET_KEY": "j" * 48},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     # Without the secrets it refuses to start, saying what to set.
-    refused = subprocess.run([*command, "--env-file", str(empty_env), "-f",
-                              str(ROOT / "docker-compose.yml"), "config", "-q"],
-                             env=environ, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [
+            *command,
+            "--env-file",
+            str(empty_env),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "-q",
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "set SECRET_KEY in .env" in refused.stderr
 
 
 # --- pgadmin/servers.json -------------------------------------------------------------
+
 
 def test_servers_json_has_the_shape_pgadmin_imports(services):
     document = json.loads((ROOT / "pgadmin" / "servers.json").read_text())
@@ -183,11 +226,18 @@ def test_servers_json_has_the_shape_pgadmin_imports(services):
     assert server["Port"] == 5432
     assert server["MaintenanceDB"] == postgres["POSTGRES_DB"]
     assert server["Username"] == postgres["POSTGRES_USER"]
-    assert server["SSLMode"] in {"disable", "allow", "prefer", "require", "verify-ca",
-                                 "verify-full"}
+    assert server["SSLMode"] in {
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    }
 
 
 # --- Dockerfile -----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def dockerfile() -> list[tuple[str, str]]:
@@ -214,7 +264,8 @@ def test_dockerfile_runs_as_a_non_root_user(dockerfile):
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     # Nothing after USER switches back.
     assert [op for op, _ in final_stage(dockerfile)].index("USER") > max(
-        i for i, (op, _) in enumerate(final_stage(dockerfile)) if op in ("RUN", "COPY"))
+        i for i, (op, _) in enumerate(final_stage(dockerfile)) if op in ("RUN", "COPY")
+    )
 
 
 def test_dockerfile_bakes_in_no_secret(dockerfile):
@@ -244,28 +295,44 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored(dockerfile):
 
 # --- deploy/docker-entrypoint.sh ------------------------------------------------------
 
+
 def run_entrypoint(tmp_path, *command, **environ):
-    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "APP_ENV": "production", **environ}
-    return subprocess.run(["sh", str(ROOT / "deploy" / "docker-entrypoint.sh"), *command],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "APP_ENV": "production",
+        **environ,
+    }
+    return subprocess.run(
+        ["sh", str(ROOT / "deploy" / "docker-entrypoint.sh"), *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_entrypoint_waits_for_the_database_then_runs_the_command(tmp_path):
-    result = run_entrypoint(tmp_path, "sh", "-c", "echo ran $0", "it",
-                            DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    result = run_entrypoint(
+        tmp_path, "sh", "-c", "echo ran $0", "it", DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}"
+    )
     assert (result.returncode, result.stdout) == (0, "ran it\n"), result.stderr
 
 
 def test_entrypoint_gives_up_on_an_unreachable_database_without_leaking_the_url(tmp_path):
-    result = run_entrypoint(tmp_path, "true", DB_WAIT_TIMEOUT="1",
-                            DATABASE_URL="postgresql://auth:hunter2-secret@127.0.0.1:1/db")
+    result = run_entrypoint(
+        tmp_path,
+        "true",
+        DB_WAIT_TIMEOUT="1",
+        DATABASE_URL="postgresql://auth:hunter2-secret@127.0.0.1:1/db",
+    )
     assert result.returncode == 1
     assert "database unreachable after 1s (OperationalError)" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
 
 
 # --- deploy/nginx.conf and deploy/nginx-tls.conf --------------------------------------
+
 
 @pytest.mark.parametrize("name", ["nginx.conf", "nginx-tls.conf"])
 def test_nginx_templates_use_braces_only_for_their_placeholders(name):
@@ -277,13 +344,18 @@ def test_nginx_templates_use_braces_only_for_their_placeholders(name):
 
 def test_nginx_template_has_what_production_needs():
     text = (ROOT / "deploy" / "nginx.conf").read_text()
-    for directive in ("server_tokens off;", "client_max_body_size 64k;",
-                      "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-                      "proxy_set_header X-Forwarded-Proto $scheme;",
-                      "proxy_set_header X-Forwarded-Host $host;",
-                      "proxy_read_timeout", "proxy_connect_timeout",
-                      "server ${NGX_APP_1}", "server ${NGX_APP_2}",
-                      "include ${NGX_TLS_DIR}/*.conf;"):
+    for directive in (
+        "server_tokens off;",
+        "client_max_body_size 64k;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Host $host;",
+        "proxy_read_timeout",
+        "proxy_connect_timeout",
+        "server ${NGX_APP_1}",
+        "server ${NGX_APP_2}",
+        "include ${NGX_TLS_DIR}/*.conf;",
+    ):
         assert directive in text
     assert "$request_uri" not in text.split("log_format", 1)[1].split(";", 1)[0]
     tls = (ROOT / "deploy" / "nginx-tls.conf").read_text()
@@ -292,11 +364,17 @@ def test_nginx_template_has_what_production_needs():
 
 # --- gunicorn.conf.py -----------------------------------------------------------------
 
+
 def load_gunicorn_conf(monkeypatch, **environ) -> GunicornConfig:
     """gunicorn.conf.py read with ``environ`` and validated by gunicorn itself."""
     for key in list(os.environ):
-        if key.startswith("GUNICORN_") or key in ("PORT", "WEB_CONCURRENCY", "TRUSTED_PROXIES",
-                                                  "FORWARDED_ALLOW_IPS", "LOG_LEVEL"):
+        if key.startswith("GUNICORN_") or key in (
+            "PORT",
+            "WEB_CONCURRENCY",
+            "TRUSTED_PROXIES",
+            "FORWARDED_ALLOW_IPS",
+            "LOG_LEVEL",
+        ):
             monkeypatch.delenv(key)
     # The file sets LOG_REQUESTS and ARGON2_CONCURRENCY for the app it serves: undone
     # after the test.
@@ -331,10 +409,18 @@ def test_gunicorn_defaults_are_safe_and_sized_from_the_cores(monkeypatch):
 
 def test_gunicorn_reads_its_settings_from_the_environment(monkeypatch):
     config = load_gunicorn_conf(
-        monkeypatch, GUNICORN_BIND="0.0.0.0:9000, unix:/tmp/auth.sock", WEB_CONCURRENCY="3",
-        GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="20",
-        GUNICORN_GRACEFUL_TIMEOUT="10", GUNICORN_MAX_REQUESTS="0", GUNICORN_PRELOAD="false",
-        TRUSTED_PROXIES="1", FORWARDED_ALLOW_IPS="10.0.0.5,10.0.1.0/24")
+        monkeypatch,
+        GUNICORN_BIND="0.0.0.0:9000, unix:/tmp/auth.sock",
+        WEB_CONCURRENCY="3",
+        GUNICORN_WORKER_CLASS="gthread",
+        GUNICORN_THREADS="4",
+        GUNICORN_TIMEOUT="20",
+        GUNICORN_GRACEFUL_TIMEOUT="10",
+        GUNICORN_MAX_REQUESTS="0",
+        GUNICORN_PRELOAD="false",
+        TRUSTED_PROXIES="1",
+        FORWARDED_ALLOW_IPS="10.0.0.5,10.0.1.0/24",
+    )
     assert config.bind == ["0.0.0.0:9000", "unix:/tmp/auth.sock"]
     assert (config.workers, config.threads, config.worker_class_str) == (3, 4, "gthread")
     assert (config.timeout, config.graceful_timeout, config.max_requests) == (20, 10, 0)
@@ -369,26 +455,48 @@ def test_gunicorn_access_line_is_json_without_secrets(monkeypatch, capsys):
     config = load_gunicorn_conf(monkeypatch)
     logger = config.logger_class(config)
     logger.access(
-        SimpleNamespace(status="401 UNAUTHORIZED", sent=97,
-                        headers=[("Content-Type", "application/json"), ("X-Request-ID", "rid-1")]),
+        SimpleNamespace(
+            status="401 UNAUTHORIZED",
+            sent=97,
+            headers=[("Content-Type", "application/json"), ("X-Request-ID", "rid-1")],
+        ),
         SimpleNamespace(headers=[("AUTHORIZATION", "Bearer tok.en.secret")]),
-        {"REQUEST_METHOD": "GET", "PATH_INFO": "/auth/me", "RAW_URI": "/auth/me?access_token=qs",
-         "QUERY_STRING": "access_token=qs-secret", "SERVER_PROTOCOL": "HTTP/1.1",
-         "REMOTE_ADDR": "203.0.113.9", "HTTP_AUTHORIZATION": "Bearer tok.en.secret",
-         "HTTP_COOKIE": "refresh_token_cookie=cookie-secret", "HTTP_USER_AGENT": "curl/8",
-         "auth_service.user_id": 7},
-        timedelta(milliseconds=12, microseconds=500))
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/auth/me",
+            "RAW_URI": "/auth/me?access_token=qs",
+            "QUERY_STRING": "access_token=qs-secret",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "203.0.113.9",
+            "HTTP_AUTHORIZATION": "Bearer tok.en.secret",
+            "HTTP_COOKIE": "refresh_token_cookie=cookie-secret",
+            "HTTP_USER_AGENT": "curl/8",
+            "auth_service.user_id": 7,
+        },
+        timedelta(milliseconds=12, microseconds=500),
+    )
     line = capsys.readouterr().out.strip()
     entry = json.loads(line)
     assert entry | {"ts": None, "pid": None} == {
-        "ts": None, "level": "INFO", "logger": "gunicorn.access", "method": "GET",
-        "path": "/auth/me", "status": 401, "bytes": 97, "duration_ms": 12.5,
-        "request_id": "rid-1", "user_id": 7, "client_ip": "203.0.113.9",
-        "user_agent": "curl/8", "pid": None}
+        "ts": None,
+        "level": "INFO",
+        "logger": "gunicorn.access",
+        "method": "GET",
+        "path": "/auth/me",
+        "status": 401,
+        "bytes": 97,
+        "duration_ms": 12.5,
+        "request_id": "rid-1",
+        "user_id": 7,
+        "client_ip": "203.0.113.9",
+        "user_agent": "curl/8",
+        "pid": None,
+    }
     assert "secret" not in line
 
 
 # --- documentation --------------------------------------------------------------------
+
 
 def env_example_names() -> set[str]:
     text = (ROOT / ".env.example").read_text()
@@ -398,8 +506,11 @@ def env_example_names() -> set[str]:
 def deployment_variables() -> set[str]:
     """Every variable gunicorn.conf.py, the entrypoint and the compose file read."""
     conf = (ROOT / "gunicorn.conf.py").read_text()
-    names = set(re.findall(r"""(?:_int\(|_bool\(|os\.environ\.get\(|os\.environ\[)["']([A-Z_]+)["']""",
-                           conf))
+    names = set(
+        re.findall(
+            r"""(?:_int\(|_bool\(|os\.environ\.get\(|os\.environ\[)["']([A-Z_]+)["']""", conf
+        )
+    )
     entrypoint = (ROOT / "deploy" / "docker-entrypoint.sh").read_text()
     names |= set(re.findall(r"\$\{([A-Z_]+):-", entrypoint))
     names |= set(re.findall(r'environ\.get\("([A-Z_]+)"', entrypoint))
@@ -410,16 +521,25 @@ def deployment_variables() -> set[str]:
 def documented_variables() -> set[str]:
     """The names in the first column of docs/configuration.md's and docs/deployment.md's
     tables."""
-    return {name for page in ("configuration.md", "deployment.md")
-            for name in re.findall(r"^\| `([A-Z][A-Z0-9_]+)`",
-                                   (ROOT / "docs" / page).read_text(), re.M)}
+    return {
+        name
+        for page in ("configuration.md", "deployment.md")
+        for name in re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / page).read_text(), re.M)
+    }
 
 
 def test_deployment_variables_are_documented():
     names = deployment_variables()
-    assert {"GUNICORN_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT",
-            "GUNICORN_GRACEFUL_TIMEOUT", "DB_WAIT_TIMEOUT", "RUN_MIGRATIONS",
-            "FORWARDED_ALLOW_IPS"} <= names
+    assert {
+        "GUNICORN_BIND",
+        "WEB_CONCURRENCY",
+        "GUNICORN_THREADS",
+        "GUNICORN_TIMEOUT",
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        "DB_WAIT_TIMEOUT",
+        "RUN_MIGRATIONS",
+        "FORWARDED_ALLOW_IPS",
+    } <= names
     assert not names - env_example_names(), "missing from .env.example"
     assert not names - documented_variables(), "missing from docs/deployment.md"
 

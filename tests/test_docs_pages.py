@@ -97,8 +97,9 @@ def test_swagger_ui_is_started_with_the_document_and_the_configured_options(clie
 
 
 def test_vendored_assets_match_the_hashes_their_readme_records():
-    recorded = re.findall(r"^(\S+)\s+(sha384-\S+)$", (ASSETS / "README.md").read_text(),
-                          re.MULTILINE)
+    recorded = re.findall(
+        r"^(\S+)\s+(sha384-\S+)$", (ASSETS / "README.md").read_text(), re.MULTILINE
+    )
     assert len(recorded) == 3
     for name, integrity in recorded:
         digest = hashlib.sha384((ASSETS / name).read_bytes()).digest()
@@ -109,9 +110,16 @@ class DocsOffConfig(TestingConfig):
     API_DOCS_ENABLED = False
 
 
-@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json",
-                                  "/docs/assets/swagger-init.js",
-                                  "/docs/assets/swagger-ui/swagger-ui-bundle.js"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/docs/assets/swagger-init.js",
+        "/docs/assets/swagger-ui/swagger-ui-bundle.js",
+    ],
+)
 def test_with_the_docs_off_pages_assets_and_document_answer_404(make_app, path):
     client = make_app(DocsOffConfig).test_client()
     assert_error(client.get(path), 404)
@@ -121,7 +129,8 @@ def test_with_the_docs_off_pages_assets_and_document_answer_404(make_app, path):
 
 def test_docs_are_off_in_production_and_on_in_development():
     assert load_config(ProductionConfig, environ=PRODUCTION_SECRETS)["API_DOCS_ENABLED"] is False
-    settings = load_config(ProductionConfig,
-                           environ={**PRODUCTION_SECRETS, "API_DOCS_ENABLED": "true"})
+    settings = load_config(
+        ProductionConfig, environ={**PRODUCTION_SECRETS, "API_DOCS_ENABLED": "true"}
+    )
     assert (settings["API_DOCS_ENABLED"], settings["OPENAPI_URL_PREFIX"]) == (True, "/")
     assert DevelopmentConfig.API_DOCS_ENABLED is True

@@ -30,7 +30,9 @@ def engine(app):
 
 
 def _columns(instance) -> dict:
-    return {attr.key: getattr(instance, attr.key) for attr in sa.inspect(type(instance)).column_attrs}
+    return {
+        attr.key: getattr(instance, attr.key) for attr in sa.inspect(type(instance)).column_attrs
+    }
 
 
 def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
@@ -71,6 +73,7 @@ def _recording_config(statements: list) -> type[TestingConfig]:
     what reaches the database, seen below SQLAlchemy and its events."""
     sqlite = TestingConfig.DATABASE_URL.startswith("sqlite")
     if sqlite:
+
         class Cursor(sqlite3.Cursor):
             def execute(self, sql, *args):
                 statements.append(sql)
@@ -165,9 +168,12 @@ def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):
     sleeper.start()
     deadline = time.monotonic() + 10
     with db.engine.connect() as admin:  # poll until the statement is running, then end it
-        while not admin.execute(sa.text(
+        while not admin.execute(
+            sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()")).first():
+                "WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()"
+            )
+        ).first():
             assert time.monotonic() < deadline, "the statement never started"
             time.sleep(0.02)
     sleeper.join(10)

@@ -15,38 +15,55 @@ MAX_BODY = 64 * 1024
 
 # --- each status in the shared shape --------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/no/such/path"),
-    ("POST", "/auth/nope"),
-    ("GET", "/users/1/activate/extra"),
-])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/no/such/path"),
+        ("POST", "/auth/nope"),
+        ("GET", "/users/1/activate/extra"),
+    ],
+)
 def test_unknown_path_is_json_404(client, method, path):
     response = client.open(path, method=method)
     assert_error(response, 404, "not_found")
     assert b"<html" not in response.get_data().lower()
 
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("GET", "/auth/login", "POST"),
-    ("DELETE", "/auth/signup", "POST"),
-    ("POST", "/auth/me", "GET"),
-    ("PUT", "/users/me", "PATCH"),
-    ("GET", "/users/1/activate", "PUT"),
-])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("GET", "/auth/login", "POST"),
+        ("DELETE", "/auth/signup", "POST"),
+        ("POST", "/auth/me", "GET"),
+        ("PUT", "/users/me", "PATCH"),
+        ("GET", "/users/1/activate", "PUT"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(client, method, path, allowed):
     response = client.open(path, method=method)
     assert_error(response, 405, "method_not_allowed")
     assert allowed in {m.strip() for m in response.headers["Allow"].split(",")}
 
 
-@pytest.mark.parametrize("path, kwargs", [
-    ("/auth/login", {"data": {"email": "a@example.com", "password": "x"}}),
-    ("/auth/login", {"data": '{"email": "a@example.com"}', "content_type": "text/plain"}),
-    ("/auth/login", {}),
-    ("/auth/signup", {"data": json.dumps({"email": "a@example.com", "username": "abc",
-                                          "password": PASSWORD})}),
-    ("/auth/signup", {"data": "<user/>", "content_type": "application/xml"}),
-], ids=["login-form", "login-text-plain", "login-no-body", "signup-no-content-type", "signup-xml"])
+@pytest.mark.parametrize(
+    "path, kwargs",
+    [
+        ("/auth/login", {"data": {"email": "a@example.com", "password": "x"}}),
+        ("/auth/login", {"data": '{"email": "a@example.com"}', "content_type": "text/plain"}),
+        ("/auth/login", {}),
+        (
+            "/auth/signup",
+            {
+                "data": json.dumps(
+                    {"email": "a@example.com", "username": "abc", "password": PASSWORD}
+                )
+            },
+        ),
+        ("/auth/signup", {"data": "<user/>", "content_type": "application/xml"}),
+    ],
+    ids=["login-form", "login-text-plain", "login-no-body", "signup-no-content-type", "signup-xml"],
+)
 def test_non_json_body_is_415(client, path, kwargs):
     assert_error(client.post(path, **kwargs), 415, "unsupported_media_type")
 
@@ -75,8 +92,9 @@ def test_body_at_the_limit_is_read(client):
 
 
 def test_validation_error_is_422_with_field_messages(client):
-    response = client.post("/auth/signup", json={"email": "nope", "username": "a",
-                                                 "password": "short"})
+    response = client.post(
+        "/auth/signup", json={"email": "nope", "username": "a", "password": "short"}
+    )
     body = assert_error(response, 422, "validation_error")
     assert set(body["errors"]["json"]) == {"email", "username", "password"}
 
@@ -87,15 +105,18 @@ def test_missing_token_is_401_with_challenge(client):
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="auth_service"'
 
 
-@pytest.mark.parametrize("method, path, kwargs", [
-    ("PATCH", "/users/me", {"json": {"email": "x"}}),
-    ("PATCH", "/users/me", {}),
-    ("DELETE", "/users/me", {"json": {"unknown": 1}}),
-    ("PUT", "/auth/change-password", {"json": {}}),
-    ("PUT", "/auth/change-password", {}),
-    ("POST", "/auth/logout", {"json": {"unknown": 1}}),
-    ("GET", "/users/?page=abc", {}),
-])
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("PATCH", "/users/me", {"json": {"email": "x"}}),
+        ("PATCH", "/users/me", {}),
+        ("DELETE", "/users/me", {"json": {"unknown": 1}}),
+        ("PUT", "/auth/change-password", {"json": {}}),
+        ("PUT", "/auth/change-password", {}),
+        ("POST", "/auth/logout", {"json": {"unknown": 1}}),
+        ("GET", "/users/?page=abc", {}),
+    ],
+)
 def test_missing_token_is_checked_before_the_body(client, method, path, kwargs):
     # An anonymous caller learns nothing about a protected endpoint's input rules.
     response = client.open(path, method=method, **kwargs)
@@ -106,9 +127,16 @@ def test_superuser_check_comes_before_the_query(client, alice_headers):
     assert_error(client.get("/users/?page=abc", headers=alice_headers), 403, "forbidden")
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer not.a.jwt", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer a.b.c.d", "Bearer " + "x" * 4000,
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not.a.jwt",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer a.b.c.d",
+        "Bearer " + "x" * 4000,
+    ],
+)
 def test_bad_token_is_401_with_challenge(client, authorization):
     response = client.get("/auth/me", headers={"Authorization": authorization})
     assert_error(response, 401)
@@ -137,7 +165,7 @@ HOSTILE_BODIES = {
     "nul-bytes": lambda f: _fields(f, lambda name, n: f"x\x00{name}@example.com"),
     "long-strings": lambda f: _fields(f, lambda name, n: "x" * (60_000 // n)),
     "over-limit-string": lambda f: _fields(f, lambda name, n: "x" * 100_000),
-    "huge-integers": lambda f: _fields(f, lambda name, n: 10 ** 4000),
+    "huge-integers": lambda f: _fields(f, lambda name, n: 10**4000),
     "wrong-types": lambda f: _fields(f, lambda name, n: {"$gt": ""}),
     "deep-arrays": lambda f: b"[" * 50_000,
     "deep-objects": lambda f: b'{"a":' * 20_000,
@@ -156,23 +184,32 @@ HOSTILE_BODIES = {
 
 
 @pytest.mark.parametrize("payload", list(HOSTILE_BODIES))
-@pytest.mark.parametrize("method, path, needs_token, fields", ENDPOINTS,
-                         ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS])
+@pytest.mark.parametrize(
+    "method, path, needs_token, fields", ENDPOINTS, ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS]
+)
 def test_hostile_bodies_never_500(client, auth, method, path, needs_token, fields, payload):
     headers = auth.bearer(auth.signup_and_login()["access_token"]) if needs_token else {}
     raw = HOSTILE_BODIES[payload](fields)
-    response = client.open(path, method=method, data=raw, headers=headers,
-                           content_type="application/json")
+    response = client.open(
+        path, method=method, data=raw, headers=headers, content_type="application/json"
+    )
     assert response.status_code < 500, response.get_data(as_text=True)[:500]
     if response.status_code >= 400:
         assert_error(response, response.status_code)
 
 
-@pytest.mark.parametrize("path", [
-    "/users/abc/activate", "/users/-1/activate", "/users/1.5/deactivate",
-    "/users/%00/activate", "/users/99999999999999999999/deactivate",
-    "/users/0x10/activate", "/users/%F0%9F%92%A5/activate",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/abc/activate",
+        "/users/-1/activate",
+        "/users/1.5/deactivate",
+        "/users/%00/activate",
+        "/users/99999999999999999999/deactivate",
+        "/users/0x10/activate",
+        "/users/%F0%9F%92%A5/activate",
+    ],
+)
 def test_bad_user_ids_are_404(client, superuser_headers, path):
     assert_error(client.put(path, headers=superuser_headers), 404)
 
@@ -183,10 +220,17 @@ def test_bad_session_ids_are_404(client, alice_headers, session_id):
     assert_error(response, 404)
 
 
-@pytest.mark.parametrize("query", [
-    "page=99999999999999999999", "per_page=1e3", "q=%00", "q=" + "x" * 5000,
-    "page=1&page=2", "q=%FF%FE",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page=99999999999999999999",
+        "per_page=1e3",
+        "q=%00",
+        "q=" + "x" * 5000,
+        "page=1&page=2",
+        "q=%FF%FE",
+    ],
+)
 def test_hostile_query_strings_never_500(client, superuser_headers, query):
     response = client.get(f"/users/?{query}", headers=superuser_headers)
     assert response.status_code < 500
@@ -197,12 +241,16 @@ def test_hostile_query_strings_never_500(client, superuser_headers, query):
 @pytest.mark.parametrize("user_agent", ["agent\x00with nul", "é" * 1000, "x" * 10_000])
 def test_hostile_user_agent_at_login_never_500(client, auth, user_agent):
     auth.signup()
-    response = client.post("/auth/login", json={"email": "alice@example.com", "password": PASSWORD},
-                           headers={"User-Agent": user_agent})
+    response = client.post(
+        "/auth/login",
+        json={"email": "alice@example.com", "password": PASSWORD},
+        headers={"User-Agent": user_agent},
+    )
     assert response.status_code == 200
 
 
 # --- database outage ------------------------------------------------------------------
+
 
 class UnreachableDatabaseConfig(TestingConfig):
     """Port 1 on localhost refuses connections at once."""
@@ -233,8 +281,9 @@ def test_readyz_ok_when_the_database_answers(client):
 
 
 def test_login_with_the_database_down_is_503(down_client):
-    response = down_client.post("/auth/login", json={"email": "alice@example.com",
-                                                     "password": PASSWORD})
+    response = down_client.post(
+        "/auth/login", json={"email": "alice@example.com", "password": PASSWORD}
+    )
     assert_error(response, 503, "database_unavailable")
     assert response.headers["Retry-After"] == "5"
 

@@ -11,7 +11,7 @@ as a lower ratio to the floor.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import flask_jwt_extended
@@ -20,17 +20,17 @@ import pytest
 import sqlalchemy as sa
 import werkzeug.sansio.request
 from flask import Response
-from freezegun import freeze_time
 from flask_jwt_extended import get_current_user, get_jwt, get_jwt_header, get_jwt_request_location
 from flask_smorest import Blueprint
+from freezegun import freeze_time
 
-from auth_service.services.accounts import find_by_email
-from auth_service.security import jwt_checks
-from auth_service.services import sessions
+from auth_service.extensions import db
 from auth_service.http.common import access_required, set_refresh_cookies, token_required
 from auth_service.persistence.engines import autocommit_engine
-from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, UTCDateTime
+from auth_service.security import jwt_checks
+from auth_service.services import sessions
+from auth_service.services.accounts import find_by_email
 from config import TestingConfig
 from helpers import claims
 
@@ -55,8 +55,11 @@ def sql_log(app):
             single = autocommit_engine()
             # On SQLite that engine is db.engine switched to autocommit: same events.
             engines = [db.engine] if single.pool is db.engine.pool else [db.engine, single]
-            listeners = [(engine, name, fn) for engine in engines
-                         for name, fn in (("before_cursor_execute", statement), ("begin", begin))]
+            listeners = [
+                (engine, name, fn)
+                for engine in engines
+                for name, fn in (("before_cursor_execute", statement), ("begin", begin))
+            ]
             for listener in listeners:
                 sa.event.listen(*listener)
             try:
@@ -73,14 +76,17 @@ def test_an_access_token_costs_one_select_and_no_transaction(client, alice_heade
         response = client.get("/auth/me", headers=alice_headers)
     assert response.status_code == 200
     assert response.json["email"] == "alice@example.com"
-    assert log == {"statements": ["SELECT users.id, users.email, users.username,"],
-                   "transactions": 0}
+    assert log == {
+        "statements": ["SELECT users.id, users.email, users.username,"],
+        "transactions": 0,
+    }
 
 
 def test_a_refresh_is_one_read_then_the_writes(app, client, alice_tokens, sql_log):
     with sql_log() as log:
-        response = client.post("/auth/refresh",
-                               json={"refresh_token": alice_tokens["refresh_token"]})
+        response = client.post(
+            "/auth/refresh", json={"refresh_token": alice_tokens["refresh_token"]}
+        )
     assert response.status_code == 200
     # The revocation check reads the token with its owner and session; the writes then
     # check them again as they update (the read is not what decides).
@@ -92,24 +98,30 @@ def test_a_refresh_is_one_read_then_the_writes(app, client, alice_tokens, sql_lo
         assert [s.split()[0] for s in log["statements"]] == ["SELECT", "WITH"]
         assert log["transactions"] == 0
     else:
-        assert log["statements"][1:] == ["UPDATE sessions SET refreshed_at=?",
-                                         "UPDATE refresh_tokens SET spent_at=?,",
-                                         "INSERT INTO refresh_tokens (jti,"]
+        assert log["statements"][1:] == [
+            "UPDATE sessions SET refreshed_at=?",
+            "UPDATE refresh_tokens SET spent_at=?,",
+            "INSERT INTO refresh_tokens (jti,",
+        ]
         assert log["transactions"] == 1
 
 
-def test_a_view_that_writes_the_user_still_commits_through_the_session(client, alice_tokens,
-                                                                       alice_headers, in_db):
+def test_a_view_that_writes_the_user_still_commits_through_the_session(
+    client, alice_tokens, alice_headers, in_db
+):
     """The user comes from the autocommit engine, attached to the session: changes still flush."""
     response = client.patch("/users/me", headers=alice_headers, json={"full_name": "Alice B"})
     assert response.status_code == 200
     assert in_db(lambda: find_by_email("alice@example.com").full_name) == "Alice B"
 
 
-@pytest.mark.parametrize("method, attached", [("GET", False), ("HEAD", False), ("POST", True),
-                                              ("PATCH", True), ("DELETE", True)])
-def test_only_a_request_that_may_write_gets_its_user_attached(make_app, alice_headers, method,
-                                                              attached):
+@pytest.mark.parametrize(
+    "method, attached",
+    [("GET", False), ("HEAD", False), ("POST", True), ("PATCH", True), ("DELETE", True)],
+)
+def test_only_a_request_that_may_write_gets_its_user_attached(
+    make_app, alice_headers, method, attached
+):
     """On GET and HEAD the user is a detached copy: no session, no identity map, and a
     relationship it was not loaded with raises instead of quietly costing a query."""
     probe_app = make_app(TestingConfig)
@@ -117,22 +129,37 @@ def test_only_a_request_that_may_write_gets_its_user_attached(make_app, alice_he
     @access_required(Blueprint("probe", __name__))
     def probe():
         state = sa.inspect(get_current_user())
-        return {"in_session": state.session is not None, "persistent": state.persistent,
-                "location": get_jwt_request_location(), "type": get_jwt()["type"],
-                "alg": get_jwt_header()["alg"]}, 200, {"X-In-Session": str(state.session is not None)}
+        return (
+            {
+                "in_session": state.session is not None,
+                "persistent": state.persistent,
+                "location": get_jwt_request_location(),
+                "type": get_jwt()["type"],
+                "alg": get_jwt_header()["alg"],
+            },
+            200,
+            {"X-In-Session": str(state.session is not None)},
+        )
 
     probe_app.add_url_rule("/probe", view_func=probe, methods=[method])
     response = probe_app.test_client().open("/probe", method=method, headers=alice_headers)
     assert response.status_code == 200
     assert response.headers["X-In-Session"] == str(attached)
     if method != "HEAD":
-        assert response.json == {"in_session": attached, "persistent": attached,
-                                 "location": "headers", "type": "access", "alg": "HS256"}
+        assert response.json == {
+            "in_session": attached,
+            "persistent": attached,
+            "location": "headers",
+            "type": "access",
+            "alg": "HS256",
+        }
 
 
 def test_a_request_without_a_session_cookie_does_not_open_the_signed_session(
-        app, client, alice_headers, monkeypatch):
+    app, client, alice_headers, monkeypatch
+):
     """Flask builds its cookie signer per request; only the OAuth flow needs the session."""
+
     def no_signer(app):
         raise AssertionError("the session serializer was built")
 
@@ -174,7 +201,8 @@ def test_requests_parse_and_answer_with_schemas_built_once(client, auth, monkeyp
 
 @pytest.mark.parametrize("method, attached", [("GET", False), ("POST", True)])
 def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
-        make_app, alice_tokens, method, attached):
+    make_app, alice_tokens, method, attached
+):
     """sessions.py writes token rows with statements, so the row read by the revocation
     check never joins the session; its owner does where a view may change it."""
     probe_app = make_app(TestingConfig)
@@ -182,11 +210,12 @@ def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
     @token_required(("cookies", "json"), refresh=True)
     def probe():
         token = jwt_checks.token_context().refresh_token
-        return {"token_in_session": sa.inspect(token).session is not None,
-                "user_in_session": sa.inspect(get_current_user()).session
-                is not None,
-                "same_user": token.user is get_current_user(),
-                "location": get_jwt_request_location()}
+        return {
+            "token_in_session": sa.inspect(token).session is not None,
+            "user_in_session": sa.inspect(get_current_user()).session is not None,
+            "same_user": token.user is get_current_user(),
+            "location": get_jwt_request_location(),
+        }
 
     probe_app.add_url_rule("/probe", view_func=probe, methods=[method])
     client = probe_app.test_client()
@@ -196,19 +225,24 @@ def test_a_refresh_token_row_stays_detached_and_its_owner_follows_the_method(
     else:
         response = client.post("/probe", json={"refresh_token": alice_tokens["refresh_token"]})
     assert response.status_code == 200, response.json
-    assert response.json == {"token_in_session": False, "user_in_session": attached,
-                             "same_user": True,
-                             "location": "cookies" if method == "GET" else "json"}
+    assert response.json == {
+        "token_in_session": False,
+        "user_in_session": attached,
+        "same_user": True,
+        "location": "cookies" if method == "GET" else "json",
+    }
 
 
-def test_a_statement_on_the_autocommit_engine_binds_values_by_their_types(app, alice_tokens,
-                                                                        in_db):
+def test_a_statement_on_the_autocommit_engine_binds_values_by_their_types(app, alice_tokens, in_db):
     """A single statement on the autocommit engine processes its values as the column
     types say, and commits on its own."""
     jti = claims(alice_tokens["refresh_token"])["jti"]
     tokens_table = RefreshToken.__table__
-    spend = (sa.update(tokens_table).where(tokens_table.c.jti == sa.bindparam("j"))
-             .values(spent_at=sa.bindparam("at", type_=UTCDateTime)))
+    spend = (
+        sa.update(tokens_table)
+        .where(tokens_table.c.jti == sa.bindparam("j"))
+        .values(spent_at=sa.bindparam("at", type_=UTCDateTime))
+    )
     at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     with app.app_context(), autocommit_engine().connect() as connection:
         with pytest.raises(sa.exc.StatementError, match="naive datetime"):  # UTCDateTime's check
@@ -225,7 +259,10 @@ def test_a_login_is_one_select_then_the_session_and_its_token(app, auth, sql_log
         response = auth.login()
     assert response.status_code == 200
     assert [" ".join(s.split()[:3]) for s in log["statements"]] == [
-        "SELECT users.id, users.email,", "INSERT INTO sessions", "INSERT INTO refresh_tokens"]
+        "SELECT users.id, users.email,",
+        "INSERT INTO sessions",
+        "INSERT INTO refresh_tokens",
+    ]
     assert log["transactions"] == 1
 
 
@@ -241,23 +278,37 @@ def test_the_csrf_cookie_is_the_sessions_value_across_refreshes(client, auth):
     assert client.get_cookie("csrf_refresh_token").value == refreshed.json["csrf_token"] == csrf
 
 
-@pytest.mark.parametrize("settings", [
-    {},
-    {"JWT_COOKIE_SECURE": True, "JWT_COOKIE_SAMESITE": "Strict", "JWT_COOKIE_DOMAIN": "example.com"},
-    {"JWT_COOKIE_CSRF_PROTECT": False},
-    {"JWT_CSRF_IN_COOKIES": False},
-], ids=["defaults", "secure_strict_domain", "no_csrf", "csrf_not_in_cookies"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {
+            "JWT_COOKIE_SECURE": True,
+            "JWT_COOKIE_SAMESITE": "Strict",
+            "JWT_COOKIE_DOMAIN": "example.com",
+        },
+        {"JWT_COOKIE_CSRF_PROTECT": False},
+        {"JWT_CSRF_IN_COOKIES": False},
+    ],
+    ids=["defaults", "secure_strict_domain", "no_csrf", "csrf_not_in_cookies"],
+)
 def test_refresh_cookies_are_flask_jwt_extendeds(app, monkeypatch, settings):
     """Same cookies, byte for byte, as flask-jwt-extended's set_refresh_cookies."""
     for name, value in settings.items():
         monkeypatch.setitem(app.config, name, value)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    token = SimpleNamespace(jti="j", family_id="f", created_at=now, expires_at=now + timedelta(days=7))
+    now = datetime.now(UTC).replace(microsecond=0)
+    token = SimpleNamespace(
+        jti="j", family_id="f", created_at=now, expires_at=now + timedelta(days=7)
+    )
     with freeze_time(now), app.test_request_context():
         pair = sessions.encode_pair(1, 0, token)
         ours, theirs = Response(), Response()
         set_refresh_cookies(ours, pair)
-        flask_jwt_extended.set_refresh_cookies(theirs, pair.refresh_token, max_age=pair.refresh_max_age)
+        flask_jwt_extended.set_refresh_cookies(
+            theirs, pair.refresh_token, max_age=pair.refresh_max_age
+        )
     assert ours.headers.getlist("Set-Cookie") == theirs.headers.getlist("Set-Cookie")
-    csrf_cookie = settings.get("JWT_COOKIE_CSRF_PROTECT", True) and settings.get("JWT_CSRF_IN_COOKIES", True)
+    csrf_cookie = settings.get("JWT_COOKIE_CSRF_PROTECT", True) and settings.get(
+        "JWT_CSRF_IN_COOKIES", True
+    )
     assert len(ours.headers.getlist("Set-Cookie")) == (2 if csrf_cookie else 1)

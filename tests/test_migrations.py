@@ -22,7 +22,8 @@ def schema_diff(engine) -> list:
 
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "include_name": include_name})
+            connection, opts={"compare_type": True, "include_name": include_name}
+        )
         return compare_metadata(context, db.metadata)
 
 
@@ -70,10 +71,13 @@ def test_existing_token_families_become_sessions(scratch_app):
     with scratch_app.app_context():
         downgrade(revision="base")
         upgrade(revision="0003")
-        db.session.execute(sa.text(
-            "INSERT INTO users (id, email, username, is_active, is_superuser, token_version,"
-            " created_at, updated_at) VALUES (1, 'a@example.com', 'a', 1, 0, 0,"
-            " '2030-01-01 00:00:00', '2030-01-01 00:00:00')"))
+        db.session.execute(
+            sa.text(
+                "INSERT INTO users (id, email, username, is_active, is_superuser, token_version,"
+                " created_at, updated_at) VALUES (1, 'a@example.com', 'a', 1, 0, 0,"
+                " '2030-01-01 00:00:00', '2030-01-01 00:00:00')"
+            )
+        )
         tokens = [  # jti, family, created, revoked_at, revoked_reason, user agent
             ("t1", "live", "2030-01-01 00:00:00", None, None, "first"),
             ("t2", "live", "2030-01-02 00:00:00", None, None, "second"),
@@ -82,24 +86,40 @@ def test_existing_token_families_become_sessions(scratch_app):
             ("t5", "raced", "2030-01-02 00:00:00", None, None, "y"),
         ]
         for jti, family, created, revoked, reason, agent in tokens:
-            db.session.execute(sa.text(
-                "INSERT INTO refresh_tokens (jti, family_id, user_id, created_at, expires_at,"
-                " revoked_at, revoked_reason, user_agent) VALUES (:jti, :family, 1, :created,"
-                " '2030-01-08 00:00:00', :revoked, :reason, :agent)"),
-                {"jti": jti, "family": family, "created": created, "revoked": revoked,
-                 "reason": reason, "agent": agent})
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO refresh_tokens (jti, family_id, user_id, created_at, expires_at,"
+                    " revoked_at, revoked_reason, user_agent) VALUES (:jti, :family, 1, :created,"
+                    " '2030-01-08 00:00:00', :revoked, :reason, :agent)"
+                ),
+                {
+                    "jti": jti,
+                    "family": family,
+                    "created": created,
+                    "revoked": revoked,
+                    "reason": reason,
+                    "agent": agent,
+                },
+            )
         db.session.commit()
 
         upgrade()
 
-        rows = db.session.execute(sa.text(
-            "SELECT id, revoked_reason, user_agent, refreshed_at IS NOT NULL FROM sessions"
-            " ORDER BY id")).all()
-        unrevoked = db.session.scalars(sa.text(
-            "SELECT jti FROM refresh_tokens WHERE revoked_at IS NULL ORDER BY jti")).all()
+        rows = db.session.execute(
+            sa.text(
+                "SELECT id, revoked_reason, user_agent, refreshed_at IS NOT NULL FROM sessions"
+                " ORDER BY id"
+            )
+        ).all()
+        unrevoked = db.session.scalars(
+            sa.text("SELECT jti FROM refresh_tokens WHERE revoked_at IS NULL ORDER BY jti")
+        ).all()
         db.session.rollback()
-    assert [tuple(row) for row in rows] == [("ended", "logout", "x", 0), ("live", None, "first", 1),
-                                            ("raced", "reuse_detected", "y", 1)]
+    assert [tuple(row) for row in rows] == [
+        ("ended", "logout", "x", 0),
+        ("live", None, "first", 1),
+        ("raced", "reuse_detected", "y", 1),
+    ]
     assert unrevoked == ["t1", "t2"]
 
 
@@ -128,9 +148,14 @@ def test_0005_reports_rows_the_new_rules_make_collide(app, runner):
     with app.app_context():
         downgrade(revision="0004")
         try:
-            add_users(("bob@example.com", "Bob"), ("bob2@example.com", "bob"),
-                      ("x@exämple.com", "x1"), ("x@xn--exmple-cua.com", "x2"),
-                      ("ze\u200bro@example.com", "zero"), ("josé@bücher.example", "jose"))
+            add_users(
+                ("bob@example.com", "Bob"),
+                ("bob2@example.com", "bob"),
+                ("x@exämple.com", "x1"),
+                ("x@xn--exmple-cua.com", "x2"),
+                ("ze\u200bro@example.com", "zero"),
+                ("josé@bücher.example", "jose"),
+            )
 
             result = runner.invoke(args=["db", "upgrade"])  # what the operator runs
 
@@ -138,8 +163,10 @@ def test_0005_reports_rows_the_new_rules_make_collide(app, runner):
             message = result.stderr
             assert "Migration 0005 cannot continue; nothing was changed." in message
             assert "usernames that differ only by case:\n  id 1 'Bob', id 2 'bob'" in message
-            assert ("emails that are one address once normalized:\n"
-                    "  id 3 'x@exämple.com', id 4 'x@xn--exmple-cua.com'") in message
+            assert (
+                "emails that are one address once normalized:\n"
+                "  id 3 'x@exämple.com', id 4 'x@xn--exmple-cua.com'"
+            ) in message
             assert "invalid domain:\n  id 5 'ze\\u200bro@example.com'" in message
             assert "then run the upgrade again" in message
             with db.engine.connect() as connection:
@@ -150,8 +177,11 @@ def test_0005_reports_rows_the_new_rules_make_collide(app, runner):
             db.session.commit()
             upgrade()
 
-            assert stored_emails() == ["bob@example.com", "x@xn--exmple-cua.com",
-                                       "josé@xn--bcher-kva.example"]
+            assert stored_emails() == [
+                "bob@example.com",
+                "x@xn--exmple-cua.com",
+                "josé@xn--bcher-kva.example",
+            ]
             add_users(("bob3@example.com", "BOB"))
         except sa.exc.IntegrityError:
             db.session.rollback()  # the index refused BOB: as it should
@@ -178,8 +208,10 @@ def test_0005_reports_addresses_too_long_once_normalized(app, runner):
 
             assert result.exit_code == 1, result.output
             long_id = db.session.scalar(sa.select(User.id).where(User.email == long_email))
-            assert ("emails longer than 254 characters once normalized:\n"
-                    f"  id {long_id} {long_email!r}\n") in result.stderr
+            assert (
+                "emails longer than 254 characters once normalized:\n"
+                f"  id {long_id} {long_email!r}\n"
+            ) in result.stderr
             with db.engine.connect() as connection:
                 assert MigrationContext.configure(connection).get_current_revision() == "0004"
             assert stored_emails() == [long_email, "ok@bücher.example"]

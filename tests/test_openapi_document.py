@@ -47,7 +47,10 @@ def test_nul_in_text_is_refused_as_documented(client):
 def test_oauth_callback_query_fits_gunicorn_request_line(client):
     """gunicorn refuses request lines over 4094 bytes with an HTML 414 the app never sees."""
     parameters = client.get("/openapi.json").json["paths"]["/auth/{provider}/callback"]["get"]
-    longest = "".join(f"&{p['name']}=" + "x" * p["schema"]["maxLength"]
-                      for p in parameters["parameters"] if p["in"] == "query")
+    longest = "".join(
+        f"&{p['name']}=" + "x" * p["schema"]["maxLength"]
+        for p in parameters["parameters"]
+        if p["in"] == "query"
+    )
     request_line = f"GET /auth/google/callback?{longest[1:]} HTTP/1.1"
     assert len(request_line) <= 4094

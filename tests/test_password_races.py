@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from auth_service.security import link_tokens
-from auth_service.services import accounts
 from auth_service.extensions import db
 from auth_service.persistence.models import User
+from auth_service.security import link_tokens
 from auth_service.security.passwords import verify_password
+from auth_service.services import accounts
 from helpers import PASSWORD, assert_error, bearer, me, refresh, stored_user
 
 RACE_TRIES = 10
@@ -26,8 +26,11 @@ RESET = "reset by the owner 2"
 
 
 def change_password(client, access_token, new, current=PASSWORD):
-    return client.put("/auth/change-password", headers=bearer(access_token),
-                      json={"current_password": current, "new_password": new})
+    return client.put(
+        "/auth/change-password",
+        headers=bearer(access_token),
+        json={"current_password": current, "new_password": new},
+    )
 
 
 def reset_password(client, token, new=RESET):
@@ -38,8 +41,9 @@ def reset_password(client, token, new=RESET):
 def reset_token(app, alice_tokens):
     """A reset token for Alice, as her reset email carries it."""
     with app.test_request_context():
-        return link_tokens.make_token(accounts.find_by_email("alice@example.com"),
-                                      link_tokens.RESET_PASSWORD)
+        return link_tokens.make_token(
+            accounts.find_by_email("alice@example.com"), link_tokens.RESET_PASSWORD
+        )
 
 
 @pytest.fixture
@@ -73,7 +77,8 @@ def token_version(in_db) -> int:
 
 
 def test_a_reset_landing_during_a_change_wins_and_ends_the_changers_session(
-        app, client, alice_tokens, reset_token, while_hashing, in_db):
+    app, client, alice_tokens, reset_token, while_hashing, in_db
+):
     victim = app.test_client()
     resets = []
     while_hashing(lambda: resets.append(reset_password(victim, reset_token)))
@@ -88,10 +93,14 @@ def test_a_reset_landing_during_a_change_wins_and_ends_the_changers_session(
 
 
 def test_a_change_landing_during_a_reset_makes_the_reset_fail(
-        app, client, alice_tokens, reset_token, while_hashing):
+    app, client, alice_tokens, reset_token, while_hashing
+):
     changes = []
-    while_hashing(lambda: changes.append(
-        change_password(app.test_client(), alice_tokens["access_token"], CHANGED)))
+    while_hashing(
+        lambda: changes.append(
+            change_password(app.test_client(), alice_tokens["access_token"], CHANGED)
+        )
+    )
 
     response = reset_password(client, reset_token)
 
@@ -101,12 +110,16 @@ def test_a_change_landing_during_a_reset_makes_the_reset_fail(
 
 
 def test_two_changes_each_bump_the_token_version_or_fail(
-        app, client, auth, alice_tokens, while_hashing, in_db):
+    app, client, auth, alice_tokens, while_hashing, in_db
+):
     other = auth.login().json
     before = token_version(in_db)
     seconds = []
-    while_hashing(lambda: seconds.append(
-        change_password(app.test_client(), other["access_token"], "second new password 3")))
+    while_hashing(
+        lambda: seconds.append(
+            change_password(app.test_client(), other["access_token"], "second new password 3")
+        )
+    )
 
     first = change_password(client, alice_tokens["access_token"], CHANGED)
 
@@ -118,7 +131,8 @@ def test_two_changes_each_bump_the_token_version_or_fail(
 
 
 def test_a_rehash_at_login_never_restores_the_old_password(
-        app, client, auth, reset_token, while_hashing, monkeypatch):
+    app, client, auth, reset_token, while_hashing, monkeypatch
+):
     """The login verified the old password just before a reset landed: the upgrade of its
     hash does nothing, and the tokens it hands out die at once (older token version)."""
     monkeypatch.setattr(accounts, "needs_rehash", lambda password_hash: True)
@@ -142,8 +156,9 @@ def test_parallel_changes_of_one_password_leave_one_winner(app, auth, in_db, att
 
     def change(index):
         start.wait(timeout=30)
-        return change_password(app.test_client(), sessions[index]["access_token"],
-                               f"new password number {index}")
+        return change_password(
+            app.test_client(), sessions[index]["access_token"], f"new password number {index}"
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         responses = list(pool.map(change, range(2)))
@@ -160,7 +175,8 @@ def test_parallel_changes_of_one_password_leave_one_winner(app, auth, in_db, att
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
 def test_two_superusers_deactivating_each_other_leave_one_active(
-        app, auth, make_superuser, in_db, attempt):
+    app, auth, make_superuser, in_db, attempt
+):
     admins = []
     for name in ("root", "admin"):
         admins.append(auth.signup_and_login(f"{name}@example.com", name))
@@ -170,21 +186,26 @@ def test_two_superusers_deactivating_each_other_leave_one_active(
 
     def deactivate_the_other(index):
         start.wait(timeout=30)
-        return app.test_client().put(f"/users/{ids[1 - index]}/deactivate",
-                                     headers=bearer(admins[index]["access_token"]))
+        return app.test_client().put(
+            f"/users/{ids[1 - index]}/deactivate", headers=bearer(admins[index]["access_token"])
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         responses = list(pool.map(deactivate_the_other, range(2)))
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses in ([200, 401], [200, 409]), [r.json for r in responses]
-    active = in_db(lambda: db.session.scalar(
-        sa.select(sa.func.count()).where(User.is_superuser, User.is_active)))
+    active = in_db(
+        lambda: db.session.scalar(
+            sa.select(sa.func.count()).where(User.is_superuser, User.is_active)
+        )
+    )
     assert active == 1
 
 
-def test_the_cli_refuses_to_deactivate_the_last_active_superuser(runner, auth, make_superuser,
-                                                                 in_db):
+def test_the_cli_refuses_to_deactivate_the_last_active_superuser(
+    runner, auth, make_superuser, in_db
+):
     auth.signup("root@example.com", "root")
     make_superuser("root@example.com")
 
@@ -195,13 +216,13 @@ def test_the_cli_refuses_to_deactivate_the_last_active_superuser(runner, auth, m
     assert stored_user(in_db, "root@example.com").is_active
 
 
-def test_the_last_active_superuser_cannot_delete_the_account(client, auth, make_superuser,
-                                                             in_db):
+def test_the_last_active_superuser_cannot_delete_the_account(client, auth, make_superuser, in_db):
     root = auth.signup_and_login("root@example.com", "root")
     make_superuser("root@example.com")
 
-    response = client.delete("/users/me", headers=bearer(root["access_token"]),
-                             json={"password": PASSWORD})
+    response = client.delete(
+        "/users/me", headers=bearer(root["access_token"]), json={"password": PASSWORD}
+    )
 
     assert_error(response, 409, "last_superuser")
     assert stored_user(in_db, "root@example.com") is not None
@@ -209,8 +230,9 @@ def test_the_last_active_superuser_cannot_delete_the_account(client, auth, make_
 
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
-def test_two_superusers_deleting_their_accounts_at_once_leave_one(app, auth, make_superuser,
-                                                                  in_db, attempt):
+def test_two_superusers_deleting_their_accounts_at_once_leave_one(
+    app, auth, make_superuser, in_db, attempt
+):
     admins = []
     for name in ("root", "admin"):
         admins.append(auth.signup_and_login(f"{name}@example.com", name))
@@ -219,13 +241,17 @@ def test_two_superusers_deleting_their_accounts_at_once_leave_one(app, auth, mak
 
     def delete_own(index):
         start.wait(timeout=30)
-        return app.test_client().delete("/users/me", json={"password": PASSWORD},
-                                        headers=bearer(admins[index]["access_token"]))
+        return app.test_client().delete(
+            "/users/me", json={"password": PASSWORD}, headers=bearer(admins[index]["access_token"])
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         responses = list(pool.map(delete_own, range(2)))
 
     assert sorted(r.status_code for r in responses) == [204, 409], [r.json for r in responses]
-    active = in_db(lambda: db.session.scalar(
-        sa.select(sa.func.count()).where(User.is_superuser, User.is_active)))
+    active = in_db(
+        lambda: db.session.scalar(
+            sa.select(sa.func.count()).where(User.is_superuser, User.is_active)
+        )
+    )
     assert active == 1

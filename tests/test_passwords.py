@@ -22,9 +22,11 @@ def sodium_calls(monkeypatch):
     """Names of the libsodium functions called, in order."""
     calls = []
     for name in ("crypto_pwhash_str_alg", "crypto_pwhash_str_verify"):
-        def spy(*args, _real=getattr(sodium, name), _name=name):
+
+        def spy(*args, _real=getattr(sodium, name), _name=name):  # noqa: B008 (binds this name)
             calls.append(_name)
             return _real(*args)
+
         monkeypatch.setattr(passwords.sodium, name, spy)
     return calls
 
@@ -35,16 +37,25 @@ def _assert_verifies(hasher, encoded, password=PASSWORD):
         hasher.verify(encoded, password + "!")
 
 
-@pytest.mark.parametrize("parameters", [CHEAP, {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}],
-                         ids=["cheap", "production"])
+@pytest.mark.parametrize(
+    "parameters",
+    [CHEAP, {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}],
+    ids=["cheap", "production"],
+)
 def test_libsodium_hash_is_the_argon2_cffi_format(sodium_calls, parameters):
     hasher = PasswordHasher(**parameters)
     encoded = hasher.hash(PASSWORD)
     assert sodium_calls == ["crypto_pwhash_str_alg"]
     found = argon2.extract_parameters(encoded)
-    assert (found.type, found.version, found.time_cost, found.memory_cost, found.parallelism,
-            found.salt_len, found.hash_len) == (
-        Type.ID, 19, hasher.time_cost, hasher.memory_cost, 1, 16, 32)
+    assert (
+        found.type,
+        found.version,
+        found.time_cost,
+        found.memory_cost,
+        found.parallelism,
+        found.salt_len,
+        found.hash_len,
+    ) == (Type.ID, 19, hasher.time_cost, hasher.memory_cost, 1, 16, 32)
     # Same string, same answers, both ways; and no upgrade for a hash of the current kind.
     _assert_verifies(argon2.PasswordHasher(**parameters), encoded)
     _assert_verifies(hasher, argon2.PasswordHasher(**parameters).hash(PASSWORD))
@@ -63,29 +74,39 @@ def test_passwords_encode_the_same_way(password):
     _assert_verifies(ours, reference.hash(password), password)
 
 
-@pytest.mark.parametrize("kwargs", [{"parallelism": 2}, {"salt_len": 8}, {"hash_len": 16},
-                                    {"memory_cost": 9, "time_cost": 3}],
-                         ids=["two_lanes", "short_salt", "short_hash", "odd_costs"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"parallelism": 2}, {"salt_len": 8}, {"hash_len": 16}, {"memory_cost": 9, "time_cost": 3}],
+    ids=["two_lanes", "short_salt", "short_hash", "odd_costs"],
+)
 def test_other_argon2id_hashes_verify_through_libsodium(sodium_calls, kwargs):
     encoded = argon2.PasswordHasher(**{**CHEAP, "memory_cost": 16, **kwargs}).hash(PASSWORD)
     _assert_verifies(PasswordHasher(**CHEAP), encoded)
     assert sodium_calls == ["crypto_pwhash_str_verify"] * 2
 
 
-@pytest.mark.parametrize("encoded", [
-    argon2.PasswordHasher(**{**CHEAP, "type": Type.I}).hash(PASSWORD),
-    argon2.PasswordHasher(**{**CHEAP, "type": Type.D}).hash(PASSWORD),
-    hash_secret(PASSWORD.encode(), b"saltsaltsaltsalt", 1, 8, 1, 32, Type.ID, version=0x10).decode(),
-    argon2.PasswordHasher(**CHEAP, salt_len=32, hash_len=64).hash(PASSWORD),
-], ids=["argon2i", "argon2d", "version_0x10", "too_long_for_libsodium"])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        argon2.PasswordHasher(**{**CHEAP, "type": Type.I}).hash(PASSWORD),
+        argon2.PasswordHasher(**{**CHEAP, "type": Type.D}).hash(PASSWORD),
+        hash_secret(
+            PASSWORD.encode(), b"saltsaltsaltsalt", 1, 8, 1, 32, Type.ID, version=0x10
+        ).decode(),
+        argon2.PasswordHasher(**CHEAP, salt_len=32, hash_len=64).hash(PASSWORD),
+    ],
+    ids=["argon2i", "argon2d", "version_0x10", "too_long_for_libsodium"],
+)
 def test_what_libsodium_cannot_read_stays_with_argon2_cffi(sodium_calls, encoded):
     _assert_verifies(PasswordHasher(**CHEAP), encoded)
     assert sodium_calls == []
 
 
-@pytest.mark.parametrize("kwargs", [{"parallelism": 2}, {"salt_len": 32}, {"hash_len": 64},
-                                    {"type": Type.I, "time_cost": 3}],
-                         ids=["two_lanes", "long_salt", "long_hash", "argon2i"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"parallelism": 2}, {"salt_len": 32}, {"hash_len": 64}, {"type": Type.I, "time_cost": 3}],
+    ids=["two_lanes", "long_salt", "long_hash", "argon2i"],
+)
 def test_parameters_libsodium_does_not_write_are_hashed_by_argon2_cffi(sodium_calls, kwargs):
     hasher = PasswordHasher(**{**CHEAP, "memory_cost": 16, **kwargs})
     encoded = hasher.hash(PASSWORD)
@@ -100,8 +121,16 @@ def test_an_explicit_salt_is_used():
     assert encoded == argon2.PasswordHasher(**CHEAP).hash(PASSWORD, salt=b"0123456789abcdef")
 
 
-@pytest.mark.parametrize("encoded", ["", "not a hash", "$argon2id$v=19$m=8,t=1,p=1$",
-                                     "$argon2id$v=19$m=8,t=1,p=1$!!!$!!!", b"\xff\xfe$argon2id"])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "not a hash",
+        "$argon2id$v=19$m=8,t=1,p=1$",
+        "$argon2id$v=19$m=8,t=1,p=1$!!!$!!!",
+        b"\xff\xfe$argon2id",
+    ],
+)
 def test_malformed_hashes_are_refused(app, encoded):
     with pytest.raises((InvalidHashError, VerificationError)):
         PasswordHasher(**CHEAP).verify(encoded, PASSWORD)
@@ -120,6 +149,7 @@ def test_a_damaged_hash_is_a_mismatch(app):
 
 
 # --- hashing slots (ARGON2_CONCURRENCY) ----------------------------------------------
+
 
 class GatedHasher:
     """Stands in for the app's hasher: every hash and verify waits at one gate, and the
@@ -164,8 +194,11 @@ def test_hashes_beyond_the_concurrency_wait_for_a_slot(make_app, concurrency):
 
     def login_or_signup(i):
         with app.app_context():  # logins (verify) and signups (hash) share the slots
-            results.append(passwords.verify_password("stored", PASSWORD) if i % 2
-                           else passwords.hash_password(PASSWORD))
+            results.append(
+                passwords.verify_password("stored", PASSWORD)
+                if i % 2
+                else passwords.hash_password(PASSWORD)
+            )
 
     threads = [threading.Thread(target=login_or_signup, args=(i,)) for i in range(slots + 2)]
     for thread in threads:
@@ -179,8 +212,9 @@ def test_hashes_beyond_the_concurrency_wait_for_a_slot(make_app, concurrency):
     for thread in threads:
         thread.join(timeout=30)
     assert gated.most_inside == slots
-    assert sorted(results, key=str) == sorted([True] * ((slots + 2) // 2)
-                                              + ["hashed"] * ((slots + 3) // 2), key=str)
+    assert sorted(results, key=str) == sorted(
+        [True] * ((slots + 2) // 2) + ["hashed"] * ((slots + 3) // 2), key=str
+    )
 
 
 def test_a_failed_hash_gives_its_slot_back(make_app):
@@ -198,6 +232,7 @@ def test_a_failed_hash_gives_its_slot_back(make_app):
 
 
 # --- login work after a parameter change ----------------------------------------------
+
 
 @pytest.fixture
 def argon2_work(monkeypatch):
@@ -223,19 +258,37 @@ def login(client, email, password=PASSWORD):
     return client.post("/auth/login", json={"email": email, "password": password})
 
 
-@pytest.mark.parametrize("old, new", [((1, 8), (2, 16)), ((1, 16), (3, 16)), ((2, 8), (2, 24))],
-                         ids=["both_raised", "time_raised", "memory_raised"])
-def test_a_failed_login_costs_the_same_whatever_the_hash_age(make_app, in_db, argon2_work, old, new):
+@pytest.mark.parametrize(
+    "old, new",
+    [((1, 8), (2, 16)), ((1, 16), (3, 16)), ((2, 8), (2, 24))],
+    ids=["both_raised", "time_raised", "memory_raised"],
+)
+def test_a_failed_login_costs_the_same_whatever_the_hash_age(
+    make_app, in_db, argon2_work, old, new
+):
     def app_with(time_cost, memory_cost):
-        return make_app(type("Params", (TestingConfig,), {
-            "ARGON2_TIME_COST": time_cost, "ARGON2_MEMORY_COST": memory_cost}))
+        return make_app(
+            type(
+                "Params",
+                (TestingConfig,),
+                {"ARGON2_TIME_COST": time_cost, "ARGON2_MEMORY_COST": memory_cost},
+            )
+        )
 
     before, after = app_with(*old).test_client(), app_with(*new).test_client()
     signup = {"password": PASSWORD, "full_name": None}
-    assert before.post("/auth/signup", json={"email": "old@example.com", "username": "old",
-                                             **signup}).status_code == 201
-    assert after.post("/auth/signup", json={"email": "new@example.com", "username": "new",
-                                            **signup}).status_code == 201
+    assert (
+        before.post(
+            "/auth/signup", json={"email": "old@example.com", "username": "old", **signup}
+        ).status_code
+        == 201
+    )
+    assert (
+        after.post(
+            "/auth/signup", json={"email": "new@example.com", "username": "new", **signup}
+        ).status_code
+        == 201
+    )
 
     blocks = {}
     for email in ("nobody@example.com", "old@example.com", "new@example.com"):
@@ -245,8 +298,11 @@ def test_a_failed_login_costs_the_same_whatever_the_hash_age(make_app, in_db, ar
 
     # An unknown email costs what an account with a hash from before the change costs.
     current = new[0] * new[1]
-    assert blocks == {"nobody@example.com": current, "old@example.com": current,
-                      "new@example.com": current}
+    assert blocks == {
+        "nobody@example.com": current,
+        "old@example.com": current,
+        "new@example.com": current,
+    }
     argon2_work.blocks = 0
     assert login(after, "old@example.com").status_code == 200  # and the hash is upgraded
     assert argon2_work.blocks == 2 * current

@@ -46,6 +46,7 @@ def as_json(record: logging.LogRecord) -> dict:
 
 # --- the request line -----------------------------------------------------------------
 
+
 def test_anonymous_request_is_logged_once_with_every_field(client, request_lines):
     response = client.get("/healthz")
     entry = as_json(only_line(request_lines))
@@ -59,8 +60,9 @@ def test_anonymous_request_is_logged_once_with_every_field(client, request_lines
     assert entry["level"] == "INFO" and entry["logger"] == "auth_service.request"
 
 
-def test_user_id_is_logged_once_a_token_is_verified(client, alice_tokens, alice_headers,
-                                                    request_lines):
+def test_user_id_is_logged_once_a_token_is_verified(
+    client, alice_tokens, alice_headers, request_lines
+):
     client.get("/auth/me", headers=alice_headers)
     record = request_lines()[-1]
     assert record.path == "/auth/me" and record.status == 200
@@ -68,22 +70,36 @@ def test_user_id_is_logged_once_a_token_is_verified(client, alice_tokens, alice_
 
 
 def test_refused_token_logs_no_user_id(client, alice_tokens, request_lines):
-    client.get("/auth/me", headers={"Authorization": "Bearer " + alice_tokens["access_token"][:-3]
-                                    + "AAA"})
+    client.get(
+        "/auth/me", headers={"Authorization": "Bearer " + alice_tokens["access_token"][:-3] + "AAA"}
+    )
     record = request_lines()[-1]
     assert (record.status, record.user_id) == (401, None)
 
 
-@pytest.mark.parametrize("method, path, kwargs, status", [
-    ("get", "/nowhere", {}, 404),
-    ("post", "/auth/login", {"data": "x", "content_type": "text/plain"}, 415),
-    ("post", "/auth/login", {"json": {"email": "a@example.com", "password": "x" * 70_000}}, 413),
-    ("delete", "/auth/login", {}, 405),
-    ("post", "/auth/login", {"json": {"email": "nobody@example.com", "password": "wrong-pass"}},
-     401),
-])
-def test_error_responses_are_logged_with_their_status(client, request_lines, method, path,
-                                                      kwargs, status):
+@pytest.mark.parametrize(
+    "method, path, kwargs, status",
+    [
+        ("get", "/nowhere", {}, 404),
+        ("post", "/auth/login", {"data": "x", "content_type": "text/plain"}, 415),
+        (
+            "post",
+            "/auth/login",
+            {"json": {"email": "a@example.com", "password": "x" * 70_000}},
+            413,
+        ),
+        ("delete", "/auth/login", {}, 405),
+        (
+            "post",
+            "/auth/login",
+            {"json": {"email": "nobody@example.com", "password": "wrong-pass"}},
+            401,
+        ),
+    ],
+)
+def test_error_responses_are_logged_with_their_status(
+    client, request_lines, method, path, kwargs, status
+):
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status
     record = only_line(request_lines)
@@ -94,15 +110,23 @@ def test_error_responses_are_logged_with_their_status(client, request_lines, met
 def test_no_secret_reaches_the_log(client, auth, request_lines):
     auth.signup()
     tokens = auth.login().json
-    client.get("/auth/me?access_token=" + tokens["access_token"],
-               headers={**auth.bearer(tokens["access_token"]), "Cookie": "session=cookie-value"})
+    client.get(
+        "/auth/me?access_token=" + tokens["access_token"],
+        headers={**auth.bearer(tokens["access_token"]), "Cookie": "session=cookie-value"},
+    )
     client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     client.post("/auth/logout", headers=auth.bearer(tokens["access_token"]))
     lines = [JsonFormatter().format(r) for r in request_lines()]
     assert len(lines) == 5
     text = "\n".join(lines)
-    for secret in (PASSWORD, tokens["access_token"], tokens["refresh_token"], "cookie-value",
-                   "access_token=", "Bearer"):
+    for secret in (
+        PASSWORD,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        "cookie-value",
+        "access_token=",
+        "Bearer",
+    ):
         assert secret not in text
     assert json.loads(lines[2])["path"] == "/auth/me"
 
@@ -114,6 +138,7 @@ def test_an_absurd_path_is_truncated(client, request_lines):
 
 # --- X-Request-ID ---------------------------------------------------------------------
 
+
 def test_a_request_id_is_generated_when_none_is_sent(client):
     first = client.get("/healthz").headers[REQUEST_ID_HEADER]
     second = client.get("/healthz").headers[REQUEST_ID_HEADER]
@@ -121,22 +146,35 @@ def test_a_request_id_is_generated_when_none_is_sent(client):
     assert first != second
 
 
-@pytest.mark.parametrize("incoming", [
-    "3f1c0e6e-6a55-4c51-9d1b-2f7c2a3c9e10",
-    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-    "a",
-    "x" * 128,
-    "req:42/retry=1;\"quoted\"",
-])
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "3f1c0e6e-6a55-4c51-9d1b-2f7c2a3c9e10",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "a",
+        "x" * 128,
+        'req:42/retry=1;"quoted"',
+    ],
+)
 def test_an_acceptable_request_id_is_passed_through(client, request_lines, incoming):
     response = client.get("/auth/token-info", headers={REQUEST_ID_HEADER: incoming})
     assert response.headers[REQUEST_ID_HEADER] == incoming
     assert only_line(request_lines).request_id == incoming
 
 
-@pytest.mark.parametrize("incoming", [
-    "", "x" * 129, "has space", "tab\tinside", "caf\u00e9", "new\x7fline", "\x1b[31mred",
-], ids=["empty", "129-chars", "space", "tab", "non-ascii", "del", "escape"])
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "",
+        "x" * 129,
+        "has space",
+        "tab\tinside",
+        "caf\u00e9",
+        "new\x7fline",
+        "\x1b[31mred",
+    ],
+    ids=["empty", "129-chars", "space", "tab", "non-ascii", "del", "escape"],
+)
 def test_an_unacceptable_request_id_is_replaced(client, request_lines, incoming):
     response = client.get("/healthz", headers={REQUEST_ID_HEADER: incoming})
     replaced = response.headers[REQUEST_ID_HEADER]
@@ -152,6 +190,7 @@ def test_error_responses_carry_the_request_id(client):
 
 # --- client IP behind a proxy ---------------------------------------------------------
 
+
 class OneProxyConfig(TestingConfig):
     TRUSTED_PROXIES = 1
 
@@ -163,27 +202,41 @@ def proxied_client():
 
 
 def test_client_ip_comes_from_the_trusted_proxy(proxied_client, request_lines):
-    proxied_client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7, 198.51.100.9"},
-                       environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    proxied_client.get(
+        "/healthz",
+        headers={"X-Forwarded-For": "203.0.113.7, 198.51.100.9"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     # nginx appended the address it saw (198.51.100.9); whatever the client wrote before it is not believed.
     assert only_line(request_lines).client_ip == "198.51.100.9"
 
 
 def test_forwarded_for_is_ignored_without_a_trusted_proxy(client, request_lines):
-    client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7"},
-               environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    client.get(
+        "/healthz",
+        headers={"X-Forwarded-For": "203.0.113.7"},
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
+    )
     assert only_line(request_lines).client_ip == "192.0.2.10"
 
 
 # --- formatter, filter and handler ----------------------------------------------------
+
 
 def test_json_formatter_writes_one_line_with_extras_and_exceptions():
     try:
         raise ValueError("boom\nsecond line")
     except ValueError:
         record = logging.getLogger("auth_service.x").makeRecord(
-            "auth_service.x", logging.ERROR, __file__, 1, "failed: %s", ("a\nb",),
-            sys.exc_info(), extra={"user_id": 5})
+            "auth_service.x",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed: %s",
+            ("a\nb",),
+            sys.exc_info(),
+            extra={"user_id": 5},
+        )
     line = JsonFormatter().format(record)
     assert "\n" not in line
     entry = json.loads(line)
@@ -219,6 +272,7 @@ def bare_root(monkeypatch):
 
     A function, since pytest adds its own capture handlers once the test starts.
     """
+
     def empty():
         root = logging.getLogger()
         monkeypatch.setattr(root, "handlers", [])
@@ -260,19 +314,28 @@ def text_log(bare_root) -> io.StringIO:
 FORGED = "2030-01-01 12:00:00,000 INFO auth_service.request: GET /admin 200"
 
 
-@pytest.mark.parametrize("path, shown", [
-    ("/x%0a" + FORGED.replace(" ", "%20"), "/x\\n2030-01-01"),
-    ("/x%0d%0a" + FORGED.replace(" ", "%20"), "/x\\r\\n2030-01-01"),
-    ("/x%0dFORGED", "/x\\rFORGED"),
-    ("/x%e2%80%a8FORGED%e2%80%a9", "/x\\u2028FORGED\\u2029"),
-    ("/x%c2%85FORGED", "/x\\x85FORGED"),
-    ("/x%0b%0c%1c%1d%1eFORGED", "/x\\x0b\\x0c\\x1c\\x1d\\x1eFORGED"),
-    ("/x%1b[2J%7f%09FORGED", "/x\\x1b[2J\\x7f\\tFORGED"),
-], ids=["lf", "crlf", "cr", "u2028-u2029", "nel", "vt-ff-fs-gs-rs", "esc-del-tab"])
+@pytest.mark.parametrize(
+    "path, shown",
+    [
+        ("/x%0a" + FORGED.replace(" ", "%20"), "/x\\n2030-01-01"),
+        ("/x%0d%0a" + FORGED.replace(" ", "%20"), "/x\\r\\n2030-01-01"),
+        ("/x%0dFORGED", "/x\\rFORGED"),
+        ("/x%e2%80%a8FORGED%e2%80%a9", "/x\\u2028FORGED\\u2029"),
+        ("/x%c2%85FORGED", "/x\\x85FORGED"),
+        ("/x%0b%0c%1c%1d%1eFORGED", "/x\\x0b\\x0c\\x1c\\x1d\\x1eFORGED"),
+        ("/x%1b[2J%7f%09FORGED", "/x\\x1b[2J\\x7f\\tFORGED"),
+    ],
+    ids=["lf", "crlf", "cr", "u2028-u2029", "nel", "vt-ff-fs-gs-rs", "esc-del-tab"],
+)
 def test_a_text_request_line_escapes_control_characters(client, bare_root, path, shown):
     stream = text_log(bare_root)
-    client.get(path, environ_overrides={
-        "HTTP_USER_AGENT": "ua\r\n" + FORGED, "HTTP_X_REQUEST_ID": "id\n" + FORGED})
+    client.get(
+        path,
+        environ_overrides={
+            "HTTP_USER_AGENT": "ua\r\n" + FORGED,
+            "HTTP_X_REQUEST_ID": "id\n" + FORGED,
+        },
+    )
     output = stream.getvalue()
     assert output.count("\n") == 1 and output.endswith(" 404\n"), output
     assert len(output.splitlines()) == 1
@@ -311,9 +374,9 @@ def test_json_logs_by_default_text_in_development():
     assert DevelopmentConfig.LOG_JSON is False
 
 
-def test_without_its_own_request_line_the_app_still_tags_the_response(make_app, auth,
-                                                                      alice_headers,
-                                                                      request_lines):
+def test_without_its_own_request_line_the_app_still_tags_the_response(
+    make_app, auth, alice_headers, request_lines
+):
     """LOG_REQUESTS=false (under gunicorn.conf.py): gunicorn's access line is the request
     line, and reads the user id the app leaves in the WSGI environ."""
 

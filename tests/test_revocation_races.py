@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from auth_service.extensions import db
 from auth_service.persistence.models import Session
-from helpers import PASSWORD, bearer, claims, login, me, refresh
+from helpers import PASSWORD, bearer, claims, me, refresh
 
 RACE_TRIES = 20
 # The victim acts once the attacker is this many rotations into the loop.
@@ -95,13 +95,15 @@ def no_grace(app, monkeypatch):
 
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
-def test_reuse_detection_beats_an_attacker_refreshing_in_a_loop(app, in_db, victim, no_grace,
-                                                                attempt):
+def test_reuse_detection_beats_an_attacker_refreshing_in_a_loop(
+    app, in_db, victim, no_grace, attempt
+):
     stolen = victim()
     client = app.test_client()
 
-    attacker, response = race(app, stolen["refresh_token"],
-                              lambda: refresh(client, stolen["refresh_token"]))
+    attacker, response = race(
+        app, stolen["refresh_token"], lambda: refresh(client, stolen["refresh_token"])
+    )
 
     assert response.status_code == 401
     assert response.json["error"] == "token_reused"
@@ -117,16 +119,34 @@ def sid_of(tokens: dict) -> str:
 # "superuser-deactivation": the victim is a superuser, whose deactivation locks the
 # active superusers first; that lock must not deadlock with the attacker's refreshes.
 VICTIM_ACTIONS = {
-    "logout": (lambda client, stolen, other, admin: client.post(
-        "/auth/logout", headers=bearer(stolen["access_token"])), 200, True),
-    "logout-all": (lambda client, stolen, other, admin: client.post(
-        "/auth/logout-all", headers=bearer(other["access_token"])), 200, False),
-    "session-revoked": (lambda client, stolen, other, admin: client.delete(
-        f"/auth/active-sessions/{sid_of(stolen)}", headers=bearer(other["access_token"])),
-        204, True),
-    "deactivation": (lambda client, stolen, other, admin: client.put(
-        f"/users/{claims(stolen['refresh_token'])['sub']}/deactivate", headers=admin),
-        200, False),
+    "logout": (
+        lambda client, stolen, other, admin: client.post(
+            "/auth/logout", headers=bearer(stolen["access_token"])
+        ),
+        200,
+        True,
+    ),
+    "logout-all": (
+        lambda client, stolen, other, admin: client.post(
+            "/auth/logout-all", headers=bearer(other["access_token"])
+        ),
+        200,
+        False,
+    ),
+    "session-revoked": (
+        lambda client, stolen, other, admin: client.delete(
+            f"/auth/active-sessions/{sid_of(stolen)}", headers=bearer(other["access_token"])
+        ),
+        204,
+        True,
+    ),
+    "deactivation": (
+        lambda client, stolen, other, admin: client.put(
+            f"/users/{claims(stolen['refresh_token'])['sub']}/deactivate", headers=admin
+        ),
+        200,
+        False,
+    ),
 }
 VICTIM_ACTIONS["superuser-deactivation"] = VICTIM_ACTIONS["deactivation"]
 
@@ -134,15 +154,19 @@ VICTIM_ACTIONS["superuser-deactivation"] = VICTIM_ACTIONS["deactivation"]
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
 @pytest.mark.parametrize("action", VICTIM_ACTIONS)
 def test_ending_the_session_beats_an_attacker_refreshing_in_a_loop(
-        app, in_db, victim, superuser_headers, make_superuser, action, attempt):
+    app, in_db, victim, superuser_headers, make_superuser, action, attempt
+):
     if action == "superuser-deactivation":
         make_superuser("alice@example.com")
     stolen, other_device = victim(), victim()
     end_session, status, other_device_survives = VICTIM_ACTIONS[action]
     client = app.test_client()
 
-    attacker, response = race(app, stolen["refresh_token"], lambda: end_session(
-        client, stolen, other_device, superuser_headers))
+    attacker, response = race(
+        app,
+        stolen["refresh_token"],
+        lambda: end_session(client, stolen, other_device, superuser_headers),
+    )
 
     assert response.status_code == status
     assert_session_is_dead(app, in_db, attacker, sid_of(stolen))
@@ -152,13 +176,19 @@ def test_ending_the_session_beats_an_attacker_refreshing_in_a_loop(
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
 def test_a_refresh_racing_account_deletion_is_refused_without_a_reuse_alarm(
-        app, in_db, victim, caplog, attempt):
+    app, in_db, victim, caplog, attempt
+):
     stolen = victim()
     client = app.test_client()
 
     with caplog.at_level(logging.WARNING):
-        attacker, response = race(app, stolen["refresh_token"], lambda: client.delete(
-            "/users/me", headers=bearer(stolen["access_token"]), json={"password": PASSWORD}))
+        attacker, response = race(
+            app,
+            stolen["refresh_token"],
+            lambda: client.delete(
+                "/users/me", headers=bearer(stolen["access_token"]), json={"password": PASSWORD}
+            ),
+        )
 
     assert response.status_code == 204
     assert_session_is_dead(app, in_db, attacker, sid_of(stolen))
@@ -173,14 +203,17 @@ def test_sessions_table_has_one_row_per_login(app, in_db, victim):
 
     rows = in_db(lambda: db.session.scalars(sa.select(Session).order_by(Session.created_at)).all())
 
-    assert [row.id for row in rows] == [claims(first["refresh_token"])["sid"],
-                                        claims(second["refresh_token"])["sid"]]
+    assert [row.id for row in rows] == [
+        claims(first["refresh_token"])["sid"],
+        claims(second["refresh_token"])["sid"],
+    ]
     assert all(row.revoked_at is None and row.aal == "aal1" for row in rows)
 
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
-def test_a_grace_duplicate_racing_account_deletion_is_answered_cleanly(app, victim, caplog,
-                                                                        attempt):
+def test_a_grace_duplicate_racing_account_deletion_is_answered_cleanly(
+    app, victim, caplog, attempt
+):
     """The second tab presents the token the first just spent while the account is deleted:
     the duplicate gets the new pair (it came first) or 401 token_revoked, never a 500."""
     tokens = victim()
@@ -196,8 +229,9 @@ def test_a_grace_duplicate_racing_account_deletion_is_answered_cleanly(app, vict
     def delete():
         client = app.test_client()
         start.wait(timeout=30)
-        answers["delete"] = client.delete("/users/me", json={"password": PASSWORD},
-                                          headers=bearer(first.json["access_token"]))
+        answers["delete"] = client.delete(
+            "/users/me", json={"password": PASSWORD}, headers=bearer(first.json["access_token"])
+        )
 
     with caplog.at_level(logging.WARNING):
         threads = [threading.Thread(target=duplicate), threading.Thread(target=delete)]

@@ -27,14 +27,22 @@ from helpers import (
 
 OLD_PASSWORD = PASSWORD  # Alice's password until a test changes it
 NEW_PASSWORD = "tr0ub4dor & 3 staples"
-SESSION_FIELDS = {"id", "created_at", "last_used_at", "expires_at", "user_agent", "ip_address",
-                  "current"}
+SESSION_FIELDS = {
+    "id",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "user_agent",
+    "ip_address",
+    "current",
+}
 
 
 def is_cleared(cookie: dict) -> bool:
     """An empty cookie the browser must drop at once (``cookie`` from set_cookies)."""
     return cookie["value"] == "" and (
-        cookie.get("max-age") == "0" or cookie.get("expires", "").startswith("Thu, 01 Jan 1970"))
+        cookie.get("max-age") == "0" or cookie.get("expires", "").startswith("Thu, 01 Jan 1970")
+    )
 
 
 def user_rows(in_db, token: str) -> list[RefreshToken]:
@@ -51,19 +59,24 @@ def revoked_reasons(rows: list[RefreshToken]) -> set[str | None]:
 def bob(app):
     """Bob, logged in through his own client (his own cookie jar)."""
     client = app.test_client()
-    client.post("/auth/signup", json={"email": "bob@example.com", "username": "bob",
-                                      "password": OLD_PASSWORD})
-    return client.post("/auth/login", json={"email": "bob@example.com",
-                                            "password": OLD_PASSWORD}).json
+    client.post(
+        "/auth/signup",
+        json={"email": "bob@example.com", "username": "bob", "password": OLD_PASSWORD},
+    )
+    return client.post(
+        "/auth/login", json={"email": "bob@example.com", "password": OLD_PASSWORD}
+    ).json
 
 
 # --- logout --------------------------------------------------------------------------
 
+
 def test_logout_with_refresh_token_in_body_revokes_the_session(client, alice_tokens, in_db):
     child = refresh(client, alice_tokens["refresh_token"]).json["refresh_token"]
 
-    response = client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
-                           json={"refresh_token": child})
+    response = client.post(
+        "/auth/logout", headers=bearer(alice_tokens["access_token"]), json={"refresh_token": child}
+    )
 
     assert response.status_code == 200
     rows = family_rows(in_db, child)
@@ -74,8 +87,9 @@ def test_logout_with_refresh_token_in_body_revokes_the_session(client, alice_tok
 
 
 def test_logout_with_cookie_and_csrf_header_revokes_the_session(client, alice_tokens, in_db):
-    response = client.post("/auth/logout",
-                           headers=bearer(alice_tokens["access_token"]) | csrf_header(client))
+    response = client.post(
+        "/auth/logout", headers=bearer(alice_tokens["access_token"]) | csrf_header(client)
+    )
 
     assert response.status_code == 200
     assert revoked_reasons(family_rows(in_db, alice_tokens["refresh_token"])) == {"logout"}
@@ -83,8 +97,9 @@ def test_logout_with_cookie_and_csrf_header_revokes_the_session(client, alice_to
 
 
 def test_logout_clears_the_cookies(client, alice_tokens):
-    response = client.post("/auth/logout",
-                           headers=bearer(alice_tokens["access_token"]) | csrf_header(client))
+    response = client.post(
+        "/auth/logout", headers=bearer(alice_tokens["access_token"]) | csrf_header(client)
+    )
 
     cookies = set_cookies(response)
     assert is_cleared(cookies["refresh_token_cookie"])
@@ -108,8 +123,11 @@ def test_logout_with_cookie_needs_matching_csrf_header(client, alice_tokens, in_
 def test_logout_with_someone_elses_refresh_token_is_refused(app, alice_tokens, bob, in_db):
     client = app.test_client()
 
-    response = client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
-                           json={"refresh_token": bob["refresh_token"]})
+    response = client.post(
+        "/auth/logout",
+        headers=bearer(alice_tokens["access_token"]),
+        json={"refresh_token": bob["refresh_token"]},
+    )
 
     assert response.status_code == 401
     assert revoked_reasons(family_rows(in_db, bob["refresh_token"])) == {None}
@@ -117,8 +135,9 @@ def test_logout_with_someone_elses_refresh_token_is_refused(app, alice_tokens, b
     assert refresh(client, bob["refresh_token"]).status_code == 200
 
 
-def test_logout_without_refresh_token_ends_the_access_tokens_session(app, auth, alice_tokens,
-                                                                    in_db):
+def test_logout_without_refresh_token_ends_the_access_tokens_session(
+    app, auth, alice_tokens, in_db
+):
     other = auth.login(password=OLD_PASSWORD).json
     api_client = app.test_client()  # no cookies: an API client
 
@@ -133,8 +152,11 @@ def test_logout_without_refresh_token_ends_the_access_tokens_session(app, auth, 
 
 def test_logout_ends_the_sessions_access_tokens_at_once(client, auth, alice_tokens):
     other = auth.login(password=OLD_PASSWORD).json
-    client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
-                json={"refresh_token": alice_tokens["refresh_token"]})
+    client.post(
+        "/auth/logout",
+        headers=bearer(alice_tokens["access_token"]),
+        json={"refresh_token": alice_tokens["refresh_token"]},
+    )
 
     response = me(client, alice_tokens["access_token"])
 
@@ -148,8 +170,11 @@ def test_an_expired_sessions_access_token_is_refused(client, alice_tokens, in_db
     sid = claims(alice_tokens["access_token"])["sid"]
 
     def expire():
-        db.session.execute(sa.update(Session).where(Session.id == sid)
-                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(
+            sa.update(Session)
+            .where(Session.id == sid)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         db.session.commit()
 
     in_db(expire)
@@ -160,8 +185,11 @@ def test_an_expired_sessions_access_token_is_refused(client, alice_tokens, in_db
 
 
 def test_the_session_row_records_the_logout(client, alice_tokens, in_db):
-    client.post("/auth/logout", headers=bearer(alice_tokens["access_token"]),
-                json={"refresh_token": alice_tokens["refresh_token"]})
+    client.post(
+        "/auth/logout",
+        headers=bearer(alice_tokens["access_token"]),
+        json={"refresh_token": alice_tokens["refresh_token"]},
+    )
 
     session = in_db(lambda: db.session.get(Session, claims(alice_tokens["access_token"])["sid"]))
     assert session.revoked_at is not None
@@ -169,6 +197,7 @@ def test_the_session_row_records_the_logout(client, alice_tokens, in_db):
 
 
 # --- logout-all ----------------------------------------------------------------------
+
 
 def test_logout_all_revokes_every_session_of_the_user(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
@@ -204,9 +233,13 @@ def test_logout_all_leaves_other_users_alone(client, alice_tokens, bob, in_db):
 
 # --- change-password -----------------------------------------------------------------
 
+
 def change_password(client, access_token, current=OLD_PASSWORD, new=NEW_PASSWORD):
-    return client.put("/auth/change-password", headers=bearer(access_token),
-                      json={"current_password": current, "new_password": new})
+    return client.put(
+        "/auth/change-password",
+        headers=bearer(access_token),
+        json={"current_password": current, "new_password": new},
+    )
 
 
 def test_change_password_with_wrong_current_password(client, alice_tokens):
@@ -262,6 +295,7 @@ def test_login_after_password_change(client, auth, alice_tokens, password, statu
 
 # --- deactivation and deletion -------------------------------------------------------
 
+
 def set_active(client, admin_headers, user_token, active: bool):
     """(De)activate the user of ``user_token`` with a superuser's headers."""
     user_id = claims(user_token)["sub"]
@@ -289,7 +323,8 @@ def test_deactivated_user_cannot_log_in(client, auth, alice_tokens, superuser_he
 
 
 def test_tokens_from_before_a_deactivation_stay_dead_after_reactivation(
-        client, alice_tokens, superuser_headers):
+    client, alice_tokens, superuser_headers
+):
     set_active(client, superuser_headers, alice_tokens["access_token"], active=False)
     set_active(client, superuser_headers, alice_tokens["access_token"], active=True)
 
@@ -311,8 +346,9 @@ def test_reactivated_user_can_log_in_again(client, auth, alice_tokens, superuser
 def test_deleting_the_account_ends_every_session(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
 
-    response = client.delete("/users/me", headers=bearer(alice_tokens["access_token"]),
-                             json={"password": OLD_PASSWORD})
+    response = client.delete(
+        "/users/me", headers=bearer(alice_tokens["access_token"]), json={"password": OLD_PASSWORD}
+    )
 
     assert response.status_code == 204
     assert me(client, alice_tokens["access_token"]).status_code == 401
@@ -323,8 +359,9 @@ def test_deleting_the_account_ends_every_session(client, auth, alice_tokens, in_
 
 def test_deleted_accounts_token_does_not_open_the_next_account(client, auth, alice_tokens):
     # SQLite hands the deleted account's id to the next signup.
-    client.delete("/users/me", headers=bearer(alice_tokens["access_token"]),
-                  json={"password": OLD_PASSWORD})
+    client.delete(
+        "/users/me", headers=bearer(alice_tokens["access_token"]), json={"password": OLD_PASSWORD}
+    )
     auth.signup("carol@example.com", "carol", OLD_PASSWORD)
 
     response = me(client, alice_tokens["access_token"])
@@ -334,22 +371,40 @@ def test_deleted_accounts_token_does_not_open_the_next_account(client, auth, ali
 
 # --- active sessions -----------------------------------------------------------------
 
+
 def active_sessions(client, access_token):
     return client.get("/auth/active-sessions", headers=bearer(access_token))
 
 
 def test_active_sessions_lists_each_live_session(app, auth, in_db):
     auth.signup(password=OLD_PASSWORD)
-    laptop = app.test_client().post("/auth/login", headers={"User-Agent": "laptop"}, json={
-        "email": "alice@example.com", "password": OLD_PASSWORD}).json
-    phone = app.test_client().post("/auth/login", headers={"User-Agent": "phone"}, json={
-        "email": "alice@example.com", "password": OLD_PASSWORD}).json
+    laptop = (
+        app.test_client()
+        .post(
+            "/auth/login",
+            headers={"User-Agent": "laptop"},
+            json={"email": "alice@example.com", "password": OLD_PASSWORD},
+        )
+        .json
+    )
+    phone = (
+        app.test_client()
+        .post(
+            "/auth/login",
+            headers={"User-Agent": "phone"},
+            json={"email": "alice@example.com", "password": OLD_PASSWORD},
+        )
+        .json
+    )
 
     response = active_sessions(auth.client, laptop["access_token"])
 
     assert response.status_code == 200
     sessions = {s["id"]: s for s in response.json}
-    assert set(sessions) == {claims(laptop["access_token"])["sid"], claims(phone["access_token"])["sid"]}
+    assert set(sessions) == {
+        claims(laptop["access_token"])["sid"],
+        claims(phone["access_token"])["sid"],
+    }
     assert all(set(s) == SESSION_FIELDS for s in sessions.values())
     laptop_session = sessions[claims(laptop["access_token"])["sid"]]
     assert laptop_session["user_agent"] == "laptop"
@@ -359,8 +414,11 @@ def test_active_sessions_lists_each_live_session(app, auth, in_db):
 
 def test_active_sessions_hides_ended_sessions(client, auth, alice_tokens):
     ended = auth.login(password=OLD_PASSWORD).json
-    client.post("/auth/logout", headers=bearer(ended["access_token"]),
-                json={"refresh_token": ended["refresh_token"]})
+    client.post(
+        "/auth/logout",
+        headers=bearer(ended["access_token"]),
+        json={"refresh_token": ended["refresh_token"]},
+    )
 
     response = active_sessions(client, alice_tokens["access_token"])
 
@@ -399,8 +457,9 @@ def test_revoking_a_session(client, auth, alice_tokens, in_db):
     other = auth.login(password=OLD_PASSWORD).json
     other_sid = claims(other["access_token"])["sid"]
 
-    response = client.delete(f"/auth/active-sessions/{other_sid}",
-                             headers=bearer(alice_tokens["access_token"]))
+    response = client.delete(
+        f"/auth/active-sessions/{other_sid}", headers=bearer(alice_tokens["access_token"])
+    )
 
     assert response.status_code == 204
     assert refresh(client, other["refresh_token"]).status_code == 401
@@ -408,17 +467,22 @@ def test_revoking_a_session(client, auth, alice_tokens, in_db):
     assert me(client, alice_tokens["access_token"]).status_code == 200
     assert revoked_reasons(family_rows(in_db, other["refresh_token"])) == {"session_revoked"}
     assert [s["id"] for s in active_sessions(client, alice_tokens["access_token"]).json] == [
-        claims(alice_tokens["access_token"])["sid"]]
+        claims(alice_tokens["access_token"])["sid"]
+    ]
 
 
 @pytest.mark.parametrize("whose", ["bob", "unknown"])
-def test_revoking_someone_elses_or_an_unknown_session_is_a_404(client, alice_tokens, bob, in_db,
-                                                               whose):
-    session_id = {"bob": claims(bob["access_token"])["sid"],
-                  "unknown": "00000000-0000-0000-0000-000000000000"}[whose]
+def test_revoking_someone_elses_or_an_unknown_session_is_a_404(
+    client, alice_tokens, bob, in_db, whose
+):
+    session_id = {
+        "bob": claims(bob["access_token"])["sid"],
+        "unknown": "00000000-0000-0000-0000-000000000000",
+    }[whose]
 
-    response = client.delete(f"/auth/active-sessions/{session_id}",
-                             headers=bearer(alice_tokens["access_token"]))
+    response = client.delete(
+        f"/auth/active-sessions/{session_id}", headers=bearer(alice_tokens["access_token"])
+    )
 
     assert response.status_code == 404
     assert response.json["error"] == "session_not_found"
@@ -428,11 +492,16 @@ def test_revoking_someone_elses_or_an_unknown_session_is_a_404(client, alice_tok
 
 def test_revoking_an_ended_session_is_a_404(client, auth, alice_tokens):
     ended = auth.login(password=OLD_PASSWORD).json
-    client.post("/auth/logout", headers=bearer(ended["access_token"]),
-                json={"refresh_token": ended["refresh_token"]})
+    client.post(
+        "/auth/logout",
+        headers=bearer(ended["access_token"]),
+        json={"refresh_token": ended["refresh_token"]},
+    )
 
-    response = client.delete(f"/auth/active-sessions/{claims(ended['access_token'])['sid']}",
-                             headers=bearer(alice_tokens["access_token"]))
+    response = client.delete(
+        f"/auth/active-sessions/{claims(ended['access_token'])['sid']}",
+        headers=bearer(alice_tokens["access_token"]),
+    )
 
     assert response.status_code == 404
     assert response.json["error"] == "session_not_found"

@@ -16,8 +16,16 @@ from helpers import PASSWORD, assert_error, bearer, row_count
 WORKERS = 8
 TRIES = 20
 CASINGS = ["Bob", "BOB", "bob", "bOb", "BoB", "boB", "BOb", "bOB"]
-SPELLINGS = ["x@exämple.com", "x@xn--exmple-cua.com", "X@EXÄMPLE.COM", "x@XN--EXMPLE-CUA.com",
-             " x@exämple.com", "ｘ@exämple.com", "X@Exämple.com", "x@exämple.com "]
+SPELLINGS = [
+    "x@exämple.com",
+    "x@xn--exmple-cua.com",
+    "X@EXÄMPLE.COM",
+    "x@XN--EXMPLE-CUA.com",
+    " x@exämple.com",
+    "ｘ@exämple.com",
+    "X@Exämple.com",
+    "x@exämple.com ",
+]
 
 
 def in_parallel(app, send) -> list:
@@ -35,8 +43,9 @@ def in_parallel(app, send) -> list:
 
 
 def signup(client, email, username):
-    return client.post("/auth/signup", json={"email": email, "username": username,
-                                             "password": PASSWORD})
+    return client.post(
+        "/auth/signup", json={"email": email, "username": username, "password": PASSWORD}
+    )
 
 
 def assert_one_winner(responses, winner_status: int, error: str) -> None:
@@ -49,8 +58,9 @@ def assert_one_winner(responses, winner_status: int, error: str) -> None:
 
 @pytest.mark.parametrize("attempt", range(TRIES))
 def test_parallel_signups_for_one_username_in_any_case_make_one_account(app, in_db, attempt):
-    responses = in_parallel(app, lambda client, i: signup(client, f"bob{i}@example.com",
-                                                          CASINGS[i]))
+    responses = in_parallel(
+        app, lambda client, i: signup(client, f"bob{i}@example.com", CASINGS[i])
+    )
 
     assert_one_winner(responses, 201, "username_taken")
     assert row_count(in_db, User) == 1
@@ -62,16 +72,23 @@ def test_parallel_signups_for_one_mailbox_in_any_spelling_make_one_account(app, 
 
     assert_one_winner(responses, 201, "email_taken")
     assert in_db(lambda: db.session.scalars(sa.select(User.email)).all()) == [
-        "x@xn--exmple-cua.com"]
+        "x@xn--exmple-cua.com"
+    ]
 
 
 @pytest.mark.parametrize("attempt", range(TRIES // 2))
 def test_parallel_renames_to_one_username_in_any_case_leave_one_owner(app, auth, in_db, attempt):
-    tokens = [auth.signup_and_login(f"user{i}@example.com", f"user{i}")["access_token"]
-              for i in range(WORKERS)]
+    tokens = [
+        auth.signup_and_login(f"user{i}@example.com", f"user{i}")["access_token"]
+        for i in range(WORKERS)
+    ]
 
-    responses = in_parallel(app, lambda client, i: client.patch(
-        "/users/me", json={"username": CASINGS[i]}, headers=bearer(tokens[i])))
+    responses = in_parallel(
+        app,
+        lambda client, i: client.patch(
+            "/users/me", json={"username": CASINGS[i]}, headers=bearer(tokens[i])
+        ),
+    )
 
     assert_one_winner(responses, 200, "username_taken")
     names = in_db(lambda: db.session.scalars(sa.select(User.username)).all())

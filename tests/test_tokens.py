@@ -14,11 +14,10 @@ from flask_jwt_extended import create_access_token
 from freezegun import freeze_time
 from sqlalchemy.exc import OperationalError
 
-from auth_service.services import sessions as tokens_module
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User
+from auth_service.services import sessions as tokens_module
 from helpers import (
-    ERROR_KEYS,
     LOGIN_TIME,
     claims,
     csrf_header,
@@ -48,6 +47,7 @@ def refresh_with_cookie(client, csrf: str | None = None):
 
 
 # --- login and transport -------------------------------------------------------------
+
 
 def test_login_returns_bearer_pair(alice_tokens):
     assert alice_tokens["token_type"] == "bearer"
@@ -81,11 +81,14 @@ def test_login_sets_readable_csrf_cookie(auth):
     assert cookie["secure"] is True
 
 
-@pytest.mark.parametrize(("transport", "in_body", "in_cookie"), [
-    ("both", True, True),
-    ("cookie", False, True),
-    ("body", True, False),
-])
+@pytest.mark.parametrize(
+    ("transport", "in_body", "in_cookie"),
+    [
+        ("both", True, True),
+        ("cookie", False, True),
+        ("body", True, False),
+    ],
+)
 def test_login_refresh_transport(app, auth, monkeypatch, transport, in_body, in_cookie):
     monkeypatch.setitem(app.config, "LOGIN_REFRESH_TRANSPORT", transport)
     auth.signup()
@@ -126,8 +129,11 @@ def test_rotated_cookie_and_csrf_work_for_the_next_refresh(client, alice_tokens)
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-CSRF-TOKEN": "wrong"}, {"X-CSRF-TOKEN": ""}],
-                         ids=["missing", "wrong", "empty"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-CSRF-TOKEN": "wrong"}, {"X-CSRF-TOKEN": ""}],
+    ids=["missing", "wrong", "empty"],
+)
 def test_refresh_cookie_needs_matching_csrf_header(client, alice_tokens, in_db, headers):
     response = client.post("/auth/refresh", headers=headers)
 
@@ -137,6 +143,7 @@ def test_refresh_cookie_needs_matching_csrf_header(client, alice_tokens, in_db, 
 
 
 # --- rotation and reuse detection -----------------------------------------------------
+
 
 def test_rotation_spends_the_presented_token(client, alice_tokens, in_db):
     child = refresh(client, alice_tokens["refresh_token"]).json["refresh_token"]
@@ -278,6 +285,7 @@ def test_the_grace_window_answers_a_spent_token_once(client, auth, in_db):
 
 # --- expiry --------------------------------------------------------------------------
 
+
 def test_rotation_never_extends_the_session(client, auth, in_db):
     auth.signup()
     with freeze_time(LOGIN_TIME) as frozen:
@@ -334,15 +342,21 @@ def test_access_token_expires_after_15_minutes(client, auth):
 
 # --- the token format --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["access_token", "refresh_token"])
 def test_tokens_verify_with_a_standard_library_and_carry_flask_jwt_extendeds_claims(
-        app, alice_tokens, name):
+    app, alice_tokens, name
+):
     """Services that trust these tokens verify them with any HS256 library; the claims
     are the ones flask-jwt-extended's create_*_token would write, and ours."""
     token = alice_tokens[name]
-    verified = jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"],
-                          issuer="auth_service",
-                          options={"require": ["exp", "iat", "nbf", "jti", "sub"]})
+    verified = jwt.decode(
+        token,
+        app.config["JWT_SECRET_KEY"],
+        algorithms=["HS256"],
+        issuer="auth_service",
+        options={"require": ["exp", "iat", "nbf", "jti", "sub"]},
+    )
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
     with app.app_context():
         user = db.session.get(User, int(verified["sub"]))
@@ -357,22 +371,30 @@ def test_tokens_verify_with_a_standard_library_and_carry_flask_jwt_extendeds_cla
 
 # --- what the one-statement rotation checks ---------------------------------------------
 
+
 def _change_owner(in_db, **values) -> None:
     """Change Alice's row directly, as an operator's UPDATE would: no token is revoked."""
+
     def change():
-        db.session.execute(sa.update(User).where(User.email == "alice@example.com")
-                           .values(**values))
+        db.session.execute(
+            sa.update(User).where(User.email == "alice@example.com").values(**values)
+        )
         db.session.commit()
 
     in_db(change)
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"is_active": False}, "invalid_token"),
-    ({"token_version": User.token_version + 1}, "invalid_token"),
-], ids=["deactivated", "token-version"])
-def test_a_refresh_token_of_an_owner_who_changed_is_not_spent(client, alice_tokens, in_db,
-                                                              change, error):
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"is_active": False}, "invalid_token"),
+        ({"token_version": User.token_version + 1}, "invalid_token"),
+    ],
+    ids=["deactivated", "token-version"],
+)
+def test_a_refresh_token_of_an_owner_who_changed_is_not_spent(
+    client, alice_tokens, in_db, change, error
+):
     """The rotation statement checks the owner as it spends: the token stays unspent."""
     _change_owner(in_db, **change)
 
@@ -380,20 +402,26 @@ def test_a_refresh_token_of_an_owner_who_changed_is_not_spent(client, alice_toke
 
     assert response.status_code == 401
     assert response.json["error"] == error
-    assert [(row.spent_at, row.replaced_by) for row in family_rows(in_db, alice_tokens["refresh_token"])] \
-        == [(None, None)]
+    assert [
+        (row.spent_at, row.replaced_by) for row in family_rows(in_db, alice_tokens["refresh_token"])
+    ] == [(None, None)]
 
 
 def test_the_rotation_records_a_child_that_inherits_the_family_and_its_expiry(
-        client, alice_tokens, in_db):
+    client, alice_tokens, in_db
+):
     response = refresh(client, alice_tokens["refresh_token"])
     assert response.status_code == 200
-    parent, child = sorted(family_rows(in_db, alice_tokens["refresh_token"]),
-                           key=lambda row: row.created_at)
+    parent, child = sorted(
+        family_rows(in_db, alice_tokens["refresh_token"]), key=lambda row: row.created_at
+    )
     assert parent.replaced_by == child.jti == claims(response.json["refresh_token"])["jti"]
     assert parent.spent_at == child.created_at
-    assert (child.family_id, child.user_id, child.expires_at) \
-        == (parent.family_id, parent.user_id, parent.expires_at)
+    assert (child.family_id, child.user_id, child.expires_at) == (
+        parent.family_id,
+        parent.user_id,
+        parent.expires_at,
+    )
     assert (child.spent_at, child.revoked_at, child.replaced_by) == (None, None, None)
 
 

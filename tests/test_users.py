@@ -24,6 +24,7 @@ def add_users(in_db, specs):
 
 # --- /users/me ------------------------------------------------------------------------
 
+
 def test_get_me_returns_the_profile(client, alice_headers):
     response = client.get("/users/me", headers=alice_headers)
     assert response.status_code == 200
@@ -37,13 +38,16 @@ def test_get_me_requires_a_token(client):
     assert response.json["error"] == "authorization_required"
 
 
-@pytest.mark.parametrize("changes", [
-    {"full_name": "Alice Liddell"},
-    {"full_name": None},
-    {"username": "alice2"},
-    {"username": "ALICE"},
-    {"username": "alice_l", "full_name": "A. Liddell"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"full_name": "Alice Liddell"},
+        {"full_name": None},
+        {"username": "alice2"},
+        {"username": "ALICE"},
+        {"username": "alice_l", "full_name": "A. Liddell"},
+    ],
+)
 def test_patch_me_changes_username_and_full_name(client, alice_headers, in_db, changes):
     before = row(in_db)
     response = client.patch("/users/me", json=changes, headers=alice_headers)
@@ -65,11 +69,14 @@ def test_patch_me_username_taken_ignoring_case(client, auth, alice_headers, in_d
 
 
 # Fields other than username/full_name (is_superuser, email, ...): tests/security/test_mass_assignment.py
-@pytest.mark.parametrize("changes", [
-    {"username": "a b"},
-    {"full_name": "n" * 101},
-    {"username": "alice2", "full_name": "n" * 101},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"username": "a b"},
+        {"full_name": "n" * 101},
+        {"username": "alice2", "full_name": "n" * 101},
+    ],
+)
 def test_patch_me_rejects_invalid_values_and_changes_nothing(client, alice_headers, in_db, changes):
     before = row(in_db)
     response = client.patch("/users/me", json=changes, headers=alice_headers)
@@ -84,12 +91,15 @@ def test_patch_me_without_a_json_body_is_415(client, alice_headers):
     assert response.status_code == 415
 
 
-@pytest.mark.parametrize("body, error", [
-    (None, "password_required"),
-    ({}, "password_required"),
-    ({"password": ""}, "password_required"),
-    ({"password": "not the password"}, "invalid_password"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (None, "password_required"),
+        ({}, "password_required"),
+        ({"password": ""}, "password_required"),
+        ({"password": "not the password"}, "invalid_password"),
+    ],
+)
 def test_delete_me_needs_the_right_password(client, alice_headers, in_db, body, error):
     user_id = row(in_db)["id"]
     response = client.delete("/users/me", json=body, headers=alice_headers)
@@ -113,8 +123,10 @@ def test_delete_me_removes_the_user_and_its_tokens(client, auth, alice_headers, 
 
 
 def test_deleted_user_access_token_stops_working(client, alice_headers):
-    assert client.delete("/users/me", json={"password": PASSWORD},
-                         headers=alice_headers).status_code == 204
+    assert (
+        client.delete("/users/me", json={"password": PASSWORD}, headers=alice_headers).status_code
+        == 204
+    )
     response = client.get("/users/me", headers=alice_headers)
     assert response.status_code == 401
     assert response.json["error"] == "invalid_token"
@@ -122,12 +134,15 @@ def test_deleted_user_access_token_stops_working(client, alice_headers):
 
 def test_delete_me_keeps_other_users(client, auth, alice_headers, in_db):
     assert auth.signup("bob@example.com", "bob").status_code == 201
-    assert client.delete("/users/me", json={"password": PASSWORD},
-                         headers=alice_headers).status_code == 204
+    assert (
+        client.delete("/users/me", json={"password": PASSWORD}, headers=alice_headers).status_code
+        == 204
+    )
     assert row(in_db, "bob@example.com") is not None
 
 
 # --- GET /users/ (superuser) ----------------------------------------------------------
+
 
 def test_list_users_requires_a_token(client):
     response = client.get("/users/")
@@ -161,40 +176,56 @@ def test_list_users_paginates(client, superuser_headers, in_db, page, expected_c
     assert (body["total"], body["page"], body["per_page"], body["pages"]) == (25, page, 10, 3)
     assert len(body["items"]) == expected_count
     all_ids = [row(in_db, "root@example.com")["id"], *ids]
-    assert [u["id"] for u in body["items"]] == all_ids[(page - 1) * 10:page * 10]
+    assert [u["id"] for u in body["items"]] == all_ids[(page - 1) * 10 : page * 10]
 
 
-@pytest.mark.parametrize("q, expected", [
-    ("CAROL", ["carol"]),                 # email and username, any case
-    ("example.org", ["dave"]),            # email domain
-    ("Liddell", ["carol"]),               # full name
-    ("100%", ["pct"]),                    # '%' is literal
-    ("a_b", ["a_b"]),                     # '_' is literal
-    ("_", ["a_b"]),
-    ("%", ["pct"]),
-    ("\\", ["bslash"]),
-    ("nobody", []),
-])
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        ("CAROL", ["carol"]),  # email and username, any case
+        ("example.org", ["dave"]),  # email domain
+        ("Liddell", ["carol"]),  # full name
+        ("100%", ["pct"]),  # '%' is literal
+        ("a_b", ["a_b"]),  # '_' is literal
+        ("_", ["a_b"]),
+        ("%", ["pct"]),
+        ("\\", ["bslash"]),
+        ("nobody", []),
+    ],
+)
 def test_list_users_search(client, superuser_headers, in_db, q, expected):
-    add_users(in_db, [
-        ("carol@example.com", "carol", "Carol Liddell"),
-        ("dave@example.org", "dave", None),
-        ("pct@example.com", "pct", "100% Real"),
-        ("percent@example.com", "percent", "1000 Real"),
-        ("ab@example.com", "a_b", None),
-        ("axb@example.com", "axb", None),
-        ("bslash@example.com", "bslash", "Back\\slash"),
-    ])
+    add_users(
+        in_db,
+        [
+            ("carol@example.com", "carol", "Carol Liddell"),
+            ("dave@example.org", "dave", None),
+            ("pct@example.com", "pct", "100% Real"),
+            ("percent@example.com", "percent", "1000 Real"),
+            ("ab@example.com", "a_b", None),
+            ("axb@example.com", "axb", None),
+            ("bslash@example.com", "bslash", "Back\\slash"),
+        ],
+    )
     response = client.get("/users/", query_string={"q": q}, headers=superuser_headers)
     assert response.status_code == 200
     assert [u["username"] for u in response.json["items"]] == expected
     assert response.json["total"] == len(expected)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("page", "0"), ("page", "-1"), ("page", "abc"), ("page", "1.5"), ("page", ""),
-    ("per_page", "0"), ("per_page", "-1"), ("per_page", "101"), ("per_page", "abc"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("page", "0"),
+        ("page", "-1"),
+        ("page", "abc"),
+        ("page", "1.5"),
+        ("page", ""),
+        ("per_page", "0"),
+        ("per_page", "-1"),
+        ("per_page", "101"),
+        ("per_page", "abc"),
+    ],
+)
 def test_list_users_rejects_bad_paging(client, superuser_headers, field, value):
     response = client.get("/users/", query_string={field: value}, headers=superuser_headers)
     assert response.status_code == 422
@@ -202,6 +233,7 @@ def test_list_users_rejects_bad_paging(client, superuser_headers, field, value):
 
 
 # --- PUT /users/{id}/activate|deactivate (superuser) ----------------------------------
+
 
 def test_deactivate_user(client, superuser_headers, alice_headers, in_db):
     user_id = row(in_db)["id"]
@@ -215,8 +247,9 @@ def test_deactivate_user(client, superuser_headers, alice_headers, in_db):
 def test_deactivate_revokes_the_users_sessions(client, superuser_headers, alice_headers, in_db):
     user_id = row(in_db)["id"]
     assert client.put(f"/users/{user_id}/deactivate", headers=superuser_headers).status_code == 200
-    assert [(t.revoked_at is not None, t.revoked_reason) for t in token_rows(in_db, user_id)] \
-        == [(True, "deactivated")]
+    assert [(t.revoked_at is not None, t.revoked_reason) for t in token_rows(in_db, user_id)] == [
+        (True, "deactivated")
+    ]
     assert client.get("/users/me", headers=alice_headers).status_code == 401
 
 

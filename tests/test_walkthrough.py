@@ -2,14 +2,22 @@
 
 
 def test_signup_login_me_refresh_logout(client, auth):
-    signup = client.post("/auth/signup", json={
-        "email": "user@example.com", "username": "testuser",
-        "password": "Password123", "full_name": "Test User"})
+    signup = client.post(
+        "/auth/signup",
+        json={
+            "email": "user@example.com",
+            "username": "testuser",
+            "password": "Password123",
+            "full_name": "Test User",
+        },
+    )
     assert signup.status_code == 201
     assert signup.json["email"] == "user@example.com"
     assert "password" not in signup.json and "password_hash" not in signup.json
 
-    login = client.post("/auth/login", json={"email": "user@example.com", "password": "Password123"})
+    login = client.post(
+        "/auth/login", json={"email": "user@example.com", "password": "Password123"}
+    )
     assert login.status_code == 200
     body = login.json
     assert body["token_type"] == "bearer"
@@ -24,8 +32,11 @@ def test_signup_login_me_refresh_logout(client, auth):
     assert refreshed.status_code == 200
     assert refreshed.json["refresh_token"] != body["refresh_token"]
 
-    logout = client.post("/auth/logout", headers=auth.bearer(body["access_token"]),
-                         json={"refresh_token": refreshed.json["refresh_token"]})
+    logout = client.post(
+        "/auth/logout",
+        headers=auth.bearer(body["access_token"]),
+        json={"refresh_token": refreshed.json["refresh_token"]},
+    )
     assert logout.status_code == 200
 
     again = client.post("/auth/refresh", json={"refresh_token": refreshed.json["refresh_token"]})

@@ -7,15 +7,12 @@ import hashlib
 from pathlib import Path
 
 from flask import make_response, redirect, render_template
-from markupsafe import Markup
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
+from markupsafe import Markup
 
-from auth_service.security import link_tokens
-from auth_service.services import account_emails
-from auth_service.http.common import access_required, json_required
 from auth_service.errors import APIError, Error
-from auth_service.security.limits import limit_forgot_password, limit_verify_resend
+from auth_service.http.common import access_required, json_required
 from auth_service.http.schemas import (
     EmailTokenQuerySchema,
     EmailTokenSchema,
@@ -25,9 +22,16 @@ from auth_service.http.schemas import (
     MessageSchema,
     ResetPasswordSchema,
 )
+from auth_service.security import link_tokens
+from auth_service.security.limits import limit_forgot_password, limit_verify_resend
+from auth_service.services import account_emails
 
-blp = Blueprint("account_email", __name__, url_prefix="/auth",
-                description="Email verification and password reset")
+blp = Blueprint(
+    "account_email",
+    __name__,
+    url_prefix="/auth",
+    description="Email verification and password reset",
+)
 
 VERIFY_MESSAGES = {
     account_emails.VERIFIED: "Your email address is verified.",
@@ -46,11 +50,14 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
 
 
-VERIFY_PAGE_CSP = (f"default-src 'none'; script-src {_csp_hash(VERIFY_PAGE_SCRIPT)}; "
-                   f"style-src {_csp_hash(VERIFY_PAGE_STYLE)}; connect-src 'self'; "
-                   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-FORGOT_PASSWORD_ANSWER = ("If an account uses this email address, a link to reset its "
-                          "password has been sent to it.")
+VERIFY_PAGE_CSP = (
+    f"default-src 'none'; script-src {_csp_hash(VERIFY_PAGE_SCRIPT)}; "
+    f"style-src {_csp_hash(VERIFY_PAGE_STYLE)}; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+FORGOT_PASSWORD_ANSWER = (
+    "If an account uses this email address, a link to reset its password has been sent to it."
+)
 
 
 @blp.route("/verify-email/resend", methods=["POST"])
@@ -66,12 +73,19 @@ def resend_verification():
 
 @blp.route("/verify-email", methods=["GET"])
 @blp.arguments(EmailTokenQuerySchema(), location="query")
-@blp.response(200, EmailVerificationSchema, description="An unverified address: an HTML page "
-              "whose button POSTs the token (nothing is verified yet). Already verified: "
-              "this JSON")
-@blp.alt_response(302, description="With FRONTEND_URL set: an unverified address redirects to "
-                  "FRONTEND_URL/verify-email#token=... (the frontend POSTs it); otherwise to "
-                  "its /verify-email page with ?status=already_verified, expired or invalid")
+@blp.response(
+    200,
+    EmailVerificationSchema,
+    description="An unverified address: an HTML page "
+    "whose button POSTs the token (nothing is verified yet). Already verified: "
+    "this JSON",
+)
+@blp.alt_response(
+    302,
+    description="With FRONTEND_URL set: an unverified address redirects to "
+    "FRONTEND_URL/verify-email#token=... (the frontend POSTs it); otherwise to "
+    "its /verify-email page with ?status=already_verified, expired or invalid",
+)
 @blp.alt_response(400, schema=ErrorSchema, description="Invalid, used or expired link")
 def verify_email_link(args):
     """The link in a verification email: a page that POSTs the token; it changes nothing itself.
@@ -82,24 +96,30 @@ def verify_email_link(args):
     try:
         user = account_emails.check_verification_token(args["token"])
     except APIError as error:
-        target = link_tokens.frontend_link("/verify-email",
-                                           status=REDIRECT_STATUS.get(error.error, "invalid"))
+        target = link_tokens.frontend_link(
+            "/verify-email", status=REDIRECT_STATUS.get(error.error, "invalid")
+        )
         if target is None:
             raise
         return redirect(target)
     if user.email_verified is not None:
         status = account_emails.ALREADY_VERIFIED
         target = link_tokens.frontend_link("/verify-email", status=status)
-        return redirect(target) if target else {"status": status,
-                                                 "message": VERIFY_MESSAGES[status]}
+        return (
+            redirect(target) if target else {"status": status, "message": VERIFY_MESSAGES[status]}
+        )
     # In the fragment, the token never reaches the frontend's server or its logs.
     target = link_tokens.frontend_link("/verify-email", fragment={"token": args["token"]})
     if target is not None:
         response = redirect(target)
     else:
-        response = make_response(render_template(
-            "pages/verify_email.html", script=Markup(VERIFY_PAGE_SCRIPT),
-            style=Markup(VERIFY_PAGE_STYLE)))
+        response = make_response(
+            render_template(
+                "pages/verify_email.html",
+                script=Markup(VERIFY_PAGE_SCRIPT),
+                style=Markup(VERIFY_PAGE_STYLE),
+            )
+        )
         response.headers["Content-Security-Policy"] = VERIFY_PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -134,8 +154,10 @@ def forgot_password(data):
 def check_reset_link(args):
     """The link in a reset email (without FRONTEND_URL): check the token without spending it."""
     account_emails.check_reset_token(args["token"])
-    return {"message": "This link is valid: POST /auth/reset-password with "
-                       '{"token", "new_password"} to set a new password.'}
+    return {
+        "message": "This link is valid: POST /auth/reset-password with "
+        '{"token", "new_password"} to set a new password.'
+    }
 
 
 @blp.route("/reset-password", methods=["POST"])

@@ -14,12 +14,13 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
-from auth_service.security import cors, devices, jwt_checks
-from auth_service.services import account_emails, accounts, sessions
-from auth_service.security.limits import login_limit, password_change_limit, refresh_limit, signup_limit
-from auth_service.http.common import (access_required, json_required,
-                                           set_refresh_cookies, token_required)
 from auth_service.errors import APIError, Error
+from auth_service.http.common import (
+    access_required,
+    json_required,
+    set_refresh_cookies,
+    token_required,
+)
 from auth_service.http.schemas import (
     ChangePasswordSchema,
     CsrfSchema,
@@ -33,8 +34,18 @@ from auth_service.http.schemas import (
     TokenPairSchema,
     UserSchema,
 )
+from auth_service.security import cors, devices, jwt_checks
+from auth_service.security.limits import (
+    login_limit,
+    password_change_limit,
+    refresh_limit,
+    signup_limit,
+)
+from auth_service.services import account_emails, accounts, sessions
 
-blp = Blueprint("auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens")
+blp = Blueprint(
+    "auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens"
+)
 
 REFRESH_SECURITY = [{"refreshCookie": [], "csrfHeader": []}, {}]
 
@@ -82,9 +93,13 @@ def signup(data):
 @login_limit
 @json_required
 @blp.arguments(LoginSchema())
-@blp.response(200, TokenPairSchema, description="Token pair; also sets the refresh and CSRF "
-              "cookies, and the device cookie that exempts this browser from the account's "
-              "failure limit")
+@blp.response(
+    200,
+    TokenPairSchema,
+    description="Token pair; also sets the refresh and CSRF "
+    "cookies, and the device cookie that exempts this browser from the account's "
+    "failure limit",
+)
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid email or password")
 @blp.alt_response(429, schema=ErrorSchema, description="Too many attempts or wrong passwords")
 def login(data):
@@ -98,11 +113,21 @@ def login(data):
 @blp.route("/refresh", methods=["POST"])
 @refresh_limit
 @blp.arguments(RefreshRequestSchema(), required=False)
-@blp.response(200, TokenPairSchema, description="New access token and the rotated refresh token "
-              "(in the body when it came in the body, in the cookie when it came in the cookie)")
-@blp.alt_response(401, schema=ErrorSchema, description="Invalid, expired, revoked or reused refresh token")
-@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
-                  "header, or from an Origin not on CORS_ORIGINS")
+@blp.response(
+    200,
+    TokenPairSchema,
+    description="New access token and the rotated refresh token "
+    "(in the body when it came in the body, in the cookie when it came in the cookie)",
+)
+@blp.alt_response(
+    401, schema=ErrorSchema, description="Invalid, expired, revoked or reused refresh token"
+)
+@blp.alt_response(
+    403,
+    schema=ErrorSchema,
+    description="Cookie without a matching X-CSRF-TOKEN "
+    "header, or from an Origin not on CORS_ORIGINS",
+)
 @blp.doc(security=REFRESH_SECURITY)
 @token_required(("json", "cookies"), refresh=True)
 def refresh(data):
@@ -156,8 +181,12 @@ def _presented_refresh_token(data: dict) -> dict | None:
 @access_required(blp)
 @blp.arguments(RefreshRequestSchema(), required=False)
 @blp.response(200, MessageSchema)
-@blp.alt_response(403, schema=ErrorSchema, description="Cookie without a matching X-CSRF-TOKEN "
-                  "header, or from an Origin not on CORS_ORIGINS")
+@blp.alt_response(
+    403,
+    schema=ErrorSchema,
+    description="Cookie without a matching X-CSRF-TOKEN "
+    "header, or from an Origin not on CORS_ORIGINS",
+)
 def logout(data):
     """End one session: revoke the refresh token's family (body or cookie) and clear cookies.
 
@@ -197,10 +226,13 @@ def me():
 @access_required(blp)
 @json_required
 @blp.arguments(ChangePasswordSchema())
-@blp.response(200, TokenPairSchema, description="A fresh pair for this session; all others are revoked")
+@blp.response(
+    200, TokenPairSchema, description="A fresh pair for this session; all others are revoked"
+)
 @blp.alt_response(400, schema=ErrorSchema, description="Current password is incorrect")
-@blp.alt_response(429, schema=ErrorSchema, description="Too many attempts or wrong passwords "
-                  "(shared with login)")
+@blp.alt_response(
+    429, schema=ErrorSchema, description="Too many attempts or wrong passwords (shared with login)"
+)
 def change_password(data):
     """Change the password; every other session and older access token stops working."""
     pair = accounts.change_password(current_user, data["current_password"], data["new_password"])
@@ -225,15 +257,15 @@ def token_info():
             "stored_server_side": False,
             "algorithm": config["JWT_ALGORITHM"],
             "revoked_by": "expiry; refused at once when its session ends (logout, "
-                          "logout-all, session revocation, reuse detection) or the account "
-                          "is deactivated, deleted or its password changes",
+            "logout-all, session revocation, reuse detection) or the account "
+            "is deactivated, deleted or its password changes",
         },
         "refresh_token": {
             "lifetime_seconds": int(config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()),
             "purpose": "Obtain a new access token at POST /auth/refresh.",
-            "transport": "JSON body {\"refresh_token\"} for API clients, or the HttpOnly "
-                         f"cookie {config['JWT_REFRESH_COOKIE_NAME']} plus the "
-                         f"{config['JWT_REFRESH_CSRF_HEADER_NAME']} header for browsers.",
+            "transport": 'JSON body {"refresh_token"} for API clients, or the HttpOnly '
+            f"cookie {config['JWT_REFRESH_COOKIE_NAME']} plus the "
+            f"{config['JWT_REFRESH_CSRF_HEADER_NAME']} header for browsers.",
             "storage": "HttpOnly cookie (browsers) or secure storage (API clients).",
             "stored_server_side": True,
             "cookie": {
@@ -249,9 +281,9 @@ def token_info():
             "enabled": True,
             "reuse_grace_seconds": config["REFRESH_REUSE_GRACE_SECONDS"],
             "description": "Each refresh spends the token and returns a new one. A spent "
-                           "token presented again inside the grace window gets the new one "
-                           "once; any other reuse revokes the whole session. "
-                           "The session's absolute expiry does not move with rotation.",
+            "token presented again inside the grace window gets the new one "
+            "once; any other reuse revokes the whole session. "
+            "The session's absolute expiry does not move with rotation.",
         },
     }
 
@@ -275,4 +307,3 @@ def active_sessions():
 def revoke_session(session_id):
     """Revoke one of the user's own sessions."""
     sessions.revoke_session(current_user, session_id)
-

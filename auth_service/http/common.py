@@ -20,8 +20,10 @@ BEARER = [{"bearerAuth": []}]
 
 
 def _has_body() -> bool:
-    return bool(request.content_length) or "chunked" in request.headers.get(
-        "Transfer-Encoding", "").lower()
+    return (
+        bool(request.content_length)
+        or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
 
 
 def check_request_body() -> None:
@@ -45,8 +47,10 @@ def json_required(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         if not _has_body() or not request.is_json:
-            raise APIError(Error.UNSUPPORTED_MEDIA_TYPE,
-                           "A JSON body with Content-Type: application/json is required.")
+            raise APIError(
+                Error.UNSUPPORTED_MEDIA_TYPE,
+                "A JSON body with Content-Type: application/json is required.",
+            )
         return fn(*args, **kwargs)
 
     return wrapper
@@ -102,11 +106,14 @@ def access_required(blp, superuser: bool = False):
         guarded = token_required(("headers",))(superuser_only if superuser else fn)
         guarded = blp.doc(security=BEARER)(guarded)
         guarded = blp.alt_response(
-            401, schema=ErrorSchema,
+            401,
+            schema=ErrorSchema,
             description="Missing, malformed, expired or revoked access token",
         )(guarded)
         if superuser:
-            guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(guarded)
+            guarded = blp.alt_response(403, schema=ErrorSchema, description="Not a superuser")(
+                guarded
+            )
         return guarded
 
     return decorator
@@ -115,5 +122,6 @@ def access_required(blp, superuser: bool = False):
 def set_refresh_cookies(response: Response, pair: TokenPair) -> None:
     """The refresh cookie and its CSRF cookie (flask-jwt-extended's), living as long as
     the session."""
-    flask_jwt_extended.set_refresh_cookies(response, pair.refresh_token,
-                                           max_age=pair.refresh_max_age)
+    flask_jwt_extended.set_refresh_cookies(
+        response, pair.refresh_token, max_age=pair.refresh_max_age
+    )

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-blp = Blueprint("demo", __name__, url_prefix="/demo",
-                static_folder="../demo", static_url_path="")
+blp = Blueprint("demo", __name__, url_prefix="/demo", static_folder="../demo", static_url_path="")
 
 
 @blp.get("/")

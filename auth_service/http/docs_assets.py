@@ -10,5 +10,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-blp = Blueprint("docs_assets", __name__, static_folder="../docs_assets",
-                static_url_path="/docs/assets")
+blp = Blueprint(
+    "docs_assets", __name__, static_folder="../docs_assets", static_url_path="/docs/assets"
+)

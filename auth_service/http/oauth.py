@@ -16,22 +16,22 @@ from flask import current_app, jsonify, redirect, request, session, url_for
 from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
-from auth_service.integrations import oauth_providers
-from auth_service.security import devices, jwt_checks, redirects
-from auth_service.services import accounts, identities, sessions
+from auth_service.errors import APIError, Error
 from auth_service.http.auth import login_response
 from auth_service.http.common import access_required, set_refresh_cookies
-from auth_service.errors import APIError, Error
-from auth_service.security.limits import oauth_limit
 from auth_service.http.schemas import (
     AuthorizationURLSchema,
-    LinkStartSchema,
     ErrorSchema,
+    LinkStartSchema,
     OAuthCallbackQuerySchema,
     OAuthLoginQuerySchema,
     ProvidersSchema,
     TokenPairSchema,
 )
+from auth_service.integrations import oauth_providers
+from auth_service.security import devices, jwt_checks, redirects
+from auth_service.security.limits import oauth_limit
+from auth_service.services import accounts, identities, sessions
 
 blp = Blueprint("oauth", __name__, url_prefix="/auth", description="Google and GitHub login")
 
@@ -41,12 +41,17 @@ NEXT_KEY = "oauth_next_"
 # Session key of a link attempt (by its state): who asked, at which token version.
 LINK_KEY = "oauth_link_"
 
+
 @blp.route("/providers", methods=["GET"])
 @blp.response(200, ProvidersSchema)
 def providers():
     """The login providers enabled on this server (client id and secret configured)."""
-    return {"providers": [{"name": name, "login_url": url_for("oauth.login", provider=name)}
-                          for name in oauth_providers.enabled_providers(current_app.config)]}
+    return {
+        "providers": [
+            {"name": name, "login_url": url_for("oauth.login", provider=name)}
+            for name in oauth_providers.enabled_providers(current_app.config)
+        ]
+    }
 
 
 def _callback_url(provider: str) -> str:
@@ -75,12 +80,23 @@ def login(query, provider):
 @oauth_limit
 @blp.arguments(OAuthLoginQuerySchema(), location="query")
 @blp.arguments(LinkStartSchema(), required=False)
-@blp.response(200, AuthorizationURLSchema, description="Where to send the browser; the "
-              "callback links the identity to the caller's account (password and sessions kept)")
-@blp.alt_response(400, schema=ErrorSchema, description="``next`` is not on the allow-list, or "
-                  "the password is missing or wrong")
-@blp.alt_response(401, schema=ErrorSchema, description="A password-less account signed in too "
-                  "long ago (REAUTHENTICATION_MAX_AGE): sign in again")
+@blp.response(
+    200,
+    AuthorizationURLSchema,
+    description="Where to send the browser; the "
+    "callback links the identity to the caller's account (password and sessions kept)",
+)
+@blp.alt_response(
+    400,
+    schema=ErrorSchema,
+    description="``next`` is not on the allow-list, or the password is missing or wrong",
+)
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="A password-less account signed in too "
+    "long ago (REAUTHENTICATION_MAX_AGE): sign in again",
+)
 @blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable (discovery)")
 def link(query, body, provider):
@@ -89,11 +105,15 @@ def link(query, body, provider):
     Confirmed with the password (or a recent sign-in): a stolen access token must not
     turn into a sign-in method that outlives it.
     """
-    accounts.reauthenticate(current_user, jwt_checks.token_context().session.created_at,
-                            body.get("password"))
+    accounts.reauthenticate(
+        current_user, jwt_checks.token_context().session.created_at, body.get("password")
+    )
     response, state = _start(provider, query.get("next"))
-    session[LINK_KEY + state] = {"user": current_user.id, "ver": current_user.token_version,
-                                 "sid": get_jwt()["sid"]}
+    session[LINK_KEY + state] = {
+        "user": current_user.id,
+        "ver": current_user.token_version,
+        "sid": get_jwt()["sid"],
+    }
     return {"authorization_url": response.headers["Location"]}
 
 
@@ -101,7 +121,8 @@ def _start(provider: str, next_url: str | None):
     """The redirect to the provider and its state, with an allow-listed ``next`` remembered."""
     oauth_providers.client_for(provider)
     if next_url is not None and not redirects.is_allowed(
-            next_url, current_app.extensions["auth_service.redirect_allowlist"]):
+        next_url, current_app.extensions["auth_service.redirect_allowlist"]
+    ):
         raise APIError(Error.INVALID_REDIRECT)
     response, state = oauth_providers.authorize_redirect(provider, _callback_url(provider))
     if next_url is not None:
@@ -112,19 +133,36 @@ def _start(provider: str, next_url: str | None):
 @blp.route(f"/{PROVIDER}/callback", methods=["GET"])
 @oauth_limit
 @blp.arguments(OAuthCallbackQuerySchema(), location="query")
-@blp.response(200, TokenPairSchema, description="Token pair like /auth/login (no FRONTEND_URL "
-              "and no ``next``); also sets the refresh and CSRF cookies. Finishing a link: "
-              "``{\"message\"}`` only, no session started")
-@blp.alt_response(302, description="Redirect to FRONTEND_URL or the login's ``next``, with the "
-                  "refresh and CSRF cookies set (not after a link) and no token in the URL")
-@blp.alt_response(400, schema=ErrorSchema, description="Missing, mismatched or spent state; no code")
-@blp.alt_response(401, schema=ErrorSchema, description="Refused at the provider, code refused, "
-                  "or ID token invalid (signature, nonce, audience, issuer, expiry)")
+@blp.response(
+    200,
+    TokenPairSchema,
+    description="Token pair like /auth/login (no FRONTEND_URL "
+    "and no ``next``); also sets the refresh and CSRF cookies. Finishing a link: "
+    '``{"message"}`` only, no session started',
+)
+@blp.alt_response(
+    302,
+    description="Redirect to FRONTEND_URL or the login's ``next``, with the "
+    "refresh and CSRF cookies set (not after a link) and no token in the URL",
+)
+@blp.alt_response(
+    400, schema=ErrorSchema, description="Missing, mismatched or spent state; no code"
+)
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="Refused at the provider, code refused, "
+    "or ID token invalid (signature, nonce, audience, issuer, expiry)",
+)
 @blp.alt_response(403, schema=ErrorSchema, description="No verified email, or account deactivated")
 @blp.alt_response(404, schema=ErrorSchema, description="Provider not enabled on this server")
-@blp.alt_response(409, schema=ErrorSchema, description="An account with this email exists but its "
-                  "email is unverified: log in with the password first; or, finishing a link, "
-                  "the identity or provider is taken or the account's email is unverified")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="An account with this email exists but its "
+    "email is unverified: log in with the password first; or, finishing a link, "
+    "the identity or provider is taken or the account's email is unverified",
+)
 @blp.alt_response(502, schema=ErrorSchema, description="Provider unreachable or answered garbage")
 def callback(query, provider):
     """Finish a Google or GitHub login and start a session (or finish a link, with no session)."""

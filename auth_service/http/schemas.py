@@ -86,8 +86,10 @@ def openapi_attribute_functions(config) -> list:
     def password_policy2properties(converter, field, **_):
         """The live PASSWORD_MIN/MAX_LENGTH on every new-password field."""
         if password_policy in field.validators:
-            return {"minLength": config["PASSWORD_MIN_LENGTH"],
-                    "maxLength": config["PASSWORD_MAX_LENGTH"]}
+            return {
+                "minLength": config["PASSWORD_MIN_LENGTH"],
+                "maxLength": config["PASSWORD_MAX_LENGTH"],
+            }
         return {}
 
     return [text2properties, password_policy2properties]
@@ -146,8 +148,11 @@ class SignupSchema(ma.Schema):
     @validates_schema(skip_on_field_errors=True)
     def password_not_guessable(self, data, **kwargs):
         if "password" in data:
-            refuse_guessable(data["password"], "password",
-                             [data.get("email"), data.get("username"), data.get("full_name")])
+            refuse_guessable(
+                data["password"],
+                "password",
+                [data.get("email"), data.get("username"), data.get("full_name")],
+            )
 
 
 class LoginSchema(ma.Schema):
@@ -158,25 +163,36 @@ class LoginSchema(ma.Schema):
 class RefreshRequestSchema(ma.Schema):
     refresh_token = Text(
         validate=validate.Length(min=1, max=4096),
-        metadata={"description": "API clients: the refresh token. Browsers omit it and "
-                                 "send the refresh cookie plus the X-CSRF-TOKEN header."},
+        metadata={
+            "description": "API clients: the refresh token. Browsers omit it and "
+            "send the refresh cookie plus the X-CSRF-TOKEN header."
+        },
     )
 
 
 class ChangePasswordSchema(ma.Schema):
-    current_password = Text(required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX))
+    current_password = Text(
+        required=True, load_only=True, validate=validate.Length(max=LOGIN_PASSWORD_MAX)
+    )
     new_password = PasswordField()
 
     @validates_schema(skip_on_field_errors=True)
     def password_not_guessable(self, data, **kwargs):
-        refuse_guessable(data["new_password"], "new_password",
-                         [current_user.email, current_user.username, current_user.full_name])
+        refuse_guessable(
+            data["new_password"],
+            "new_password",
+            [current_user.email, current_user.username, current_user.full_name],
+        )
 
 
 def LinkToken(**kwargs):
     """The token of an emailed link (verification or password reset)."""
-    return Text(required=True, validate=validate.Length(min=1, max=1024),
-                metadata={"description": "The token from the emailed link."}, **kwargs)
+    return Text(
+        required=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"description": "The token from the emailed link."},
+        **kwargs,
+    )
 
 
 class EmailTokenSchema(ma.Schema):
@@ -212,15 +228,22 @@ class TokenPairSchema(ma.Schema):
         metadata={"description": "Absent when the refresh token travels in the cookie only."}
     )
     token_type = fields.String(required=True, metadata={"example": "bearer"})
-    expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime, seconds"})
-    csrf_token = fields.String(metadata={
-        "description": "With the refresh cookie: the value to send in X-CSRF-TOKEN "
-                       "(a page on another site cannot read the CSRF cookie)"})
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Access token lifetime, seconds"}
+    )
+    csrf_token = fields.String(
+        metadata={
+            "description": "With the refresh cookie: the value to send in X-CSRF-TOKEN "
+            "(a page on another site cannot read the CSRF cookie)"
+        }
+    )
 
 
 class CsrfSchema(ma.Schema):
-    csrf_token = fields.String(required=True, metadata={
-        "description": "The value to send in X-CSRF-TOKEN with the refresh cookie"})
+    csrf_token = fields.String(
+        required=True,
+        metadata={"description": "The value to send in X-CSRF-TOKEN with the refresh cookie"},
+    )
 
 
 class UserSchema(ma.Schema):
@@ -231,10 +254,16 @@ class UserSchema(ma.Schema):
     is_active = fields.Boolean(dump_only=True)
     is_superuser = fields.Boolean(dump_only=True)
     has_password = fields.Boolean(dump_only=True)
-    email_verified = fields.DateTime(dump_only=True, allow_none=True,
-                                     metadata={"description": "When the email was verified, or null"})
-    avatar_url = fields.String(dump_only=True, allow_none=True,
-                               metadata={"description": "Picture from Google/GitHub, or null"})
+    email_verified = fields.DateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "When the email was verified, or null"},
+    )
+    avatar_url = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Picture from Google/GitHub, or null"},
+    )
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -256,8 +285,10 @@ class LinkStartSchema(ma.Schema):
     password = Text(
         load_only=True,
         validate=validate.Length(max=LOGIN_PASSWORD_MAX),
-        metadata={"description": "The account's password, when it has one: holding an access "
-                                 "token is not enough to add a way to sign in."},
+        metadata={
+            "description": "The account's password, when it has one: holding an access "
+            "token is not enough to add a way to sign in."
+        },
     )
 
 
@@ -274,7 +305,9 @@ class SessionSchema(ma.Schema):
 class UsersQuerySchema(ma.Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    q = Text(validate=validate.Length(max=100), metadata={"description": "Search email, username, name"})
+    q = Text(
+        validate=validate.Length(max=100), metadata={"description": "Search email, username, name"}
+    )
 
 
 class UserPageSchema(ma.Schema):
@@ -291,20 +324,30 @@ class ProviderSchema(ma.Schema):
 
 
 class ProvidersSchema(ma.Schema):
-    providers = fields.List(fields.Nested(ProviderSchema),
-                            metadata={"description": "The providers enabled on this server"})
+    providers = fields.List(
+        fields.Nested(ProviderSchema),
+        metadata={"description": "The providers enabled on this server"},
+    )
 
 
 class OAuthLoginQuerySchema(ma.Schema):
-    next = Text(validate=validate.Length(min=1, max=2048), metadata={
-        "description": "Where to send the browser after login; must be on OAUTH_REDIRECT_ALLOWLIST "
-                       "(or under FRONTEND_URL)."})
+    next = Text(
+        validate=validate.Length(min=1, max=2048),
+        metadata={
+            "description": "Where to send the browser after login; must be on OAUTH_REDIRECT_ALLOWLIST "
+            "(or under FRONTEND_URL)."
+        },
+    )
 
 
 class AuthorizationURLSchema(ma.Schema):
-    authorization_url = fields.String(required=True, metadata={
-        "description": "The provider's sign-in page: open it in the browser (a top-level "
-                       "navigation, so the session cookie holding the state comes back)"})
+    authorization_url = fields.String(
+        required=True,
+        metadata={
+            "description": "The provider's sign-in page: open it in the browser (a top-level "
+            "navigation, so the session cookie holding the state comes back)"
+        },
+    )
 
 
 class OAuthCallbackQuerySchema(ma.Schema):
@@ -324,8 +367,10 @@ class OAuthCallbackQuerySchema(ma.Schema):
 
 class IdentitySchema(ma.Schema):
     provider = fields.String(metadata={"example": "google"})
-    email = fields.String(allow_none=True, metadata={
-        "description": "Verified email the provider gave at the last login"})
+    email = fields.String(
+        allow_none=True,
+        metadata={"description": "Verified email the provider gave at the last login"},
+    )
     created_at = fields.DateTime(metadata={"description": "When the identity was linked"})
     last_login_at = fields.DateTime()
 

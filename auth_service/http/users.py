@@ -6,11 +6,9 @@ import sqlalchemy as sa
 from flask_jwt_extended import current_user, get_current_user
 from flask_smorest import Blueprint
 
-from auth_service.services import accounts, identities
-from auth_service.http.common import access_required, json_required
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
-from auth_service.persistence.models import User
+from auth_service.http.common import access_required, json_required
 from auth_service.http.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
@@ -20,6 +18,8 @@ from auth_service.http.schemas import (
     UsersQuerySchema,
     UserUpdateSchema,
 )
+from auth_service.persistence.models import User
+from auth_service.services import accounts, identities
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -50,7 +50,9 @@ def update_me(changes):
 @blp.arguments(DeleteAccountSchema(), required=False)
 @blp.response(204)
 @blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
-@blp.alt_response(429, schema=ErrorSchema, description="Too many wrong passwords (shared with login)")
+@blp.alt_response(
+    429, schema=ErrorSchema, description="Too many wrong passwords (shared with login)"
+)
 def delete_me(data):
     """Delete the account and every session; confirm with the password if it has one."""
     accounts.delete_account(current_user, data.get("password"))
@@ -67,8 +69,11 @@ def list_identities():
 @blp.route("/me/identities/<any(google, github):provider>", methods=["DELETE"])
 @blp.response(204)
 @blp.alt_response(404, schema=ErrorSchema, description="No identity of this provider is linked")
-@blp.alt_response(409, schema=ErrorSchema, description="It is the last way to sign in "
-                  "(no password, no other identity)")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="It is the last way to sign in (no password, no other identity)",
+)
 @access_required(blp)
 def unlink_identity(provider):
     """Unlink a provider; refused when the account would have no way left to sign in."""
@@ -85,14 +90,21 @@ def list_users(query):
     if query.get("q"):
         escaped = query["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
-        select = select.where(sa.or_(
-            User.email.like(pattern, escape="\\"),
-            sa.func.lower(User.username).like(pattern, escape="\\"),
-            sa.func.lower(User.full_name).like(pattern, escape="\\"),
-        ))
+        select = select.where(
+            sa.or_(
+                User.email.like(pattern, escape="\\"),
+                sa.func.lower(User.username).like(pattern, escape="\\"),
+                sa.func.lower(User.full_name).like(pattern, escape="\\"),
+            )
+        )
     page = db.paginate(select, page=query["page"], per_page=query["per_page"], error_out=False)
-    return {"items": page.items, "total": page.total, "page": page.page,
-            "per_page": page.per_page, "pages": page.pages}
+    return {
+        "items": page.items,
+        "total": page.total,
+        "page": page.page,
+        "per_page": page.per_page,
+        "pages": page.pages,
+    }
 
 
 # users.id is a 32-bit INTEGER; SQLite's driver raises OverflowError past 64 bits.

@@ -29,8 +29,15 @@ from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
 
-SMTP_KEYS = ("MAIL_SERVER", "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USE_SSL", "MAIL_USERNAME",
-             "MAIL_PASSWORD", "MAIL_TIMEOUT")
+SMTP_KEYS = (
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USE_TLS",
+    "MAIL_USE_SSL",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_TIMEOUT",
+)
 # Two connections at a time are plenty for account emails; a mail server that
 # stalls holds at most these threads, each for MAIL_TIMEOUT per socket operation.
 SMTP_WORKERS = 2
@@ -62,8 +69,12 @@ def send(message: EmailMessage) -> None:
     """Log the message (console backend) or queue it for SMTP delivery; never raises for SMTP."""
     config = current_app.config
     if config["MAIL_BACKEND"] == "console":
-        log.info("email (MAIL_BACKEND=console, not sent)\nTo: %s\nSubject: %s\n\n%s",
-                 message["To"], message["Subject"], message.get_body(("plain",)).get_content())
+        log.info(
+            "email (MAIL_BACKEND=console, not sent)\nTo: %s\nSubject: %s\n\n%s",
+            message["To"],
+            message["Subject"],
+            message.get_body(("plain",)).get_content(),
+        )
         return
     settings = {key: config[key] for key in SMTP_KEYS}
     current_app.extensions["mail_outbox"].submit(message, settings)
@@ -74,8 +85,9 @@ def deliver(message: EmailMessage, settings: dict) -> bool:
     host, port = settings["MAIL_SERVER"], settings["MAIL_PORT"]
     try:
         if settings["MAIL_USE_SSL"]:
-            smtp = smtplib.SMTP_SSL(host, port, timeout=settings["MAIL_TIMEOUT"],
-                                    context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(
+                host, port, timeout=settings["MAIL_TIMEOUT"], context=ssl.create_default_context()
+            )
         else:
             smtp = smtplib.SMTP(host, port, timeout=settings["MAIL_TIMEOUT"])
         with smtp:
@@ -86,12 +98,20 @@ def deliver(message: EmailMessage, settings: dict) -> bool:
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
         # The exception's text is the server's reply or the socket error, never the body.
-        log.error("email %r to %s not sent via %s:%s: %s: %s", message["Subject"],
-                  message["To"], host, port, type(exc).__name__, exc)
+        log.error(
+            "email %r to %s not sent via %s:%s: %s: %s",
+            message["Subject"],
+            message["To"],
+            host,
+            port,
+            type(exc).__name__,
+            exc,
+        )
         return False
     except Exception:
-        log.exception("email %r to %s not sent via %s:%s", message["Subject"],
-                      message["To"], host, port)
+        log.exception(
+            "email %r to %s not sent via %s:%s", message["Subject"], message["To"], host, port
+        )
         return False
     log.info("email %r sent to %s", message["Subject"], message["To"])
     return True
@@ -115,8 +135,12 @@ class Outbox:
                 self._pid = os.getpid()
                 self._pending = set()
             if len(self._pending) >= MAX_PENDING:
-                log.error("email %r to %s not sent: %d emails already queued",
-                          message["Subject"], message["To"], MAX_PENDING)
+                log.error(
+                    "email %r to %s not sent: %d emails already queued",
+                    message["Subject"],
+                    message["To"],
+                    MAX_PENDING,
+                )
                 return
             future = self._executor.submit(deliver, message, settings)
             self._pending.add(future)
@@ -143,8 +167,11 @@ def init_app(app: Flask) -> None:
     """Create the app's outbox; warn about settings that lose or leak emails."""
     app.extensions["mail_outbox"] = Outbox()
     if not app.config["PUBLIC_BASE_URL"]:
-        log.warning("PUBLIC_BASE_URL is not set: verification and password reset "
-                    "emails cannot be sent")
+        log.warning(
+            "PUBLIC_BASE_URL is not set: verification and password reset emails cannot be sent"
+        )
     if app.config["MAIL_BACKEND"] == "console" and app.config["APP_ENV"] == "production":
-        log.warning("MAIL_BACKEND=console in production: emails, with their single-use "
-                    "links, are written to the log and never sent")
+        log.warning(
+            "MAIL_BACKEND=console in production: emails, with their single-use "
+            "links, are written to the log and never sent"
+        )

@@ -22,9 +22,9 @@ from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
+from auth_service.errors import APIError, Error
 from auth_service.security import redirects
 from auth_service.security.addresses import canonical_or_none
-from auth_service.errors import APIError, Error
 from config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,11 @@ class ProviderProfile:
 
 def enabled_providers(config) -> list[str]:
     """The providers whose client id and secret are both configured."""
-    return [name for name in PROVIDERS
-            if config.get(f"{name.upper()}_CLIENT_ID") and config.get(f"{name.upper()}_CLIENT_SECRET")]
+    return [
+        name
+        for name in PROVIDERS
+        if config.get(f"{name.upper()}_CLIENT_ID") and config.get(f"{name.upper()}_CLIENT_SECRET")
+    ]
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -67,8 +70,10 @@ class SessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app: Flask, request):
-        if app.secret_key and ("HTTP_COOKIE" not in request.environ
-                               or not request.cookies.get(self.get_cookie_name(app))):
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ
+            or not request.cookies.get(self.get_cookie_name(app))
+        ):
             return self.session_class()
         return super().open_session(app, request)
 
@@ -79,7 +84,8 @@ def init_app(app: Flask) -> None:
     if app.config["DEMO_ENABLED"]:
         entries.append("/demo")  # the example SPA's provider buttons come back to it
     app.extensions["auth_service.redirect_allowlist"] = redirects.parse_allowlist(
-        entries, app.config["FRONTEND_URL"])
+        entries, app.config["FRONTEND_URL"]
+    )
     # The OAuth state rides in the session cookie across the provider's redirect back,
     # a cross-site top-level GET: SameSite=Strict would drop it, Lax keeps it.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -90,7 +96,8 @@ def init_app(app: Flask) -> None:
     registry = OAuth(app)
     app.extensions[EXTENSION_KEY] = {
         name: registry.register(name, **_settings(app.config, name))
-        for name in enabled_providers(app.config)}
+        for name in enabled_providers(app.config)
+    }
 
 
 def _settings(config, name: str) -> dict:
@@ -111,8 +118,11 @@ def _settings(config, name: str) -> dict:
         "access_token_url": config["GITHUB_TOKEN_URL"],
         "api_base_url": config["GITHUB_API_URL"].rstrip("/") + "/",
         # GitHub documents the client credentials as form parameters.
-        "client_kwargs": {"scope": "read:user user:email",
-                          "token_endpoint_auth_method": "client_secret_post", **common},
+        "client_kwargs": {
+            "scope": "read:user user:email",
+            "token_endpoint_auth_method": "client_secret_post",
+            **common,
+        },
     }
 
 
@@ -187,8 +197,9 @@ def _google_profile(client) -> ProviderProfile:
     metadata = client.load_server_metadata()
     issuer = expected_issuer(current_app.config["GOOGLE_DISCOVERY_URL"])
     if metadata.get("issuer") != issuer:
-        log.error("discovery document announces issuer %r, expected %r",
-                  metadata.get("issuer"), issuer)
+        log.error(
+            "discovery document announces issuer %r, expected %r", metadata.get("issuer"), issuer
+        )
         raise APIError(Error.PROVIDER_ERROR, "Google's discovery document names another issuer.")
     issuers = [issuer, *ISSUER_ALIASES.get(issuer, [])]
     # RFC 9207: a provider that names itself in the callback must be the one we asked.
@@ -196,11 +207,13 @@ def _google_profile(client) -> ProviderProfile:
         raise APIError(Error.ISSUER_MISMATCH)
     # authlib checks the signature, nonce, exp and azp; iss and aud are pinned here
     # (it leaves aud unchecked without claims options).
-    token = client.authorize_access_token(claims_options={
-        "iss": {"essential": True, "values": issuers},
-        "aud": {"essential": True, "value": client.client_id},
-        "sub": {"essential": True},
-    })
+    token = client.authorize_access_token(
+        claims_options={
+            "iss": {"essential": True, "values": issuers},
+            "aud": {"essential": True, "value": client.client_id},
+            "sub": {"essential": True},
+        }
+    )
     claims = token.get("userinfo")
     if not claims:
         raise APIError(Error.INVALID_ID_TOKEN, "Google's answer carries no ID token.")
@@ -209,10 +222,13 @@ def _google_profile(client) -> ProviderProfile:
         raise ValueError("Google subject too long")
     verified = claims.get("email_verified") in (True, "true")
     profile = ProviderProfile(
-        provider="google", subject=subject,
+        provider="google",
+        subject=subject,
         email=_email(claims.get("email")) if verified else None,
-        name=_text(claims.get("name"), 100), avatar_url=_url(claims.get("picture")),
-        username_hint=_text(claims.get("email"), 254, "").split("@")[0] or _text(claims.get("name"), 100),
+        name=_text(claims.get("name"), 100),
+        avatar_url=_url(claims.get("picture")),
+        username_hint=_text(claims.get("email"), 254, "").split("@")[0]
+        or _text(claims.get("name"), 100),
     )
     if (profile.name is None or profile.avatar_url is None) and metadata.get("userinfo_endpoint"):
         info = client.userinfo(token=token)
@@ -231,8 +247,11 @@ def _github_profile(client) -> ProviderProfile:
     if not isinstance(user, dict) or type(user.get("id")) is not int:
         raise ValueError("GitHub /user has no numeric id")
     return ProviderProfile(
-        provider="github", subject=str(user["id"]), email=_github_verified_primary(client, token),
-        name=_text(user.get("name"), 100), avatar_url=_url(user.get("avatar_url")),
+        provider="github",
+        subject=str(user["id"]),
+        email=_github_verified_primary(client, token),
+        name=_text(user.get("name"), 100),
+        avatar_url=_url(user.get("avatar_url")),
         username_hint=_text(user.get("login"), 100),
     )
 

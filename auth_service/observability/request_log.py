@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import get_jwt
@@ -41,9 +41,17 @@ log = logging.getLogger("auth_service.request")
 # C0 and C1 controls, DEL and the Unicode line and paragraph separators: what a terminal,
 # `less` or a line-splitting log shipper could take for the end of a line or a command.
 # The backslash too, or a client's own "\\n" would read like an escaped newline.
-_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7f, 0xa0))}
-_CONTROL_ESCAPES.update({ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n",
-                         ord("\r"): "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL_ESCAPES.update(
+    {
+        ord("\\"): "\\\\",
+        ord("\t"): "\\t",
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        0x2028: "\\u2028",
+        0x2029: "\\u2029",
+    }
+)
 
 
 def escape_controls(text: str) -> str:
@@ -54,7 +62,10 @@ def escape_controls(text: str) -> str:
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName"}
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -62,8 +73,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc)
-                          .isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -180,15 +190,21 @@ def log_request(response: Response) -> Response:
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
     path = request.path[:MAX_LOGGED_PATH]
-    log.info("%s %s %s", request.method, path, response.status_code, extra={
-        "method": request.method,
-        "path": path,
-        "status": response.status_code,
-        "duration_ms": duration_ms,
-        "request_id": rid,
-        "user_id": request.environ[USER_ID_ENVIRON_KEY],  # what tag_response found
-        "client_ip": request.remote_addr,
-    })
+    log.info(
+        "%s %s %s",
+        request.method,
+        path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+            "request_id": rid,
+            "user_id": request.environ[USER_ID_ENVIRON_KEY],  # what tag_response found
+            "client_ip": request.remote_addr,
+        },
+    )
     return response
 
 

@@ -43,8 +43,7 @@ def init_app(app: Flask) -> None:
         # No pool_pre_ping: it costs a round trip on every checkout, i.e. every request;
         # _ping_idle_connections keeps its point: a server restart is survived without
         # failing a request.
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "connect_args": {"connect_timeout": 5}})
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"connect_timeout": 5}})
     db.init_app(app)
     with app.app_context():
         engine = db.engine
@@ -88,8 +87,9 @@ def _ping_idle_connections(engine: sa.Engine) -> None:
 
     def checkout(dbapi_connection, record, proxy) -> None:
         idle_since = record.info.pop("idle_since", None)
-        if (idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS) \
-                and not _has_input(dbapi_connection):
+        if (
+            idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS
+        ) and not _has_input(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)

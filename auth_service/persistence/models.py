@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -14,7 +13,7 @@ from auth_service.extensions import db
 
 def utcnow() -> datetime:
     """Current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_uuid() -> str:
@@ -36,14 +35,14 @@ class UTCDateTime(sa.TypeDecorator):
         if value is not None:
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -65,21 +64,19 @@ class User(db.Model):
     # one account per mailbox however the address is spelled.
     email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(50), unique=True)
-    full_name: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
-    password_hash: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    full_name: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    password_hash: so.Mapped[str | None] = so.mapped_column(sa.String(255))
     is_active: so.Mapped[bool] = so.mapped_column(default=True)
     is_superuser: so.Mapped[bool] = so.mapped_column(default=False)
     # Bumped on password change: access tokens carry it, older ones are refused.
     token_version: so.Mapped[int] = so.mapped_column(default=0)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
-    updated_at: so.Mapped[datetime] = so.mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow
-    )
-    password_changed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    password_changed_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # When the user proved they read mail at ``email``; NULL until then.
-    email_verified: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
+    email_verified: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # Picture given by Google/GitHub when the account was created through them.
-    avatar_url: so.Mapped[Optional[str]] = so.mapped_column(sa.String(500))
+    avatar_url: so.Mapped[str | None] = so.mapped_column(sa.String(500))
 
     refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -116,13 +113,13 @@ class Session(db.Model):
     # Absolute: rotation never extends it.
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
     # The last rotation; NULL until the first refresh.
-    refreshed_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
-    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
-    revoked_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    refreshed_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_reason: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     # Authenticator assurance level (NIST 800-63B) the session was proven at.
     aal: so.Mapped[str] = so.mapped_column(sa.String(8), default="aal1")
-    user_agent: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
-    ip_address: so.Mapped[Optional[str]] = so.mapped_column(sa.String(45))
+    user_agent: so.Mapped[str | None] = so.mapped_column(sa.String(255))
+    ip_address: so.Mapped[str | None] = so.mapped_column(sa.String(45))
 
     user: so.Mapped[User] = so.relationship(back_populates="sessions")
 
@@ -154,15 +151,15 @@ class RefreshToken(db.Model):
     # The family's absolute expiry: rotation copies it, never extends it.
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
     # When it was exchanged for ``replaced_by``; presenting it again is reuse.
-    spent_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
-    replaced_by: so.Mapped[Optional[str]] = so.mapped_column(sa.String(36))
-    revoked_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
-    revoked_reason: so.Mapped[Optional[str]] = so.mapped_column(sa.String(32))
+    spent_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    replaced_by: so.Mapped[str | None] = so.mapped_column(sa.String(36))
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_reason: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     # When a duplicate presentation inside the grace window was answered with the
     # family's current token: that happens at most once per spent token.
-    grace_used_at: so.Mapped[Optional[datetime]] = so.mapped_column(UTCDateTime)
-    user_agent: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
-    ip_address: so.Mapped[Optional[str]] = so.mapped_column(sa.String(45))
+    grace_used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    user_agent: so.Mapped[str | None] = so.mapped_column(sa.String(255))
+    ip_address: so.Mapped[str | None] = so.mapped_column(sa.String(45))
 
     user: so.Mapped[User] = so.relationship(back_populates="refresh_tokens")
     session: so.Mapped[Session] = so.relationship()
@@ -192,7 +189,7 @@ class OAuthAccount(db.Model):
     subject: so.Mapped[str] = so.mapped_column(sa.String(255), primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     # The verified email the provider gave at the last login (NULL: it vouched for none).
-    email: so.Mapped[Optional[str]] = so.mapped_column(sa.String(254))
+    email: so.Mapped[str | None] = so.mapped_column(sa.String(254))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     last_login_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
 

@@ -21,8 +21,9 @@ from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import RefreshToken, Session, User
 
 
-def user_with_session(user_id: int, session_id: str,
-                      attach: bool) -> tuple[User | None, Session | None]:
+def user_with_session(
+    user_id: int, session_id: str, attach: bool
+) -> tuple[User | None, Session | None]:
     """The user with this id and their session ``session_id``, in one statement: (None,
     None) without such a user, (user, None) when the session is not theirs or is gone.
     ``attach``: the user is persistent in the request's session; the session row stays

@@ -37,8 +37,10 @@ def normalize_email(value: str) -> str:
     text = unicodedata.normalize("NFKC", value.strip())
     for char in text:
         if unicodedata.category(char) in REFUSED_CATEGORIES:
-            raise InvalidEmail(f"Must not contain invisible, control or space characters "
-                               f"(found U+{ord(char):04X}).")
+            raise InvalidEmail(
+                f"Must not contain invisible, control or space characters "
+                f"(found U+{ord(char):04X})."
+            )
     local, at, domain = text.lower().rpartition("@")
     if not at or not domain:
         return text.lower()
@@ -62,4 +64,6 @@ def _canonical_domain(domain: str) -> str:
     try:
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise InvalidEmail(f"The domain is not a valid internationalized domain name ({exc}).") from None
+        raise InvalidEmail(
+            f"The domain is not a valid internationalized domain name ({exc})."
+        ) from None

@@ -49,13 +49,19 @@ def parse_origins(entries) -> frozenset[str]:
             port = parts.port
         except ValueError:
             port = -1
-        if (parts.scheme not in DEFAULT_PORTS or not HOST.fullmatch(parts.hostname or "")
-                or "@" in parts.netloc
-                or port in (-1, DEFAULT_PORTS[parts.scheme]) or entry != entry.lower()
-                or entry != f"{parts.scheme}://{parts.netloc}"):
-            raise ConfigError(f"CORS_ORIGINS: {entry!r} is not an origin such as "
-                              "https://app.example.com (lower case, no path, no trailing "
-                              "slash, no default port)")
+        if (
+            parts.scheme not in DEFAULT_PORTS
+            or not HOST.fullmatch(parts.hostname or "")
+            or "@" in parts.netloc
+            or port in (-1, DEFAULT_PORTS[parts.scheme])
+            or entry != entry.lower()
+            or entry != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ConfigError(
+                f"CORS_ORIGINS: {entry!r} is not an origin such as "
+                "https://app.example.com (lower case, no path, no trailing "
+                "slash, no default port)"
+            )
         origins.add(entry)
     return frozenset(origins)
 
@@ -79,13 +85,17 @@ def answer_preflight():
     any other origin gets Flask's plain OPTIONS answer, without CORS headers, and
     the browser does not send the real request.
     """
-    if (request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers
-            or not origin_allowed(request.headers.get("Origin"))):
+    if (
+        request.method != "OPTIONS"
+        or "Access-Control-Request-Method" not in request.headers
+        or not origin_allowed(request.headers.get("Origin"))
+    ):
         return None
     response = current_app.response_class(status=204)
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = (
-        f"Authorization, Content-Type, {current_app.config['JWT_REFRESH_CSRF_HEADER_NAME']}")
+        f"Authorization, Content-Type, {current_app.config['JWT_REFRESH_CSRF_HEADER_NAME']}"
+    )
     response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
     return response
 

@@ -43,8 +43,11 @@ def presented_device(user: User | None) -> str | None:
         data = _serializer().loads(raw, max_age=_max_age())
     except BadData:
         return None
-    if (not isinstance(data, dict) or data.get("user") != user.id
-            or data.get("ver") != user.token_version):
+    if (
+        not isinstance(data, dict)
+        or data.get("user") != user.id
+        or data.get("ver") != user.token_version
+    ):
         return None
     device = data.get("device")
     return device if isinstance(device, str) and device else None
@@ -57,7 +60,10 @@ def remember(response: Response, user: User) -> None:
     response.set_cookie(
         COOKIE_NAME,
         _serializer().dumps({"user": user.id, "ver": user.token_version, "device": device}),
-        max_age=_max_age(), path=COOKIE_PATH, domain=config["JWT_COOKIE_DOMAIN"],
-        secure=config["JWT_COOKIE_SECURE"], httponly=True,
+        max_age=_max_age(),
+        path=COOKIE_PATH,
+        domain=config["JWT_COOKIE_DOMAIN"],
+        secure=config["JWT_COOKIE_SECURE"],
+        httponly=True,
         samesite=config["JWT_COOKIE_SAMESITE"],
     )

@@ -6,22 +6,29 @@ from flask import Flask, Response, request
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # The example SPA (/demo) runs its own script and styles and calls the API on its own
 # origin: nothing inline, nothing from elsewhere, never framed.
-PAGE_CSP = ("default-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'none'")
+PAGE_CSP = (
+    "default-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 # /docs and /redoc: Swagger UI and ReDoc from this origin only (auth_service/docs_assets/),
 # no inline script; the two set inline styles, fetch the document, and ReDoc runs its
 # search index in a worker it builds from a blob.
-DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
-            "worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 # flask-smorest's name for the blueprint of the document and the docs pages.
 DOCS_BLUEPRINT = "api-docs"
 HSTS = "max-age=63072000; includeSubDomains"
 
 # (name, value): what every response, every JSON answer, every /demo
 # page and every https response carries unless the view set the header itself.
-_ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-           ("X-Frame-Options", "DENY"))
+_ALWAYS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
 _JSON = (("Content-Security-Policy", API_CSP), ("Cache-Control", "no-store"))
 _PAGE = (("Content-Security-Policy", PAGE_CSP),)
 _DOCS = (("Content-Security-Policy", DOCS_CSP),)

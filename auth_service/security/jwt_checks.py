@@ -63,10 +63,12 @@ def init_app(app: Flask) -> None:
 
 # --- issuing ---------------------------------------------------------------------------
 
+
 def issue_access_token(user_id: int, version: int, session_id: str) -> str:
     """An access token of session ``session_id`` for ``user_id`` at token version ``version``."""
-    return create_access_token(identity=str(user_id),
-                               additional_claims={"sid": session_id, "ver": version})
+    return create_access_token(
+        identity=str(user_id), additional_claims={"sid": session_id, "ver": version}
+    )
 
 
 def issue_refresh_token(user_id: int, version: int, token, csrf: str) -> str:
@@ -76,8 +78,14 @@ def issue_refresh_token(user_id: int, version: int, token, csrf: str) -> str:
     duplicate refresh inside the grace window receives the very token the first got.
     """
     issued = int(token.created_at.timestamp())
-    claims = {"sid": token.family_id, "ver": version, "jti": token.jti, "iat": issued,
-              "exp": int(token.expires_at.timestamp()), "csrf": csrf}
+    claims = {
+        "sid": token.family_id,
+        "ver": version,
+        "jti": token.jti,
+        "iat": issued,
+        "exp": int(token.expires_at.timestamp()),
+        "csrf": csrf,
+    }
     if current_app.config["JWT_ENCODE_NBF"]:
         claims["nbf"] = issued
     return create_refresh_token(identity=str(user_id), additional_claims=claims)
@@ -90,6 +98,7 @@ def user_identity(identity) -> str:
 
 
 # --- the form of a token ---------------------------------------------------------------
+
 
 def check_compact_form(encoded_token) -> None:
     """Refuse (DecodeError) any spelling of a token but the one this service writes:
@@ -133,18 +142,23 @@ def decode_key(header: dict, claims: dict) -> str:
             raise MissingRequiredClaimError(name)
     sub = claims["sub"]
     # ASCII only: str.isdigit() also accepts "²" (int() raises) and "١" (another spelling of 1).
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()
-            and len(sub) <= MAX_USER_ID_DIGITS):
+    if not (
+        isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= MAX_USER_ID_DIGITS
+    ):
         raise DecodeError("Invalid subject")
     if claims["type"] not in TOKEN_TYPES:
         raise DecodeError("Unknown token type")
-    if not (isinstance(claims["jti"], str) and isinstance(claims["sid"], str)
-            and isinstance(claims["ver"], int)):
+    if not (
+        isinstance(claims["jti"], str)
+        and isinstance(claims["sid"], str)
+        and isinstance(claims["ver"], int)
+    ):
         raise DecodeError("Invalid token id, session or version")
     return current_app.config["JWT_SECRET_KEY"]
 
 
 # --- what a verified token stands for --------------------------------------------------
+
 
 @dataclass
 class TokenContext:
@@ -161,10 +175,12 @@ class TokenContext:
         """The session has ended, expired or is not this account's; a refresh token's
         row is unknown or revoked."""
         if self.claims["type"] == "refresh" and (
-                self.refresh_token is None or self.refresh_token.revoked_at is not None):
+            self.refresh_token is None or self.refresh_token.revoked_at is not None
+        ):
             return True
-        return self.user is not None and (self.session is None
-                                          or not self.session.is_live(utcnow()))
+        return self.user is not None and (
+            self.session is None or not self.session.is_live(utcnow())
+        )
 
 
 def token_context() -> TokenContext | None:

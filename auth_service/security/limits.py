@@ -80,8 +80,9 @@ def _account() -> str:
     body = request.get_json(silent=True)
     # Every spelling of one address counts against one account; what has no canonical
     # form (the request is refused with a 422) shares one key.
-    return email_digest(canonical_or_none(body.get("email") if isinstance(body, dict) else None)
-                        or "")
+    return email_digest(
+        canonical_or_none(body.get("email") if isinstance(body, dict) else None) or ""
+    )
 
 
 def _caller() -> str:
@@ -153,8 +154,12 @@ def rate_limit(*limits: Limit, fail_open: bool = False):
             except StorageError as exc:
                 if not fail_open:
                     raise
-                log.warning("rate-limit storage unavailable on %s %s, not counted: %s",
-                            request.method, request.path, type(exc.storage_error).__name__)
+                log.warning(
+                    "rate-limit storage unavailable on %s %s, not counted: %s",
+                    request.method,
+                    request.path,
+                    type(exc.storage_error).__name__,
+                )
             return view(*args, **kwargs)
 
         return limited
@@ -176,10 +181,12 @@ password_change_limit = rate_limit(Limit("RATELIMIT_PASSWORD_CHANGE", "password-
 # or not.
 limit_verify_resend = rate_limit(
     Limit("RATELIMIT_VERIFY_RESEND_PER_IP", "verify-resend-ip"),
-    Limit("RATELIMIT_VERIFY_RESEND_PER_ACCOUNT", "verify-resend-account", _caller))
+    Limit("RATELIMIT_VERIFY_RESEND_PER_ACCOUNT", "verify-resend-account", _caller),
+)
 limit_forgot_password = rate_limit(
     Limit("RATELIMIT_FORGOT_PASSWORD_PER_IP", "forgot-password-ip"),
-    Limit("RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT", "forgot-password-account", _account))
+    Limit("RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT", "forgot-password-account", _account),
+)
 
 
 def init_app(app: Flask) -> None:

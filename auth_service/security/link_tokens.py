@@ -45,8 +45,9 @@ class Purpose:
 
 
 VERIFY_EMAIL = Purpose("verify-email", "EMAIL_VERIFY_TOKEN_MAX_AGE", ("email",))
-RESET_PASSWORD = Purpose("reset-password", "PASSWORD_RESET_TOKEN_MAX_AGE",
-                         ("password_hash", "email"))
+RESET_PASSWORD = Purpose(
+    "reset-password", "PASSWORD_RESET_TOKEN_MAX_AGE", ("password_hash", "email")
+)
 
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+")
 
@@ -56,8 +57,9 @@ class MissingPublicURL(RuntimeError):
 
 
 def _serializer(purpose: Purpose) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"],
-                                  salt=f"auth_service.{purpose.name}")
+    return URLSafeTimedSerializer(
+        current_app.config["SECRET_KEY"], salt=f"auth_service.{purpose.name}"
+    )
 
 
 def fingerprint(user: Any, purpose: Purpose) -> str:
@@ -86,8 +88,11 @@ def load_token(token: str, purpose: Purpose) -> User:
     if not isinstance(uid, int) or isinstance(uid, bool) or not isinstance(fp, str):
         raise APIError(Error.INVALID_LINK)
     user = db.session.get(User, uid)
-    if user is None or not user.is_active or not hmac.compare_digest(
-            fp, fingerprint(user, purpose)):
+    if (
+        user is None
+        or not user.is_active
+        or not hmac.compare_digest(fp, fingerprint(user, purpose))
+    ):
         raise APIError(Error.INVALID_LINK)
     return user
 
@@ -100,8 +105,7 @@ def api_link(path: str, **query: str) -> str:
     return f"{base.rstrip('/')}{path}?{urlencode(query)}"
 
 
-def frontend_link(path: str, fragment: dict[str, str] | None = None,
-                  **query: str) -> str | None:
+def frontend_link(path: str, fragment: dict[str, str] | None = None, **query: str) -> str | None:
     """FRONTEND_URL + ``path`` with ``query`` added (and ``fragment``, which browsers never
     send to a server), or None when there is no frontend."""
     base = current_app.config.get("FRONTEND_URL")
@@ -109,9 +113,13 @@ def frontend_link(path: str, fragment: dict[str, str] | None = None,
         return None
     parts = urlsplit(base)
     merged = parse_qsl(parts.query, keep_blank_values=True) + list(query.items())
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path,
-                                     query=urlencode(merged),
-                                     fragment=urlencode(fragment) if fragment else parts.fragment))
+    return urlunsplit(
+        parts._replace(
+            path=parts.path.rstrip("/") + path,
+            query=urlencode(merged),
+            fragment=urlencode(fragment) if fragment else parts.fragment,
+        )
+    )
 
 
 def verify_email_link(token: str) -> str:
@@ -122,7 +130,8 @@ def verify_email_link(token: str) -> str:
 def reset_password_link(token: str) -> str:
     """The link in a reset email: the frontend's reset page, else this API's token check."""
     return frontend_link("/reset-password", token=token) or api_link(
-        "/auth/reset-password", token=token)
+        "/auth/reset-password", token=token
+    )
 
 
 def redact(text: str) -> str:

@@ -20,10 +20,10 @@ import time
 from flask import current_app
 from limits import RateLimitItem, parse_many
 
-from auth_service.security import devices
 from auth_service.errors import rate_limited
-from auth_service.security.limits import client_network, counters, email_digest
 from auth_service.persistence.models import User
+from auth_service.security import devices
+from auth_service.security.limits import client_network, counters, email_digest
 from auth_service.security.passwords import verify_password
 
 NAMESPACE = "password-failures"
@@ -36,13 +36,18 @@ def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
     account = f"user:{user.id}" if user is not None else f"email:{email_digest(email or '')}"
     network = client_network()
     device = devices.presented_device(user)
-    own = (("RATELIMIT_LOGIN_FAILURES_PER_DEVICE", f"device:{device}") if device
-           else ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", account))
+    own = (
+        ("RATELIMIT_LOGIN_FAILURES_PER_DEVICE", f"device:{device}")
+        if device
+        else ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", account)
+    )
     # Last: an attempt refused by an earlier budget takes no slot of the ceiling.
-    return [("RATELIMIT_LOGIN_FAILURES_PER_IP", f"ip:{network}"),
-            ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP", f"{account}@{network}"),
-            own,
-            ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING", f"ceiling:{account}")]
+    return [
+        ("RATELIMIT_LOGIN_FAILURES_PER_IP", f"ip:{network}"),
+        ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP", f"{account}@{network}"),
+        own,
+        ("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CEILING", f"ceiling:{account}"),
+    ]
 
 
 def _give_back(slots: list[Slot]) -> None:

@@ -38,23 +38,35 @@ class PasswordHasher(argon2.PasswordHasher):
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
         """Hash ``password``: libsodium when it writes exactly these parameters."""
-        if (salt is not None or self.type is not Type.ID or self.parallelism != 1
-                or self.salt_len != SODIUM_SALT_LENGTH or self.hash_len != SODIUM_HASH_LENGTH):
+        if (
+            salt is not None
+            or self.type is not Type.ID
+            or self.parallelism != 1
+            or self.salt_len != SODIUM_SALT_LENGTH
+            or self.hash_len != SODIUM_HASH_LENGTH
+        ):
             return super().hash(password, salt=salt)
         return sodium.crypto_pwhash_str_alg(
-            _encoded(password, self.encoding), self.time_cost, self.memory_cost * 1024,
-            sodium.crypto_pwhash_ALG_ARGON2ID13).decode("ascii")
+            _encoded(password, self.encoding),
+            self.time_cost,
+            self.memory_cost * 1024,
+            sodium.crypto_pwhash_ALG_ARGON2ID13,
+        ).decode("ascii")
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:
         """Verify like argon2-cffi (same exceptions); argon2id v1.3 through libsodium."""
         text = _decoded(hash)
         parameters = argon2.extract_parameters(text)  # InvalidHashError when malformed
-        if (parameters.type is not Type.ID or parameters.version != argon2.low_level.ARGON2_VERSION
-                or len(text) > SODIUM_MAX_ENCODED):
+        if (
+            parameters.type is not Type.ID
+            or parameters.version != argon2.low_level.ARGON2_VERSION
+            or len(text) > SODIUM_MAX_ENCODED
+        ):
             return super().verify(hash, password)
         try:  # libsodium compares in constant time
-            return sodium.crypto_pwhash_str_verify(text.encode("ascii"),
-                                                   _encoded(password, self.encoding))
+            return sodium.crypto_pwhash_str_verify(
+                text.encode("ascii"), _encoded(password, self.encoding)
+            )
         except InvalidkeyError:
             raise VerifyMismatchError("The password does not match the supplied hash") from None
 
@@ -159,9 +171,12 @@ def _top_up(hasher: PasswordHasher, verified: str | bytes, password: str) -> Non
     if memory < MIN_MEMORY_COST:
         memory = hasher.memory_cost // TIME_ONLY_MEMORY_FRACTION
     time_cost = max(1, round(blocks / max(MIN_MEMORY_COST, memory)))
-    PasswordHasher(time_cost=time_cost,
-                   memory_cost=max(MIN_MEMORY_COST, round(blocks / time_cost)),
-                   parallelism=1, type=Type.ID).hash(password)
+    PasswordHasher(
+        time_cost=time_cost,
+        memory_cost=max(MIN_MEMORY_COST, round(blocks / time_cost)),
+        parallelism=1,
+        type=Type.ID,
+    ).hash(password)
 
 
 def argon2_blocks(parameters: argon2.Parameters | argon2.PasswordHasher) -> int:

@@ -74,13 +74,16 @@ def parse_allowlist(entries, frontend_url: str | None) -> list[Allowed]:
     """The allow-list from OAUTH_REDIRECT_ALLOWLIST and FRONTEND_URL; ConfigError if malformed."""
     allowed = []
     for name, entry in [("FRONTEND_URL", frontend_url)] + [
-            ("OAUTH_REDIRECT_ALLOWLIST", e) for e in entries or ()]:
+        ("OAUTH_REDIRECT_ALLOWLIST", e) for e in entries or ()
+    ]:
         if not entry:
             continue
         split = _split(entry)
         if split is None or (name == "FRONTEND_URL" and split[0] is None):
-            raise ConfigError(f"{name}: {entry!r} is not an http(s) origin/URL"
-                              + ("" if name == "FRONTEND_URL" else " or a /path"))
+            raise ConfigError(
+                f"{name}: {entry!r} is not an http(s) origin/URL"
+                + ("" if name == "FRONTEND_URL" else " or a /path")
+            )
         allowed.append(Allowed(*split))
     return allowed
 

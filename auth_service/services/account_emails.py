@@ -15,15 +15,15 @@ from types import SimpleNamespace
 from flask import current_app, render_template
 from flask_smorest import abort
 
+from auth_service.errors import APIError, Error
 from auth_service.integrations import mail
 from auth_service.persistence import transactions
+from auth_service.persistence.models import User, utcnow
 from auth_service.security import link_tokens
-from auth_service.services import accounts
 from auth_service.security.addresses import normalize_email
 from auth_service.security.link_tokens import RESET_PASSWORD, VERIFY_EMAIL
-from auth_service.errors import APIError, Error
-from auth_service.persistence.models import User, utcnow
 from auth_service.security.passwords import guessability_problem
+from auth_service.services import accounts
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def _compose(template: str, user, subject: str, **context):
     """Render ``email/<template>.txt`` and ``.html`` into a message for ``user``."""
     context = {"user": user, "subject": subject, **context}
     return mail.build_message(
-        user.email, subject,
+        user.email,
+        subject,
         render_template(f"email/{template}.txt", **context),
         render_template(f"email/{template}.html", **context),
     )
@@ -52,6 +53,7 @@ def _send(message) -> None:
 
 # --- verification ---------------------------------------------------------------------
 
+
 def send_verification(user: User) -> None:
     """Email ``user`` a link that verifies their address (after signup, on resend)."""
     try:
@@ -59,8 +61,15 @@ def send_verification(user: User) -> None:
     except link_tokens.MissingPublicURL:
         log.error("verification email for user %s not sent: PUBLIC_BASE_URL is not set", user.id)
         return
-    _send(_compose("verify_email", user, "Verify your email address", link=link,
-                   hours=_hours("EMAIL_VERIFY_TOKEN_MAX_AGE")))
+    _send(
+        _compose(
+            "verify_email",
+            user,
+            "Verify your email address",
+            link=link,
+            hours=_hours("EMAIL_VERIFY_TOKEN_MAX_AGE"),
+        )
+    )
 
 
 def resend_verification(user: User) -> None:
@@ -91,6 +100,7 @@ def verify_email(token: str) -> str:
 
 # --- password reset -------------------------------------------------------------------
 
+
 def request_password_reset(email: str) -> None:
     """Email a reset link when ``email`` names an active account; silently nothing otherwise.
 
@@ -100,18 +110,26 @@ def request_password_reset(email: str) -> None:
     """
     user = accounts.find_by_email(email)
     eligible = user is not None and user.is_active
-    target = user if eligible else SimpleNamespace(
-        id=0, email=normalize_email(email), username="", full_name=None,
-        password_hash=None)
+    target = (
+        user
+        if eligible
+        else SimpleNamespace(
+            id=0, email=normalize_email(email), username="", full_name=None, password_hash=None
+        )
+    )
     token = link_tokens.make_token(target, RESET_PASSWORD)
     try:
         link = link_tokens.reset_password_link(token)
     except link_tokens.MissingPublicURL:
         log.error("password reset email not sent: PUBLIC_BASE_URL is not set")
         return
-    message = _compose("reset_password", target, "Reset your password", link=link,
-                       minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"]
-                                     .total_seconds() / 60))
+    message = _compose(
+        "reset_password",
+        target,
+        "Reset your password",
+        link=link,
+        minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"].total_seconds() / 60),
+    )
     if eligible:
         _send(message)
 
@@ -141,12 +159,25 @@ def reset_password(token: str, new_password: str) -> User:
 
 def send_password_changed(user: User) -> None:
     """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
-    _send(_compose("password_changed", user, "Your password was changed",
-                   changed_at=user.password_changed_at or utcnow()))
+    _send(
+        _compose(
+            "password_changed",
+            user,
+            "Your password was changed",
+            changed_at=user.password_changed_at or utcnow(),
+        )
+    )
 
 
 def send_identity_linked(user: User, provider_label: str, password_removed: bool) -> None:
     """Tell the user a provider now signs in to their account (after the link is committed)."""
-    _send(_compose("identity_linked", user, f"{provider_label} was linked to your account",
-                   provider=provider_label, password_removed=password_removed,
-                   linked_at=utcnow()))
+    _send(
+        _compose(
+            "identity_linked",
+            user,
+            f"{provider_label} was linked to your account",
+            provider=provider_label,
+            password_removed=password_removed,
+            linked_at=utcnow(),
+        )
+    )

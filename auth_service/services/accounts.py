@@ -7,14 +7,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from auth_service.persistence import queries
-from auth_service.services import sessions
-from auth_service.security.addresses import canonical_or_none, normalize_email
-from auth_service.security.password_attempts import check_password
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.persistence import queries
 from auth_service.persistence.models import RefreshToken, User, utcnow
+from auth_service.security.addresses import canonical_or_none, normalize_email
+from auth_service.security.password_attempts import check_password
 from auth_service.security.passwords import hash_password, needs_rehash
+from auth_service.services import sessions
+
 
 class PasswordChangedMeanwhile(APIError):
     """The password (or token version) changed after this request read the account."""
@@ -31,8 +32,9 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == canonical))
 
 
-def _ensure_available(email: str | None = None, username: str | None = None,
-                      exclude_id: int | None = None) -> None:
+def _ensure_available(
+    email: str | None = None, username: str | None = None, exclude_id: int | None = None
+) -> None:
     """409 when the email or (case-insensitive) username is taken by another account.
 
     A courtesy that names the taken field: the unique indexes decide (``_flush_claim``).
@@ -47,8 +49,13 @@ def _ensure_available(email: str | None = None, username: str | None = None,
             raise APIError(Error.USERNAME_TAKEN)
 
 
-def create_user(email: str, username: str, password: str | None,
-                full_name: str | None = None, is_superuser: bool = False) -> User:
+def create_user(
+    email: str,
+    username: str,
+    password: str | None,
+    full_name: str | None = None,
+    is_superuser: bool = False,
+) -> User:
     """Create an account (flushed, committed by the caller); 409 when email or username is taken."""
     _ensure_available(email=email, username=username)
     user = User(
@@ -64,8 +71,9 @@ def create_user(email: str, username: str, password: str | None,
     return user
 
 
-def _flush_claim(email: str | None = None, username: str | None = None,
-                 exclude_id: int | None = None) -> None:
+def _flush_claim(
+    email: str | None = None, username: str | None = None, exclude_id: int | None = None
+) -> None:
     """Write a new or changed email/username now; a racing claim the unique indexes refuse
     gets the 409 the check before the write would have given."""
     try:
@@ -93,9 +101,11 @@ def authenticate(email: str, password: str) -> User:
     if needs_rehash(user.password_hash):
         # Only over the hash just verified: a reset or change that landed meanwhile wins.
         db.session.execute(
-            sa.update(User).where(User.id == user.id, User.password_hash == user.password_hash)
+            sa.update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
             .values(password_hash=hash_password(password))
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
     return user
 
 
@@ -109,10 +119,17 @@ def set_password(user: User, new_password: str) -> None:
     now = utcnow()
     changed = db.session.execute(
         sa.update(User)
-        .where(User.id == user.id, User.password_hash.is_not_distinct_from(user.password_hash),
-               User.token_version == user.token_version)
-        .values(password_hash=hash_password(new_password), password_changed_at=now,
-                token_version=user.token_version + 1, updated_at=now)
+        .where(
+            User.id == user.id,
+            User.password_hash.is_not_distinct_from(user.password_hash),
+            User.token_version == user.token_version,
+        )
+        .values(
+            password_hash=hash_password(new_password),
+            password_changed_at=now,
+            token_version=user.token_version + 1,
+            updated_at=now,
+        )
     ).rowcount
     if changed != 1:
         db.session.rollback()
@@ -159,7 +176,9 @@ def delete_account(user: User, password: str | None) -> None:
     """
     if user.has_password:
         if not password:
-            raise APIError(Error.PASSWORD_REQUIRED, "Confirm with your password to delete the account.")
+            raise APIError(
+                Error.PASSWORD_REQUIRED, "Confirm with your password to delete the account."
+            )
         if not check_password(user, password):
             raise APIError(Error.INVALID_PASSWORD)
     _lock_active_superusers(user)
@@ -168,7 +187,8 @@ def delete_account(user: User, password: str | None) -> None:
     sessions.revoke_user_tokens(user.id, sessions.REASON_ACCOUNT_DELETED)
     db.session.execute(sa.delete(RefreshToken).where(RefreshToken.user_id == user.id))
     deleted = db.session.execute(
-        sa.delete(User).where(User.id == user.id, _not_the_last_superuser(user))
+        sa.delete(User)
+        .where(User.id == user.id, _not_the_last_superuser(user))
         .execution_options(synchronize_session="fetch")
     ).rowcount
     if deleted != 1:
@@ -207,15 +227,20 @@ def _lock_active_superusers(user: User) -> None:
     other such change. FOR NO KEY UPDATE: a plain FOR UPDATE would also block the
     foreign-key checks of a refresh of this user's sessions, and deadlock with it."""
     if user.is_superuser:
-        db.session.execute(sa.select(User.id).where(User.is_superuser, User.is_active)
-                           .with_for_update(key_share=True))
+        db.session.execute(
+            sa.select(User.id)
+            .where(User.is_superuser, User.is_active)
+            .with_for_update(key_share=True)
+        )
 
 
 def _not_the_last_superuser(user: User):
     """The condition a change removing ``user`` from the active superusers needs."""
     other = sa.orm.aliased(User)
-    return sa.or_(~User.is_superuser, sa.exists().where(other.is_superuser, other.is_active,
-                                                        other.id != user.id))
+    return sa.or_(
+        ~User.is_superuser,
+        sa.exists().where(other.is_superuser, other.is_active, other.id != user.id),
+    )
 
 
 def _last_superuser() -> APIError:

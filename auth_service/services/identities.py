@@ -33,12 +33,12 @@ import secrets
 
 import sqlalchemy as sa
 
-from auth_service.services import account_emails, sessions
-from auth_service.services.accounts import find_by_email
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
-from auth_service.persistence.models import OAuthAccount, User, utcnow
 from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
+from auth_service.persistence.models import OAuthAccount, User, utcnow
+from auth_service.services import account_emails, sessions
+from auth_service.services.accounts import find_by_email
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
 USERNAME_ATTEMPTS = 20
@@ -76,8 +76,9 @@ def sign_in(profile: ProviderProfile) -> User:
     return user
 
 
-def link_signed_in(user_id: int, token_version: int, session_id: str,
-                   profile: ProviderProfile) -> User:
+def link_signed_in(
+    user_id: int, token_version: int, session_id: str, profile: ProviderProfile
+) -> User:
     """Link the provider identity of ``profile`` to the signed-in user who started the link.
 
     ``token_version`` and ``session_id`` are those of the access token that asked: a
@@ -90,8 +91,12 @@ def link_signed_in(user_id: int, token_version: int, session_id: str,
     user = db.session.get(User, user_id)
     # Held until the commit: a logout-all or password change racing this link either
     # waits for it or has already made the session fail the hold.
-    if (not sessions.hold_live_session(session_id, user_id) or user is None
-            or not user.is_active or user.token_version != token_version):
+    if (
+        not sessions.hold_live_session(session_id, user_id)
+        or user is None
+        or not user.is_active
+        or user.token_version != token_version
+    ):
         db.session.rollback()
         raise APIError(Error.SESSION_ENDED, label=label)
     if user.email_verified is None:
@@ -108,8 +113,11 @@ def link_signed_in(user_id: int, token_version: int, session_id: str,
 
 
 def _add_identity(user: User, profile: ProviderProfile) -> None:
-    db.session.add(OAuthAccount(provider=profile.provider, subject=profile.subject,
-                                user=user, email=profile.email))
+    db.session.add(
+        OAuthAccount(
+            provider=profile.provider, subject=profile.subject, user=user, email=profile.email
+        )
+    )
 
 
 def _evict_everyone(user: User) -> None:
@@ -119,10 +127,13 @@ def _evict_everyone(user: User) -> None:
     removed as well, and the version is bumped in SQL so no concurrent bump is lost.
     """
     db.session.execute(
-        sa.update(User).where(User.id == user.id)
-        .values(password_hash=None, password_changed_at=utcnow(),
-                token_version=User.token_version + 1)
-        .execution_options(synchronize_session=False))
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(
+            password_hash=None, password_changed_at=utcnow(), token_version=User.token_version + 1
+        )
+        .execution_options(synchronize_session=False)
+    )
     sessions.revoke_user_tokens(user.id, sessions.REASON_IDENTITY_LINKED)
     db.session.expire(user, ["password_hash", "password_changed_at", "token_version"])
 
@@ -144,8 +155,11 @@ def _ensure_linkable(user: User, profile: ProviderProfile) -> None:
 def _ensure_provider_free(user: User, profile: ProviderProfile) -> None:
     """One identity per provider per account: 409 when ``user`` has another of this provider."""
     label = LABELS[profile.provider]
-    taken = db.session.scalar(sa.select(OAuthAccount.subject).where(
-        OAuthAccount.user_id == user.id, OAuthAccount.provider == profile.provider))
+    taken = db.session.scalar(
+        sa.select(OAuthAccount.subject).where(
+            OAuthAccount.user_id == user.id, OAuthAccount.provider == profile.provider
+        )
+    )
     if taken is not None:
         raise APIError(Error.PROVIDER_ALREADY_LINKED, label=label)
 
@@ -166,12 +180,17 @@ def _new_user(profile: ProviderProfile) -> User:
 
 def _unique_username(hint: str) -> str:
     """A free username (3-50 of letters, digits, '_', '.', '-') derived from ``hint``."""
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "", hint.split("@")[0])[:USERNAME_MAX - 5]
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "", hint.split("@")[0])[: USERNAME_MAX - 5]
     if len(base) < USERNAME_MIN:
         base = f"user{base}"
     candidates = [base] + [f"{base}{n}" for n in range(2, USERNAME_ATTEMPTS)]
-    taken = set(db.session.scalars(sa.select(sa.func.lower(User.username)).where(
-        sa.func.lower(User.username).in_([c.lower() for c in candidates]))))
+    taken = set(
+        db.session.scalars(
+            sa.select(sa.func.lower(User.username)).where(
+                sa.func.lower(User.username).in_([c.lower() for c in candidates])
+            )
+        )
+    )
     for candidate in candidates:
         if candidate.lower() not in taken:
             return candidate
@@ -180,8 +199,13 @@ def _unique_username(hint: str) -> str:
 
 def list_identities(user: User) -> list[OAuthAccount]:
     """The user's linked identities, by provider."""
-    return list(db.session.scalars(sa.select(OAuthAccount).where(OAuthAccount.user_id == user.id)
-                                   .order_by(OAuthAccount.provider)))
+    return list(
+        db.session.scalars(
+            sa.select(OAuthAccount)
+            .where(OAuthAccount.user_id == user.id)
+            .order_by(OAuthAccount.provider)
+        )
+    )
 
 
 def unlink(user: User, provider: str) -> None:

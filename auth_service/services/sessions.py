@@ -27,12 +27,12 @@ import sqlalchemy as sa
 from flask import current_app, request
 from sqlalchemy.exc import OperationalError
 
-from auth_service.security import jwt_checks
-from auth_service.persistence import transactions
-from auth_service.persistence.engines import autocommit_engine
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.persistence import transactions
+from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
+from auth_service.security import jwt_checks
 
 # Why a token was revoked, recorded in refresh_tokens.revoked_reason.
 REASON_LOGOUT = "logout"
@@ -90,9 +90,12 @@ def encode_pair(user_id: int, version: int, token) -> TokenPair:
     anything with its jti, family_id, created_at and expires_at) for user ``user_id``
     at token version ``version``."""
     csrf = csrf_value(token.family_id)
-    return TokenPair(jwt_checks.issue_access_token(user_id, version, token.family_id),
-                     jwt_checks.issue_refresh_token(user_id, version, token, csrf),
-                     token.expires_at, csrf)
+    return TokenPair(
+        jwt_checks.issue_access_token(user_id, version, token.family_id),
+        jwt_checks.issue_refresh_token(user_id, version, token, csrf),
+        token.expires_at,
+        csrf,
+    )
 
 
 def start_session(user: User, aal: str = "aal1") -> TokenPair:
@@ -103,10 +106,22 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
     """
     now = utcnow()
     client = _client()
-    session = Session(id=new_uuid(), user_id=user.id, created_at=now, aal=aal,
-                      expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"], **client)
-    token = RefreshToken(jti=new_uuid(), family_id=session.id, user_id=user.id, created_at=now,
-                         expires_at=session.expires_at, **client)
+    session = Session(
+        id=new_uuid(),
+        user_id=user.id,
+        created_at=now,
+        aal=aal,
+        expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        **client,
+    )
+    token = RefreshToken(
+        jti=new_uuid(),
+        family_id=session.id,
+        user_id=user.id,
+        created_at=now,
+        expires_at=session.expires_at,
+        **client,
+    )
     db.session.add_all([session, token])
     return encode_pair(user.id, user.token_version, token)
 
@@ -144,8 +159,14 @@ def _retrying_locks(write):
 
 def _child(family_id: str, user_id: int, expires_at: datetime) -> SimpleNamespace:
     """The values of the token that replaces a spent one (its row is written by _spend)."""
-    return SimpleNamespace(jti=new_uuid(), family_id=family_id, user_id=user_id,
-                           created_at=utcnow(), expires_at=expires_at, **_client())
+    return SimpleNamespace(
+        jti=new_uuid(),
+        family_id=family_id,
+        user_id=user_id,
+        created_at=utcnow(),
+        expires_at=expires_at,
+        **_client(),
+    )
 
 
 def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
@@ -173,8 +194,9 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
         raise _revoked()
     # Committed before the 401, which rolls the rest of the request back.
     transactions.commit_now()
-    current_app.logger.warning("refresh token reuse detected: session %s of user %s revoked",
-                               family_id, user_id)
+    current_app.logger.warning(
+        "refresh token reuse detected: session %s of user %s revoked", family_id, user_id
+    )
     raise APIError(Error.TOKEN_REUSED)
 
 
@@ -193,9 +215,13 @@ def _spend(jti: str, child: SimpleNamespace, version: int) -> bool:
     PostgreSQL the three writes are one statement, a transaction of its own on the
     autocommit engine: one round trip instead of BEGIN, two UPDATEs, INSERT and COMMIT.
     """
-    params = {"spent_jti": jti, "owner": child.user_id, "family": child.family_id,
-              "version": version,
-              **{f"new_{column}": getattr(child, column, None) for column in _OWN}}
+    params = {
+        "spent_jti": jti,
+        "owner": child.user_id,
+        "family": child.family_id,
+        "version": version,
+        **{f"new_{column}": getattr(child, column, None) for column in _OWN},
+    }
     engine = autocommit_engine()  # the database's dialect, without opening a session
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
@@ -222,18 +248,28 @@ _OWN = tuple(column for column in _COLUMNS if column not in _INHERITED)
 # The session row: locked, and refused when revoked or expired.
 _TOUCH = (
     sa.update(_SESSIONS)
-    .where(_SESSIONS.c.id == sa.bindparam("family"), _SESSIONS.c.user_id == sa.bindparam("owner"),
-           _SESSIONS.c.revoked_at.is_(None),
-           _SESSIONS.c.expires_at > sa.bindparam("new_created_at", type_=_SESSIONS.c.expires_at.type))
+    .where(
+        _SESSIONS.c.id == sa.bindparam("family"),
+        _SESSIONS.c.user_id == sa.bindparam("owner"),
+        _SESSIONS.c.revoked_at.is_(None),
+        _SESSIONS.c.expires_at > sa.bindparam("new_created_at", type_=_SESSIONS.c.expires_at.type),
+    )
     .values(refreshed_at=sa.bindparam("new_created_at"))
 )
 _SPEND = (
     sa.update(_TOKENS)
-    .where(_TOKENS.c.jti == sa.bindparam("spent_jti"), _TOKENS.c.spent_at.is_(None),
-           _TOKENS.c.revoked_at.is_(None), _TOKENS.c.user_id == sa.bindparam("owner"),
-           _TOKENS.c.family_id == sa.bindparam("family"),
-           sa.exists().where(_USERS.c.id == sa.bindparam("owner"), _USERS.c.is_active,
-                             _USERS.c.token_version == sa.bindparam("version")))
+    .where(
+        _TOKENS.c.jti == sa.bindparam("spent_jti"),
+        _TOKENS.c.spent_at.is_(None),
+        _TOKENS.c.revoked_at.is_(None),
+        _TOKENS.c.user_id == sa.bindparam("owner"),
+        _TOKENS.c.family_id == sa.bindparam("family"),
+        sa.exists().where(
+            _USERS.c.id == sa.bindparam("owner"),
+            _USERS.c.is_active,
+            _USERS.c.token_version == sa.bindparam("version"),
+        ),
+    )
     .values(spent_at=sa.bindparam("new_created_at"), replaced_by=sa.bindparam("new_jti"))
 )
 
@@ -242,9 +278,14 @@ def _record_from(source, *where) -> sa.Insert:
     """INSERT of the child: its own values bound, the inherited ones from ``source``."""
     return sa.insert(_TOKENS).from_select(
         list(_COLUMNS),
-        sa.select(*(source.c[key] if key in _INHERITED
-                    else sa.bindparam(f"new_{key}", type_=_TOKENS.c[key].type)
-                    for key in _COLUMNS)).where(*where),
+        sa.select(
+            *(
+                source.c[key]
+                if key in _INHERITED
+                else sa.bindparam(f"new_{key}", type_=_TOKENS.c[key].type)
+                for key in _COLUMNS
+            )
+        ).where(*where),
     )
 
 
@@ -257,14 +298,17 @@ _RECORD = _record_from(_TOKENS, _TOKENS.c.jti == sa.bindparam("spent_jti"))
 _TOUCHED = _TOUCH.returning(_SESSIONS.c.id).cte("touched")
 _TOUCH_SPEND_AND_RECORD = _record_from(
     _SPEND.where(_TOKENS.c.family_id.in_(sa.select(_TOUCHED.c.id)))
-    .returning(*(_TOKENS.c[key] for key in _INHERITED)).cte("spent"))
+    .returning(*(_TOKENS.c[key] for key in _INHERITED))
+    .cte("spent")
+)
 
 
 def _fresh_row(jti: str) -> RefreshToken:
     """Re-read a token row and its session from the database (not the identity map); a
     401 when the token or its session is gone or revoked."""
     token = db.session.execute(
-        sa.select(RefreshToken).where(RefreshToken.jti == jti)
+        sa.select(RefreshToken)
+        .where(RefreshToken.jti == jti)
         .options(sa.orm.joinedload(RefreshToken.session))
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -290,13 +334,19 @@ def _claim_grace(jti: str, now: datetime) -> bool:
     """Take the one answer the grace window gives spent token ``jti`` (two tabs refreshing
     at once); a second duplicate is reuse. Conditional, so two duplicates racing for it
     cannot both win."""
-    claimed = db.session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.jti == jti, RefreshToken.grace_used_at.is_(None),
-               RefreshToken.revoked_at.is_(None))
-        .values(grace_used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    claimed = (
+        db.session.execute(
+            sa.update(RefreshToken)
+            .where(
+                RefreshToken.jti == jti,
+                RefreshToken.grace_used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(grace_used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
     # Committed inside _retrying_locks, which retries a commit SQLite refuses while locked.
     transactions.commit_now()
     return claimed
@@ -308,13 +358,20 @@ def hold_live_session(session_id: str, user_id: int) -> bool:
     A write, not a read: a revocation racing the caller's change then either waits for
     its commit or has already made this match nothing (SQLite: the write lock).
     """
-    return db.session.execute(
-        sa.update(Session)
-        .where(Session.id == session_id, Session.user_id == user_id,
-               Session.revoked_at.is_(None), Session.expires_at > utcnow())
-        .values(refreshed_at=Session.refreshed_at)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return (
+        db.session.execute(
+            sa.update(Session)
+            .where(
+                Session.id == session_id,
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > utcnow(),
+            )
+            .values(refreshed_at=Session.refreshed_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def revoke_family(family_id: str, reason: str) -> int:
@@ -332,12 +389,14 @@ def _revoke(which_sessions, which_tokens, reason: str) -> int:
     docstring). The tokens are marked too, for the record of which died why."""
     now = utcnow()
     revoked = db.session.execute(
-        sa.update(Session).where(which_sessions, Session.revoked_at.is_(None))
+        sa.update(Session)
+        .where(which_sessions, Session.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.execute(
-        sa.update(RefreshToken).where(which_tokens, RefreshToken.revoked_at.is_(None))
+        sa.update(RefreshToken)
+        .where(which_tokens, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
@@ -349,9 +408,14 @@ def list_sessions(user: User) -> list[dict]:
     now = utcnow()
     rows = db.session.execute(
         sa.select(Session, RefreshToken)
-        .join(RefreshToken, sa.and_(RefreshToken.family_id == Session.id,
-                                    RefreshToken.spent_at.is_(None),
-                                    RefreshToken.revoked_at.is_(None)))
+        .join(
+            RefreshToken,
+            sa.and_(
+                RefreshToken.family_id == Session.id,
+                RefreshToken.spent_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            ),
+        )
         .where(Session.user_id == user.id, Session.revoked_at.is_(None), Session.expires_at > now)
         .order_by(RefreshToken.created_at.desc())
     ).all()

@@ -71,7 +71,7 @@ def _canonical_emails(bind) -> tuple[list[tuple[int, str]], list[str]]:
     too_long = [(user_id, email, user_id) for user_id, email, key in keyed
                 if key is not None and len(key) > MAX_EMAIL_LENGTH]
     owners = {}
-    for user_id, email, key in keyed:
+    for user_id, _email, key in keyed:
         owners.setdefault(key, []).append(user_id)
     shared = sorted((row for row in keyed if row[2] is not None and len(owners[row[2]]) > 1),
                     key=lambda row: (row[2], row[0]))

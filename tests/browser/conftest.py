@@ -46,13 +46,21 @@ from spa_host import SpaHost  # noqa: E402
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # As the machine's notes prescribe: no sandbox as root, and none of Chromium's own
 # network traffic (it would only be refused here). launch() adds a fresh --user-data-dir.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _RUNNING: list[AppServer] = []
 
 
 # --- the browser -----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session", autouse=True)
 def chromium_available():
@@ -108,10 +116,12 @@ def third_party_cookies_context(playwright, tmp_path):
     """
     profile = tmp_path / "profile"
     (profile / "Default").mkdir(parents=True)
-    (profile / "Default" / "Preferences").write_text(json.dumps(
-        {"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}}))
+    (profile / "Default" / "Preferences").write_text(
+        json.dumps({"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}})
+    )
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+    )
     context.set_default_timeout(10_000)
     yield context
     context.close()
@@ -148,13 +158,18 @@ def new_account():
     def make() -> dict:
         number = next(_accounts)
         tag = f"{number}-{secrets.token_hex(3)}"
-        return {"email": f"user{tag}@example.com", "username": f"user{tag}",
-                "password": PASSWORD, "full_name": f"Browser User {number}"}
+        return {
+            "email": f"user{tag}@example.com",
+            "username": f"user{tag}",
+            "password": PASSWORD,
+            "full_name": f"Browser User {number}",
+        }
 
     return make
 
 
 # --- the servers -------------------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def clean_db():
@@ -168,14 +183,17 @@ SECRETS = {"SECRET_KEY": secrets.token_urlsafe(36), "JWT_SECRET_KEY": secrets.to
 
 def browser_env(database_url: str, settings: dict) -> dict:
     """A server's environment: /demo on, the session's secrets, the test's ``settings``."""
-    return server_env(database_url, {
-        **SECRETS,
-        # Plain http on 127.0.0.1: cookies without Secure unless a test sets it.
-        "JWT_COOKIE_SECURE": "false",
-        "DEMO_ENABLED": "true",
-        "PUBLIC_BASE_URL": "http://127.0.0.1",
-        **settings,
-    })
+    return server_env(
+        database_url,
+        {
+            **SECRETS,
+            # Plain http on 127.0.0.1: cookies without Secure unless a test sets it.
+            "JWT_COOKIE_SECURE": "false",
+            "DEMO_ENABLED": "true",
+            "PUBLIC_BASE_URL": "http://127.0.0.1",
+            **settings,
+        },
+    )
 
 
 @pytest.fixture(scope="session")
@@ -228,6 +246,7 @@ def verification_link():
 
 # --- other parties: Google, GitHub, and pages on other origins ----------------------------
 
+
 @pytest.fixture(scope="session")
 def providers():
     """The fake Google and GitHub of tests/oauth, on 127.0.0.1."""
@@ -249,12 +268,14 @@ def spa_host():
 
 # --- the configurations the tests use ----------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def api(start_server, providers, spa_host) -> AppServer:
     """The main server: /demo on, Google and GitHub on, the SPA host's first origin allowed."""
     origin = f"http://127.0.0.1:{spa_host.port}"
-    server = start_server(CORS_ORIGINS=origin, OAUTH_REDIRECT_ALLOWLIST=origin,
-                          **app_settings(*providers))
+    server = start_server(
+        CORS_ORIGINS=origin, OAUTH_REDIRECT_ALLOWLIST=origin, **app_settings(*providers)
+    )
     spa_host.mount("same-site", server.base_url)
     spa_host.mount("foreign", server.base_url)
     return server
@@ -269,7 +290,10 @@ def short_lived_api(start_server) -> AppServer:
 @pytest.fixture(scope="session")
 def cross_site_api(start_server, spa_host) -> AppServer:
     """For an SPA on another site (localhost vs 127.0.0.1): SameSite=None; Secure cookies."""
-    server = start_server(CORS_ORIGINS=f"http://localhost:{spa_host.port}",
-                          JWT_COOKIE_SAMESITE="None", JWT_COOKIE_SECURE="true")
+    server = start_server(
+        CORS_ORIGINS=f"http://localhost:{spa_host.port}",
+        JWT_COOKIE_SAMESITE="None",
+        JWT_COOKIE_SECURE="true",
+    )
     spa_host.mount("cross-site", server.base_url)
     return server

@@ -11,8 +11,11 @@ except ImportError:  # the playwright fixture reports it: a skip, or a failure i
     expect = None
 
 REFRESH = "**/auth/refresh"
-ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "instance" / "browser-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get(
+        "BROWSER_ARTIFACTS", Path(__file__).resolve().parents[2] / "instance" / "browser-artifacts"
+    )
+)
 
 
 def screenshot(page, name: str) -> Path:
@@ -55,8 +58,12 @@ class Demo:
 
     def sign_up(self, account: dict) -> None:
         form = self.page.locator("#signup-form")
-        for label, key in (("Full name", "full_name"), ("Username", "username"),
-                           ("Email", "email"), ("Password", "password")):
+        for label, key in (
+            ("Full name", "full_name"),
+            ("Username", "username"),
+            ("Email", "email"),
+            ("Password", "password"),
+        ):
             form.get_by_label(label).fill(account[key])
         form.get_by_role("button", name="Create account").click()
 

@@ -34,10 +34,13 @@ class SpaHost:
             return [b"not found"]
         body = path.read_bytes()
         if file == "index.html":
-            body = body.replace(b'<meta name="auth-api" content="">',
-                                f'<meta name="auth-api" content="{self.apis[name]}">'.encode())
-        start_response("200 OK", [("Content-Type", self.TYPES[path.suffix[1:]]),
-                                  ("Cache-Control", "no-store")])
+            body = body.replace(
+                b'<meta name="auth-api" content="">',
+                f'<meta name="auth-api" content="{self.apis[name]}">'.encode(),
+            )
+        start_response(
+            "200 OK", [("Content-Type", self.TYPES[path.suffix[1:]]), ("Cache-Control", "no-store")]
+        )
         return [body]
 
     def mount(self, name: str, api: str) -> None:

@@ -30,7 +30,10 @@ def test_spa_on_another_port_of_the_same_site(page, context, api, spa_host, new_
     assert login.value.header_value("access-control-allow-origin") == origin
     assert login.value.header_value("access-control-allow-credentials") == "true"
     csrf = login.value.json()["csrf_token"]
-    assert cookies_by_name(context, f"{api.base_url}/auth/refresh")[REFRESH_COOKIE]["sameSite"] == "Lax"
+    assert (
+        cookies_by_name(context, f"{api.base_url}/auth/refresh")[REFRESH_COOKIE]["sameSite"]
+        == "Lax"
+    )
 
     # Reload: the cookie goes to the API with credentials, the CSRF value comes back
     # from /auth/csrf, and the refresh repeats it in X-CSRF-TOKEN.
@@ -57,8 +60,9 @@ def test_spa_on_another_site(third_party_cookies_context, cross_site_api, spa_ho
 
     demo.sign_up(account)
     demo.expect_signed_in(account)
-    cookie = cookies_by_name(third_party_cookies_context,
-                             f"{cross_site_api.base_url}/auth/refresh")[REFRESH_COOKIE]
+    cookie = cookies_by_name(
+        third_party_cookies_context, f"{cross_site_api.base_url}/auth/refresh"
+    )[REFRESH_COOKIE]
     assert (cookie["sameSite"], cookie["secure"], cookie["httpOnly"]) == ("None", True, True)
     # The page cannot read the API's CSRF cookie: the value came in the login answer.
     assert "csrf_refresh_token" not in demo.cookie_names()
@@ -89,7 +93,8 @@ def test_a_page_on_an_origin_not_allowed_gets_nothing(context, api, spa_host, ne
 
     def failed(path):
         return foreign_page.expect_event(
-            "requestfailed", lambda request: request.url == f"{api.base_url}{path}")
+            "requestfailed", lambda request: request.url == f"{api.base_url}{path}"
+        )
 
     # Same site (127.0.0.1), another port, not on CORS_ORIGINS: no answer is readable.
     with failed("/auth/csrf"):
@@ -97,8 +102,11 @@ def test_a_page_on_an_origin_not_allowed_gets_nothing(context, api, spa_host, ne
     expect(foreign.status).to_contain_text("cannot be reached")
     # The browser did send the cookie with it (same site): the server refused the Origin.
     cookie = cookies_by_name(context, f"{api.base_url}/auth/csrf")[REFRESH_COOKIE]["value"]
-    refused = requests.get(f"{api.base_url}/auth/csrf", timeout=10, headers={
-        "Origin": foreign_origin, "Cookie": f"{REFRESH_COOKIE}={cookie}"})
+    refused = requests.get(
+        f"{api.base_url}/auth/csrf",
+        timeout=10,
+        headers={"Origin": foreign_origin, "Cookie": f"{REFRESH_COOKIE}={cookie}"},
+    )
     assert (refused.status_code, refused.json()["error"]) == (403, "origin_not_allowed")
     assert "Access-Control-Allow-Origin" not in refused.headers
 
@@ -111,9 +119,11 @@ def test_a_page_on_an_origin_not_allowed_gets_nothing(context, api, spa_host, ne
     # What it can send without a preflight (a "simple" POST with the cookie) is refused.
     for path in ("/auth/refresh", "/auth/logout"):
         with foreign_page.expect_response(f"{api.base_url}{path}") as answer:
-            foreign_page.evaluate("""url => fetch(url, {method: "POST", mode: "no-cors",
+            foreign_page.evaluate(
+                """url => fetch(url, {method: "POST", mode: "no-cors",
                                                         credentials: "include"})""",
-                                  f"{api.base_url}{path}")
+                f"{api.base_url}{path}",
+            )
         assert answer.value.status in (401, 403)
         assert answer.value.header_value("access-control-allow-origin") is None
 

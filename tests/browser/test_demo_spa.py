@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from auth_service.persistence.models import UTCDateTime
 from config import Config, database_uri
-
 from demo_page import REFRESH, Demo, expect, screenshot
 
 REFRESH_COOKIE = "refresh_token_cookie"
@@ -116,9 +115,12 @@ def test_a_401_refreshes_once_and_retries(page, api, new_account):
         if answered:
             return route.continue_()
         answered.append(route.request.url)
-        route.fulfill(status=401, content_type="application/json",
-                      body='{"code": 401, "status": "Unauthorized", "error": "token_expired", '
-                           '"message": "The token has expired."}')
+        route.fulfill(
+            status=401,
+            content_type="application/json",
+            body='{"code": 401, "status": "Unauthorized", "error": "token_expired", '
+            '"message": "The token has expired."}',
+        )
 
     page.route("**/auth/active-sessions", expired_once)
     with page.expect_response(REFRESH) as refresh:
@@ -166,10 +168,11 @@ def grace_gap(database_url: str, child: str) -> float:
     try:
         with engine.connect() as connection:
             spent_at, answered_at = connection.execute(
-                sa.text("SELECT spent_at, grace_used_at FROM refresh_tokens"
-                        " WHERE replaced_by = :child")
-                .columns(spent_at=UTCDateTime(), grace_used_at=UTCDateTime()),
-                {"child": child_jti}).one()
+                sa.text(
+                    "SELECT spent_at, grace_used_at FROM refresh_tokens WHERE replaced_by = :child"
+                ).columns(spent_at=UTCDateTime(), grace_used_at=UTCDateTime()),
+                {"child": child_jti},
+            ).one()
     finally:
         engine.dispose()
     return (answered_at - spent_at).total_seconds()
@@ -183,8 +186,9 @@ def record_grace_gap(gap: float) -> None:
         log.write(f"{gap:.6f}\n")
 
 
-def test_two_tabs_refreshing_at_once_both_stay_signed_in(context, api, new_account,
-                                                        browser_database_url):
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(
+    context, api, new_account, browser_database_url
+):
     account = new_account()
     api.signup(account)
     first = Demo(context.new_page(), demo_url(api)).open()
@@ -195,7 +199,7 @@ def test_two_tabs_refreshing_at_once_both_stay_signed_in(context, api, new_accou
 
     # Until the two requests really carry the same cookie: then the server's grace
     # window gives both the same new refresh token. Every attempt keeps both tabs in.
-    for attempts in range(1, RACE_ATTEMPTS + 1):
+    for attempts in range(1, RACE_ATTEMPTS + 1):  # noqa: B007 (read after the loop)
         answers = race_refreshes(context, first, second)
         if answers[0] == answers[1]:
             break
@@ -219,8 +223,10 @@ def test_a_tab_serialises_its_own_refreshes(page, api, new_account):
     demo.log_in(account)
     demo.expect_signed_in(account)
     refreshes = []
-    page.on("request", lambda request: refreshes.append(request) if "/auth/refresh" in request.url
-            else None)
+    page.on(
+        "request",
+        lambda request: refreshes.append(request) if "/auth/refresh" in request.url else None,
+    )
 
     results = page.evaluate("() => Promise.all([1, 2, 3].map(() => window.authDemo.refresh()))")
 
@@ -228,8 +234,9 @@ def test_a_tab_serialises_its_own_refreshes(page, api, new_account):
     assert len(refreshes) == 1
 
 
-def test_logout_in_one_tab_logs_the_other_out_at_its_next_refresh(context, short_lived_api,
-                                                                   new_account):
+def test_logout_in_one_tab_logs_the_other_out_at_its_next_refresh(
+    context, short_lived_api, new_account
+):
     account = new_account()
     short_lived_api.signup(account)
     # Timers run on Playwright's clock (in real time until fast-forwarded), and every
@@ -249,8 +256,9 @@ def test_logout_in_one_tab_logs_the_other_out_at_its_next_refresh(context, short
     first.click("Log out")
     first.expect_signed_out()
     # The other tab finds out at its next (timed) refresh: the login screen.
-    with second.page.expect_response(lambda r: "/auth/refresh" in r.url and r.status == 401,
-                                     timeout=10_000):
+    with second.page.expect_response(
+        lambda r: "/auth/refresh" in r.url and r.status == 401, timeout=10_000
+    ):
         pass
     second.expect_signed_out()
     expect(second.status).to_have_text("Your session has ended. Please log in again.")
@@ -264,10 +272,13 @@ def test_logout_in_one_tab_logs_the_other_out_at_its_next_refresh(context, short
     second.expect_signed_in(account)
 
 
-@pytest.mark.parametrize(("provider", "label", "email"), [
-    ("google", "Sign in with Google", "victor@example.com"),
-    ("github", "Sign in with GitHub", "octo@example.com"),
-])
+@pytest.mark.parametrize(
+    ("provider", "label", "email"),
+    [
+        ("google", "Sign in with Google", "victor@example.com"),
+        ("github", "Sign in with GitHub", "octo@example.com"),
+    ],
+)
 def test_provider_login_round_trip(page, api, providers, provider, label, email):
     for fake in providers:
         fake.reset()
@@ -290,8 +301,11 @@ def test_provider_login_round_trip(page, api, providers, provider, label, email)
 def test_sessions_password_change_and_logout_everywhere(page, api, new_account):
     account = new_account()
     api.signup(account)
-    elsewhere = requests.post(f"{api.base_url}/auth/login", timeout=10, json={
-        "email": account["email"], "password": account["password"]}).json()
+    elsewhere = requests.post(
+        f"{api.base_url}/auth/login",
+        timeout=10,
+        json={"email": account["email"], "password": account["password"]},
+    ).json()
     demo = Demo(page, demo_url(api)).open()
     demo.log_in(account)
     demo.expect_signed_in(account)
@@ -300,8 +314,14 @@ def test_sessions_password_change_and_logout_everywhere(page, api, new_account):
 
     sessions.filter(has_not_text="this browser").get_by_role("button", name="Revoke").click()
     expect(sessions).to_have_count(1)
-    assert requests.post(f"{api.base_url}/auth/refresh", timeout=10, json={
-        "refresh_token": elsewhere["refresh_token"]}).status_code == 401
+    assert (
+        requests.post(
+            f"{api.base_url}/auth/refresh",
+            timeout=10,
+            json={"refresh_token": elsewhere["refresh_token"]},
+        ).status_code
+        == 401
+    )
 
     form = page.locator("#password-form")
     form.get_by_label("Current password").fill(account["password"])

@@ -14,17 +14,30 @@ def docs_api(start_server):
     return start_server(API_DOCS_ENABLED="true")
 
 
-@pytest.mark.parametrize("path, rendered", [
-    ("/docs", "#swagger-ui-container .opblock"),
-    ("/redoc", "redoc [data-section-id]"),
-])
+@pytest.mark.parametrize(
+    "path, rendered",
+    [
+        ("/docs", "#swagger-ui-container .opblock"),
+        ("/redoc", "redoc [data-section-id]"),
+    ],
+)
 def test_docs_pages_render_under_their_csp(page, docs_api, path, rendered):
     refused, elsewhere = [], []
-    page.on("console", lambda message: refused.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.on("pageerror", lambda error: refused.append(str(error)))
-    page.on("response", lambda response: elsewhere.append(response.url)
-            if not response.url.startswith((docs_api.base_url, "data:", "blob:")) else None)
+    page.on(
+        "response",
+        lambda response: (
+            elsewhere.append(response.url)
+            if not response.url.startswith((docs_api.base_url, "data:", "blob:"))
+            else None
+        ),
+    )
 
     page.goto(docs_api.base_url + path)
     page.locator(rendered).first.wait_for()

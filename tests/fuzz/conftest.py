@@ -21,10 +21,17 @@ from servers import AppServer, failing_test, flask, private_database, server_env
 # The live server, for attaching its output to failure reports.
 _RUNNING: list[AppServer] = []
 
-SUPERUSER = {"email": "fuzz-admin@example.com", "username": "fuzz-admin",
-             "password": "fuzz-admin-" + secrets.token_urlsafe(12)}
-USER = {"email": "fuzz-user@example.com", "username": "fuzz-user",
-        "password": "fuzz-user-" + secrets.token_urlsafe(12), "full_name": "Fuzz User"}
+SUPERUSER = {
+    "email": "fuzz-admin@example.com",
+    "username": "fuzz-admin",
+    "password": "fuzz-admin-" + secrets.token_urlsafe(12),
+}
+USER = {
+    "email": "fuzz-user@example.com",
+    "username": "fuzz-user",
+    "password": "fuzz-user-" + secrets.token_urlsafe(12),
+    "full_name": "Fuzz User",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +50,29 @@ def fuzz_database_url(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fuzz_server(fuzz_database_url, tmp_path_factory):
     """gunicorn serving wsgi:app on 127.0.0.1, migrated, with a superuser account."""
-    env = server_env(fuzz_database_url, {
-        "SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
-        "JWT_SECRET_KEY": secrets.token_urlsafe(36),
-        "PUBLIC_BASE_URL": "https://auth.fuzz.test",
-        # The run reads the live /openapi.json, which production serves only when asked.
-        "API_DOCS_ENABLED": "true",
-    })
+    env = server_env(
+        fuzz_database_url,
+        {
+            "SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
+            "JWT_SECRET_KEY": secrets.token_urlsafe(36),
+            "PUBLIC_BASE_URL": "https://auth.fuzz.test",
+            # The run reads the live /openapi.json, which production serves only when asked.
+            "API_DOCS_ENABLED": "true",
+        },
+    )
     with failing_test():
         flask(env, "db", "upgrade")
-        flask(env, "users", "create-superuser", "--email", SUPERUSER["email"],
-              "--username", SUPERUSER["username"], "--password", SUPERUSER["password"])
+        flask(
+            env,
+            "users",
+            "create-superuser",
+            "--email",
+            SUPERUSER["email"],
+            "--username",
+            SUPERUSER["username"],
+            "--password",
+            SUPERUSER["password"],
+        )
         server = start_gunicorn(env, tmp_path_factory.mktemp("fuzz-log") / "gunicorn.log")
     server.database = make_url(fuzz_database_url).render_as_string(hide_password=True)
     _RUNNING.append(server)
@@ -71,8 +90,11 @@ def fuzz_accounts(fuzz_server):
     """
     fuzz_server.signup(USER)
     for account in (USER, SUPERUSER):
-        response = requests.post(f"{fuzz_server.base_url}/auth/login", timeout=10,
-                                 json={"email": account["email"], "password": account["password"]})
+        response = requests.post(
+            f"{fuzz_server.base_url}/auth/login",
+            timeout=10,
+            json={"email": account["email"], "password": account["password"]},
+        )
         assert response.status_code == 200, response.text
         assert response.json()["token_type"] == "bearer"
     return {"user": USER, "superuser": SUPERUSER}

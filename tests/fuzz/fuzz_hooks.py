@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import schemathesis
+
 # The same skip as the built-in checks: coverage probes of the request's shape.
 from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 
@@ -52,8 +53,11 @@ def _is_documented_refusal(kind: str, expected, body) -> bool:
     # Only the guessability rule on the new password, nothing else.
     errors = body.get("errors")
     messages = errors.get("json") if isinstance(errors, dict) else None
-    return (isinstance(messages, dict) and list(messages) == [expected]
-            and all(str(m).startswith(GUESSABLE) for m in messages[expected]))
+    return (
+        isinstance(messages, dict)
+        and list(messages) == [expected]
+        and all(str(m).startswith(GUESSABLE) for m in messages[expected])
+    )
 
 
 @schemathesis.check
@@ -67,8 +71,9 @@ def only_documented_refusals(ctx, response, case):
         return None
     rule = expected.get(response.status_code)
     if rule is None:
-        raise AssertionError(f"Valid data refused with {response.status_code}: "
-                             f"{response.content[:500]!r}")
+        raise AssertionError(
+            f"Valid data refused with {response.status_code}: {response.content[:500]!r}"
+        )
     try:
         body = json.loads(response.content)
     except ValueError:

@@ -37,17 +37,26 @@ def test_schemathesis_run(fuzz_server, fuzz_accounts, tmp_path):
         "SCHEMATHESIS_HOOKS": str(HERE / "fuzz_hooks.py"),
     }
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "--no-color",
-        "--config-file", str(HERE / "schemathesis.toml"),
-        "run", f"{fuzz_server.base_url}/openapi.json",
-        "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES),
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--no-color",
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        f"{fuzz_server.base_url}/openapi.json",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(MAX_EXAMPLES),
     ]
     # cwd: its .schemathesis/ crash files (for `st replay`) and .hypothesis/ stay out of the repo.
-    output = [f"gunicorn at {fuzz_server.base_url}, database {fuzz_server.database}, "
-              f"seed {SEED} (FUZZ_SEED), {MAX_EXAMPLES} examples per operation\n"]
+    output = [
+        f"gunicorn at {fuzz_server.base_url}, database {fuzz_server.database}, "
+        f"seed {SEED} (FUZZ_SEED), {MAX_EXAMPLES} examples per operation\n"
+    ]
     sys.stdout.write(output[0])  # live with `pytest -s` (make fuzz): the seed comes first
-    with subprocess.Popen(command, env=env, cwd=tmp_path, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+    with subprocess.Popen(
+        command, env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
         watchdog = threading.Timer(TIMEOUT, process.kill)
         watchdog.start()
         try:

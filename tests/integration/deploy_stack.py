@@ -65,8 +65,10 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.1, log: Pat
         except Exception as error:  # noqa: BLE001 - anything means "not yet"
             last_error = error
         time.sleep(interval)
-    raise StackError(f"{what} not ready after {timeout}s (last error: {last_error!r})"
-                     + (f"\n--- {log} ---\n{tail(log)}" if log else ""))
+    raise StackError(
+        f"{what} not ready after {timeout}s (last error: {last_error!r})"
+        + (f"\n--- {log} ---\n{tail(log)}" if log else "")
+    )
 
 
 def tail(path: Path, size: int = 6000) -> str:
@@ -91,13 +93,16 @@ def find_binary(name: str) -> str | None:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found:
         return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                        key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0)
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(Path(p).parts[4]) if Path(p).parts[4].isdigit() else 0,
+    )
     return candidates[-1] if candidates else None
 
 
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM,
-                 timeout: float = STOP_TIMEOUT) -> None:
+def stop_process(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT
+) -> None:
     """Signal the process group, wait, then SIGKILL it; always reaps the process."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -116,8 +121,14 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM,
 def spawn(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
     """Start ``args`` in its own process group (so the whole tree can be stopped)."""
     with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+        return subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **kwargs,
+        )
 
 
 def local_session(source_address: str | None = None, verify: str | bool = True) -> requests.Session:
@@ -168,31 +179,75 @@ class Postgres:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/auth_service"
 
     def _run(self, *args: str, timeout: float = START_TIMEOUT) -> None:
-        result = subprocess.run([*self.as_user, *args], capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [*self.as_user, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         if result.returncode != 0:
-            raise StackError(f"{' '.join(args[:2])} failed:\n{result.stdout}{result.stderr}"
-                             f"\n--- {self.log} ---\n{tail(self.log)}")
+            raise StackError(
+                f"{' '.join(args[:2])} failed:\n{result.stdout}{result.stderr}"
+                f"\n--- {self.log} ---\n{tail(self.log)}"
+            )
 
     def create(self) -> None:
-        self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        self._run(
+            self.initdb,
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
         self.start()
-        with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=self.port,
-                                                 user="postgres", dbname="postgres")) as conn:
+        with contextlib.closing(
+            psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        ) as conn:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute("CREATE DATABASE auth_service")
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", str(START_TIMEOUT), "start", timeout=START_TIMEOUT + 5)
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_TIMEOUT),
+            "start",
+            timeout=START_TIMEOUT + 5,
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", str(STOP_TIMEOUT),
-                  "stop", timeout=STOP_TIMEOUT + 5)
+        self._run(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            str(STOP_TIMEOUT),
+            "stop",
+            timeout=STOP_TIMEOUT + 5,
+        )
 
     def is_running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
@@ -219,9 +274,22 @@ class Redis:
         self.workdir = workdir
 
     def start(self) -> None:
-        self.process = spawn([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-                             self.log)
+        self.process = spawn(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            self.log,
+        )
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
             wait_until(client.ping, START_TIMEOUT, "redis-server", log=self.log)
@@ -249,14 +317,16 @@ class AppInstance:
 
     def start(self, run_migrations: bool) -> None:
         environ = {**self.environ, "RUN_MIGRATIONS": "true" if run_migrations else "false"}
-        self.process = spawn(["sh", str(ROOT / "deploy" / "docker-entrypoint.sh")], self.log,
-                             cwd=ROOT, env=environ)
+        self.process = spawn(
+            ["sh", str(ROOT / "deploy" / "docker-entrypoint.sh")], self.log, cwd=ROOT, env=environ
+        )
         wait_until(self._ready, START_TIMEOUT + 30, f"app instance {self.name}", log=self.log)
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise StackError(f"app instance {self.name} exited with {self.process.returncode}:\n"
-                             f"{tail(self.log)}")
+            raise StackError(
+                f"app instance {self.name} exited with {self.process.returncode}:\n{tail(self.log)}"
+            )
         return get(self.url + "/readyz").status_code == 200
 
     @property
@@ -310,35 +380,60 @@ class Nginx:
             cert, key = tls
             tls_port = free_port()
             self.https_url = f"https://127.0.0.1:{tls_port}"
-            (tls_dir / "tls.conf").write_text(render(ROOT / "deploy" / "nginx-tls.conf", {
-                "NGX_TLS_LISTEN": f"127.0.0.1:{tls_port}", "NGX_TLS_CERT": str(cert),
-                "NGX_TLS_KEY": str(key), "NGX_HTTPS_ORIGIN": self.https_url}))
-        (self.prefix / "auth_service.conf").write_text(render(ROOT / "deploy" / "nginx.conf",
-                                                              values))
+            (tls_dir / "tls.conf").write_text(
+                render(
+                    ROOT / "deploy" / "nginx-tls.conf",
+                    {
+                        "NGX_TLS_LISTEN": f"127.0.0.1:{tls_port}",
+                        "NGX_TLS_CERT": str(cert),
+                        "NGX_TLS_KEY": str(key),
+                        "NGX_HTTPS_ORIGIN": self.https_url,
+                    },
+                )
+            )
+        (self.prefix / "auth_service.conf").write_text(
+            render(ROOT / "deploy" / "nginx.conf", values)
+        )
         # The main context is the test's (pid, logs and temp paths in the prefix); the
         # http{} content is deploy/nginx.conf itself.
         user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
-        temp = "\n".join(f"    {kind}_temp_path {self.prefix / kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp = "\n".join(
+            f"    {kind}_temp_path {self.prefix / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         self.conf = self.prefix / "nginx.conf"
         self.conf.write_text(
             f"{user}worker_processes 1;\npid {self.prefix / 'nginx.pid'};\n"
             f"error_log {self.error_log} info;\nevents {{ worker_connections 512; }}\n"
-            f"http {{\n{temp}\n    include {self.prefix / 'auth_service.conf'};\n}}\n")
+            f"http {{\n{temp}\n    include {self.prefix / 'auth_service.conf'};\n}}\n"
+        )
         self.process: subprocess.Popen | None = None
 
     def _args(self, *extra: str) -> list[str]:
-        return [self.binary, "-p", str(self.prefix), "-c", str(self.conf),
-                "-e", str(self.error_log), *extra]
+        return [
+            self.binary,
+            "-p",
+            str(self.prefix),
+            "-c",
+            str(self.conf),
+            "-e",
+            str(self.error_log),
+            *extra,
+        ]
 
     def start(self) -> None:
-        check = subprocess.run(self._args("-t"), capture_output=True, text=True, timeout=30,
-                               stdin=subprocess.DEVNULL)
+        check = subprocess.run(
+            self._args("-t"), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
         if check.returncode != 0:
             raise StackError(f"nginx -t ({self.name}) failed:\n{check.stderr}")
         self.process = spawn(self._args("-g", "daemon off;"), self.prefix / "stdout.log")
-        wait_until(lambda: get(self.url + "/healthz").status_code in (200, 308),
-                   START_TIMEOUT, f"nginx {self.name}", log=self.error_log)
+        wait_until(
+            lambda: get(self.url + "/healthz").status_code in (200, 308),
+            START_TIMEOUT,
+            f"nginx {self.name}",
+            log=self.error_log,
+        )
 
     def close(self) -> None:
         if self.process is not None:
@@ -348,18 +443,42 @@ class Nginx:
 def make_certificate(workdir: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (openssl), valid one day."""
     cert, key = workdir / "tls-cert.pem", workdir / "tls-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     return cert, key
 
 
 def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
     """What docker-compose.yml gives the app, plus what the tests need pinned."""
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    }
     return {
         **keep,
         "PATH": f"{VENV_BIN}{os.pathsep}{keep.get('PATH', '/usr/bin:/bin')}",
@@ -405,7 +524,10 @@ class Stack:
         self.postgres.create()
         self.redis.start()
         environ = app_environment(self.postgres.url, self.redis.url)
-        self.apps = [AppInstance("a", self.workdir, environ), AppInstance("b", self.workdir, environ)]
+        self.apps = [
+            AppInstance("a", self.workdir, environ),
+            AppInstance("b", self.workdir, environ),
+        ]
         self.apps[0].start(run_migrations=True)
         self.apps[1].start(run_migrations=False)
         self.cert, key = make_certificate(self.workdir)
@@ -429,8 +551,13 @@ class Stack:
                     seen.update(json.loads(line)["upstream"].split(", "))
                 return wanted <= seen
 
-            wait_until(both_seen, timeout, f"nginx {nginx.name} balancing over both instances",
-                       interval=0.2, log=nginx.error_log)
+            wait_until(
+                both_seen,
+                timeout,
+                f"nginx {nginx.name} balancing over both instances",
+                interval=0.2,
+                log=nginx.error_log,
+            )
 
     def logs(self) -> str:
         """Every component's log, for a failure report."""

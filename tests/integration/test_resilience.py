@@ -25,11 +25,13 @@ FAST = 3.0
 def make_account(http, base: str, unique) -> dict:
     """Sign up and log in through nginx; returns the login JSON."""
     email, password = unique("resilient") + "@example.com", "Password123 resilient"
-    signup = http.post(base + "/auth/signup", timeout=10, json={
-        "email": email, "username": unique("resilient"), "password": password})
+    signup = http.post(
+        base + "/auth/signup",
+        timeout=10,
+        json={"email": email, "username": unique("resilient"), "password": password},
+    )
     assert signup.status_code == 201, signup.text
-    login = http.post(base + "/auth/login", json={"email": email, "password": password},
-                      timeout=10)
+    login = http.post(base + "/auth/login", json={"email": email, "password": password}, timeout=10)
     assert login.status_code == 200, login.text
     return {**login.json(), "email": email, "password": password}
 
@@ -47,8 +49,11 @@ class Traffic:
         with local_session(CLIENT_ADDRESS) as session:
             while not self._stop.is_set():
                 try:
-                    response = session.get(self.url + "/auth/me", timeout=10,
-                                           headers={"Authorization": "Bearer " + self.token})
+                    response = session.get(
+                        self.url + "/auth/me",
+                        timeout=10,
+                        headers={"Authorization": "Bearer " + self.token},
+                    )
                     self.statuses.append(response.status_code)
                 except requests.RequestException as error:
                     self.statuses.append(type(error).__name__)
@@ -72,8 +77,12 @@ def test_hup_reload_keeps_requests_succeeding(http, stack, unique):
             assert len(old) == 2
             os.kill(app.master_pid, signal.SIGHUP)
             # New workers boot, then the old ones finish their requests and exit.
-            wait_until(lambda: len(app.worker_pids()) == 2 and not app.worker_pids() & old,
-                       30, f"workers of {app.name} replaced after HUP", log=app.log)
+            wait_until(
+                lambda: len(app.worker_pids()) == 2 and not app.worker_pids() & old,
+                30,
+                f"workers of {app.name} replaced after HUP",
+                log=app.log,
+            )
         time.sleep(0.3)
     assert len(traffic.statuses) > 20
     assert set(traffic.statuses) == {200}, traffic.statuses
@@ -95,11 +104,17 @@ def test_losing_one_instance_keeps_requests_succeeding(http, stack, unique):
             # refuses the connection (the request was never sent).
             refresh_token = tokens["refresh_token"]
             for _ in range(6):
-                login = http.post(stack.plain.url + "/auth/login", timeout=10,
-                                  json={"email": tokens["email"], "password": tokens["password"]})
+                login = http.post(
+                    stack.plain.url + "/auth/login",
+                    timeout=10,
+                    json={"email": tokens["email"], "password": tokens["password"]},
+                )
                 assert login.status_code == 200
-                refreshed = http.post(stack.plain.url + "/auth/refresh", timeout=10,
-                                      json={"refresh_token": refresh_token})
+                refreshed = http.post(
+                    stack.plain.url + "/auth/refresh",
+                    timeout=10,
+                    json={"refresh_token": refresh_token},
+                )
                 assert refreshed.status_code == 200
                 refresh_token = refreshed.json()["refresh_token"]
             time.sleep(0.3)
@@ -134,9 +149,15 @@ def timed(call):
 def test_database_outage_answers_503_fast_and_recovers_without_restart(http, stack, unique):
     base = stack.plain.url
     ended = make_account(http, base, unique)
-    assert http.post(base + "/auth/logout", timeout=10,
-                     headers={"Authorization": "Bearer " + ended["access_token"]},
-                     json={"refresh_token": ended["refresh_token"]}).status_code == 200
+    assert (
+        http.post(
+            base + "/auth/logout",
+            timeout=10,
+            headers={"Authorization": "Bearer " + ended["access_token"]},
+            json={"refresh_token": ended["refresh_token"]},
+        ).status_code
+        == 200
+    )
     live = make_account(http, base, unique)
     bearer = {"Authorization": "Bearer " + live["access_token"]}
     pids_before = {app.name: app.worker_pids() for app in stack.apps}
@@ -145,29 +166,49 @@ def test_database_outage_answers_503_fast_and_recovers_without_restart(http, sta
     try:
         # Enough rounds to reach every worker of both instances (each has its own pool).
         for _ in range(4):
-            assert_database_unavailable(*timed(lambda: http.get(base + "/auth/me",
-                                                                headers=bearer, timeout=10)))
+            assert_database_unavailable(
+                *timed(lambda: http.get(base + "/auth/me", headers=bearer, timeout=10))
+            )
             # Fails closed: neither a revoked nor a live refresh token is accepted.
             for token in (ended["refresh_token"], live["refresh_token"]):
-                assert_database_unavailable(*timed(lambda: http.post(
-                    base + "/auth/refresh", json={"refresh_token": token}, timeout=10)))
-            assert_database_unavailable(*timed(lambda: http.post(
-                base + "/auth/login", timeout=10,
-                json={"email": live["email"], "password": live["password"]})))
+                assert_database_unavailable(
+                    *timed(
+                        lambda: http.post(
+                            base + "/auth/refresh", json={"refresh_token": token}, timeout=10
+                        )
+                    )
+                )
+            assert_database_unavailable(
+                *timed(
+                    lambda: http.post(
+                        base + "/auth/login",
+                        timeout=10,
+                        json={"email": live["email"], "password": live["password"]},
+                    )
+                )
+            )
             assert_database_unavailable(*timed(lambda: http.get(base + "/readyz", timeout=10)))
             # Liveness needs no database: orchestrators must not restart the instances.
             assert http.get(base + "/healthz", timeout=10).status_code == 200
     finally:
         stack.postgres.start()
 
-    wait_until(lambda: all(http.get(base + "/readyz", timeout=10).status_code == 200
-                           for _ in range(4)), 30, "readiness after the database came back")
+    wait_until(
+        lambda: all(http.get(base + "/readyz", timeout=10).status_code == 200 for _ in range(4)),
+        30,
+        "readiness after the database came back",
+    )
     assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
-    revoked = http.post(base + "/auth/refresh", json={"refresh_token": ended["refresh_token"]},
-                        timeout=10)
+    revoked = http.post(
+        base + "/auth/refresh", json={"refresh_token": ended["refresh_token"]}, timeout=10
+    )
     assert (revoked.status_code, revoked.json()["error"]) == (401, "token_revoked")
-    assert http.post(base + "/auth/refresh", json={"refresh_token": live["refresh_token"]},
-                     timeout=10).status_code == 200
+    assert (
+        http.post(
+            base + "/auth/refresh", json={"refresh_token": live["refresh_token"]}, timeout=10
+        ).status_code
+        == 200
+    )
     # Recovered in place: the same workers, no restart.
     assert {app.name: app.worker_pids() for app in stack.apps} == pids_before
 
@@ -184,8 +225,9 @@ def test_redis_outage_refuses_limited_requests_and_recovers(http, stack, unique)
     try:
         # Enough rounds to reach every worker of both instances.
         for _ in range(4):
-            refused, elapsed = timed(lambda: http.post(base + "/auth/login", json=credentials,
-                                                       timeout=10))
+            refused, elapsed = timed(
+                lambda: http.post(base + "/auth/login", json=credentials, timeout=10)
+            )
             assert elapsed < FAST, f"took {elapsed:.1f}s"
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"] == "rate_limit_unavailable"
@@ -195,9 +237,14 @@ def test_redis_outage_refuses_limited_requests_and_recovers(http, stack, unique)
     finally:
         stack.redis.start()
 
-    wait_until(lambda: all(http.post(base + "/auth/login", json=credentials,
-                                     timeout=10).status_code == 200 for _ in range(4)),
-               30, "logins after Redis came back")
+    wait_until(
+        lambda: all(
+            http.post(base + "/auth/login", json=credentials, timeout=10).status_code == 200
+            for _ in range(4)
+        ),
+        30,
+        "logins after Redis came back",
+    )
 
 
 def test_connections_the_server_closed_cost_no_request(http, stack, unique):
@@ -211,9 +258,11 @@ def test_connections_the_server_closed_cost_no_request(http, stack, unique):
     admin = psycopg2.connect(stack.postgres.url)
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute("SELECT array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)) "
-                       "FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)) "
+            "FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         killed = cursor.fetchone()[0]
         assert killed
         # pg_terminate_backend only signals: a backend still exiting has not yet sent its
@@ -223,12 +272,17 @@ def test_connections_the_server_closed_cost_no_request(http, stack, unique):
     refresh_token = account["refresh_token"]
     for _ in range(4):
         assert http.get(base + "/auth/me", headers=bearer, timeout=10).status_code == 200
-        rotated = http.post(base + "/auth/refresh", json={"refresh_token": refresh_token},
-                            timeout=10)
+        rotated = http.post(
+            base + "/auth/refresh", json={"refresh_token": refresh_token}, timeout=10
+        )
         assert rotated.status_code == 200
         refresh_token = rotated.json()["refresh_token"]
-    assert http.post(base + "/auth/logout", headers=bearer, timeout=10,
-                     json={"refresh_token": refresh_token}).status_code == 200
+    assert (
+        http.post(
+            base + "/auth/logout", headers=bearer, timeout=10, json={"refresh_token": refresh_token}
+        ).status_code
+        == 200
+    )
 
 
 def _still_running(cursor, pids: list[int]) -> bool:

@@ -57,6 +57,7 @@ def lines_with(stack, request_id: str) -> dict[str, dict]:
     gunicorn writes its access line once the response has gone out, so it may lag the
     response by a moment: wait (bounded) until it is there.
     """
+
     def found():
         lines = [line for line in app_log_lines(stack) if line.get("request_id") == request_id]
         return {line["logger"]: line for line in lines} if lines else None
@@ -66,6 +67,7 @@ def lines_with(stack, request_id: str) -> dict[str, dict]:
 
 def nginx_lines(nginx, request_id: str) -> list[dict]:
     """nginx's access-log lines for one request (written as the response goes out)."""
+
     def found():
         lines = [json.loads(line) for line in nginx.access_log.read_text().splitlines()]
         return [line for line in lines if line["request_id"] == request_id]
@@ -82,8 +84,12 @@ def frontend(request, stack):
 def test_readme_walkthrough_passes_through_nginx(http, frontend, unique):
     steps = readme_walkthrough()
     assert [s["method"] + " " + s["path"] for s in steps] == [
-        "POST /auth/signup", "POST /auth/login", "GET /auth/me", "POST /auth/refresh",
-        "POST /auth/logout"]
+        "POST /auth/signup",
+        "POST /auth/login",
+        "GET /auth/me",
+        "POST /auth/refresh",
+        "POST /auth/logout",
+    ]
     email, username = unique("user") + "@example.com", unique("testuser")
     tokens: dict[str, str] = {}
     statuses = []
@@ -93,8 +99,13 @@ def test_readme_walkthrough_passes_through_nginx(http, frontend, unique):
         for name in ("access_token", "refresh_token"):
             body = body.replace(f"<{name}>", tokens.get(name, ""))
             headers = {k: v.replace(f"<{name}>", tokens.get(name, "")) for k, v in headers.items()}
-        response = http.request(step["method"], frontend + step["path"], headers=headers,
-                                data=body.encode() or None, timeout=10)
+        response = http.request(
+            step["method"],
+            frontend + step["path"],
+            headers=headers,
+            data=body.encode() or None,
+            timeout=10,
+        )
         statuses.append(response.status_code)
         assert response.headers["Server"] == "nginx"
         assert response.headers["Content-Type"] == "application/json"
@@ -104,8 +115,9 @@ def test_readme_walkthrough_passes_through_nginx(http, frontend, unique):
                 tokens[name] = response.json()[name]
     assert statuses == [201, 200, 200, 200, 200]
     # The logout ended the session: its refresh token is refused from now on.
-    again = http.post(frontend + "/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
-                      timeout=10)
+    again = http.post(
+        frontend + "/auth/refresh", json={"refresh_token": tokens["refresh_token"]}, timeout=10
+    )
     assert (again.status_code, again.json()["error"]) == (401, "token_revoked")
 
 
@@ -113,8 +125,9 @@ def test_nginx_shows_no_version_and_balances_over_both_instances(http, stack):
     upstreams = set()
     for _ in range(8):
         request_id = uuid.uuid4().hex
-        response = http.get(stack.plain.url + "/healthz", headers={"X-Request-ID": request_id},
-                            timeout=10)
+        response = http.get(
+            stack.plain.url + "/healthz", headers={"X-Request-ID": request_id}, timeout=10
+        )
         assert response.status_code == 200
         assert response.headers["Server"] == "nginx"
         upstreams.update(line["upstream"] for line in nginx_lines(stack.plain, request_id))
@@ -123,18 +136,32 @@ def test_nginx_shows_no_version_and_balances_over_both_instances(http, stack):
 
 def test_the_app_logs_the_real_client_ip_and_ignores_a_forged_one(http, stack, unique):
     email = unique("ip") + "@example.com"
-    http.post(stack.plain.url + "/auth/signup", timeout=10, json={
-        "email": email, "username": unique("ip"), "password": "Password123 ip test"})
+    http.post(
+        stack.plain.url + "/auth/signup",
+        timeout=10,
+        json={"email": email, "username": unique("ip"), "password": "Password123 ip test"},
+    )
     request_id = "forged-xff-" + uuid.uuid4().hex
-    login = http.post(stack.plain.url + "/auth/login", timeout=10,
-                      json={"email": email, "password": "Password123 ip test"},
-                      headers={"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.67",
-                               "X-Request-ID": request_id})
+    login = http.post(
+        stack.plain.url + "/auth/login",
+        timeout=10,
+        json={"email": email, "password": "Password123 ip test"},
+        headers={
+            "X-Forwarded-For": "203.0.113.66",
+            "X-Real-IP": "203.0.113.67",
+            "X-Request-ID": request_id,
+        },
+    )
     assert login.status_code == 200
     # What the app stored with the session and what every log line says: the real address.
-    sessions = http.get(stack.plain.url + "/auth/active-sessions", timeout=10,
-                        headers={"Authorization": "Bearer " + login.json()["access_token"],
-                                 "X-Forwarded-For": "203.0.113.68"})
+    sessions = http.get(
+        stack.plain.url + "/auth/active-sessions",
+        timeout=10,
+        headers={
+            "Authorization": "Bearer " + login.json()["access_token"],
+            "X-Forwarded-For": "203.0.113.68",
+        },
+    )
     assert [s["ip_address"] for s in sessions.json()] == ["127.0.0.2"]
     lines = lines_with(stack, request_id)
     assert lines["gunicorn.access"]["client_ip"] == "127.0.0.2"
@@ -152,24 +179,36 @@ def test_https_is_seen_only_when_nginx_terminated_tls(http, stack):
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
     # A client claiming https over plain http is not believed (nginx overwrites the header,
     # and blanks the ones gunicorn would also read).
-    forged = http.get(stack.plain.url + "/auth/token-info", timeout=10, headers={
-        "X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"})
+    forged = http.get(
+        stack.plain.url + "/auth/token-info",
+        timeout=10,
+        headers={
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Ssl": "on",
+            "X-Forwarded-Protocol": "ssl",
+        },
+    )
     assert forged.status_code == 200
     assert "Strict-Transport-Security" not in forged.headers
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_plain_http_on_a_tls_host_is_redirected_keeping_the_method(http, stack, method):
-    response = http.request(method, stack.edge.url + "/auth/me?x=1", allow_redirects=False,
-                            timeout=10)
+    response = http.request(
+        method, stack.edge.url + "/auth/me?x=1", allow_redirects=False, timeout=10
+    )
     assert response.status_code == 308
     assert response.headers["Location"] == stack.edge.https_url + "/auth/me?x=1"
 
 
 def test_an_oversized_body_is_refused_with_413_json(http, frontend):
     body = json.dumps({"email": "big@example.com", "password": "x" * 100_000})
-    response = http.post(frontend + "/auth/login", data=body, timeout=10,
-                         headers={"Content-Type": "application/json"})
+    response = http.post(
+        frontend + "/auth/login",
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"] == "payload_too_large"
@@ -177,8 +216,9 @@ def test_an_oversized_body_is_refused_with_413_json(http, frontend):
 
 
 def test_the_request_id_is_passed_through_or_made_by_nginx(http, stack):
-    given = http.get(stack.plain.url + "/healthz", headers={"X-Request-ID": "client-trace-1"},
-                     timeout=10)
+    given = http.get(
+        stack.plain.url + "/healthz", headers={"X-Request-ID": "client-trace-1"}, timeout=10
+    )
     assert given.headers["X-Request-ID"] == "client-trace-1"
     made = http.get(stack.plain.url + "/healthz", timeout=10).headers["X-Request-ID"]
     assert REQUEST_ID.fullmatch(made)
@@ -190,24 +230,34 @@ def test_the_request_id_is_passed_through_or_made_by_nginx(http, stack):
     assert REQUEST_ID.fullmatch(bad.headers["X-Request-ID"])
 
 
-def test_a_refresh_token_rotated_on_one_instance_is_spent_on_the_other(http, direct, stack,
-                                                                        unique):
+def test_a_refresh_token_rotated_on_one_instance_is_spent_on_the_other(http, direct, stack, unique):
     a, b = stack.apps
     email = unique("rotate") + "@example.com"
-    http.post(stack.plain.url + "/auth/signup", timeout=10, json={
-        "email": email, "username": unique("rotate"), "password": "Password123 rotate"})
-    login = http.post(stack.plain.url + "/auth/login", timeout=10,
-                      json={"email": email, "password": "Password123 rotate"}).json()
-    rotated = direct.post(a.url + "/auth/refresh", json={"refresh_token": login["refresh_token"]},
-                            timeout=10)
+    http.post(
+        stack.plain.url + "/auth/signup",
+        timeout=10,
+        json={"email": email, "username": unique("rotate"), "password": "Password123 rotate"},
+    )
+    login = http.post(
+        stack.plain.url + "/auth/login",
+        timeout=10,
+        json={"email": email, "password": "Password123 rotate"},
+    ).json()
+    rotated = direct.post(
+        a.url + "/auth/refresh", json={"refresh_token": login["refresh_token"]}, timeout=10
+    )
     assert rotated.status_code == 200
-    replayed = direct.post(b.url + "/auth/refresh",
-                             json={"refresh_token": login["refresh_token"]}, timeout=10)
+    replayed = direct.post(
+        b.url + "/auth/refresh", json={"refresh_token": login["refresh_token"]}, timeout=10
+    )
     assert (replayed.status_code, replayed.json()["error"]) == (401, "token_reused")
     # Reuse revoked the whole session, on every instance.
     for app in (a, b):
-        child = direct.post(app.url + "/auth/refresh", timeout=10,
-                              json={"refresh_token": rotated.json()["refresh_token"]})
+        child = direct.post(
+            app.url + "/auth/refresh",
+            timeout=10,
+            json={"refresh_token": rotated.json()["refresh_token"]},
+        )
         assert (child.status_code, child.json()["error"]) == (401, "token_revoked")
 
 
@@ -216,8 +266,10 @@ def test_rate_limit_counters_are_shared_by_both_instances(direct, stack, unique)
     wrong = {"email": unique("limited") + "@example.com", "password": "not the password"}
     # RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP is 5 per minute: alternating instances, each
     # sees only 3 of them, so only shared counters can refuse the sixth.
-    statuses = [direct.post(app.url + "/auth/login", json=wrong, timeout=10).status_code
-                for app in (a, b, a, b, a)]
+    statuses = [
+        direct.post(app.url + "/auth/login", json=wrong, timeout=10).status_code
+        for app in (a, b, a, b, a)
+    ]
     assert statuses == [401] * 5
     for app in (b, a):
         refused = direct.post(app.url + "/auth/login", json=wrong, timeout=10)
@@ -233,23 +285,39 @@ def test_rate_limit_counters_are_shared_by_both_instances(direct, stack, unique)
 
 def test_no_token_or_password_reaches_any_log(http, stack, unique):
     email, password = unique("secret") + "@example.com", "Password123 " + uuid.uuid4().hex
-    http.post(stack.plain.url + "/auth/signup", timeout=10,
-              json={"email": email, "username": unique("secret"), "password": password})
-    tokens = http.post(stack.plain.url + "/auth/login", timeout=10,
-                       json={"email": email, "password": password}).json()
-    http.get(stack.plain.url + "/auth/me?access_token=" + tokens["access_token"], timeout=10,
-             headers={"Authorization": "Bearer " + tokens["access_token"],
-                      "Cookie": "refresh_token_cookie=" + tokens["refresh_token"]})
-    http.post(stack.plain.url + "/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
-              timeout=10)
+    http.post(
+        stack.plain.url + "/auth/signup",
+        timeout=10,
+        json={"email": email, "username": unique("secret"), "password": password},
+    )
+    tokens = http.post(
+        stack.plain.url + "/auth/login", timeout=10, json={"email": email, "password": password}
+    ).json()
+    http.get(
+        stack.plain.url + "/auth/me?access_token=" + tokens["access_token"],
+        timeout=10,
+        headers={
+            "Authorization": "Bearer " + tokens["access_token"],
+            "Cookie": "refresh_token_cookie=" + tokens["refresh_token"],
+        },
+    )
+    http.post(
+        stack.plain.url + "/auth/refresh",
+        json={"refresh_token": tokens["refresh_token"]},
+        timeout=10,
+    )
     logs = [app.log_text() for app in stack.apps]
     logs += [nginx.access_log.read_text() for nginx in (stack.plain, stack.edge)]
     for text in logs:
-        for secret in (password, tokens["access_token"], tokens["refresh_token"],
-                       tokens["access_token"].split(".")[2]):
+        for secret in (
+            password,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            tokens["access_token"].split(".")[2],
+        ):
             assert secret not in text
     # Every line the instances write while serving is JSON (alembic's migration lines are
     # written by `flask db upgrade` before gunicorn starts).
     for text in logs[:2]:
-        serving = text[text.index('"Starting gunicorn'):].splitlines()[1:]
+        serving = text[text.index('"Starting gunicorn') :].splitlines()[1:]
         assert all(line.startswith("{") for line in serving), serving

@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from auth_service import create_app
-from auth_service.integrations import mail
 from auth_service.extensions import db
+from auth_service.integrations import mail
 from mail_helpers import STALL_LIMIT, serving_smtp, use_smtp
 
 

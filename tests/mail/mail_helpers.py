@@ -40,8 +40,9 @@ class SMTPServer:
         self.data_received = threading.Event()
         self._released = threading.Event()
         self._released.set()
-        self._controller = Controller(self, hostname="127.0.0.1", port=free_port(),
-                                      **controller_options)
+        self._controller = Controller(
+            self, hostname="127.0.0.1", port=free_port(), **controller_options
+        )
 
     # aiosmtpd handler hook, run on the server's event loop.
     async def handle_DATA(self, server, session, envelope):
@@ -79,20 +80,32 @@ class SMTPServer:
 
     def to(self, address: str, subject: str | None = None) -> list[EmailMessage]:
         """The messages received for ``address`` (with ``subject``), after waiting for sends."""
-        return [m for m in self.wait() if m["To"] == address
-                and (subject is None or m["Subject"] == subject)]
+        return [
+            m
+            for m in self.wait()
+            if m["To"] == address and (subject is None or m["Subject"] == subject)
+        ]
 
     def last(self, address: str, subject: str) -> EmailMessage:
         """The latest message for ``address`` with ``subject``; fails when there is none."""
         found = self.to(address, subject)
-        assert found, f"no {subject!r} email to {address}; got {[m['Subject'] for m in self.messages]}"
+        assert found, (
+            f"no {subject!r} email to {address}; got {[m['Subject'] for m in self.messages]}"
+        )
         return found[-1]
 
 
 def use_smtp(monkeypatch, app, port: int, **settings) -> None:
     """Point ``app``'s mail at 127.0.0.1:``port`` over plain SMTP for one test."""
-    values = {"MAIL_BACKEND": "smtp", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port,
-              "MAIL_USE_TLS": False, "MAIL_USE_SSL": False, "MAIL_TIMEOUT": 5, **settings}
+    values = {
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": port,
+        "MAIL_USE_TLS": False,
+        "MAIL_USE_SSL": False,
+        "MAIL_TIMEOUT": 5,
+        **settings,
+    }
     for key, value in values.items():
         monkeypatch.setitem(app.config, key, value)
 
@@ -106,6 +119,7 @@ def serving_smtp(app, monkeypatch):
 
 
 # --- reading messages -----------------------------------------------------------------
+
 
 def text_part(message: EmailMessage) -> str:
     return message.get_body(("plain",)).get_content()

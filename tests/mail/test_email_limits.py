@@ -28,8 +28,9 @@ def resend(client, headers, ip="192.0.2.1"):
 
 
 def forgot(client, email, ip="192.0.2.1"):
-    return client.post("/auth/forgot-password", json={"email": email},
-                       environ_base={"REMOTE_ADDR": ip})
+    return client.post(
+        "/auth/forgot-password", json={"email": email}, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def test_resend_is_limited_per_account_from_any_ip(client, smtp, alice_headers, tighten):
@@ -57,8 +58,7 @@ def test_a_refused_resend_costs_no_quota(client, smtp, alice_headers, tighten):
 
 
 @pytest.mark.parametrize("email", ["alice@example.com", "nobody@example.com"])
-def test_forgot_password_is_limited_per_address_existing_or_not(client, auth, smtp, tighten,
-                                                                email):
+def test_forgot_password_is_limited_per_address_existing_or_not(client, auth, smtp, tighten, email):
     auth.signup()
     tighten("FORGOT_PASSWORD_PER_ACCOUNT")
     answers = [forgot(client, email, f"192.0.2.{i}") for i in range(1, 4)]
@@ -97,5 +97,7 @@ def test_a_429_says_nothing_about_the_account(client, auth, smtp, tighten):
 
 
 def _without_digits(body):
-    return {key: re.sub(r"\d+", "N", value) if isinstance(value, str) else value
-            for key, value in body.items()}
+    return {
+        key: re.sub(r"\d+", "N", value) if isinstance(value, str) else value
+        for key, value in body.items()
+    }

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from freezegun import freeze_time
 
-from auth_service.integrations import mail
 from auth_service.extensions import db
+from auth_service.integrations import mail
 from config import TestingConfig
 from helpers import PASSWORD, bearer, me, stored_user
 from mail_helpers import html_part, link_in, path_and_query, text_part, token_of, use_smtp
@@ -43,6 +43,7 @@ def sha256_source(text: str) -> str:
 
 # --- the email --------------------------------------------------------------------------
 
+
 def test_signup_sends_a_verification_email(smtp, auth):
     assert auth.signup().status_code == 201
     [message] = smtp.to("alice@example.com")
@@ -71,6 +72,7 @@ def test_the_token_names_no_email_address(verification):
 
 # --- following the link ---------------------------------------------------------------
 
+
 def test_following_the_link_shows_a_page_and_changes_nothing(client, verification, in_db):
     response = client.get(path_and_query(verification))
     assert response.status_code == 200
@@ -92,8 +94,10 @@ def test_a_mail_scanner_opening_the_link_verifies_nothing(client, verification, 
 
 def test_the_page_loads_nothing_and_posts_only_to_this_origin(client, verification):
     response = client.get(path_and_query(verification))
-    csp = dict(part.strip().split(" ", 1) for part in
-               response.headers["Content-Security-Policy"].split(";"))
+    csp = dict(
+        part.strip().split(" ", 1)
+        for part in response.headers["Content-Security-Policy"].split(";")
+    )
     assert csp["default-src"] == "'none'"
     assert csp["connect-src"] == "'self'"
     assert csp["form-action"] == "'none'"
@@ -114,7 +118,7 @@ def test_the_page_loads_nothing_and_posts_only_to_this_origin(client, verificati
 
 def test_pressing_the_button_verifies_the_email(client, verification, in_db):
     """What the page's script sends: the token as JSON to the path the link opened."""
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     client.get(path_and_query(verification))
     response = client.post(urlsplit(verification).path, json={"token": token_of(verification)})
     assert response.status_code == 200
@@ -126,7 +130,7 @@ def test_the_profile_shows_when_the_email_was_verified(client, auth, verificatio
     verify(client, token_of(verification))
     access = auth.login().json["access_token"]
     verified = me(client, access).json["email_verified"]
-    assert datetime.fromisoformat(verified) <= datetime.now(timezone.utc)
+    assert datetime.fromisoformat(verified) <= datetime.now(UTC)
 
 
 def test_post_verifies_for_api_clients(client, verification, in_db):
@@ -155,8 +159,10 @@ def test_tracking_parameters_on_the_link_are_ignored(client, verification):
 
 # --- redirect to the frontend ---------------------------------------------------------
 
+
 def test_with_a_frontend_the_link_redirects_with_the_token_in_the_fragment(
-        client, frontend, verification, in_db):
+    client, frontend, verification, in_db
+):
     response = client.get(path_and_query(verification))
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -180,17 +186,17 @@ def test_with_a_frontend_a_bad_link_redirects_with_invalid(client, frontend, tok
 
 
 def test_with_a_frontend_an_expired_link_redirects_with_expired(client, frontend, verification):
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=49)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=49)):
         response = client.get(path_and_query(verification))
     assert response.headers["Location"] == f"{FRONTEND}/verify-email?status=expired"
 
 
-def test_a_frontend_url_with_a_path_and_query_keeps_them(app, client, monkeypatch,
-                                                         verification):
+def test_a_frontend_url_with_a_path_and_query_keeps_them(app, client, monkeypatch, verification):
     monkeypatch.setitem(app.config, "FRONTEND_URL", "https://example.test/app/?lang=en")
     location = client.get(path_and_query(verification)).headers["Location"]
-    assert location == (f"https://example.test/app/verify-email?lang=en"
-                        f"#token={token_of(verification)}")
+    assert location == (
+        f"https://example.test/app/verify-email?lang=en#token={token_of(verification)}"
+    )
     verify(client, token_of(verification))
     location = client.get(path_and_query(verification)).headers["Location"]
     assert location == "https://example.test/app/verify-email?lang=en&status=already_verified"
@@ -198,8 +204,9 @@ def test_a_frontend_url_with_a_path_and_query_keeps_them(app, client, monkeypatc
 
 # --- refused links --------------------------------------------------------------------
 
+
 def test_an_expired_link_is_refused(client, verification, in_db):
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=48, seconds=2)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=48, seconds=2)):
         response = client.get(path_and_query(verification))
     assert response.status_code == 400
     assert response.json["error"] == "token_expired"
@@ -207,13 +214,13 @@ def test_an_expired_link_is_refused(client, verification, in_db):
 
 
 def test_a_link_works_until_it_expires(client, verification):
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=47, minutes=59)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=47, minutes=59)):
         assert client.get(path_and_query(verification)).status_code == 200
 
 
 def test_the_lifetime_is_configurable(app, client, monkeypatch, verification):
     monkeypatch.setitem(app.config, "EMAIL_VERIFY_TOKEN_MAX_AGE", timedelta(hours=1))
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=1, seconds=2)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=1, seconds=2)):
         assert client.get(path_and_query(verification)).json["error"] == "token_expired"
 
 
@@ -223,12 +230,15 @@ def _other_signature(token: str) -> str:
     return f"{payload}.{stamp}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
 
 
-@pytest.mark.parametrize("mangle", [
-    _other_signature,
-    lambda t: t[:-5],  # truncated
-    lambda t: "x" + t,  # payload changed
-    lambda t: t.split(".", 1)[1],  # payload dropped
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        _other_signature,
+        lambda t: t[:-5],  # truncated
+        lambda t: "x" + t,  # payload changed
+        lambda t: t.split(".", 1)[1],  # payload dropped
+    ],
+)
 def test_a_tampered_token_is_refused(client, verification, in_db, mangle):
     response = verify(client, mangle(token_of(verification)))
     assert response.status_code == 400
@@ -289,6 +299,7 @@ def test_tokens_are_signed_with_the_app_secret(app, client, monkeypatch, verific
 
 # --- resend ---------------------------------------------------------------------------
 
+
 def test_resend_sends_a_new_working_link(client, smtp, alice_headers, in_db):
     response = client.post("/auth/verify-email/resend", headers=alice_headers)
     assert response.status_code == 202
@@ -313,18 +324,27 @@ def test_resend_needs_an_access_token(client, smtp):
 
 
 def test_resend_refuses_a_refresh_token(client, smtp, alice_tokens):
-    response = client.post("/auth/verify-email/resend",
-                           headers=bearer(alice_tokens["refresh_token"]))
+    response = client.post(
+        "/auth/verify-email/resend", headers=bearer(alice_tokens["refresh_token"])
+    )
     assert response.status_code == 401
 
 
 # --- links are built from PUBLIC_BASE_URL, not from the request -----------------------
 
-@pytest.mark.parametrize("headers", [
-    {"Host": "evil.example"},
-    {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
-    {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "Forwarded": "host=evil.example"},
-])
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},
+        {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+        {
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+            "Forwarded": "host=evil.example",
+        },
+    ],
+)
 def test_the_host_header_does_not_change_the_link(client, smtp, headers):
     body = {"email": "alice@example.com", "username": "alice", "password": PASSWORD}
     assert client.post("/auth/signup", json=body, headers=headers).status_code == 201
@@ -334,15 +354,19 @@ def test_the_host_header_does_not_change_the_link(client, smtp, headers):
 
 
 def test_behind_a_trusted_proxy_the_forwarded_host_does_not_change_the_link(
-        second_app, smtp, monkeypatch):
+    second_app, smtp, monkeypatch
+):
     class BehindProxy(TestingConfig):
         TRUSTED_PROXIES = 1
 
     proxied = second_app(BehindProxy)
     use_smtp(monkeypatch, proxied, smtp.port)
     body = {"email": "alice@example.com", "username": "alice", "password": PASSWORD}
-    response = proxied.test_client().post("/auth/signup", json=body, headers={
-        "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"})
+    response = proxied.test_client().post(
+        "/auth/signup",
+        json=body,
+        headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"},
+    )
     assert response.status_code == 201
     assert mail.wait_for_pending(proxied, timeout=30)
     assert urlsplit(link_in(smtp.last("alice@example.com", SUBJECT))).netloc == "auth.example.test"
@@ -355,8 +379,9 @@ def test_the_link_keeps_the_public_url_path(app, client, smtp, auth, monkeypatch
     assert link.startswith("https://example.test/identity/auth/verify-email?token=")
 
 
-def test_without_a_public_url_signup_works_and_the_gap_is_logged(app, client, smtp, auth,
-                                                                monkeypatch, caplog):
+def test_without_a_public_url_signup_works_and_the_gap_is_logged(
+    app, client, smtp, auth, monkeypatch, caplog
+):
     monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", None)
     assert auth.signup().status_code == 201
     assert smtp.wait() == []
@@ -364,6 +389,7 @@ def test_without_a_public_url_signup_works_and_the_gap_is_logged(app, client, sm
 
 
 # --- operator CLI ---------------------------------------------------------------------
+
 
 def test_cli_verify_email(runner, auth, in_db):
     auth.signup()

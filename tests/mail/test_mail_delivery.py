@@ -24,8 +24,11 @@ MAIL_LOGGER = "auth_service.integrations.mail"
 
 
 def mail_errors(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == MAIL_LOGGER and r.levelno >= logging.ERROR]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == MAIL_LOGGER and r.levelno >= logging.ERROR
+    ]
 
 
 def forgot(client, email="alice@example.com"):
@@ -34,12 +37,12 @@ def forgot(client, email="alice@example.com"):
 
 # --- the message ----------------------------------------------------------------------
 
+
 def test_a_message_has_a_text_and_an_html_part(smtp, auth):
     auth.signup()
     message = smtp.last("alice@example.com", VERIFY)
     assert message.get_content_type() == "multipart/alternative"
-    assert [part.get_content_type() for part in message.iter_parts()] == [
-        "text/plain", "text/html"]
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     assert text_part(message).startswith("Hi alice,")
     assert html_part(message).lstrip().startswith("<!doctype html>")
     for header in ("Date", "Message-ID", "From", "To", "Subject"):
@@ -50,20 +53,33 @@ def test_a_message_has_a_text_and_an_html_part(smtp, auth):
 
 def test_user_data_is_escaped_in_html(client, smtp):
     email = "o'neil&co@example.com"
-    assert client.post("/auth/signup", json={
-        "email": email, "username": "oneil", "password": PASSWORD}).status_code == 201
+    assert (
+        client.post(
+            "/auth/signup", json={"email": email, "username": "oneil", "password": PASSWORD}
+        ).status_code
+        == 201
+    )
     message = smtp.last(email, VERIFY)
     assert "o&#39;neil&amp;co@example.com" in html_part(message)
     assert email in text_part(message)
 
 
-@pytest.mark.parametrize("template", ["verify_email", "reset_password", "password_changed",
-                                      "identity_linked"])
+@pytest.mark.parametrize(
+    "template", ["verify_email", "reset_password", "password_changed", "identity_linked"]
+)
 def test_templates_escape_markup(app, template):
     user = SimpleNamespace(email="x@example.com", username="<script>alert(1)</script>")
-    context = {"user": user, "subject": "Subject", "link": "https://a.test/?token=x&y=<b>",
-               "hours": 48, "minutes": 60, "changed_at": datetime(2030, 1, 1),
-               "linked_at": datetime(2030, 1, 1), "provider": "Google", "password_removed": True}
+    context = {
+        "user": user,
+        "subject": "Subject",
+        "link": "https://a.test/?token=x&y=<b>",
+        "hours": 48,
+        "minutes": 60,
+        "changed_at": datetime(2030, 1, 1),
+        "linked_at": datetime(2030, 1, 1),
+        "provider": "Google",
+        "password_removed": True,
+    }
     with app.app_context():
         html = render_template(f"email/{template}.html", **context)
         text = render_template(f"email/{template}.txt", **context)
@@ -73,6 +89,7 @@ def test_templates_escape_markup(app, template):
 
 
 # --- TLS and login --------------------------------------------------------------------
+
 
 @pytest.fixture
 def ca(monkeypatch, tmp_path):
@@ -110,10 +127,20 @@ def tls_server(app):
 
 
 def test_starttls_and_login(app, auth, monkeypatch, ca, tls_server):
-    server = tls_server(tls_context=server_context(ca), require_starttls=True,
-                        auth_required=True, authenticator=check_login)
-    use_smtp(monkeypatch, app, server.port, MAIL_USE_TLS=True, MAIL_USERNAME="mailer",
-             MAIL_PASSWORD="s3cret")
+    server = tls_server(
+        tls_context=server_context(ca),
+        require_starttls=True,
+        auth_required=True,
+        authenticator=check_login,
+    )
+    use_smtp(
+        monkeypatch,
+        app,
+        server.port,
+        MAIL_USE_TLS=True,
+        MAIL_USERNAME="mailer",
+        MAIL_PASSWORD="s3cret",
+    )
     auth.signup()
     assert server.last("alice@example.com", VERIFY)
 
@@ -135,10 +162,20 @@ def test_an_untrusted_certificate_is_refused(app, auth, monkeypatch, tls_server,
 
 
 def test_wrong_credentials_are_logged(app, auth, monkeypatch, ca, tls_server, caplog):
-    server = tls_server(tls_context=server_context(ca), require_starttls=True,
-                        auth_required=True, authenticator=check_login)
-    use_smtp(monkeypatch, app, server.port, MAIL_USE_TLS=True, MAIL_USERNAME="mailer",
-             MAIL_PASSWORD="wrong")
+    server = tls_server(
+        tls_context=server_context(ca),
+        require_starttls=True,
+        auth_required=True,
+        authenticator=check_login,
+    )
+    use_smtp(
+        monkeypatch,
+        app,
+        server.port,
+        MAIL_USE_TLS=True,
+        MAIL_USERNAME="mailer",
+        MAIL_PASSWORD="wrong",
+    )
     assert auth.signup().status_code == 201
     assert server.wait() == []
     [error] = mail_errors(caplog)
@@ -148,8 +185,8 @@ def test_wrong_credentials_are_logged(app, auth, monkeypatch, ca, tls_server, ca
 
 # --- a dead or slow mail server -------------------------------------------------------
 
-def test_signup_and_forgot_password_survive_a_dead_mail_server(client, auth, closed_port,
-                                                               caplog):
+
+def test_signup_and_forgot_password_survive_a_dead_mail_server(client, auth, closed_port, caplog):
     assert auth.signup().status_code == 201
     assert forgot(client).status_code == 202
     assert mail.wait_for_pending(timeout=30, app=client.application)
@@ -200,6 +237,7 @@ def test_wait_for_pending_reports_sends_still_running(app, auth, smtp):
 
 # --- the console backend --------------------------------------------------------------
 
+
 def test_the_console_backend_logs_the_email_with_its_link(client, auth, caplog):
     caplog.set_level("INFO", logger=MAIL_LOGGER)
     assert auth.signup().status_code == 201
@@ -220,29 +258,46 @@ def test_development_logs_emails_and_production_sends_them():
 
 # --- settings -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("environ, match", [
-    ({"MAIL_BACKEND": "sendmail"}, "MAIL_BACKEND"),
-    ({"MAIL_USE_TLS": "true", "MAIL_USE_SSL": "true"}, "MAIL_USE_TLS"),
-    ({"PUBLIC_BASE_URL": "auth.example.com"}, "PUBLIC_BASE_URL"),
-    ({"PUBLIC_BASE_URL": "ftp://auth.example.com"}, "PUBLIC_BASE_URL"),
-    ({"PUBLIC_BASE_URL": "https://auth.example.com/?next=x"}, "PUBLIC_BASE_URL"),
-    ({"PUBLIC_BASE_URL": "https://auth.example.com/#top"}, "PUBLIC_BASE_URL"),
-    ({"MAIL_PORT": "smtp"}, "MAIL_PORT"),
-    ({"EMAIL_VERIFY_TOKEN_MAX_AGE": "2d"}, "EMAIL_VERIFY_TOKEN_MAX_AGE"),
-])
+
+@pytest.mark.parametrize(
+    "environ, match",
+    [
+        ({"MAIL_BACKEND": "sendmail"}, "MAIL_BACKEND"),
+        ({"MAIL_USE_TLS": "true", "MAIL_USE_SSL": "true"}, "MAIL_USE_TLS"),
+        ({"PUBLIC_BASE_URL": "auth.example.com"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "ftp://auth.example.com"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "https://auth.example.com/?next=x"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "https://auth.example.com/#top"}, "PUBLIC_BASE_URL"),
+        ({"MAIL_PORT": "smtp"}, "MAIL_PORT"),
+        ({"EMAIL_VERIFY_TOKEN_MAX_AGE": "2d"}, "EMAIL_VERIFY_TOKEN_MAX_AGE"),
+    ],
+)
 def test_bad_mail_settings_are_refused(environ, match):
     with pytest.raises(ConfigError, match=match):
         load_config(ProductionConfig, environ={**PRODUCTION_SECRETS, **environ})
 
 
 def test_mail_settings_from_the_environment():
-    settings = load_config(ProductionConfig, environ={
-        **PRODUCTION_SECRETS, "MAIL_SERVER": "smtp.example.com", "MAIL_PORT": "587",
-        "MAIL_USE_TLS": "true", "MAIL_USERNAME": "apikey", "MAIL_PASSWORD": "pw",
-        "MAIL_FROM": "Example <no-reply@example.com>", "MAIL_TIMEOUT": "5",
-        "PUBLIC_BASE_URL": "https://auth.example.com", "PASSWORD_RESET_TOKEN_MAX_AGE": "600"})
+    settings = load_config(
+        ProductionConfig,
+        environ={
+            **PRODUCTION_SECRETS,
+            "MAIL_SERVER": "smtp.example.com",
+            "MAIL_PORT": "587",
+            "MAIL_USE_TLS": "true",
+            "MAIL_USERNAME": "apikey",
+            "MAIL_PASSWORD": "pw",
+            "MAIL_FROM": "Example <no-reply@example.com>",
+            "MAIL_TIMEOUT": "5",
+            "PUBLIC_BASE_URL": "https://auth.example.com",
+            "PASSWORD_RESET_TOKEN_MAX_AGE": "600",
+        },
+    )
     assert (settings["MAIL_SERVER"], settings["MAIL_PORT"], settings["MAIL_USE_TLS"]) == (
-        "smtp.example.com", 587, True)
+        "smtp.example.com",
+        587,
+        True,
+    )
     assert settings["PASSWORD_RESET_TOKEN_MAX_AGE"].total_seconds() == 600
     assert settings["PUBLIC_BASE_URL"] == "https://auth.example.com"
 
@@ -260,11 +315,18 @@ def test_production_without_a_public_url_warns(second_app, caplog):
 
 # --- documentation --------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, method", [
-    ("/auth/verify-email", "get"), ("/auth/verify-email", "post"),
-    ("/auth/verify-email/resend", "post"), ("/auth/forgot-password", "post"),
-    ("/auth/reset-password", "get"), ("/auth/reset-password", "post"),
-])
+
+@pytest.mark.parametrize(
+    "path, method",
+    [
+        ("/auth/verify-email", "get"),
+        ("/auth/verify-email", "post"),
+        ("/auth/verify-email/resend", "post"),
+        ("/auth/forgot-password", "post"),
+        ("/auth/reset-password", "get"),
+        ("/auth/reset-password", "post"),
+    ],
+)
 def test_the_endpoints_are_documented(client, path, method):
     operation = client.get("/openapi.json").json["paths"][path][method]
     assert operation["summary"]
@@ -275,8 +337,13 @@ def test_the_endpoints_are_documented(client, path, method):
 def test_an_international_address_is_delivered(client, smtp):
     # The domain travels in its DNS (A-label) form, the account's canonical address.
     email = "josé@xn--bcher-kva.example"
-    assert client.post("/auth/signup", json={
-        "email": "josé@bücher.example", "username": "jose", "password": PASSWORD}).status_code == 201
+    assert (
+        client.post(
+            "/auth/signup",
+            json={"email": "josé@bücher.example", "username": "jose", "password": PASSWORD},
+        ).status_code
+        == 201
+    )
     [message] = smtp.wait()
     assert message["To"] == email
     assert smtp.envelopes[0].rcpt_tos == [email]
@@ -290,17 +357,29 @@ def test_a_refused_signup_sends_nothing(client, smtp, auth):
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAIL_SETTINGS = [
-    "PUBLIC_BASE_URL", "EMAIL_VERIFY_TOKEN_MAX_AGE", "PASSWORD_RESET_TOKEN_MAX_AGE",
-    "MAIL_BACKEND", "MAIL_SERVER", "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USE_SSL",
-    "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM", "MAIL_TIMEOUT",
-    "RATELIMIT_VERIFY_RESEND_PER_IP", "RATELIMIT_VERIFY_RESEND_PER_ACCOUNT",
-    "RATELIMIT_FORGOT_PASSWORD_PER_IP", "RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT",
+    "PUBLIC_BASE_URL",
+    "EMAIL_VERIFY_TOKEN_MAX_AGE",
+    "PASSWORD_RESET_TOKEN_MAX_AGE",
+    "MAIL_BACKEND",
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USE_TLS",
+    "MAIL_USE_SSL",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_FROM",
+    "MAIL_TIMEOUT",
+    "RATELIMIT_VERIFY_RESEND_PER_IP",
+    "RATELIMIT_VERIFY_RESEND_PER_ACCOUNT",
+    "RATELIMIT_FORGOT_PASSWORD_PER_IP",
+    "RATELIMIT_FORGOT_PASSWORD_PER_ACCOUNT",
 ]
 
 
 @pytest.mark.parametrize("key", EMAIL_SETTINGS)
 def test_every_email_setting_is_configured_and_documented(key):
     assert hasattr(ProductionConfig, key)
-    assert re.search(rf"^\| `{key}` \|", (ROOT / "docs" / "configuration.md").read_text(),
-                     re.MULTILINE)
+    assert re.search(
+        rf"^\| `{key}` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE
+    )
     assert re.search(rf"^#? ?{key}=", (ROOT / ".env.example").read_text(), re.MULTILINE)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from freezegun import freeze_time
 
+from auth_service.errors import APIError
+from auth_service.extensions import db
 from auth_service.integrations import mail
 from auth_service.security import link_tokens
 from auth_service.services import account_emails, accounts
-from auth_service.errors import APIError
-from auth_service.extensions import db
 from helpers import PASSWORD, bearer, me, refresh, stored_user, token_rows
 from mail_helpers import html_part, link_in, path_and_query, text_part, token_of
 
@@ -21,8 +21,10 @@ RESET = "Reset your password"
 CHANGED = "Your password was changed"
 VERIFY = "Verify your email address"
 NEW_PASSWORD = "a brand new passphrase 42"
-ANSWER = {"message": "If an account uses this email address, a link to reset its "
-                     "password has been sent to it."}
+ANSWER = {
+    "message": "If an account uses this email address, a link to reset its "
+    "password has been sent to it."
+}
 
 
 def forgot(client, email="alice@example.com", **kwargs):
@@ -41,6 +43,7 @@ def reset_link(client, smtp, alice_tokens):
 
 
 # --- asking for a reset ---------------------------------------------------------------
+
 
 def test_forgot_password_sends_a_reset_link(client, smtp, auth):
     auth.signup()
@@ -62,8 +65,9 @@ def test_forgot_password_finds_the_account_by_another_spelling(client, smtp, aut
 
 
 @pytest.mark.parametrize("email", ["nobody@example.com", "inactive@example.com"])
-def test_unknown_or_inactive_accounts_get_the_same_answer_and_no_mail(client, smtp, auth,
-                                                                      runner, email):
+def test_unknown_or_inactive_accounts_get_the_same_answer_and_no_mail(
+    client, smtp, auth, runner, email
+):
     auth.signup()
     auth.signup("inactive@example.com", "inactive")
     runner.invoke(args=["users", "deactivate", "inactive@example.com"])
@@ -80,8 +84,9 @@ def test_both_answers_do_the_same_work(client, auth, monkeypatch):
     calls = []
     for module, name in ((link_tokens, "make_token"), (mail, "build_message"), (mail, "send")):
         original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _o=original, _n=name, **k:
-                            calls.append(_n) or _o(*a, **k))
+        monkeypatch.setattr(
+            module, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k)
+        )
     forgot(client)
     known, calls[:] = list(calls), []
     forgot(client, "nobody@example.com")
@@ -104,8 +109,9 @@ def test_the_link_opens_the_frontend_when_there_is_one(app, client, smtp, auth, 
     assert reset(client, token_of(link)).status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{"Host": "evil.example"},
-                                     {"X-Forwarded-Host": "evil.example"}])
+@pytest.mark.parametrize(
+    "headers", [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"}]
+)
 def test_the_host_header_does_not_change_the_link(client, smtp, auth, headers):
     auth.signup()
     assert forgot(client, headers=headers).status_code == 202
@@ -114,6 +120,7 @@ def test_the_host_header_does_not_change_the_link(client, smtp, auth, headers):
 
 
 # --- the link -------------------------------------------------------------------------
+
 
 def test_following_the_link_checks_the_token_without_spending_it(client, reset_link):
     response = client.get(path_and_query(reset_link))
@@ -133,7 +140,9 @@ def test_reset_sets_the_password(client, auth, reset_link):
 def test_reset_ends_every_session(client, auth, alice_tokens, smtp, in_db):
     second = auth.login().json
     forgot(client)
-    assert reset(client, token_of(link_in(smtp.last("alice@example.com", RESET)))).status_code == 200
+    assert (
+        reset(client, token_of(link_in(smtp.last("alice@example.com", RESET)))).status_code == 200
+    )
     for tokens in (alice_tokens, second):
         assert refresh(client, tokens["refresh_token"]).status_code == 401
         assert me(client, tokens["access_token"]).status_code == 401
@@ -177,31 +186,35 @@ def test_every_outstanding_link_dies_with_the_first_reset(client, smtp, reset_li
 
 
 def test_a_password_change_kills_the_link(client, reset_link, alice_headers):
-    changed = client.put("/auth/change-password", headers=alice_headers, json={
-        "current_password": PASSWORD, "new_password": "changed passphrase 99"})
+    changed = client.put(
+        "/auth/change-password",
+        headers=alice_headers,
+        json={"current_password": PASSWORD, "new_password": "changed passphrase 99"},
+    )
     assert changed.status_code == 200
     assert reset(client, token_of(reset_link)).json["error"] == "invalid_token"
 
 
 def test_an_expired_link_is_refused(client, auth, reset_link):
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=1, seconds=2)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=1, seconds=2)):
         response = reset(client, token_of(reset_link))
     assert (response.status_code, response.json["error"]) == (400, "token_expired")
     assert auth.login(password=PASSWORD).status_code == 200
 
 
 def test_a_link_works_until_it_expires(client, reset_link):
-    with freeze_time(datetime.now(timezone.utc) + timedelta(minutes=59)):
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=59)):
         assert reset(client, token_of(reset_link)).status_code == 200
 
 
 def test_the_lifetime_is_configurable(app, client, monkeypatch, reset_link):
     monkeypatch.setitem(app.config, "PASSWORD_RESET_TOKEN_MAX_AGE", timedelta(days=1))
-    with freeze_time(datetime.now(timezone.utc) + timedelta(hours=23)):
+    with freeze_time(datetime.now(UTC) + timedelta(hours=23)):
         assert reset(client, token_of(reset_link)).status_code == 200
 
 
 # --- tokens for another purpose -------------------------------------------------------
+
 
 def test_a_reset_token_does_not_verify_an_email(client, reset_link, in_db):
     response = client.post("/auth/verify-email", json={"token": token_of(reset_link)})
@@ -229,6 +242,7 @@ def test_a_reset_token_is_not_an_access_token(client, reset_link):
 
 # --- the new password -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("password", ["short", "x" * 129])
 def test_the_length_policy_applies(client, reset_link, password):
     response = reset(client, token_of(reset_link), password)
@@ -236,13 +250,15 @@ def test_the_length_policy_applies(client, reset_link, password):
     assert "new_password" in response.json["errors"]["json"]
 
 
-@pytest.mark.parametrize("password", ["password123", "alice@example.com", "alicealice",
-                                      "Alice Example"])
+@pytest.mark.parametrize(
+    "password", ["password123", "alice@example.com", "alicealice", "Alice Example"]
+)
 def test_guessable_passwords_are_refused(client, reset_link, password):
     response = reset(client, token_of(reset_link), password)
     assert response.status_code == 422
     assert response.json["errors"]["json"]["new_password"][0].startswith(
-        "This password is too easy to guess")
+        "This password is too easy to guess"
+    )
 
 
 def test_a_refused_password_does_not_spend_the_link(client, reset_link):
@@ -261,9 +277,13 @@ def test_an_account_without_a_password_can_set_one(client, smtp, auth, in_db):
 
 # --- the notice on change-password ----------------------------------------------------
 
+
 def test_change_password_sends_the_notice(client, smtp, alice_headers):
-    response = client.put("/auth/change-password", headers=alice_headers, json={
-        "current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    response = client.put(
+        "/auth/change-password",
+        headers=alice_headers,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
     assert response.status_code == 200
     [notice] = smtp.to("alice@example.com", CHANGED)
     assert "alice@example.com" in text_part(notice)
@@ -271,13 +291,17 @@ def test_change_password_sends_the_notice(client, smtp, alice_headers):
 
 
 def test_a_failed_change_password_sends_nothing(client, smtp, alice_headers):
-    response = client.put("/auth/change-password", headers=alice_headers, json={
-        "current_password": "wrong password", "new_password": NEW_PASSWORD})
+    response = client.put(
+        "/auth/change-password",
+        headers=alice_headers,
+        json={"current_password": "wrong password", "new_password": NEW_PASSWORD},
+    )
     assert response.status_code == 400
     assert smtp.to("alice@example.com", CHANGED) == []
 
 
 # --- tokens stay out of the logs ------------------------------------------------------
+
 
 def test_no_token_reaches_the_log(client, smtp, auth, caplog):
     caplog.set_level("DEBUG")
@@ -296,9 +320,15 @@ def test_no_token_reaches_the_log(client, smtp, auth, caplog):
 
 
 def test_werkzeug_request_lines_are_redacted():
-    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"%s" %s %s',
-                               ("GET /auth/verify-email?token=abc.def.ghi&x=1 HTTP/1.1", 200, "-"),
-                               None)
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" %s %s',
+        ("GET /auth/verify-email?token=abc.def.ghi&x=1 HTTP/1.1", 200, "-"),
+        None,
+    )
     assert link_tokens.RedactTokens().filter(record)
     assert record.getMessage() == '"GET /auth/verify-email?token=[redacted]&x=1 HTTP/1.1" 200 -'
     assert "token=abc" not in record.getMessage()

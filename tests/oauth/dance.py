@@ -83,6 +83,14 @@ def assert_nothing_created(in_db):
 
 def identities_of(in_db, email: str) -> list[tuple[str, str]]:
     """(provider, subject) of every identity linked to the account with ``email``."""
-    return in_db(lambda: [tuple(row) for row in db.session.execute(
-        sa.select(OAuthAccount.provider, OAuthAccount.subject).join(User)
-        .where(User.email == email).order_by(OAuthAccount.provider)).all()])
+    return in_db(
+        lambda: [
+            tuple(row)
+            for row in db.session.execute(
+                sa.select(OAuthAccount.provider, OAuthAccount.subject)
+                .join(User)
+                .where(User.email == email)
+                .order_by(OAuthAccount.provider)
+            ).all()
+        ]
+    )

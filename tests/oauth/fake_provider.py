@@ -42,12 +42,13 @@ class Server:
     """A WSGI app served on 127.0.0.1 (a free port unless given) by a background thread."""
 
     def __init__(self, wsgi_app, port: int = 0):
-        self._server = make_server("127.0.0.1", port, wsgi_app, threaded=True,
-                                   request_handler=QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", port, wsgi_app, threaded=True, request_handler=QuietHandler
+        )
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self._thread.start()
         return self
 
@@ -108,19 +109,29 @@ class FakeProvider:
         """Check an authorisation request and send the browser back with a code (or an error)."""
         args = request.args.to_dict()
         self.authorize_requests.append(args)
-        missing = [name for name in ("client_id", "redirect_uri", "state", "code_challenge",
-                                     *extra_required) if not args.get(name)]
-        if (missing or args.get("response_type") != "code" or args["client_id"] != CLIENT_ID
-                or args.get("code_challenge_method") != "S256"
-                or not required_scopes <= set(args.get("scope", "").split())):
+        missing = [
+            name
+            for name in ("client_id", "redirect_uri", "state", "code_challenge", *extra_required)
+            if not args.get(name)
+        ]
+        if (
+            missing
+            or args.get("response_type") != "code"
+            or args["client_id"] != CLIENT_ID
+            or args.get("code_challenge_method") != "S256"
+            or not required_scopes <= set(args.get("scope", "").split())
+        ):
             abort(400, f"bad authorization request (missing {missing})")
         back = {"state": args["state"]}
         if self.misbehave.get("error"):
             back["error"] = self.misbehave["error"]
         else:
             code = secrets.token_urlsafe(16)
-            self.codes[code] = {"redirect_uri": args["redirect_uri"],
-                                "challenge": args["code_challenge"], "nonce": args.get("nonce")}
+            self.codes[code] = {
+                "redirect_uri": args["redirect_uri"],
+                "challenge": args["code_challenge"],
+                "nonce": args.get("nonce"),
+            }
             back["code"] = code
         back.update(self.misbehave.get("callback_extra", {}))
         return redirect(f"{args['redirect_uri']}?{urlencode(back)}")
@@ -134,11 +145,19 @@ class FakeProvider:
         if (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
             return None, (jsonify(error="invalid_client"), 401)
         pending = self.codes.pop(form.get("code", ""), None)  # one use only
-        if (form.get("grant_type") != "authorization_code" or pending is None
-                or form.get("redirect_uri") != pending["redirect_uri"]
-                or s256(form.get("code_verifier", "")) != pending["challenge"]):
-            return None, (jsonify(error="invalid_grant",
-                                  error_description="Bad code, redirect_uri or code_verifier."), 400)
+        if (
+            form.get("grant_type") != "authorization_code"
+            or pending is None
+            or form.get("redirect_uri") != pending["redirect_uri"]
+            or s256(form.get("code_verifier", "")) != pending["challenge"]
+        ):
+            return None, (
+                jsonify(
+                    error="invalid_grant",
+                    error_description="Bad code, redirect_uri or code_verifier.",
+                ),
+                400,
+            )
         return pending, None
 
     def _bearer(self) -> dict:
@@ -154,8 +173,9 @@ class FakeGoogle(FakeProvider):
 
     def __init__(self):
         super().__init__()
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "fake-google-1", "use": "sig",
-                                                         "alg": "RS256"})
+        self.key = RSAKey.generate_key(
+            2048, parameters={"kid": "fake-google-1", "use": "sig", "alg": "RS256"}
+        )
         self.other_key = RSAKey.generate_key(2048, parameters={"kid": "fake-google-1"})
         self.user: dict = {}
         self.app = self._build_app()
@@ -170,13 +190,25 @@ class FakeGoogle(FakeProvider):
 
     def reset(self) -> None:
         super().reset()
-        self.user = {"sub": "google-sub-1", "email": "victor@example.com", "email_verified": True,
-                     "name": "Victor Example", "picture": "https://pics.example/victor.png"}
+        self.user = {
+            "sub": "google-sub-1",
+            "email": "victor@example.com",
+            "email_verified": True,
+            "name": "Victor Example",
+            "picture": "https://pics.example/victor.png",
+        }
 
     def id_token(self, pending: dict, claims: dict) -> str:
         now = int(time.time())
-        payload = {"iss": self.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 300,
-                   "nonce": pending["nonce"], "azp": CLIENT_ID, **claims}
+        payload = {
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": pending["nonce"],
+            "azp": CLIENT_ID,
+            **claims,
+        }
         if self.misbehave.get("id_token_without_profile"):
             payload.pop("name", None)
             payload.pop("picture", None)
@@ -228,8 +260,12 @@ class FakeGoogle(FakeProvider):
             claims = {k: v for k, v in self.user.items() if v is not None}
             access_token = secrets.token_urlsafe(24)
             self.access_tokens[access_token] = claims
-            body = {"access_token": access_token, "token_type": "Bearer", "expires_in": 3599,
-                    "scope": "openid email profile"}
+            body = {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "scope": "openid email profile",
+            }
             if not self.misbehave.get("no_id_token"):
                 body["id_token"] = self.id_token(pending, claims)
             return jsonify(body)
@@ -252,12 +288,23 @@ class FakeGitHub(FakeProvider):
 
     def reset(self) -> None:
         super().reset()
-        self.user = {"login": "octo-cat", "id": 583231, "node_id": "MDQ6VXNlcjU4MzIzMQ==",
-                     "avatar_url": "https://avatars.githubusercontent.com/u/583231?v=4",
-                     "type": "User", "site_admin": False, "name": "The Octocat",
-                     "company": None, "blog": "", "location": None, "email": None}
-        self.emails = [email("octo@example.com", primary=True, verified=True),
-                       email("octo@users.noreply.github.com", verified=True)]
+        self.user = {
+            "login": "octo-cat",
+            "id": 583231,
+            "node_id": "MDQ6VXNlcjU4MzIzMQ==",
+            "avatar_url": "https://avatars.githubusercontent.com/u/583231?v=4",
+            "type": "User",
+            "site_admin": False,
+            "name": "The Octocat",
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+        }
+        self.emails = [
+            email("octo@example.com", primary=True, verified=True),
+            email("octo@users.noreply.github.com", verified=True),
+        ]
 
     def _build_app(self) -> Flask:
         app = Flask("fake_github")
@@ -271,8 +318,10 @@ class FakeGitHub(FakeProvider):
             pending, error = self._redeem()
             if error is not None and error[1] == 400:
                 # GitHub answers a bad code with 200 and an error body.
-                return jsonify(error="bad_verification_code",
-                               error_description="The code passed is incorrect or expired.")
+                return jsonify(
+                    error="bad_verification_code",
+                    error_description="The code passed is incorrect or expired.",
+                )
             if error is not None:
                 return error
             token = "gho_" + secrets.token_urlsafe(24)
@@ -297,9 +346,12 @@ class FakeGitHub(FakeProvider):
 
 def email(address: str, primary: bool = False, verified: bool = False) -> dict:
     """One entry of GitHub's /user/emails."""
-    return {"email": address, "primary": primary, "verified": verified,
-            "visibility": "private" if primary else None}
-
+    return {
+        "email": address,
+        "primary": primary,
+        "verified": verified,
+        "visibility": "private" if primary else None,
+    }
 
 
 def app_settings(google: FakeGoogle, github: FakeGitHub) -> dict:
@@ -314,6 +366,7 @@ def app_settings(google: FakeGoogle, github: FakeGitHub) -> dict:
         "GITHUB_TOKEN_URL": f"{github.base_url}/login/oauth/access_token",
         "GITHUB_API_URL": f"{github.base_url}/api",
     }
+
 
 def main() -> None:
     """Serve both fakes on fixed ports so the login flow can be tried by hand (docs/oauth.md)."""
@@ -331,14 +384,17 @@ def main() -> None:
     if args.email:
         google.user["email"] = args.email
         github.emails = [email(args.email, primary=True, verified=True)]
-    print(f"GOOGLE_CLIENT_ID={CLIENT_ID}\nGOOGLE_CLIENT_SECRET={CLIENT_SECRET}\n"
-          f"GOOGLE_DISCOVERY_URL={google.discovery_url}\n"
-          f"GITHUB_CLIENT_ID={CLIENT_ID}\nGITHUB_CLIENT_SECRET={CLIENT_SECRET}\n"
-          f"GITHUB_AUTHORIZE_URL={github.base_url}/login/oauth/authorize\n"
-          f"GITHUB_TOKEN_URL={github.base_url}/login/oauth/access_token\n"
-          f"GITHUB_API_URL={github.base_url}/api/\n"
-          f"# signing in as {google.user['email']} (Google) / {github.emails[0]['email']} (GitHub); "
-          "Ctrl-C stops", flush=True)
+    print(
+        f"GOOGLE_CLIENT_ID={CLIENT_ID}\nGOOGLE_CLIENT_SECRET={CLIENT_SECRET}\n"
+        f"GOOGLE_DISCOVERY_URL={google.discovery_url}\n"
+        f"GITHUB_CLIENT_ID={CLIENT_ID}\nGITHUB_CLIENT_SECRET={CLIENT_SECRET}\n"
+        f"GITHUB_AUTHORIZE_URL={github.base_url}/login/oauth/authorize\n"
+        f"GITHUB_TOKEN_URL={github.base_url}/login/oauth/access_token\n"
+        f"GITHUB_API_URL={github.base_url}/api/\n"
+        f"# signing in as {google.user['email']} (Google) / {github.emails[0]['email']} (GitHub); "
+        "Ctrl-C stops",
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -18,8 +18,8 @@ from dance import (
 )
 from helpers import row_count
 
-
 # --- state: the callback must belong to a login this browser started ------------------
+
 
 def test_provider_error_access_denied(client, google, in_db):
     google.misbehave["error"] = "access_denied"
@@ -33,8 +33,9 @@ def test_provider_error_access_denied(client, google, in_db):
 
 def test_provider_error_code_is_not_echoed_verbatim(client, in_db):
     begin(client, "google")
-    response = client.get("/auth/google/callback",
-                          query_string={"error": "<script>alert(1)</script>", "state": "x"})
+    response = client.get(
+        "/auth/google/callback", query_string={"error": "<script>alert(1)</script>", "state": "x"}
+    )
     assert_error(response, 401, "provider_denied")
     assert "<" not in response.json["message"]
 
@@ -52,8 +53,9 @@ def test_missing_state(client, in_db):
 def test_tampered_state(client, in_db):
     query = query_of(callback_for(client, "google"))
 
-    response = client.get("/auth/google/callback",
-                          query_string={"code": query["code"], "state": query["state"] + "x"})
+    response = client.get(
+        "/auth/google/callback", query_string={"code": query["code"], "state": query["state"] + "x"}
+    )
 
     assert_error(response, 400, "invalid_state")
     assert_nothing_created(in_db)
@@ -121,7 +123,9 @@ def test_callback_iss_parameter_of_the_right_issuer_is_fine(client, google):
 ID_TOKEN_ATTACKS = {
     "wrong nonce": {"claims": {"nonce": "not-the-nonce-we-sent"}},
     "no nonce": {"claims": {"nonce": None}},
-    "wrong audience": {"claims": {"aud": "someone-elses-client-id", "azp": "someone-elses-client-id"}},
+    "wrong audience": {
+        "claims": {"aud": "someone-elses-client-id", "azp": "someone-elses-client-id"}
+    },
     "audience list without us": {"claims": {"aud": ["a", "b"], "azp": "a"}},
     "wrong issuer": {"claims": {"iss": "https://evil.example"}},
     "expired": {"claims": {"exp": 1_000_000_000, "iat": 999_999_000}},
@@ -182,17 +186,20 @@ def test_too_long_subject(client, google, in_db):
 
 # --- unreachable or slow providers ----------------------------------------------------
 
+
 def test_unreachable_discovery_at_login(make_oauth_app, closed_port, in_db):
     app_ = make_oauth_app(
-        GOOGLE_DISCOVERY_URL=f"http://127.0.0.1:{closed_port}/.well-known/openid-configuration")
+        GOOGLE_DISCOVERY_URL=f"http://127.0.0.1:{closed_port}/.well-known/openid-configuration"
+    )
 
     response = app_.test_client().get("/auth/google/login")
 
     assert_error(response, 502, "provider_unreachable")
 
 
-@pytest.mark.parametrize("provider, stage", [("google", "token"), ("github", "token"),
-                                             ("github", "user")])
+@pytest.mark.parametrize(
+    "provider, stage", [("google", "token"), ("github", "token"), ("github", "user")]
+)
 def test_slow_provider_times_out(make_oauth_app, google, github, in_db, provider, stage):
     app_ = make_oauth_app(OAUTH_HTTP_TIMEOUT=1.0)
     browser = app_.test_client()
@@ -243,5 +250,8 @@ def test_provider_logins_go_on_uncounted_with_the_limits_storage_down(make_oauth
     assert response.status_code == 200, response.json
     assert response.json["access_token"]
     assert row_count(in_db, RefreshToken) == 1
-    assert_error(browser.post("/auth/login", json={"email": "a@example.com", "password": "x"}),
-                 503, "rate_limit_unavailable")
+    assert_error(
+        browser.post("/auth/login", json={"email": "a@example.com", "password": "x"}),
+        503,
+        "rate_limit_unavailable",
+    )

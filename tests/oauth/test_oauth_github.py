@@ -54,7 +54,10 @@ def test_returning_user_is_found_by_id_after_changing_the_primary_email(client, 
 
     assert claims(second.json["access_token"])["sub"] == claims(first.json["access_token"])["sub"]
     assert row_count(in_db, User) == 1
-    assert in_db(lambda: db.session.get(OAuthAccount, ("github", "583231")).email) == "octo@new.example"
+    assert (
+        in_db(lambda: db.session.get(OAuthAccount, ("github", "583231")).email)
+        == "octo@new.example"
+    )
 
 
 def test_public_profile_email_is_ignored(client, auth, github, in_db):
@@ -70,14 +73,24 @@ def test_public_profile_email_is_ignored(client, auth, github, in_db):
     assert identities_of(in_db, "octo@example.com") == [("github", "583231")]
 
 
-@pytest.mark.parametrize("emails", [
-    pytest.param([email("octo@example.com", primary=True, verified=False),
-                  email("other@example.com", verified=True)], id="unverified primary, verified secondary"),
-    pytest.param([email("octo@example.com", primary=True, verified=False)], id="unverified primary"),
-    pytest.param([email("octo@example.com", verified=True)], id="verified but not primary"),
-    pytest.param([], id="no emails"),
-    pytest.param(None, id="user:email not granted (404)"),
-])
+@pytest.mark.parametrize(
+    "emails",
+    [
+        pytest.param(
+            [
+                email("octo@example.com", primary=True, verified=False),
+                email("other@example.com", verified=True),
+            ],
+            id="unverified primary, verified secondary",
+        ),
+        pytest.param(
+            [email("octo@example.com", primary=True, verified=False)], id="unverified primary"
+        ),
+        pytest.param([email("octo@example.com", verified=True)], id="verified but not primary"),
+        pytest.param([], id="no emails"),
+        pytest.param(None, id="user:email not granted (404)"),
+    ],
+)
 def test_github_without_a_verified_primary_email_is_refused(client, github, in_db, emails):
     github.emails = emails
     github.user["email"] = "octo@example.com"
@@ -88,27 +101,33 @@ def test_github_without_a_verified_primary_email_is_refused(client, github, in_d
     assert_nothing_created(in_db)
 
 
-def test_unverified_primary_does_not_link_to_the_verified_secondarys_account(client, auth, github,
-                                                                              in_db):
+def test_unverified_primary_does_not_link_to_the_verified_secondarys_account(
+    client, auth, github, in_db
+):
     auth.signup(email="other@example.com", username="other")
     mark_email_verified(in_db, "other@example.com")
-    github.emails = [email("octo@example.com", primary=True, verified=False),
-                     email("other@example.com", verified=True)]
+    github.emails = [
+        email("octo@example.com", primary=True, verified=False),
+        email("other@example.com", verified=True),
+    ]
 
     assert_error(sign_in(client, "github"), 403, "email_not_verified")
     assert row_count(in_db, OAuthAccount) == 0
 
 
-def test_github_links_to_a_google_created_account_with_the_same_verified_email(client, google,
-                                                                               github, in_db):
+def test_github_links_to_a_google_created_account_with_the_same_verified_email(
+    client, google, github, in_db
+):
     google.user["email"] = "octo@example.com"
     sign_in(client, "google")
 
     assert sign_in(client, "github").status_code == 200
 
     assert row_count(in_db, User) == 1
-    assert identities_of(in_db, "octo@example.com") == [("github", "583231"),
-                                                        ("google", "google-sub-1")]
+    assert identities_of(in_db, "octo@example.com") == [
+        ("github", "583231"),
+        ("google", "google-sub-1"),
+    ]
 
 
 def test_github_pre_registration_takeover_is_refused(client, auth, github, in_db):

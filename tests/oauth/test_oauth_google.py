@@ -48,8 +48,13 @@ def test_first_login_creates_a_passwordless_user_and_a_session(client, google, i
     response = sign_in(client, "google")
 
     assert response.status_code == 200, response.json
-    assert set(response.json) == {"access_token", "refresh_token", "token_type", "expires_in",
-                                  "csrf_token"}
+    assert set(response.json) == {
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+        "csrf_token",
+    }
     cookies = set_cookies(response)
     assert cookies["refresh_token_cookie"]["httponly"] is True
     assert cookies["refresh_token_cookie"]["path"] == "/auth"
@@ -133,7 +138,10 @@ def test_name_and_picture_come_from_userinfo_when_the_id_token_lacks_them(client
     assert sign_in(client, "google").status_code == 200
 
     user = stored_user(in_db, "victor@example.com")
-    assert (user.full_name, user.avatar_url) == ("Victor Example", "https://pics.example/victor.png")
+    assert (user.full_name, user.avatar_url) == (
+        "Victor Example",
+        "https://pics.example/victor.png",
+    )
 
 
 def test_unverified_google_email_is_refused(client, google, in_db):
@@ -168,8 +176,10 @@ def test_deactivated_account_cannot_sign_in(client, google, in_db):
 
 # --- linking to an existing local account ---------------------------------------------
 
+
 def test_links_to_a_local_account_whose_email_is_verified_and_removes_its_password(
-        client, auth, google, in_db):
+    client, auth, google, in_db
+):
     auth.signup(email="victor@example.com", username="vic")
     mark_email_verified(in_db, "victor@example.com")
 
@@ -185,8 +195,7 @@ def test_links_to_a_local_account_whose_email_is_verified_and_removes_its_passwo
     assert auth.login("victor@example.com").status_code == 401
 
 
-def test_links_to_a_local_account_under_another_spelling_of_its_email(client, auth, google,
-                                                                     in_db):
+def test_links_to_a_local_account_under_another_spelling_of_its_email(client, auth, google, in_db):
     auth.signup(email="victor@exämple.com", username="vic")
     mark_email_verified(in_db, "victor@xn--exmple-cua.com")
     google.user["email"] = "Victor@EXÄMPLE.com"
@@ -265,9 +274,18 @@ def test_the_state_cookie_survives_the_providers_cross_site_redirect(client):
 
 def oauth_app_as(make_app, google, github, config_class):
     """An app of ``config_class`` (environment ignored) on the test database, providers on."""
-    return make_app(type(f"OAuth{config_class.__name__}", (config_class,), {
-        **PRODUCTION_SECRETS, **app_settings(google, github),
-        "DATABASE_URL": TestingConfig.DATABASE_URL, "READ_ENVIRONMENT": False}))
+    return make_app(
+        type(
+            f"OAuth{config_class.__name__}",
+            (config_class,),
+            {
+                **PRODUCTION_SECRETS,
+                **app_settings(google, github),
+                "DATABASE_URL": TestingConfig.DATABASE_URL,
+                "READ_ENVIRONMENT": False,
+            },
+        )
+    )
 
 
 def test_production_names_the_state_cookie_host_only(make_app, google, github):

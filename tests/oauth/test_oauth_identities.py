@@ -52,8 +52,9 @@ def test_unlinking_one_of_two_identities_then_refusing_the_last(client, google, 
 
     assert client.delete("/users/me/identities/google", headers=headers).status_code == 204
     assert identities_of(in_db, "octo@example.com") == [("github", "583231")]
-    assert_error(client.delete("/users/me/identities/github", headers=headers), 409,
-                 "last_sign_in_method")
+    assert_error(
+        client.delete("/users/me/identities/github", headers=headers), 409, "last_sign_in_method"
+    )
 
 
 def test_a_password_account_can_unlink_its_only_identity(client, auth, in_db):
@@ -86,7 +87,9 @@ def test_unlinking_a_provider_that_is_not_linked(client, auth):
 
 def test_unknown_provider_is_404(client, auth):
     tokens = auth.signup_and_login()
-    response = client.delete("/users/me/identities/facebook", headers=bearer(tokens["access_token"]))
+    response = client.delete(
+        "/users/me/identities/facebook", headers=bearer(tokens["access_token"])
+    )
     assert_error(response, 404, "not_found")
 
 
@@ -101,24 +104,35 @@ def test_deleting_a_provider_account_needs_no_password_and_removes_its_identitie
 
 # --- enabled and disabled providers ---------------------------------------------------
 
+
 def test_providers_lists_the_enabled_ones(client):
     response = client.get("/auth/providers")
     assert response.status_code == 200
-    assert response.json == {"providers": [
-        {"name": "google", "login_url": "/auth/google/login"},
-        {"name": "github", "login_url": "/auth/github/login"},
-    ]}
+    assert response.json == {
+        "providers": [
+            {"name": "google", "login_url": "/auth/google/login"},
+            {"name": "github", "login_url": "/auth/github/login"},
+        ]
+    }
 
 
 def test_a_provider_needs_both_id_and_secret(make_oauth_app):
     only_google = make_oauth_app(GITHUB_CLIENT_SECRET=None).test_client()
-    assert only_google.get("/auth/providers").json == {"providers": [
-        {"name": "google", "login_url": "/auth/google/login"}]}
+    assert only_google.get("/auth/providers").json == {
+        "providers": [{"name": "google", "login_url": "/auth/google/login"}]
+    }
     assert_error(only_google.get("/auth/github/login"), 404, "provider_disabled")
 
 
-@pytest.mark.parametrize("path", ["/auth/google/login", "/auth/google/callback?code=x&state=y",
-                                  "/auth/github/login", "/auth/github/callback"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/auth/google/login",
+        "/auth/google/callback?code=x&state=y",
+        "/auth/github/login",
+        "/auth/github/callback",
+    ],
+)
 def test_disabled_providers_answer_404(app, path, in_db):
     """The suite's plain app configures no provider."""
     browser = app.test_client()

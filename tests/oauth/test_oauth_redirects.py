@@ -46,24 +46,29 @@ def test_frontend_url_gets_the_session_in_cookies(make_oauth_app):
     assert me(browser, refreshed.json["access_token"]).json["email"] == "victor@example.com"
 
 
-@pytest.mark.parametrize("next_url", [
-    "https://app.example.com",
-    "https://app.example.com/dashboard?tab=1#top",
-    "HTTPS://APP.EXAMPLE.COM:443/x",
-    "https://partner.example/return/deep/link",
-    "/welcome",
-    "/welcome/tour?step=2",
-])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://app.example.com",
+        "https://app.example.com/dashboard?tab=1#top",
+        "HTTPS://APP.EXAMPLE.COM:443/x",
+        "https://partner.example/return/deep/link",
+        "/welcome",
+        "/welcome/tour?step=2",
+    ],
+)
 def test_allow_listed_next_is_followed(allowlisted, next_url):
     response = sign_in(allowlisted, "github", next=next_url)
     # (werkzeug writes scheme and host in lower case)
-    assert_session_redirect(response, next_url.replace("HTTPS://APP.EXAMPLE.COM",
-                                                       "https://app.example.com"))
+    assert_session_redirect(
+        response, next_url.replace("HTTPS://APP.EXAMPLE.COM", "https://app.example.com")
+    )
 
 
 def test_next_wins_over_frontend_url(make_oauth_app):
-    browser = make_oauth_app(FRONTEND_URL="https://app.example.com/",
-                             OAUTH_REDIRECT_ALLOWLIST=ALLOWLIST).test_client()
+    browser = make_oauth_app(
+        FRONTEND_URL="https://app.example.com/", OAUTH_REDIRECT_ALLOWLIST=ALLOWLIST
+    ).test_client()
     assert_session_redirect(sign_in(browser, "google", next="/welcome"), "/welcome")
 
 
@@ -88,18 +93,45 @@ def test_without_frontend_url_or_next_the_callback_answers_json(client):
 
 
 OPEN_REDIRECTS = [
-    "//evil.example", "///evil.example", "/\\evil.example", "\\\\evil.example", "/\\/evil.example",
-    "https:evil.example", "https:/evil.example", "https:///evil.example", "https:\\\\evil.example",
-    "javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
-    "javascript://app.example.com/%0aalert(1)", "data:text/html,<script>alert(1)</script>",
-    "/\t/evil.example", "/\n/evil.example", " //evil.example", "/%00/evil.example",
-    "https://evil.example", "https://app.example.com.evil.example",
-    "https://app.example.com@evil.example", "https://evil.example\\@app.example.com",
-    "https://evil.example#@app.example.com", "https://evil.example?@app.example.com",
-    "http://app.example.com", "https://app.example.com:8443/", "ftp://app.example.com",
-    "https://partner.example/returnX", "https://partner.example/", "https://partner.example/x/../return",
-    "/welcomeX", "/welcome/../admin", "/welcome/%2e%2e/admin", "/admin", "welcome",
-    "%2F%2Fevil.example", "https://app.example.com\u3002evil.example", "https://app.example.com:99999",
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\\/evil.example",
+    "https:evil.example",
+    "https:/evil.example",
+    "https:///evil.example",
+    "https:\\\\evil.example",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "javascript://app.example.com/%0aalert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    " //evil.example",
+    "/%00/evil.example",
+    "https://evil.example",
+    "https://app.example.com.evil.example",
+    "https://app.example.com@evil.example",
+    "https://evil.example\\@app.example.com",
+    "https://evil.example#@app.example.com",
+    "https://evil.example?@app.example.com",
+    "http://app.example.com",
+    "https://app.example.com:8443/",
+    "ftp://app.example.com",
+    "https://partner.example/returnX",
+    "https://partner.example/",
+    "https://partner.example/x/../return",
+    "/welcomeX",
+    "/welcome/../admin",
+    "/welcome/%2e%2e/admin",
+    "/admin",
+    "welcome",
+    "%2F%2Fevil.example",
+    "https://app.example.com\u3002evil.example",
+    "https://app.example.com:99999",
     "",
 ]
 
@@ -128,14 +160,17 @@ def test_non_string_next_is_not_allowed():
     assert not is_allowed(["/welcome"], parse_allowlist(ALLOWLIST, None))
 
 
-@pytest.mark.parametrize("settings", [
-    {"FRONTEND_URL": "javascript:alert(1)"},
-    {"FRONTEND_URL": "/relative"},
-    {"FRONTEND_URL": "//evil.example"},
-    {"OAUTH_REDIRECT_ALLOWLIST": ("https:evil.example",)},
-    {"OAUTH_REDIRECT_ALLOWLIST": ("//evil.example",)},
-    {"GOOGLE_DISCOVERY_URL": "https://accounts.google.com/"},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"FRONTEND_URL": "javascript:alert(1)"},
+        {"FRONTEND_URL": "/relative"},
+        {"FRONTEND_URL": "//evil.example"},
+        {"OAUTH_REDIRECT_ALLOWLIST": ("https:evil.example",)},
+        {"OAUTH_REDIRECT_ALLOWLIST": ("//evil.example",)},
+        {"GOOGLE_DISCOVERY_URL": "https://accounts.google.com/"},
+    ],
+)
 def test_unsafe_redirect_settings_refuse_to_start(make_oauth_app, settings):
     with pytest.raises(ConfigError):
         make_oauth_app(**settings)

@@ -64,8 +64,9 @@ def pre_register(client, auth, smtp, email: str) -> dict:
     return attacker.json
 
 
-def test_the_victims_provider_login_throws_the_attacker_out(client, oauth_app, auth, smtp,
-                                                            in_db, provider):
+def test_the_victims_provider_login_throws_the_attacker_out(
+    client, oauth_app, auth, smtp, in_db, provider
+):
     label, email = PROVIDERS[provider]
     attacker = pre_register(client, auth, smtp, email)
 
@@ -74,15 +75,19 @@ def test_the_victims_provider_login_throws_the_attacker_out(client, oauth_app, a
 
     assert response.status_code == 200, response.json
     assert identities_of(in_db, email) == [
-        (provider, "google-sub-1" if provider == "google" else "583231")]
+        (provider, "google-sub-1" if provider == "google" else "583231")
+    ]
     # The attacker's password, refresh token and access token are all dead.
     assert_error(auth.login(email), 401, "invalid_credentials")
     assert_error(refresh(client, attacker["refresh_token"]), 401, "token_revoked")
     assert me(client, attacker["access_token"]).status_code == 401
     user = stored_user(in_db, email)
     assert user.password_hash is None
-    assert {t.revoked_reason for t in token_rows(in_db, user.id)
-            if t.jti != claims(response.json["refresh_token"])["jti"]} == {"identity_linked"}
+    assert {
+        t.revoked_reason
+        for t in token_rows(in_db, user.id)
+        if t.jti != claims(response.json["refresh_token"])["jti"]
+    } == {"identity_linked"}
     # The victim is in, now and at the next provider login.
     assert me(victim, response.json["access_token"]).json["email"] == email
     again = sign_in(oauth_app.test_client(), provider)
@@ -96,8 +101,9 @@ def test_the_victims_provider_login_throws_the_attacker_out(client, oauth_app, a
     assert len(smtp.to(email, linked_subject(provider))) == 1  # the returning login sends none
 
 
-def test_a_scanner_alone_leaves_the_account_unverified_and_unlinked(client, oauth_app, auth,
-                                                                   smtp, in_db):
+def test_a_scanner_alone_leaves_the_account_unverified_and_unlinked(
+    client, oauth_app, auth, smtp, in_db
+):
     """Nobody pressed the button: the account stays unverified, so nothing is linked."""
     assert auth.signup(email="victor@example.com", username="mallory").status_code == 201
     link = link_in(smtp.last("victor@example.com", VERIFY))
@@ -113,7 +119,8 @@ def test_a_scanner_alone_leaves_the_account_unverified_and_unlinked(client, oaut
 
 
 def test_a_password_less_account_keeps_its_sessions_when_another_provider_links(
-        client, google, smtp, in_db):
+    client, google, smtp, in_db
+):
     google.user["email"] = "octo@example.com"
     first = sign_in(client, "google").json  # a Google-created account, no password
 
@@ -127,6 +134,7 @@ def test_a_password_less_account_keeps_its_sessions_when_another_provider_links(
 
 # --- linking from a signed-in session -------------------------------------------------
 
+
 @pytest.fixture
 def victor(client, auth, smtp):
     """Victor signed up with a password and verified his address; his Authorization header."""
@@ -137,8 +145,7 @@ def victor(client, auth, smtp):
     return {"headers": bearer(login.json["access_token"]), **login.json}
 
 
-def test_a_signed_in_user_links_google_and_keeps_the_password(client, auth, smtp, victor,
-                                                              in_db):
+def test_a_signed_in_user_links_google_and_keeps_the_password(client, auth, smtp, victor, in_db):
     response = link_from_session(client, "google", victor["headers"])
 
     assert response.status_code == 200
@@ -166,11 +173,17 @@ def test_linking_from_a_session_may_use_another_address(client, google, victor, 
 def test_a_link_redirects_to_the_frontend_without_a_session(make_oauth_app, auth, smtp, in_db):
     app = make_oauth_app(FRONTEND_URL="https://app.example.test")
     browser = app.test_client()
-    assert browser.post("/auth/signup", json={"email": "victor@example.com", "username": "vic",
-                                              "password": PASSWORD}).status_code == 201
+    assert (
+        browser.post(
+            "/auth/signup",
+            json={"email": "victor@example.com", "username": "vic", "password": PASSWORD},
+        ).status_code
+        == 201
+    )
     mark_email_verified(in_db, "victor@example.com")
-    login = browser.post("/auth/login", json={"email": "victor@example.com",
-                                              "password": PASSWORD}).json
+    login = browser.post(
+        "/auth/login", json={"email": "victor@example.com", "password": PASSWORD}
+    ).json
     sessions = row_count(in_db, RefreshToken)
 
     response = link_from_session(browser, "google", bearer(login["access_token"]))
@@ -193,8 +206,9 @@ def test_linking_needs_a_verified_address(client, auth, smtp, in_db):
     assert smtp.to("victor@example.com", linked_subject("google")) == []
 
 
-def test_an_identity_of_another_account_is_not_linked(client, oauth_app, google, victor, smtp,
-                                                      in_db):
+def test_an_identity_of_another_account_is_not_linked(
+    client, oauth_app, google, victor, smtp, in_db
+):
     google.user["email"] = "someone@example.com"
     assert sign_in(oauth_app.test_client(), "google").status_code == 200  # someone's account
 
@@ -206,16 +220,23 @@ def test_a_second_identity_of_the_same_provider_is_refused(client, google, victo
     assert link_from_session(client, "google", victor["headers"]).status_code == 200
     google.user["sub"] = "google-sub-2"
 
-    assert_error(link_from_session(client, "google", victor["headers"]), 409,
-                 "provider_already_linked")
+    assert_error(
+        link_from_session(client, "google", victor["headers"]), 409, "provider_already_linked"
+    )
     assert identities_of(in_db, "victor@example.com") == [("google", "google-sub-1")]
 
 
 def test_a_password_change_meanwhile_voids_the_link(client, auth, victor, in_db):
     started = start_link(client, "google", victor["headers"])
     callback = path_of(at_provider(started.json["authorization_url"]))
-    assert client.put("/auth/change-password", headers=victor["headers"], json={
-        "current_password": PASSWORD, "new_password": "another long passphrase"}).status_code == 200
+    assert (
+        client.put(
+            "/auth/change-password",
+            headers=victor["headers"],
+            json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+        ).status_code
+        == 200
+    )
 
     assert_error(client.get(callback), 401, "session_ended")
     assert row_count(in_db, OAuthAccount) == 0
@@ -234,8 +255,7 @@ def test_linking_needs_an_access_token(client):
     assert_error(client.post("/auth/google/link"), 401, "authorization_required")
 
 
-def test_a_link_started_in_one_browser_cannot_finish_in_another(client, oauth_app, victor,
-                                                                in_db):
+def test_a_link_started_in_one_browser_cannot_finish_in_another(client, oauth_app, victor, in_db):
     """The state rides in the browser's session cookie: a stranger's browser completing the
     callback (login CSRF) links nothing."""
     started = start_link(client, "google", victor["headers"])
@@ -246,14 +266,17 @@ def test_a_link_started_in_one_browser_cannot_finish_in_another(client, oauth_ap
 
 
 def test_link_refuses_a_next_off_the_allow_list(client, victor):
-    assert_error(start_link(client, "google", victor["headers"], next="https://evil.example/"),
-                 400, "invalid_redirect")
+    assert_error(
+        start_link(client, "google", victor["headers"], next="https://evil.example/"),
+        400,
+        "invalid_redirect",
+    )
 
 
 # --- an attacker refreshing while the victim signs in ---------------------------------
 
-def test_an_attacker_refreshing_in_a_loop_does_not_survive_the_link(oauth_app, auth, google,
-                                                                    in_db):
+
+def test_an_attacker_refreshing_in_a_loop_does_not_survive_the_link(oauth_app, auth, google, in_db):
     """The link bumps the token version in the same transaction that revokes: whatever
     child a refresh in flight manages to write is dead the moment the link commits."""
     for attempt in range(20):
@@ -287,8 +310,10 @@ def test_an_attacker_refreshing_in_a_loop_does_not_survive_the_link(oauth_app, a
 
 # --- linking needs more than an access token -------------------------------------------------
 
-@pytest.mark.parametrize("password, error", [(None, "password_required"),
-                                             ("not his password", "invalid_password")])
+
+@pytest.mark.parametrize(
+    "password, error", [(None, "password_required"), ("not his password", "invalid_password")]
+)
 def test_a_stolen_access_token_cannot_start_a_link(oauth_app, victor, in_db, password, error):
     """Mallory holds only Victor's access token: she cannot attach her Google account."""
     mallory = oauth_app.test_client()
@@ -299,8 +324,7 @@ def test_a_stolen_access_token_cannot_start_a_link(oauth_app, victor, in_db, pas
     assert row_count(in_db, OAuthAccount) == 0
 
 
-def test_a_passwordless_account_links_only_soon_after_signing_in(client, google, github,
-                                                                  in_db):
+def test_a_passwordless_account_links_only_soon_after_signing_in(client, google, github, in_db):
     with freeze_time(LOGIN_TIME) as frozen:
         signed_in = sign_in(client, "github").json  # a new account, no password
         headers = bearer(signed_in["access_token"])

@@ -45,8 +45,11 @@ def redis_limits_config(redis_db):
     def build(**settings):
         prefix = f"{RUN_PREFIX}_{uuid.uuid4().hex[:12]}"
         prefixes.append(prefix)
-        return type("RedisLimitsConfig", (TestingConfig,), {
-            "REDIS_URL": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix, **settings})
+        return type(
+            "RedisLimitsConfig",
+            (TestingConfig,),
+            {"REDIS_URL": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix, **settings},
+        )
 
     yield build
     for prefix in prefixes:

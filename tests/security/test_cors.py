@@ -12,9 +12,13 @@ from helpers import PASSWORD, assert_error, bearer, csrf_header, login
 APP_ORIGIN = "https://app.example.com"
 OTHER_APP = "http://localhost:3000"
 EVIL_ORIGIN = "https://evil.example"
-CORS_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
-                "Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
-                "Access-Control-Expose-Headers")
+CORS_HEADERS = (
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Expose-Headers",
+)
 
 
 class CorsConfig(TestingConfig):
@@ -33,8 +37,10 @@ def browser(cors_app):
 
 
 def signup_and_login(browser) -> dict:
-    browser.post("/auth/signup", json={"email": "alice@example.com", "username": "alice",
-                                       "password": PASSWORD})
+    browser.post(
+        "/auth/signup",
+        json={"email": "alice@example.com", "username": "alice", "password": PASSWORD},
+    )
     response = login(browser)
     assert response.status_code == 200
     return response.json
@@ -55,20 +61,42 @@ def assert_no_cors(response) -> None:
 
 # --- configuration -------------------------------------------------------------------
 
-@pytest.mark.parametrize("entries", [
-    ("https://app.example.com", "http://localhost:3000", "http://127.0.0.1:5173", "http://[::1]:8080"),
-    (),
-])
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        (
+            "https://app.example.com",
+            "http://localhost:3000",
+            "http://127.0.0.1:5173",
+            "http://[::1]:8080",
+        ),
+        (),
+    ],
+)
 def test_plain_origins_are_accepted(entries):
     assert parse_origins(entries) == frozenset(entries)
 
 
-@pytest.mark.parametrize("entry", [
-    "*", "null", "https://app.example.com/", "https://app.example.com/app", "app.example.com",
-    "https://App.example.com", "https://app.example.com:443", "http://app.example.com:80",
-    "ftp://app.example.com", "https://*.example.com", "https://user@app.example.com",
-    "https://app.example.com?x=1", "https://app.example.com:99999", "https://",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "*",
+        "null",
+        "https://app.example.com/",
+        "https://app.example.com/app",
+        "app.example.com",
+        "https://App.example.com",
+        "https://app.example.com:443",
+        "http://app.example.com:80",
+        "ftp://app.example.com",
+        "https://*.example.com",
+        "https://user@app.example.com",
+        "https://app.example.com?x=1",
+        "https://app.example.com:99999",
+        "https://",
+    ],
+)
 def test_anything_but_an_exact_origin_is_refused_at_startup(entry):
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
         parse_origins([entry])
@@ -91,6 +119,7 @@ def test_without_cors_origins_nothing_is_added(client):
 
 
 # --- actual requests -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("origin", [APP_ORIGIN, OTHER_APP])
 def test_an_allowed_origin_is_echoed_with_credentials(browser, origin):
@@ -132,13 +161,20 @@ def _validation(browser, limits):
     return browser.post("/auth/signup", json={"email": "nope"})
 
 
-ERRORS = {"401": (_expired, 401), "403-csrf": (_csrf_missing, 403), "415": (_text_plain, 415),
-          "429": (_rate_limited, 429), "404": (_not_found, 404), "422": (_validation, 422)}
+ERRORS = {
+    "401": (_expired, 401),
+    "403-csrf": (_csrf_missing, 403),
+    "415": (_text_plain, 415),
+    "429": (_rate_limited, 429),
+    "404": (_not_found, 404),
+    "422": (_validation, 422),
+}
 
 
 @pytest.mark.parametrize(("make", "status"), ERRORS.values(), ids=ERRORS.keys())
-def test_errors_carry_the_cors_headers_so_the_app_can_read_them(cors_app, browser, make, status,
-                                                                monkeypatch):
+def test_errors_carry_the_cors_headers_so_the_app_can_read_them(
+    cors_app, browser, make, status, monkeypatch
+):
     def tighten(**values):
         for name, value in values.items():
             monkeypatch.setitem(cors_app.config, f"RATELIMIT_{name}", value)
@@ -152,8 +188,17 @@ def test_errors_carry_the_cors_headers_so_the_app_can_read_them(cors_app, browse
         assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]
 
 
-@pytest.mark.parametrize("origin", [EVIL_ORIGIN, "null", "https://app.example.com.evil.example",
-                                    "https://APP.example.com", APP_ORIGIN + "/", "http://app.example.com"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        EVIL_ORIGIN,
+        "null",
+        "https://app.example.com.evil.example",
+        "https://APP.example.com",
+        APP_ORIGIN + "/",
+        "http://app.example.com",
+    ],
+)
 def test_any_other_origin_gets_no_cors_headers(browser, origin):
     tokens = signup_and_login(browser)
 
@@ -167,26 +212,40 @@ def test_any_other_origin_gets_no_cors_headers(browser, origin):
 
 # --- preflight -----------------------------------------------------------------------
 
+
 def preflight(browser, path, origin, method="POST"):
-    return browser.options(path, headers={
-        "Origin": origin,
-        "Access-Control-Request-Method": method,
-        "Access-Control-Request-Headers": "authorization, content-type, x-csrf-token",
-    })
+    return browser.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type, x-csrf-token",
+        },
+    )
 
 
-@pytest.mark.parametrize(("path", "method"), [
-    ("/auth/login", "POST"), ("/auth/refresh", "POST"), ("/auth/logout", "POST"),
-    ("/auth/me", "GET"), ("/auth/change-password", "PUT"), ("/users/me", "PATCH"),
-    ("/auth/active-sessions/abc", "DELETE"), ("/auth/csrf", "GET"),
-])
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/auth/login", "POST"),
+        ("/auth/refresh", "POST"),
+        ("/auth/logout", "POST"),
+        ("/auth/me", "GET"),
+        ("/auth/change-password", "PUT"),
+        ("/users/me", "PATCH"),
+        ("/auth/active-sessions/abc", "DELETE"),
+        ("/auth/csrf", "GET"),
+    ],
+)
 def test_preflight_from_an_allowed_origin(browser, path, method):
     response = preflight(browser, path, APP_ORIGIN, method)
 
     assert response.status_code == 204
     assert_cors_for(response, APP_ORIGIN)
     assert method in response.headers["Access-Control-Allow-Methods"]
-    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    allowed = {
+        h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert allowed == {"authorization", "content-type", "x-csrf-token"}
     assert int(response.headers["Access-Control-Max-Age"]) > 0
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -201,8 +260,10 @@ def test_preflight_from_another_origin_is_not_allowed(browser):
 
 def test_preflights_do_not_count_against_rate_limits(cors_app, browser, monkeypatch):
     monkeypatch.setitem(cors_app.config, "RATELIMIT_LOGIN_PER_IP", "2 per minute")
-    browser.post("/auth/signup", json={"email": "alice@example.com", "username": "alice",
-                                       "password": PASSWORD})
+    browser.post(
+        "/auth/signup",
+        json={"email": "alice@example.com", "username": "alice", "password": PASSWORD},
+    )
     for _ in range(5):
         assert preflight(browser, "/auth/login", APP_ORIGIN).status_code == 204
 
@@ -213,13 +274,16 @@ def test_preflights_do_not_count_against_rate_limits(cors_app, browser, monkeypa
 
 # --- cookie-authenticated requests from other origins ---------------------------------
 
+
 def _refresh(browser, tokens, origin):
     return browser.post("/auth/refresh", headers={"Origin": origin} | csrf_header(browser))
 
 
 def _logout(browser, tokens, origin):
-    return browser.post("/auth/logout", headers={"Origin": origin} | csrf_header(browser)
-                        | bearer(tokens["access_token"]))
+    return browser.post(
+        "/auth/logout",
+        headers={"Origin": origin} | csrf_header(browser) | bearer(tokens["access_token"]),
+    )
 
 
 def _csrf(browser, tokens, origin):
@@ -259,8 +323,9 @@ def test_cookie_requests_without_origin_pass(browser):
 
     assert browser.get("/auth/csrf").status_code == 200
     assert browser.post("/auth/refresh", headers=csrf_header(browser)).status_code == 200
-    response = browser.post("/auth/logout", headers=csrf_header(browser)
-                            | bearer(tokens["access_token"]))
+    response = browser.post(
+        "/auth/logout", headers=csrf_header(browser) | bearer(tokens["access_token"])
+    )
     assert response.status_code == 200
 
 
@@ -268,8 +333,11 @@ def test_body_refresh_is_not_cookie_authenticated(browser):
     # A refresh token in the body is a credential the page itself holds: no Origin check.
     tokens = signup_and_login(browser)
 
-    response = browser.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
-                            headers={"Origin": EVIL_ORIGIN})
+    response = browser.post(
+        "/auth/refresh",
+        json={"refresh_token": tokens["refresh_token"]},
+        headers={"Origin": EVIL_ORIGIN},
+    )
 
     assert response.status_code == 200
     assert_no_cors(response)

@@ -57,7 +57,7 @@ def test_rate_limits_treat_unknown_and_real_accounts_alike(app, auth, limits, li
     real, unknown = answers.values()
     assert [r.status_code for r in real] == [401, 401, 429]
     assert_rate_limited(real[2])
-    for mine, theirs in zip(real, unknown):
+    for mine, theirs in zip(real, unknown, strict=True):
         assert theirs.status_code == mine.status_code
         assert theirs.json == mine.json
         assert comparable_headers(theirs) == comparable_headers(mine)
@@ -69,8 +69,9 @@ def test_spent_signup_limit_hides_whether_an_email_is_taken(app, auth, limits, i
     prober = client_from(app, ATTACKER_IP)
 
     def probe(email, username):
-        return prober.post("/auth/signup", json={"email": email, "username": username,
-                                                 "password": PASSWORD})
+        return prober.post(
+            "/auth/signup", json={"email": email, "username": username, "password": PASSWORD}
+        )
 
     # Within the limit, a taken email is still a 409 (a registration form needs it).
     taken = probe("alice@example.com", "probe1")
@@ -97,10 +98,17 @@ def test_failed_login_time_does_not_reveal_the_account(make_app, record_property
     """Report-only timing check: medians over interleaved samples, a generous bound."""
     production = make_app(ProductionHashingConfig)
     client = production.test_client()
-    assert client.post("/auth/signup", json={"email": "alice@example.com", "username": "alice",
-                                             "password": PASSWORD}).status_code == 201
-    attempts = {"unknown_email": ("nobody@example.com", PASSWORD),
-                "wrong_password": ("alice@example.com", WRONG_PASSWORD)}
+    assert (
+        client.post(
+            "/auth/signup",
+            json={"email": "alice@example.com", "username": "alice", "password": PASSWORD},
+        ).status_code
+        == 201
+    )
+    attempts = {
+        "unknown_email": ("nobody@example.com", PASSWORD),
+        "wrong_password": ("alice@example.com", WRONG_PASSWORD),
+    }
     samples = {name: [] for name in attempts}
 
     started = time.monotonic()
@@ -108,7 +116,7 @@ def test_failed_login_time_does_not_reveal_the_account(make_app, record_property
         if i >= TIMING_MIN_SAMPLES and time.monotonic() - started > TIMING_BUDGET_SECONDS:
             break
         # Alternate which goes first, so drift in the machine's load hits both alike.
-        for name in (list(attempts) if i % 2 == 0 else list(reversed(attempts))):
+        for name in list(attempts) if i % 2 == 0 else list(reversed(attempts)):
             start = time.perf_counter()
             response = login(client, *attempts[name])
             samples[name].append(time.perf_counter() - start)
@@ -123,6 +131,8 @@ def test_failed_login_time_does_not_reveal_the_account(make_app, record_property
     record_property("median_ratio", round(ratio, 3))
     record_property("samples_each", count)
     with capsys.disabled():
-        print(f"\nfailed-login medians over {count} interleaved samples each: {report}; "
-              f"ratio {ratio:.2f} (bound {TIMING_RATIO_BOUND})")
+        print(
+            f"\nfailed-login medians over {count} interleaved samples each: {report}; "
+            f"ratio {ratio:.2f} (bound {TIMING_RATIO_BOUND})"
+        )
     assert ratio < TIMING_RATIO_BOUND, report

@@ -29,9 +29,11 @@ def _refresh_cookie(client, auth, limits):
 
 def _change_password(client, auth, limits):
     tokens = auth.signup_and_login()
-    return client.put("/auth/change-password", headers=bearer(tokens["access_token"]),
-                      json={"current_password": PASSWORD,
-                            "new_password": "a completely new passphrase"})
+    return client.put(
+        "/auth/change-password",
+        headers=bearer(tokens["access_token"]),
+        json={"current_password": PASSWORD, "new_password": "a completely new passphrase"},
+    )
 
 
 def _me(client, auth, limits):
@@ -129,12 +131,16 @@ def test_html_docs_pages_carry_the_basic_headers(client, path):
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/healthz"), ("POST", "/auth/login"),
-                                              ("GET", "/no/such/path")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/healthz"), ("POST", "/auth/login"), ("GET", "/no/such/path")]
+)
 def test_hsts_over_https(client, method, path):
-    response = client.open(path, method=method, base_url="https://localhost",
-                           json={"email": "a@example.com", "password": "x"}
-                           if method == "POST" else None)
+    response = client.open(
+        path,
+        method=method,
+        base_url="https://localhost",
+        json={"email": "a@example.com", "password": "x"} if method == "POST" else None,
+    )
 
     assert response.headers["Strict-Transport-Security"] == HSTS
 
@@ -148,6 +154,7 @@ def test_forged_forwarded_proto_does_not_turn_on_hsts(client):
 
 # --- CORS -----------------------------------------------------------------------------
 
+
 def _assert_no_cors(response) -> None:
     assert "Access-Control-Allow-Origin" not in response.headers
     assert "Access-Control-Allow-Credentials" not in response.headers
@@ -155,15 +162,18 @@ def _assert_no_cors(response) -> None:
     assert EVIL_ORIGIN not in str(response.headers)
 
 
-@pytest.mark.parametrize(("method", "path", "authorized"), [
-    ("POST", "/auth/login", False),
-    ("POST", "/auth/refresh", False),
-    ("GET", "/auth/me", True),
-    ("GET", "/auth/me", False),
-    ("GET", "/users/me", True),
-    ("GET", "/openapi.json", False),
-    ("GET", "/no/such/path", False),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "authorized"),
+    [
+        ("POST", "/auth/login", False),
+        ("POST", "/auth/refresh", False),
+        ("GET", "/auth/me", True),
+        ("GET", "/auth/me", False),
+        ("GET", "/users/me", True),
+        ("GET", "/openapi.json", False),
+        ("GET", "/no/such/path", False),
+    ],
+)
 def test_foreign_origin_is_never_allowed(client, auth, method, path, authorized):
     tokens = auth.signup_and_login()
     headers = {"Origin": EVIL_ORIGIN}
@@ -177,14 +187,18 @@ def test_foreign_origin_is_never_allowed(client, auth, method, path, authorized)
     _assert_no_cors(response)
 
 
-@pytest.mark.parametrize("path", ["/auth/login", "/auth/refresh", "/auth/me", "/users/me",
-                                  "/auth/change-password"])
+@pytest.mark.parametrize(
+    "path", ["/auth/login", "/auth/refresh", "/auth/me", "/users/me", "/auth/change-password"]
+)
 def test_preflight_from_a_foreign_origin_is_not_allowed(client, path):
-    response = client.options(path, headers={
-        "Origin": EVIL_ORIGIN,
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type, x-csrf-token",
-    })
+    response = client.options(
+        path,
+        headers={
+            "Origin": EVIL_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, x-csrf-token",
+        },
+    )
 
     assert response.status_code < 500
     _assert_no_cors(response)
@@ -195,8 +209,14 @@ def test_preflight_from_a_foreign_origin_is_not_allowed(client, path):
 
 def test_a_header_the_view_set_is_kept_and_not_repeated(make_app):
     app = make_app(TestingConfig)
-    app.add_url_rule("/own-headers", view_func=lambda: (
-        {"ok": True}, 200, {"Cache-Control": "max-age=60", "x-frame-options": "SAMEORIGIN"}))
+    app.add_url_rule(
+        "/own-headers",
+        view_func=lambda: (
+            {"ok": True},
+            200,
+            {"Cache-Control": "max-age=60", "x-frame-options": "SAMEORIGIN"},
+        ),
+    )
 
     response = app.test_client().get("/own-headers")
 

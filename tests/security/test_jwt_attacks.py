@@ -58,6 +58,7 @@ def test_forged_token_with_every_claim_is_accepted(client, forge):
 
 # --- algorithm -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_unsigned_token_is_refused(client, alice_tokens, alg):
     header = b64url_json({"alg": alg, "typ": "JWT"})
@@ -66,11 +67,15 @@ def test_unsigned_token_is_refused(client, alice_tokens, alg):
     assert_refused(me(client, f"{header}.{payload}."), "invalid_token")
 
 
-@pytest.mark.parametrize(("algorithm", "key"), [
-    ("HS512", None),
-    ("HS384", None),
-    ("HS256", "a-different-secret-" + "z" * 40),
-], ids=["HS512", "HS384", "wrong-key"])
+@pytest.mark.parametrize(
+    ("algorithm", "key"),
+    [
+        ("HS512", None),
+        ("HS384", None),
+        ("HS256", "a-different-secret-" + "z" * 40),
+    ],
+    ids=["HS512", "HS384", "wrong-key"],
+)
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, key):
     assert_refused(me(client, forge(algorithm=algorithm, key=key)), "invalid_token")
@@ -79,8 +84,10 @@ def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, 
 @pytest.mark.parametrize("alg", ["HS512", "RS256", "ES256", "hs256"])
 def test_token_whose_header_names_another_algorithm_is_refused(app, client, alice_tokens, alg):
     # A valid HS256 signature under a header that names something else (algorithm confusion).
-    signing_input = f"{b64url_json({'alg': alg, 'typ': 'JWT'})}." \
-                    f"{b64url_json(claims(alice_tokens['access_token']))}"
+    signing_input = (
+        f"{b64url_json({'alg': alg, 'typ': 'JWT'})}."
+        f"{b64url_json(claims(alice_tokens['access_token']))}"
+    )
     token = f"{signing_input}.{hs256(signing_input, app.config['JWT_SECRET_KEY'])}"
 
     assert_refused(me(client, token), "invalid_token")
@@ -91,29 +98,39 @@ def resign(app, header: str, payload: str) -> str:
     return f"{header}.{payload}.{hs256(f'{header}.{payload}', app.config['JWT_SECRET_KEY'])}"
 
 
-@pytest.mark.parametrize("header", [
-    b64url_json({"typ": "JWT", "alg": "HS256"}),                   # same fields, other order
-    b64url(b'{"alg": "HS256", "typ": "JWT"}'),                    # with spaces
-    b64url_json({"alg": "HS256"}),                                 # no typ
-    b64url_json({"alg": "HS256", "typ": "JWT", "extra": 1}),       # one field more
-    b64url_json({"alg": "HS256", "typ": "JWT"}) + "=",             # padded
-], ids=["reordered", "spaces", "no-typ", "extra-field", "padded"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b64url_json({"typ": "JWT", "alg": "HS256"}),  # same fields, other order
+        b64url(b'{"alg": "HS256", "typ": "JWT"}'),  # with spaces
+        b64url_json({"alg": "HS256"}),  # no typ
+        b64url_json({"alg": "HS256", "typ": "JWT", "extra": 1}),  # one field more
+        b64url_json({"alg": "HS256", "typ": "JWT"}) + "=",  # padded
+    ],
+    ids=["reordered", "spaces", "no-typ", "extra-field", "padded"],
+)
 def test_only_the_exact_header_the_service_writes_is_accepted(app, client, alice_tokens, header):
     payload = alice_tokens["access_token"].split(".")[1]
-    assert me(client, resign(app, alice_tokens["access_token"].split(".")[0], payload)) \
-        .status_code == 200
+    assert (
+        me(client, resign(app, alice_tokens["access_token"].split(".")[0], payload)).status_code
+        == 200
+    )
     assert_refused(me(client, resign(app, header, payload)), "invalid_token")
 
 
-@pytest.mark.parametrize("payload", [
-    lambda p: p + "==",                        # padding
-    lambda p: p[:-1] + "+",                    # base64 (not url) alphabet
-    lambda p: p[:1] + " " + p[1:],             # a space a lenient decoder would skip
-    lambda p: p[:5],                           # a length no base64 string has
-    lambda p: b64url(b"\xff\xfe"),            # not UTF-8
-    lambda p: b64url(b"[1, 2]"),              # JSON, not an object
-    lambda p: b64url(b'{"sub": "1"'),          # not JSON
-], ids=["padded", "plus", "space", "length", "utf8", "array", "json"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        lambda p: p + "==",  # padding
+        lambda p: p[:-1] + "+",  # base64 (not url) alphabet
+        lambda p: p[:1] + " " + p[1:],  # a space a lenient decoder would skip
+        lambda p: p[:5],  # a length no base64 string has
+        lambda p: b64url(b"\xff\xfe"),  # not UTF-8
+        lambda p: b64url(b"[1, 2]"),  # JSON, not an object
+        lambda p: b64url(b'{"sub": "1"'),  # not JSON
+    ],
+    ids=["padded", "plus", "space", "length", "utf8", "array", "json"],
+)
 def test_a_correctly_signed_malformed_payload_is_refused(app, client, alice_tokens, payload):
     header, original, _ = alice_tokens["access_token"].split(".")
     assert_refused(me(client, resign(app, header, payload(original))), "invalid_token")
@@ -131,9 +148,11 @@ def test_a_non_canonical_signature_encoding_is_refused(client, alice_tokens):
     assert_refused(me(client, f"{header}.{payload}.{twin}"), "invalid_token")
 
 
-@pytest.mark.parametrize("changes", [{"iat": 4102444800}, {"iat": "soon"}, {"exp": "never"},
-                                     {"nbf": "now"}, {"exp": None}],
-                         ids=["iat-future", "iat-text", "exp-text", "nbf-text", "exp-null"])
+@pytest.mark.parametrize(
+    "changes",
+    [{"iat": 4102444800}, {"iat": "soon"}, {"exp": "never"}, {"nbf": "now"}, {"exp": None}],
+    ids=["iat-future", "iat-text", "exp-text", "nbf-text", "exp-null"],
+)
 def test_bad_time_claims_are_refused(client, forge, changes):
     assert_refused(me(client, forge(changes)), "invalid_token")
 
@@ -147,12 +166,17 @@ def test_a_token_that_is_not_a_string_is_a_decode_error(app, value):
 
 # --- tampering -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes", [
-    {"sub": "2"},
-    {"exp": 4102444800},
-    {"ver": 0, "sid": "another-session"},
-    {"type": "refresh"},
-], ids=["sub", "exp", "sid", "type"])
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sub": "2"},
+        {"exp": 4102444800},
+        {"ver": 0, "sid": "another-session"},
+        {"type": "refresh"},
+    ],
+    ids=["sub", "exp", "sid", "type"],
+)
 def test_tampered_payload_with_the_old_signature_is_refused(client, auth, alice_tokens, changes):
     auth.signup("bob@example.com", "bob")  # user 2 exists: only the signature protects it
     header, payload, signature = alice_tokens["access_token"].split(".")
@@ -162,28 +186,36 @@ def test_tampered_payload_with_the_old_signature_is_refused(client, auth, alice_
     assert_refused(me(client, f"{header}.{tampered}.{signature}"), "invalid_token")
 
 
-@pytest.mark.parametrize("tamper", [
-    # The first character: the last one carries padding bits a decoder may ignore.
-    lambda sig: ("B" if sig[0] == "A" else "A") + sig[1:],
-    lambda sig: sig[::-1],
-    lambda sig: sig[:-4],
-    lambda sig: "",
-], ids=["flipped", "reversed", "truncated", "empty"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        # The first character: the last one carries padding bits a decoder may ignore.
+        lambda sig: ("B" if sig[0] == "A" else "A") + sig[1:],
+        lambda sig: sig[::-1],
+        lambda sig: sig[:-4],
+        lambda sig: "",
+    ],
+    ids=["flipped", "reversed", "truncated", "empty"],
+)
 def test_tampered_signature_is_refused(client, alice_tokens, tamper):
     header, payload, signature = alice_tokens["access_token"].split(".")
 
     assert_refused(me(client, f"{header}.{payload}.{tamper(signature)}"), "invalid_token")
 
 
-@pytest.mark.parametrize("header", [
-    {"kid": "1"},
-    {"kid": "../../../../dev/null"},
-    {"jku": "https://attacker.example/jwks.json"},
-    {"x5u": "https://attacker.example/cert.pem"},
-    {"jwk": {"kty": "oct", "k": "AA"}},
-    {"x5c": ["MIIBszCCAVmgAwIBAgIUBogus"]},
-    {"crit": ["exp"]},
-], ids=["kid", "kid-path", "jku", "x5u", "jwk", "x5c", "crit"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"kid": "1"},
+        {"kid": "../../../../dev/null"},
+        {"jku": "https://attacker.example/jwks.json"},
+        {"x5u": "https://attacker.example/cert.pem"},
+        {"jwk": {"kty": "oct", "k": "AA"}},
+        {"x5c": ["MIIBszCCAVmgAwIBAgIUBogus"]},
+        {"crit": ["exp"]},
+    ],
+    ids=["kid", "kid-path", "jku", "x5u", "jwk", "x5c", "crit"],
+)
 def test_token_naming_its_own_key_is_refused(client, forge, header):
     # Correctly signed: only the header rule refuses it.
     assert_refused(me(client, forge(headers=header)), "invalid_token")
@@ -191,26 +223,31 @@ def test_token_naming_its_own_key_is_refused(client, forge, header):
 
 # --- claims ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("claim", ["exp", "iat", "jti", "type", "sub", "sid", "ver", "iss"])
 def test_token_missing_a_required_claim_is_refused(client, forge, claim):
     assert_refused(me(client, forge(drop=[claim])), "invalid_token")
 
 
-@pytest.mark.parametrize("changes", [
-    {"type": "id"},
-    {"type": None},
-    {"sub": "alice"},
-    {"sub": "1.0"},
-    {"sub": ""},
-    {"sub": 1},
-    {"sub": "9" * 40},
-    {"sub": "\u00b2"},
-    {"sub": "\u0661"},
-    {"sub": " 1"},
-    {"jti": 42},
-    {"ver": -1},
-    {"iss": "someone-else"},
-], ids=repr)
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"type": "id"},
+        {"type": None},
+        {"sub": "alice"},
+        {"sub": "1.0"},
+        {"sub": ""},
+        {"sub": 1},
+        {"sub": "9" * 40},
+        {"sub": "\u00b2"},
+        {"sub": "\u0661"},
+        {"sub": " 1"},
+        {"jti": 42},
+        {"ver": -1},
+        {"iss": "someone-else"},
+    ],
+    ids=repr,
+)
 def test_token_with_bad_claim_value_is_refused(client, forge, changes):
     assert_refused(me(client, forge(changes)))
 
@@ -238,6 +275,7 @@ def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tok
 
 # --- token type ------------------------------------------------------------------------
 
+
 def test_refresh_token_is_refused_as_access_token(client, alice_tokens):
     assert_refused(me(client, alice_tokens["refresh_token"]), "invalid_token")
 
@@ -257,6 +295,7 @@ def test_access_token_is_refused_at_refresh(client, alice_tokens, in_db, via):
 
 
 # --- where the token travels -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("parameter", ["jwt", "access_token", "token"])
 def test_access_token_in_the_query_string_is_ignored(client, alice_tokens, parameter):
@@ -283,28 +322,33 @@ def test_refresh_token_in_the_query_string_is_ignored(client, alice_tokens, in_d
 
 # --- malformed -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.", "Bearer x",
-                                   "a.b", "a.b.c.d.e"])
+
+@pytest.mark.parametrize(
+    "token", ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.", "Bearer x", "a.b", "a.b.c.d.e"]
+)
 def test_malformed_refresh_token_is_a_json_401(client, token):
     assert_refused(refresh(client, token))
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer",
-    "Bearer ",
-    "Bearer a b",
-    "Basic dXNlcjpwYXNz",
-    "Bearer garbage",
-    "Bearer a.b.c",
-    "Bearer a.b",
-    "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
-    "Bearer " + b64url_json(["not", "an", "object"]) + ".e30.c2ln",
-    "Bearer " + b64url(b"\xff\xfe") + ".e30.c2ln",
-    "Bearer ....",
-    "",
-    "Token abc",
-    "bearer",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Basic dXNlcjpwYXNz",
+        "Bearer garbage",
+        "Bearer a.b.c",
+        "Bearer a.b",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
+        "Bearer " + b64url_json(["not", "an", "object"]) + ".e30.c2ln",
+        "Bearer " + b64url(b"\xff\xfe") + ".e30.c2ln",
+        "Bearer ....",
+        "",
+        "Token abc",
+        "bearer",
+    ],
+)
 def test_malformed_authorization_header_is_a_json_401(client, authorization):
     assert_refused(client.get("/auth/me", headers={"Authorization": authorization}))
 

@@ -20,8 +20,12 @@ PRIVILEGED = [
     ("has_password", False),
     ("password_changed_at", "2000-01-01T00:00:00+00:00"),
 ]
-SIGNUP = {"email": "mallory@example.com", "username": "mallory", "password": PASSWORD,
-          "full_name": "Mallory"}
+SIGNUP = {
+    "email": "mallory@example.com",
+    "username": "mallory",
+    "password": PASSWORD,
+    "full_name": "Mallory",
+}
 NEW_PASSWORD = "a completely new passphrase"
 
 
@@ -34,30 +38,39 @@ def test_signup_with_a_privileged_field_creates_nothing(client, in_db, field, va
     assert row_count(in_db, User) == 0
 
 
-@pytest.mark.parametrize(("field", "value"), [*PRIVILEGED, ("email", "mallory@example.com"),
-                                              ("password", NEW_PASSWORD)],
-                         ids=[f for f, _ in PRIVILEGED] + ["email", "password"])
-def test_profile_update_with_a_privileged_field_changes_nothing(client, alice_headers, in_db,
-                                                                field, value):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [*PRIVILEGED, ("email", "mallory@example.com"), ("password", NEW_PASSWORD)],
+    ids=[f for f, _ in PRIVILEGED] + ["email", "password"],
+)
+def test_profile_update_with_a_privileged_field_changes_nothing(
+    client, alice_headers, in_db, field, value
+):
     before = user_columns(in_db)
 
-    response = client.patch("/users/me", json={"full_name": "Alice Liddell", field: value},
-                            headers=alice_headers)
+    response = client.patch(
+        "/users/me", json={"full_name": "Alice Liddell", field: value}, headers=alice_headers
+    )
 
     assert response.status_code == 422
     assert response.json["errors"]["json"] == {field: ["Unknown field."]}
     assert user_columns(in_db) == before
 
 
-@pytest.mark.parametrize(("field", "value"), [*PRIVILEGED, ("email", "mallory@example.com")],
-                         ids=[f for f, _ in PRIVILEGED] + ["email"])
-def test_password_change_with_a_privileged_field_changes_nothing(client, alice_tokens, in_db,
-                                                                 field, value):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [*PRIVILEGED, ("email", "mallory@example.com")],
+    ids=[f for f, _ in PRIVILEGED] + ["email"],
+)
+def test_password_change_with_a_privileged_field_changes_nothing(
+    client, alice_tokens, in_db, field, value
+):
     before = user_columns(in_db)
     body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD, field: value}
 
-    response = client.put("/auth/change-password", json=body,
-                          headers=bearer(alice_tokens["access_token"]))
+    response = client.put(
+        "/auth/change-password", json=body, headers=bearer(alice_tokens["access_token"])
+    )
 
     assert response.status_code == 422
     assert response.json["errors"]["json"] == {field: ["Unknown field."]}

@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from auth_service.security.limits import client_network
 from auth_service.persistence.models import RefreshToken
+from auth_service.security.limits import client_network
 from config import TestingConfig
 from helpers import (
     LOGIN_TIME,
@@ -51,8 +51,11 @@ def check_password_at(app, place: str, password: str, token: str, ip: str = ATTA
     if place == "login":
         return login(client, password=password)
     if place == "change-password":
-        return client.put("/auth/change-password", headers=bearer(token),
-                          json={"current_password": password, "new_password": NEW_PASSWORD})
+        return client.put(
+            "/auth/change-password",
+            headers=bearer(token),
+            json={"current_password": password, "new_password": NEW_PASSWORD},
+        )
     return client.delete("/users/me", headers=bearer(token), json={"password": password})
 
 
@@ -62,13 +65,16 @@ WRONG_STATUS = {"login": 401, "change-password": 400, "delete-account": 400}
 
 # --- one set of budgets for every password check ----------------------------------------
 
+
 def test_deleting_the_account_is_limited_like_a_login(app, alice_token, limits, in_db):
     # A stolen access token gave unlimited guesses at DELETE /users/me.
     limits(LOGIN_FAILURES_PER_ACCOUNT_IP="3 per minute")
     before = user_columns(in_db)
 
-    guesses = [check_password_at(app, "delete-account", WRONG_PASSWORD, alice_token).status_code
-               for _ in range(3)]
+    guesses = [
+        check_password_at(app, "delete-account", WRONG_PASSWORD, alice_token).status_code
+        for _ in range(3)
+    ]
     blocked = check_password_at(app, "delete-account", PASSWORD, alice_token)
 
     assert guesses == [400, 400, 400]
@@ -78,13 +84,16 @@ def test_deleting_the_account_is_limited_like_a_login(app, alice_token, limits, 
 
 @pytest.mark.parametrize("refused_at", PLACES)
 @pytest.mark.parametrize("spent_at", PLACES)
-def test_wrong_passwords_anywhere_spend_the_same_account_budget(app, alice_token, limits, in_db,
-                                                                spent_at, refused_at):
+def test_wrong_passwords_anywhere_spend_the_same_account_budget(
+    app, alice_token, limits, in_db, spent_at, refused_at
+):
     # The account is the same whether the request names it by email or by access token.
     limits(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes")
     before = user_columns(in_db)
-    guesses = [check_password_at(app, spent_at, WRONG_PASSWORD, alice_token, f"198.51.100.{i}")
-               .status_code for i in range(3)]
+    guesses = [
+        check_password_at(app, spent_at, WRONG_PASSWORD, alice_token, f"198.51.100.{i}").status_code
+        for i in range(3)
+    ]
 
     # The right password, from an address that has not failed: refused before any check.
     blocked = check_password_at(app, refused_at, PASSWORD, alice_token, ALICE_IP)
@@ -118,20 +127,30 @@ def test_wrong_passwords_for_any_account_spend_the_ip_budget(app, auth, alice_to
 
 @pytest.mark.parametrize("place", ["change-password", "delete-account"])
 def test_right_passwords_spend_nothing(app, auth, limits, place):
-    limits(LOGIN_FAILURES_PER_IP="1 per minute", LOGIN_FAILURES_PER_ACCOUNT_IP="1 per minute",
-           LOGIN_FAILURES_PER_ACCOUNT="1 per minute")
+    limits(
+        LOGIN_FAILURES_PER_IP="1 per minute",
+        LOGIN_FAILURES_PER_ACCOUNT_IP="1 per minute",
+        LOGIN_FAILURES_PER_ACCOUNT="1 per minute",
+    )
     for i in range(3):
         email = f"user{i}@example.com"
         assert auth.signup(email, f"user{i}").status_code == 201
         token = login(client_from(app, ATTACKER_IP), email).json["access_token"]
         client = client_from(app, ATTACKER_IP)
         if place == "change-password":
-            answer = client.put("/auth/change-password", headers=bearer(token),
-                                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+            answer = client.put(
+                "/auth/change-password",
+                headers=bearer(token),
+                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            )
             assert answer.status_code == 200
         else:
-            assert client.delete("/users/me", headers=bearer(token),
-                                 json={"password": PASSWORD}).status_code == 204
+            assert (
+                client.delete(
+                    "/users/me", headers=bearer(token), json={"password": PASSWORD}
+                ).status_code
+                == 204
+            )
 
 
 # --- counted before the work: a parallel burst ------------------------------------------
@@ -160,8 +179,13 @@ def wrong_password_burst(app, email: str) -> Counter:
 def test_a_parallel_burst_verifies_at_most_the_limit(request, make_app, auth, storage):
     # flask-limiter counted a failure after the response: every request of a burst passed
     # the check before any was counted.
-    config = (BurstConfig if storage == "memory" else request.getfixturevalue(
-        "redis_limits_config")(RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT=f"{LIMIT} per 15 minutes"))
+    config = (
+        BurstConfig
+        if storage == "memory"
+        else request.getfixturevalue("redis_limits_config")(
+            RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT=f"{LIMIT} per 15 minutes"
+        )
+    )
     limited = make_app(config)
     for round_ in range(ROUNDS):
         email = f"burst{round_}@example.com"
@@ -170,29 +194,32 @@ def test_a_parallel_burst_verifies_at_most_the_limit(request, make_app, auth, st
         statuses = wrong_password_burst(limited, email)
 
         assert statuses == Counter({401: LIMIT, 429: BURST - LIMIT}), (round_, statuses)
-        assert_rate_limited(login(client_from(limited, ALICE_IP), email),
-                            window_seconds=15 * 60)
+        assert_rate_limited(login(client_from(limited, ALICE_IP), email), window_seconds=15 * 60)
 
 
 # --- IPv6: one client is a /64 ----------------------------------------------------------
 
-@pytest.mark.parametrize("remote_addr, key", [
-    ("192.0.2.1", "192.0.2.1"),
-    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
-    ("::ffff:192.0.2.1", "192.0.2.1"),
-    ("::ffff:c000:201", "192.0.2.1"),
-    ("fe80::1%eth0", "fe80::/64"),
-    # 6to4: one IPv4 address owns the whole 2002:c000:207::/48.
-    ("2002:c000:207::1", "192.0.2.7"),
-    ("2002:c000:207:ffff::1", "192.0.2.7"),
-    # A proxy that appends the client's port to X-Forwarded-For.
-    ("192.0.2.1:4711", "192.0.2.1"),
-    ("[2001:db8:1:2::1]:4711", "2001:db8:1:2::/64"),
-    ("::1", "::/64"),
-    ("", "unknown"),
-])
+
+@pytest.mark.parametrize(
+    "remote_addr, key",
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::ffff:c000:201", "192.0.2.1"),
+        ("fe80::1%eth0", "fe80::/64"),
+        # 6to4: one IPv4 address owns the whole 2002:c000:207::/48.
+        ("2002:c000:207::1", "192.0.2.7"),
+        ("2002:c000:207:ffff::1", "192.0.2.7"),
+        # A proxy that appends the client's port to X-Forwarded-For.
+        ("192.0.2.1:4711", "192.0.2.1"),
+        ("[2001:db8:1:2::1]:4711", "2001:db8:1:2::/64"),
+        ("::1", "::/64"),
+        ("", "unknown"),
+    ],
+)
 def test_client_network_is_the_ipv4_address_or_the_ipv6_64(app, remote_addr, key):
     with app.test_request_context(environ_base={"REMOTE_ADDR": remote_addr}):
         assert client_network() == key
@@ -203,8 +230,10 @@ def test_addresses_in_one_ipv6_64_share_a_budget(app, auth, limits, setting):
     assert auth.signup().status_code == 201
     limits(**{setting: "2 per minute"})
 
-    spent = [login(client_from(app, ip), password=WRONG_PASSWORD).status_code
-             for ip in ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe")]
+    spent = [
+        login(client_from(app, ip), password=WRONG_PASSWORD).status_code
+        for ip in ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe")
+    ]
     same_64 = login(client_from(app, "2001:db8:1:2:abcd::9"))
     next_64 = login(client_from(app, "2001:db8:1:3::1"))
 
@@ -245,6 +274,7 @@ def test_a_port_in_the_forwarded_address_buys_no_fresh_budget(make_app, auth):
 
 # --- the owner's known device -----------------------------------------------------------
 
+
 def test_a_login_sets_a_signed_device_cookie(app, auth):
     assert auth.signup().status_code == 201
 
@@ -268,8 +298,10 @@ def owner(app, auth):
 
 def spray(app, times: int) -> list[int]:
     """Wrong passwords for Alice from ``times`` addresses."""
-    return [login(client_from(app, f"203.0.113.{i + 1}"), password=WRONG_PASSWORD).status_code
-            for i in range(times)]
+    return [
+        login(client_from(app, f"203.0.113.{i + 1}"), password=WRONG_PASSWORD).status_code
+        for i in range(times)
+    ]
 
 
 def test_failures_from_elsewhere_do_not_lock_the_owners_device_out(app, owner, limits, in_db):
@@ -310,8 +342,9 @@ def test_only_a_valid_cookie_of_the_account_escapes_its_budget(app, auth, limits
             assert login(browser).status_code == 200
         if cookie == "tampered":
             value = browser.get_cookie("auth_device", path="/auth").value
-            browser.set_cookie("auth_device", value[:-2] + ("AA" if value[-2:] != "AA" else "BB"),
-                               path="/auth")
+            browser.set_cookie(
+                "auth_device", value[:-2] + ("AA" if value[-2:] != "AA" else "BB"), path="/auth"
+            )
         if cookie == "expired":
             frozen.tick(timedelta(days=90, seconds=1))
         assert spray(app, 3) == [401, 401, 401]
@@ -344,8 +377,16 @@ def signed_in_browsers(app, count: int) -> list:
 
 def change_alices_password(app) -> None:
     token = login(app.test_client()).json["access_token"]
-    assert app.test_client().put("/auth/change-password", headers=bearer(token), json={
-        "current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code == 200
+    assert (
+        app.test_client()
+        .put(
+            "/auth/change-password",
+            headers=bearer(token),
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        )
+        .status_code
+        == 200
+    )
 
 
 def deactivate_and_reactivate_alice(app) -> None:
@@ -354,8 +395,11 @@ def deactivate_and_reactivate_alice(app) -> None:
         assert runner.invoke(args=["users", command, "alice@example.com"]).exit_code == 0
 
 
-@pytest.mark.parametrize("void", [change_alices_password, deactivate_and_reactivate_alice],
-                         ids=["password change", "deactivation"])
+@pytest.mark.parametrize(
+    "void",
+    [change_alices_password, deactivate_and_reactivate_alice],
+    ids=["password change", "deactivation"],
+)
 def test_device_cookies_issued_before_a_new_token_version_are_void(app, auth, limits, void):
     # Mallory knew the password once and kept her browsers' cookies, each with a fresh
     # device budget, past the change that locked her out.
@@ -364,8 +408,9 @@ def test_device_cookies_issued_before_a_new_token_version_are_void(app, auth, li
     mallorys = signed_in_browsers(app, 4)
     void(app)
 
-    guesses = [login(browser, password=f"guess {i}").status_code
-               for i, browser in enumerate(mallorys)]
+    guesses = [
+        login(browser, password=f"guess {i}").status_code for i, browser in enumerate(mallorys)
+    ]
 
     # Strangers again: they spend the account's budget.
     assert guesses == [401, 401, 401, 429]
@@ -374,8 +419,11 @@ def test_device_cookies_issued_before_a_new_token_version_are_void(app, auth, li
 def test_the_browser_that_changes_the_password_keeps_its_device(app, owner, limits):
     limits(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes")
     token = login(owner).json["access_token"]
-    changed = owner.put("/auth/change-password", headers=bearer(token),
-                        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    changed = owner.put(
+        "/auth/change-password",
+        headers=bearer(token),
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
     assert changed.status_code == 200
     assert "auth_device" in set_cookies(changed)
 
@@ -387,12 +435,17 @@ def test_the_browser_that_changes_the_password_keeps_its_device(app, owner, limi
 def test_device_cookies_share_the_accounts_ceiling(app, auth, limits):
     # Every login mints a device cookie: without a ceiling, N cookies were N device budgets.
     assert auth.signup().status_code == 201
-    limits(LOGIN_FAILURES_PER_DEVICE="2 per minute",
-           LOGIN_FAILURES_PER_ACCOUNT_CEILING="5 per 15 minutes")
+    limits(
+        LOGIN_FAILURES_PER_DEVICE="2 per minute",
+        LOGIN_FAILURES_PER_ACCOUNT_CEILING="5 per 15 minutes",
+    )
     mallorys = signed_in_browsers(app, 5)
 
-    guesses = Counter(login(browser, password=f"guess {i}-{j}").status_code
-                      for i, browser in enumerate(mallorys) for j in range(2))
+    guesses = Counter(
+        login(browser, password=f"guess {i}-{j}").status_code
+        for i, browser in enumerate(mallorys)
+        for j in range(2)
+    )
     stranger = login(client_from(app, ALICE_IP))
 
     assert guesses == Counter({401: 5, 429: 5})
@@ -400,15 +453,22 @@ def test_device_cookies_share_the_accounts_ceiling(app, auth, limits):
 
 
 @pytest.mark.parametrize("candidate", ["right", "wrong"])
-def test_a_deactivated_accounts_budget_says_nothing_about_the_password(client, auth, runner,
-                                                                        limits, candidate):
+def test_a_deactivated_accounts_budget_says_nothing_about_the_password(
+    client, auth, runner, limits, candidate
+):
     # The right password gave its slot back although the login answered 401.
     assert auth.signup().status_code == 201
     assert runner.invoke(args=["users", "deactivate", "alice@example.com"]).exit_code == 0
     limits(LOGIN_FAILURES_PER_ACCOUNT_IP="3 per minute")
 
-    answers = [login(client, password=password).status_code for password in (
-        WRONG_PASSWORD, WRONG_PASSWORD + "1", PASSWORD if candidate == "right" else "guess")]
+    answers = [
+        login(client, password=password).status_code
+        for password in (
+            WRONG_PASSWORD,
+            WRONG_PASSWORD + "1",
+            PASSWORD if candidate == "right" else "guess",
+        )
+    ]
 
     assert answers == [401, 401, 401]
     assert_rate_limited(login(client, password=WRONG_PASSWORD + "3"))

@@ -41,6 +41,7 @@ def alice(client):
 
 # --- signup ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("password", GUESSABLE.values(), ids=GUESSABLE.keys())
 def test_signup_refuses_a_guessable_password(client, in_db, password):
     response = client.post("/auth/signup", json={**ACCOUNT, "password": password})
@@ -67,12 +68,16 @@ def test_min_strength_zero_switches_the_check_off(app, client, in_db, monkeypatc
 
 # --- change-password ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("password", GUESSABLE.values(), ids=GUESSABLE.keys())
 def test_change_password_refuses_a_guessable_password(client, in_db, alice, password):
     before = user_columns(in_db)
 
-    response = client.put("/auth/change-password", headers=bearer(alice["access_token"]),
-                          json={"current_password": PASSWORD, "new_password": password})
+    response = client.put(
+        "/auth/change-password",
+        headers=bearer(alice["access_token"]),
+        json={"current_password": PASSWORD, "new_password": password},
+    )
 
     assert_too_guessable(response, "new_password")
     assert user_columns(in_db) == before
@@ -80,9 +85,11 @@ def test_change_password_refuses_a_guessable_password(client, in_db, alice, pass
 
 
 def test_change_password_accepts_the_walkthrough_password(client, alice):
-    response = client.put("/auth/change-password", headers=bearer(alice["access_token"]),
-                          json={"current_password": PASSWORD,
-                                "new_password": WALKTHROUGH_PASSWORD})
+    response = client.put(
+        "/auth/change-password",
+        headers=bearer(alice["access_token"]),
+        json={"current_password": PASSWORD, "new_password": WALKTHROUGH_PASSWORD},
+    )
 
     assert response.status_code == 200
     assert login(client, password=WALKTHROUGH_PASSWORD).status_code == 200
@@ -90,12 +97,14 @@ def test_change_password_accepts_the_walkthrough_password(client, alice):
 
 # --- CLI ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("password", GUESSABLE.values(), ids=GUESSABLE.keys())
 def test_cli_set_password_refuses_a_guessable_password(runner, in_db, alice, password):
     before = stored_user(in_db).password_hash
 
-    result = runner.invoke(args=["users", "set-password", "alice@example.com",
-                                 "--password", password])
+    result = runner.invoke(
+        args=["users", "set-password", "alice@example.com", "--password", password]
+    )
 
     assert result.exit_code == 2
     assert "password: This password is too easy to guess" in result.output
@@ -104,9 +113,20 @@ def test_cli_set_password_refuses_a_guessable_password(runner, in_db, alice, pas
 
 @pytest.mark.parametrize("password", GUESSABLE.values(), ids=GUESSABLE.keys())
 def test_cli_create_superuser_refuses_a_guessable_password(runner, in_db, password):
-    result = runner.invoke(args=["users", "create-superuser", "--email", ACCOUNT["email"],
-                                 "--username", ACCOUNT["username"],
-                                 "--full-name", ACCOUNT["full_name"], "--password", password])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create-superuser",
+            "--email",
+            ACCOUNT["email"],
+            "--username",
+            ACCOUNT["username"],
+            "--full-name",
+            ACCOUNT["full_name"],
+            "--password",
+            password,
+        ]
+    )
 
     assert result.exit_code == 2
     assert "password: This password is too easy to guess" in result.output

@@ -59,6 +59,7 @@ def sessions(in_db) -> list[tuple[int, str]]:
 
 # --- login ----------------------------------------------------------------------------
 
+
 def test_password_spraying_from_one_ip_is_limited(app, auth, attacker, limits, in_db):
     limits(LOGIN_PER_IP="3 per minute")
     emails = [f"user{i}@example.com" for i in range(4)]
@@ -75,8 +76,9 @@ def test_password_spraying_from_one_ip_is_limited(app, auth, attacker, limits, i
     assert login(client_from(app, ALICE_IP), emails[3], PASSWORD).status_code == 200
 
 
-def test_hammering_an_account_throttles_only_the_attackers_address(alice, attacker, alice_client,
-                                                                   limits, in_db):
+def test_hammering_an_account_throttles_only_the_attackers_address(
+    alice, attacker, alice_client, limits, in_db
+):
     limits(LOGIN_FAILURES_PER_ACCOUNT_IP="3 per minute")
 
     guesses = [login(attacker, password=WRONG_PASSWORD).status_code for _ in range(3)]
@@ -90,8 +92,9 @@ def test_hammering_an_account_throttles_only_the_attackers_address(alice, attack
     assert sessions(in_db) == [(alice_id, ALICE_IP)]
 
 
-@pytest.mark.parametrize("variant", ["ALICE@example.com", " alice@example.com",
-                                     "Alice@Example.COM\t"])
+@pytest.mark.parametrize(
+    "variant", ["ALICE@example.com", " alice@example.com", "Alice@Example.COM\t"]
+)
 def test_email_spellings_share_the_accounts_budget(alice, attacker, limits, variant):
     limits(LOGIN_FAILURES_PER_ACCOUNT_IP="2 per minute")
 
@@ -101,12 +104,15 @@ def test_email_spellings_share_the_accounts_budget(alice, attacker, limits, vari
     assert_rate_limited(login(attacker, variant, WRONG_PASSWORD))
 
 
-def test_distributed_guessing_hits_the_account_limit_which_expires(app, alice, alice_client,
-                                                                   limits, in_db):
+def test_distributed_guessing_hits_the_account_limit_which_expires(
+    app, alice, alice_client, limits, in_db
+):
     limits(LOGIN_FAILURES_PER_ACCOUNT="3 per 15 minutes")
     with freeze_time(LOGIN_TIME) as frozen:
-        guesses = [login(client_from(app, f"198.51.100.{i}"), password=WRONG_PASSWORD).status_code
-                   for i in range(3)]
+        guesses = [
+            login(client_from(app, f"198.51.100.{i}"), password=WRONG_PASSWORD).status_code
+            for i in range(3)
+        ]
         # The price of the account-wide limit: the real user waits too, but not for long.
         locked_out = login(alice_client)
         frozen.tick(timedelta(minutes=14))
@@ -130,10 +136,13 @@ def test_successful_logins_do_not_count_against_the_account(alice, alice_client,
 
 # --- signup, refresh, change-password -------------------------------------------------
 
+
 def test_signup_is_limited_per_ip(app, attacker, limits, in_db):
     limits(SIGNUP="2 per minute")
-    bodies = [{"email": f"bot{i}@example.com", "username": f"bot{i}", "password": PASSWORD}
-              for i in range(4)]
+    bodies = [
+        {"email": f"bot{i}@example.com", "username": f"bot{i}", "password": PASSWORD}
+        for i in range(4)
+    ]
 
     created = [attacker.post("/auth/signup", json=body).status_code for body in bodies[:2]]
     blocked = attacker.post("/auth/signup", json=bodies[2])
@@ -164,9 +173,11 @@ def test_change_password_is_limited_per_ip(attacker, alice, limits, in_db):
     before = user_columns(in_db)
 
     def change(current):
-        return attacker.put("/auth/change-password", headers=headers,
-                            json={"current_password": current,
-                                  "new_password": "a completely new passphrase"})
+        return attacker.put(
+            "/auth/change-password",
+            headers=headers,
+            json={"current_password": current, "new_password": "a completely new passphrase"},
+        )
 
     guesses = [change(WRONG_PASSWORD).status_code for _ in range(2)]
     blocked = change(PASSWORD)
@@ -178,6 +189,7 @@ def test_change_password_is_limited_per_ip(attacker, alice, limits, in_db):
 
 
 # --- client IP: ProxyFix only ---------------------------------------------------------
+
 
 def test_forged_x_forwarded_for_gets_no_fresh_budget(alice, attacker, limits, in_db):
     limits(LOGIN_PER_IP="2 per minute")
@@ -223,8 +235,16 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, al
 
 @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window-counter"])
 def test_every_strategy_limits_logins(make_app, alice, strategy):
-    limited = client_from(make_app(type("StrategyConfig", (TestingConfig,), {
-        "RATELIMIT_STRATEGY": strategy, "RATELIMIT_LOGIN_PER_IP": "2 per minute"})), ATTACKER_IP)
+    limited = client_from(
+        make_app(
+            type(
+                "StrategyConfig",
+                (TestingConfig,),
+                {"RATELIMIT_STRATEGY": strategy, "RATELIMIT_LOGIN_PER_IP": "2 per minute"},
+            )
+        ),
+        ATTACKER_IP,
+    )
 
     answers = [login(limited) for _ in range(3)]
 
@@ -234,6 +254,7 @@ def test_every_strategy_limits_logins(make_app, alice, strategy):
 
 # --- switching limits off -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("config_class", [ProductionConfig, DevelopmentConfig])
 def test_limits_are_on_by_default(config_class):
     assert load_config(config_class, environ=PRODUCTION_SECRETS)["RATELIMIT_ENABLED"] is True
@@ -241,7 +262,9 @@ def test_limits_are_on_by_default(config_class):
 
 @pytest.mark.parametrize("raw", ["false", "0", "off"])
 def test_limits_can_be_switched_off_from_the_environment(raw):
-    settings = load_config(ProductionConfig, environ={**PRODUCTION_SECRETS, "RATELIMIT_ENABLED": raw})
+    settings = load_config(
+        ProductionConfig, environ={**PRODUCTION_SECRETS, "RATELIMIT_ENABLED": raw}
+    )
 
     assert settings["RATELIMIT_ENABLED"] is False
 
@@ -257,10 +280,13 @@ def test_switched_off_limits_never_answer_429(make_app, alice):
     unlimited = client_from(make_app(LimitsOffConfig), ATTACKER_IP)
 
     logins = [login(unlimited, password=WRONG_PASSWORD).status_code for _ in range(5)]
-    signups = [unlimited.post("/auth/signup", json={"email": f"u{i}@example.com",
-                                                    "username": f"user{i}",
-                                                    "password": PASSWORD}).status_code
-               for i in range(3)]
+    signups = [
+        unlimited.post(
+            "/auth/signup",
+            json={"email": f"u{i}@example.com", "username": f"user{i}", "password": PASSWORD},
+        ).status_code
+        for i in range(3)
+    ]
 
     assert logins == [401] * 5
     assert signups == [201] * 3

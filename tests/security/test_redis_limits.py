@@ -12,11 +12,18 @@ import threading
 
 import pytest
 
-from config import TestingConfig
 from auth_service.persistence.models import RefreshToken, User
 from auth_service.security.limits import counters
-from helpers import (WRONG_PASSWORD, assert_error, assert_rate_limited, bearer, client_from,
-                     login, row_count)
+from config import TestingConfig
+from helpers import (
+    WRONG_PASSWORD,
+    assert_error,
+    assert_rate_limited,
+    bearer,
+    client_from,
+    login,
+    row_count,
+)
 
 
 @pytest.fixture
@@ -34,8 +41,10 @@ def test_failures_on_one_instance_count_on_another(make_app, auth, redis_db, sha
     instance_b = make_app(shared_limits_config)
     assert instance_a.config["RATELIMIT_STORAGE_URI"] == shared_limits_config.REDIS_URL
 
-    guesses = [login(client_from(instance_a, f"198.51.100.{i}"), password=WRONG_PASSWORD)
-               .status_code for i in range(3)]
+    guesses = [
+        login(client_from(instance_a, f"198.51.100.{i}"), password=WRONG_PASSWORD).status_code
+        for i in range(3)
+    ]
     on_b = login(client_from(instance_b, "10.0.0.1"))
 
     assert guesses == [401, 401, 401]
@@ -52,8 +61,10 @@ def test_without_redis_each_instance_counts_alone(make_app, auth):
     instance_a = make_app(MemoryLimitsConfig)
     instance_b = make_app(MemoryLimitsConfig)
 
-    guesses = [login(client_from(instance_a, f"198.51.100.{i}"), password=WRONG_PASSWORD)
-               .status_code for i in range(3)]
+    guesses = [
+        login(client_from(instance_a, f"198.51.100.{i}"), password=WRONG_PASSWORD).status_code
+        for i in range(3)
+    ]
     blocked_on_a = login(client_from(instance_a, "10.0.0.1"))
     on_b = login(client_from(instance_b, "10.0.0.1"))
 
@@ -66,8 +77,9 @@ class MemoryLoginLimitConfig(TestingConfig):
     RATELIMIT_LOGIN_PER_IP = "2 per minute"
 
 
-def test_apps_in_one_process_count_on_their_own_storages(make_app, auth, redis_db,
-                                                        redis_limits_config):
+def test_apps_in_one_process_count_on_their_own_storages(
+    make_app, auth, redis_db, redis_limits_config
+):
     # One module-level flask-limiter served every app of the process, its state swapped
     # in when an app context was pushed: a request that found its app's context already
     # pushed (a script, a multi-app server) counted on whichever app came last.
@@ -91,6 +103,7 @@ def test_apps_in_one_process_count_on_their_own_storages(make_app, auth, redis_d
 
 
 # --- Redis down: refuse, never count per process ----------------------------------------
+
 
 class RedisDownConfig(TestingConfig):
     """Shared counters configured, but nothing listens there (port 1 refuses at once)."""
@@ -116,17 +129,27 @@ def test_with_redis_down_no_login_gets_through(make_app, auth, in_db):
     assert row_count(in_db, RefreshToken) == 0
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("post", "/auth/signup", {"email": "bob@example.com", "username": "bob",
-                              "password": "correct horse battery"}),
-    ("post", "/auth/forgot-password", {"email": "alice@example.com"}),
-    ("post", "/auth/verify-email/resend", None),
-    ("put", "/auth/change-password", {"current_password": WRONG_PASSWORD,
-                                      "new_password": "a completely new passphrase"}),
-    ("delete", "/users/me", {"password": WRONG_PASSWORD}),
-])
-def test_with_redis_down_limited_endpoints_fail_closed(make_app, alice_tokens, in_db,
-                                                       method, path, body):
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        (
+            "post",
+            "/auth/signup",
+            {"email": "bob@example.com", "username": "bob", "password": "correct horse battery"},
+        ),
+        ("post", "/auth/forgot-password", {"email": "alice@example.com"}),
+        ("post", "/auth/verify-email/resend", None),
+        (
+            "put",
+            "/auth/change-password",
+            {"current_password": WRONG_PASSWORD, "new_password": "a completely new passphrase"},
+        ),
+        ("delete", "/users/me", {"password": WRONG_PASSWORD}),
+    ],
+)
+def test_with_redis_down_limited_endpoints_fail_closed(
+    make_app, alice_tokens, in_db, method, path, body
+):
     down = client_from(make_app(RedisDownConfig), "198.51.100.1")
     headers = bearer(alice_tokens["access_token"])
 
