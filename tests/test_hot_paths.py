@@ -94,7 +94,7 @@ def test_a_refresh_is_one_read_then_the_writes(app, client, alice_tokens, sql_lo
         postgres = db.engine.dialect.name == "postgresql"
     assert log["statements"][0].startswith("SELECT refresh_tokens.jti,")
     if postgres:
-        # Touch, spend and record in one statement, its own transaction (sessions._spend).
+        # Touch, spend and record in one statement, its own transaction (rotation._spend).
         assert [s.split()[0] for s in log["statements"]] == ["SELECT", "WITH"]
         assert log["transactions"] == 0
     else:

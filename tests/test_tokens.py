@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User
-from auth_service.services import sessions as tokens_module
+from auth_service.services import rotation as tokens_module
 from helpers import (
     LOGIN_TIME,
     claims,

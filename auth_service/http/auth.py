@@ -41,7 +41,7 @@ from auth_service.security.limits import (
     refresh_limit,
     signup_limit,
 )
-from auth_service.services import account_emails, accounts, sessions
+from auth_service.services import account_emails, accounts, rotation, sessions
 
 blp = Blueprint(
     "auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens"
@@ -135,7 +135,7 @@ def refresh(data):
     via_cookie = get_jwt_request_location() == "cookies"
     if via_cookie:
         cors.refuse_foreign_origin()
-    pair = sessions.rotate(current_user, jwt_checks.token_context().refresh_token)
+    pair = rotation.rotate(current_user, jwt_checks.token_context().refresh_token)
     return token_response(pair, body=not via_cookie, cookie=via_cookie)
 
 
