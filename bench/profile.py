@@ -74,6 +74,7 @@ def main(settings: Settings, path: str, count: int) -> None:
         user = db.session.scalars(sa.select(User).order_by(User.id).limit(1)).one()
         user_id, email = user.id, user.email
         pair = sessions.start_session(user)
+        db.session.commit()  # services never commit: the caller does, as a CLI command does
         db.session.remove()
         engines = [db.engine, autocommit_engine()]
     wsgi = app

@@ -209,6 +209,7 @@ class Data:
             for user_id, email in self.users:
                 pair = sessions.start_session(db.session.get(User, user_id))
                 lines.append(f"{user_id} {pair.access_token} {pair.refresh_token} {email}")
+            db.session.commit()  # services never commit: the caller does, as a CLI command does
             db.session.remove()
         path.write_text("\n".join(lines) + "\n")
         return path

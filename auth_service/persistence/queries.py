@@ -3,10 +3,11 @@
 Every request with a token reads its user and session (a refresh also its token row), and every
 login the account it names, before anything else. Through the request's ORM session a read
 opens a transaction: BEGIN, the SELECT and a ROLLBACK at teardown. Here each is one
-SELECT through a short-lived ORM session on the autocommit engine
-(auth_service.persistence.engines), which loads the objects as any query does and leaves
-them detached when it closes. Where the caller may change the user, it is attached to the
-request's session, so that it writes through that session, in a transaction of its own.
+Core SELECT on the autocommit engine (auth_service.persistence.engines); its columns
+become detached ORM objects (the mapped class's constructor, then
+make_transient_to_detached), which costs a fraction of an ORM session's query. Where the
+caller may change the user, it is attached to the request's session, so that it writes
+through that session, in a transaction of its own.
 These reads see what is committed: unlike a query through the request's session, they do
 not flush its pending changes first.
 """
@@ -31,7 +32,7 @@ def user_with_session(
     row = _first(_USER_WITH_SESSION, {"id": user_id, "sid": session_id})
     if row is None:
         return None, None
-    user, session = row
+    user, session = _instances(row, User, Session)
     return _attached(user) if attach else user, session
 
 
@@ -40,7 +41,8 @@ def user_by_email(email: str, attach: bool) -> User | None:
     row = _first(_USER_BY_EMAIL, {"email": email})
     if row is None:
         return None
-    return _attached(row[0]) if attach else row[0]
+    (user,) = _instances(row, User)
+    return _attached(user) if attach else user
 
 
 def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
@@ -48,12 +50,12 @@ def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
     ``token.user`` and ``token.session``.
 
     The token and its session stay detached: nothing changes them through the ORM
-    session (auth_service.services.sessions writes them with statements).
+    session (auth_service.services.rotation writes them with statements).
     """
     row = _first(_TOKEN_WITH_OWNER, {"jti": jti})
     if row is None:
         return None
-    token, owner, session = row
+    token, owner, session = _instances(row, RefreshToken, User, Session)
     # As loaded relationships, without a query of their own.
     so.attributes.set_committed_value(token, "user", _attached(owner) if attach_owner else owner)
     so.attributes.set_committed_value(token, "session", session)
@@ -61,9 +63,26 @@ def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
 
 
 def _first(statement: sa.Select, params: dict) -> sa.Row | None:
-    """The first row of ``statement``, its objects detached: one SELECT, no transaction."""
-    with so.Session(autocommit_engine()) as reader:
-        return reader.execute(statement, params).first()
+    """The first row of ``statement``: one SELECT, no transaction."""
+    with autocommit_engine().connect() as connection:
+        return connection.execute(statement, params).first()
+
+
+def _instances(row: sa.Row, *models) -> list:
+    """Detached instances of ``models`` from consecutive columns of ``row`` (None for an
+    outer join's missing row), as though a query had loaded them."""
+    instances, start = [], 0
+    for model in models:
+        keys = _KEYS[model]
+        values = row[start : start + len(keys)]
+        start += len(keys)
+        if values[0] is None:  # the primary key: no row
+            instances.append(None)
+            continue
+        instance = model(**dict(zip(keys, values, strict=True)))
+        so.make_transient_to_detached(instance)
+        instances.append(instance)
+    return instances
 
 
 def _attached(user: User) -> User:
@@ -76,15 +95,33 @@ def _attached(user: User) -> User:
     return user
 
 
+def _columns(*models) -> list:
+    """Every mapped column of ``models``, primary key first, in _KEYS order."""
+    return [getattr(model, key) for model in models for key in _KEYS[model]]
+
+
+# Each model's column attributes, its primary key first (how _instances tells a missing
+# outer-joined row).
+_KEYS = {
+    model: [
+        *(sa.inspect(model).get_property_by_column(c).key for c in sa.inspect(model).primary_key),
+        *(
+            attr.key
+            for attr in sa.inspect(model).column_attrs
+            if not any(c.primary_key for c in attr.columns)
+        ),
+    ]
+    for model in (User, Session, RefreshToken)
+}
 # Built once at import; after their first run the engine's compiled cache holds their SQL.
 _USER_WITH_SESSION = (
-    sa.select(User, Session)
+    sa.select(*_columns(User, Session))
     .outerjoin(Session, sa.and_(Session.id == sa.bindparam("sid"), Session.user_id == User.id))
     .where(User.id == sa.bindparam("id"))
 )
-_USER_BY_EMAIL = sa.select(User).where(User.email == sa.bindparam("email"))
+_USER_BY_EMAIL = sa.select(*_columns(User)).where(User.email == sa.bindparam("email"))
 _TOKEN_WITH_OWNER = (
-    sa.select(RefreshToken, User, Session)
+    sa.select(*_columns(RefreshToken, User, Session))
     .join_from(RefreshToken, User, RefreshToken.user)
     .join(Session, RefreshToken.session)
     .where(RefreshToken.jti == sa.bindparam("jti"))
