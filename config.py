@@ -9,6 +9,7 @@ strings into the type of the default: booleans (``true``/``false``), integers, l
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -44,6 +45,17 @@ MIN_SECRET_LENGTH = 32
 # Bits a production secret must be worth to a guesser (estimated_secret_bits).
 MIN_SECRET_BITS = 128
 SECRET_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+ENCRYPTION_KEY_BYTES = 32
+ENCRYPTION_KEY_ADVICE = (
+    "python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'"
+)
+
+
+def random_encryption_key() -> str:
+    """A new KEY_ENCRYPTION_KEY value."""
+    return base64.b64encode(secrets.token_bytes(ENCRYPTION_KEY_BYTES)).decode()
+
+
 # Values that a copied .env.example or a tutorial would leave behind.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 # Random-looking values that are public: tutorial keys copied into configs (FastAPI's
@@ -126,6 +138,11 @@ class Config:
     #: HS256 signing key of every token. Required in production, same rule as
     #: `SECRET_KEY`, and different from it; changing it logs everyone out.
     JWT_SECRET_KEY: str | None = None
+    #: Encrypts secrets stored in the database (TOTP secrets) with AES-256-GCM: 32
+    #: random bytes in base64 (`python -c 'import base64, os;
+    #: print(base64.b64encode(os.urandom(32)).decode())'`). Required in production;
+    #: changing it turns off every authenticator app enrolled under the old one.
+    KEY_ENCRYPTION_KEY: str | None = None
     #: SQLAlchemy URL (the default file is in the checkout's `instance/`);
     #: `postgres://` and `postgresql://` use psycopg2.
     DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'auth_service.db'}"
@@ -163,6 +180,13 @@ class Config:
     #: Seconds since sign-in within which a password-less account may link a provider
     #: (accounts with a password confirm with it instead).
     REAUTHENTICATION_MAX_AGE = timedelta(minutes=5)
+    # Two-step verification (docs/two-step-verification.md).
+    #: Seconds an `mfa_token` (the login's second step) stays usable.
+    MFA_TOKEN_EXPIRES = timedelta(minutes=5)
+    #: Wrong codes an `mfa_token` takes before it is dead.
+    MFA_TOKEN_MAX_ATTEMPTS = 5
+    #: Issuer name authenticator apps show next to the account.
+    MFA_ISSUER = "auth_service"
     #: Where login and change-password put the refresh token: `both` (seed compatible),
     #: `cookie` or `body`.
     LOGIN_REFRESH_TRANSPORT = "both"
@@ -377,6 +401,7 @@ class Config:
         """Refuse to start with secrets that are missing, short, guessable or shared."""
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             check_secret(key, settings.get(key) or "")
+        check_encryption_key(settings.get("KEY_ENCRYPTION_KEY") or "")
         if hmac.compare_digest(
             settings["SECRET_KEY"].encode(), settings["JWT_SECRET_KEY"].encode()
         ):
@@ -427,6 +452,7 @@ class TestingConfig(Config):
     # New for every run of the suite: no published secret can sign a token.
     SECRET_KEY = secrets.token_urlsafe(48)
     JWT_SECRET_KEY = secrets.token_urlsafe(48)
+    KEY_ENCRYPTION_KEY = random_encryption_key()
     DATABASE_URL = TEST_DATABASE_URL
     # Cheapest argon2id parameters: the suite hashes hundreds of passwords.
     ARGON2_TIME_COST = 1
@@ -525,6 +551,19 @@ def check_secret(key: str, value: str) -> None:
             f"{key} is too easy to guess (about {bits:.0f} bits, at least "
             f"{MIN_SECRET_BITS} needed): set it to a long random value "
             f"({SECRET_ADVICE})."
+        )
+
+
+def check_encryption_key(value: str) -> None:
+    """KEY_ENCRYPTION_KEY must be 32 bytes in base64 (an AES-256 key)."""
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != ENCRYPTION_KEY_BYTES:
+        raise ConfigError(
+            f"KEY_ENCRYPTION_KEY must be {ENCRYPTION_KEY_BYTES} random bytes in base64 "
+            f"({ENCRYPTION_KEY_ADVICE})."
         )
 
 
@@ -653,14 +692,21 @@ def load_config(config_class: type[Config], environ=None) -> dict:
 
 # Development-only secrets, generated once and kept in instance/.
 DEV_SECRETS_FILE = INSTANCE_DIR / "dev-secrets.json"
+# How each generated development secret is made.
+DEV_SECRET_MAKERS = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "JWT_SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "KEY_ENCRYPTION_KEY": random_encryption_key,
+}
 
 
 def ensure_dev_secrets(settings: dict) -> None:
-    """Fill missing SECRET_KEY / JWT_SECRET_KEY from a generated, persisted file.
+    """Fill missing SECRET_KEY, JWT_SECRET_KEY and KEY_ENCRYPTION_KEY from a generated,
+    persisted file.
 
     Kept on disk so that tokens survive a restart of ``make run``.
     """
-    missing = [k for k in ("SECRET_KEY", "JWT_SECRET_KEY") if not settings.get(k)]
+    missing = [k for k in DEV_SECRET_MAKERS if not settings.get(k)]
     if not missing:
         return
     stored = {}
@@ -668,7 +714,7 @@ def ensure_dev_secrets(settings: dict) -> None:
         stored = json.loads(DEV_SECRETS_FILE.read_text())
     if any(key not in stored for key in missing):
         for key in missing:
-            stored.setdefault(key, secrets.token_urlsafe(48))
+            stored.setdefault(key, DEV_SECRET_MAKERS[key]())
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
         DEV_SECRETS_FILE.touch(mode=0o600)
         DEV_SECRETS_FILE.write_text(json.dumps(stored, indent=2))

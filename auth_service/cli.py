@@ -17,7 +17,7 @@ from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.http.schemas import SignupSchema
 from auth_service.persistence.models import RefreshToken, Session, User, utcnow
-from auth_service.services import account_emails, accounts
+from auth_service.services import account_emails, accounts, mfa, mfa_login
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")
@@ -132,6 +132,18 @@ def verify_email(email):
         )
 
 
+@users_cli.command("reset-mfa")
+@click.argument("email")
+def reset_mfa(email):
+    """Turn off two-step verification of a locked-out account (the user is emailed)."""
+    user = _user_or_fail(email)
+    if mfa.reset(user):
+        db.session.commit()
+        click.echo(f"Two-step verification of {user.email} is off; its factors and codes are gone.")
+    else:
+        click.echo(f"{user.email} had no two-step verification to turn off.")
+
+
 @tokens_cli.command("purge")
 @click.option(
     "--days",
@@ -142,7 +154,7 @@ def verify_email(email):
 )
 def purge(days):
     """Delete sessions, with their refresh tokens, that expired or were revoked more than
-    DAYS days ago. A live session keeps its spent tokens: they are what reuse detection
+    DAYS days ago, and the mfa tokens of logins that expired as long ago. A live session keeps its spent tokens: they are what reuse detection
     recognises."""
     cutoff = utcnow() - timedelta(days=days)
     dead = sa.or_(Session.expires_at < cutoff, Session.revoked_at < cutoff)
@@ -152,5 +164,9 @@ def purge(days):
         sa.delete(RefreshToken).where(RefreshToken.family_id.in_(sa.select(Session.id).where(dead)))
     )
     deleted = db.session.execute(sa.delete(Session).where(dead)).rowcount
+    steps = mfa_login.purge(cutoff)
     db.session.commit()
-    click.echo(f"Deleted {deleted} session(s) and their refresh tokens.")
+    click.echo(
+        f"Deleted {deleted} session(s) and their refresh tokens, and {steps} expired "
+        "login second step(s)."
+    )

@@ -165,6 +165,28 @@ class Error(Enum):
         "{label} is the only way to sign in to this account; link another provider first.",
     )
 
+    # Two-step verification.
+    MFA_REQUIRED = (
+        403,
+        "mfa_required",
+        "Confirm with your second factor first (POST /auth/mfa/challenge).",
+    )
+    INVALID_MFA_TOKEN = (
+        401,
+        "invalid_mfa_token",
+        "The mfa token is invalid, used, expired or out of attempts; sign in again.",
+    )
+    # The login's second step (401, as a wrong password), and a code proven in a session.
+    INVALID_MFA_CODE = 401, "invalid_mfa_code", "The code is wrong, expired or already used."
+    WRONG_MFA_CODE = 400, "wrong_mfa_code", "The code is wrong, expired or already used."
+    FACTOR_NOT_FOUND = 404, "factor_not_found", "No such factor."
+    FACTOR_ALREADY_VERIFIED = 409, "factor_already_verified", "This factor is already verified."
+    MFA_NOT_ENABLED = (
+        409,
+        "mfa_not_enabled",
+        "Two-step verification is not turned on for this account.",
+    )
+
     # What the service depends on.
     DATABASE_UNAVAILABLE = (
         503,

@@ -73,7 +73,7 @@ def main(settings: Settings, path: str, count: int) -> None:
     with app.test_request_context(headers={"User-Agent": "wrk"}):
         user = db.session.scalars(sa.select(User).order_by(User.id).limit(1)).one()
         user_id, email = user.id, user.email
-        pair = sessions.start_session(user)
+        pair = sessions.start_session(user, ["pwd"])
         db.session.commit()  # services never commit: the caller does, as a CLI command does
         db.session.remove()
         engines = [db.engine, autocommit_engine()]

@@ -25,6 +25,7 @@ GUNICORN_WORKER_CLASS=sync.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import multiprocessing
@@ -207,7 +208,7 @@ class Data:
         lines = []
         with self.app.test_request_context(headers={"User-Agent": "wrk"}):
             for user_id, email in self.users:
-                pair = sessions.start_session(db.session.get(User, user_id))
+                pair = sessions.start_session(db.session.get(User, user_id), ["pwd"])
                 lines.append(f"{user_id} {pair.access_token} {pair.refresh_token} {email}")
             db.session.commit()  # services never commit: the caller does, as a CLI command does
             db.session.remove()
@@ -407,6 +408,7 @@ def environment(url: str) -> dict:
         "APP_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+        "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "DATABASE_URL": url,
         "FLOOR_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg2://", 1),
         "FLOOR_LOGIN_PASSWORD": PASSWORD,

@@ -39,6 +39,7 @@ NAMESPACE = {
     "INSTANCE_DIR": PurePosixPath("instance"),
     "os": SimpleNamespace(environ={}),
     "secrets": SimpleNamespace(token_urlsafe=lambda size: RandomPerRun()),
+    "random_encryption_key": lambda: RandomPerRun(),
 }
 
 

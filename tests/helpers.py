@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import secrets
@@ -26,6 +27,7 @@ ERROR_KEYS = {"code", "status", "error", "message"}  # every JSON error body has
 PRODUCTION_SECRETS = {
     "SECRET_KEY": secrets.token_urlsafe(48),
     "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+    "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 

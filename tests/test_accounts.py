@@ -19,6 +19,7 @@ USER_FIELDS = {
     "is_active",
     "is_superuser",
     "has_password",
+    "mfa_enabled",
     "email_verified",
     "avatar_url",
     "created_at",
@@ -57,6 +58,7 @@ def test_signup_returns_the_public_profile_only(client):
     assert response.json["is_active"] is True
     assert response.json["is_superuser"] is False
     assert response.json["has_password"] is True
+    assert response.json["mfa_enabled"] is False
     assert response.json["email_verified"] is None
     assert PASSWORD not in response.get_data(as_text=True)
 

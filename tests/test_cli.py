@@ -254,7 +254,7 @@ def remaining(in_db, aged_tokens) -> set[str]:
 def test_purge_deletes_old_dead_tokens_only(runner, in_db, aged_tokens):
     result = runner.invoke(args=["tokens", "purge", "--days", "7"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 2 session(s) and their refresh tokens." in result.output
+    assert "Deleted 2 session(s) and their refresh tokens, and 0 expired" in result.output
     assert remaining(in_db, aged_tokens) == {
         "live",
         "expired_1d",
@@ -266,7 +266,7 @@ def test_purge_deletes_old_dead_tokens_only(runner, in_db, aged_tokens):
 def test_purge_days_zero_deletes_every_dead_token(runner, in_db, aged_tokens):
     result = runner.invoke(args=["tokens", "purge", "--days", "0"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 4 session(s) and their refresh tokens." in result.output
+    assert "Deleted 4 session(s) and their refresh tokens, and 0 expired" in result.output
     assert remaining(in_db, aged_tokens) == {"live", "refreshed_10d_ago"}
 
 

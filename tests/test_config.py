@@ -44,7 +44,8 @@ VALID_STRINGS = {
     "MAIL_BACKEND": "console",
     "PUBLIC_BASE_URL": "https://auth.example.com",
     "RATELIMIT_STRATEGY": "fixed-window",
-    **{k: v[::-1] + "x" for k, v in SECRETS.items()},
+    **{k: v[::-1] + "x" for k, v in SECRETS.items() if k != "KEY_ENCRYPTION_KEY"},
+    "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)},
 }
 
@@ -286,7 +287,11 @@ def test_production_refuses_guessable_secrets(key, value):
 )
 def test_production_accepts_random_secrets(generate):
     for _ in range(20):
-        environ = {"SECRET_KEY": generate(), "JWT_SECRET_KEY": generate()}
+        environ = {
+            "SECRET_KEY": generate(),
+            "JWT_SECRET_KEY": generate(),
+            "KEY_ENCRYPTION_KEY": SECRETS["KEY_ENCRYPTION_KEY"],
+        }
         settings = load_config(ProductionConfig, environ=environ)
         assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == (
             environ["SECRET_KEY"],
@@ -319,7 +324,19 @@ def test_production_refuses_published_secrets(key, value):
 def test_production_refuses_one_secret_for_both_keys():
     shared = secrets.token_urlsafe(48)
     with pytest.raises(ConfigError, match="^SECRET_KEY and JWT_SECRET_KEY must differ"):
-        load_config(ProductionConfig, environ={"SECRET_KEY": shared, "JWT_SECRET_KEY": shared})
+        load_config(
+            ProductionConfig, environ={**SECRETS, "SECRET_KEY": shared, "JWT_SECRET_KEY": shared}
+        )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "not base64!", base64.b64encode(b"16 bytes only...").decode(), "A" * 44 + "="],
+    ids=["missing", "not base64", "16 bytes", "bad padding"],
+)
+def test_production_refuses_a_key_encryption_key_that_is_not_32_bytes(value):
+    with pytest.raises(ConfigError, match="^KEY_ENCRYPTION_KEY must be 32 random bytes in base64"):
+        load_config(ProductionConfig, environ={**SECRETS, "KEY_ENCRYPTION_KEY": value})
 
 
 def test_production_defaults_are_safe():
@@ -369,23 +386,24 @@ def test_development_checks_the_secrets_it_is_given(dev_secrets_file, environ, k
     "environ",
     [
         {},
-        {"SECRET_KEY": "", "JWT_SECRET_KEY": ""},
+        {"SECRET_KEY": "", "JWT_SECRET_KEY": "", "KEY_ENCRYPTION_KEY": ""},
     ],
     ids=["nothing set", "set empty"],
 )
 def test_development_generates_the_missing_secrets(dev_secrets_file, environ):
-    """make run on a fresh clone: both secrets generated, kept, and good enough for production."""
+    """make run on a fresh clone: the secrets generated, kept, and good enough for production."""
     settings = load_config(DevelopmentConfig, environ=environ)
-    assert load_config(DevelopmentConfig, environ=environ)["SECRET_KEY"] == settings["SECRET_KEY"]
-    assert load_config(
-        ProductionConfig, environ={key: settings[key] for key in ("SECRET_KEY", "JWT_SECRET_KEY")}
-    )
+    again = load_config(DevelopmentConfig, environ=environ)
+    keys = ("SECRET_KEY", "JWT_SECRET_KEY", "KEY_ENCRYPTION_KEY")
+    assert [again[key] for key in keys] == [settings[key] for key in keys]
+    assert load_config(ProductionConfig, environ={key: settings[key] for key in keys})
     assert dev_secrets_file.exists()
 
 
 def test_development_generates_only_the_missing_secret(dev_secrets_file):
     given = secrets.token_hex(16)
-    settings = load_config(DevelopmentConfig, environ={"JWT_SECRET_KEY": given})
+    environ = {"JWT_SECRET_KEY": given, "KEY_ENCRYPTION_KEY": SECRETS["KEY_ENCRYPTION_KEY"]}
+    settings = load_config(DevelopmentConfig, environ=environ)
     assert settings["JWT_SECRET_KEY"] == given
     assert settings["SECRET_KEY"] not in ("", None, given)
     assert set(json.loads(dev_secrets_file.read_text())) == {"SECRET_KEY"}

@@ -184,7 +184,12 @@ def test_compose_file_passes_docker_compose_config(tmp_path):
             "config",
             "-q",
         ],
-        env={**environ, "SECRET_KEY": "s" * 48, "JWT_SECRET_KEY": "j" * 48},
+        env={
+            **environ,
+            "SECRET_KEY": "s" * 48,
+            "JWT_SECRET_KEY": "j" * 48,
+            "KEY_ENCRYPTION_KEY": "k" * 44,
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -301,7 +301,10 @@ def test_refresh_cookies_are_flask_jwt_extendeds(app, monkeypatch, settings):
         jti="j", family_id="f", created_at=now, expires_at=now + timedelta(days=7)
     )
     with freeze_time(now), app.test_request_context():
-        pair = sessions.encode_pair(1, 0, token)
+        session = SimpleNamespace(
+            id="f", aal="aal1", methods=["pwd"], authenticated_at=now, created_at=now
+        )
+        pair = sessions.encode_pair(1, 0, token, session)
         ours, theirs = Response(), Response()
         set_refresh_cookies(ours, pair)
         flask_jwt_extended.set_refresh_cookies(

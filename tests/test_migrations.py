@@ -10,7 +10,7 @@ from flask_migrate import downgrade, upgrade
 
 from auth_service import create_app
 from auth_service.extensions import db
-from auth_service.persistence.models import User
+from auth_service.persistence.models import User, utcnow
 from config import TestingConfig
 
 
@@ -135,9 +135,33 @@ def test_the_username_index_ignores_case(app):
 
 
 def add_users(*rows: tuple[str, str]) -> None:
-    """Insert (email, username) rows as they are, bypassing every check but the schema's."""
-    db.session.add_all(User(email=email, username=username) for email, username in rows)
+    """Insert (email, username) rows as they are, bypassing every check but the schema's:
+    only the columns revision 0004 has (the model's later ones do not exist yet)."""
+    now = utcnow()
+    db.session.execute(
+        sa.insert(
+            sa.table(
+                "users",
+                *(sa.column(name, User.__table__.c[name].type) for name in OLD_USER_COLUMNS),
+            )
+        ),
+        [
+            dict(zip(OLD_USER_COLUMNS, (email, username, True, False, 0, now, now), strict=True))
+            for email, username in rows
+        ],
+    )
     db.session.commit()
+
+
+OLD_USER_COLUMNS = (
+    "email",
+    "username",
+    "is_active",
+    "is_superuser",
+    "token_version",
+    "created_at",
+    "updated_at",
+)
 
 
 def stored_emails() -> list[str]:

@@ -15,12 +15,9 @@ from flask_jwt_extended.exceptions import CSRFError
 from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
-from auth_service.http.common import (
-    access_required,
-    json_required,
-    set_refresh_cookies,
-    token_required,
-)
+from auth_service.http.common import aal2_required, access_required, json_required, token_required
+from auth_service.http.mfa_schemas import MfaRequiredSchema
+from auth_service.http.responses import login_response, mfa_required_response, token_response
 from auth_service.http.schemas import (
     ChangePasswordSchema,
     CsrfSchema,
@@ -41,38 +38,13 @@ from auth_service.security.limits import (
     refresh_limit,
     signup_limit,
 )
-from auth_service.services import account_emails, accounts, rotation, sessions
+from auth_service.services import account_emails, accounts, mfa, mfa_login, rotation, sessions
 
 blp = Blueprint(
     "auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens"
 )
 
 REFRESH_SECURITY = [{"refreshCookie": [], "csrfHeader": []}, {}]
-
-
-def token_response(pair: sessions.TokenPair, *, body: bool, cookie: bool, status: int = 200):
-    """Serialize a token pair; the refresh token goes in the body, the cookie, or both."""
-    payload = {
-        "access_token": pair.access_token,
-        "token_type": "bearer",
-        "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
-    }
-    if body:
-        payload["refresh_token"] = pair.refresh_token
-    if cookie:
-        # A page on another site cannot read the CSRF cookie: it gets the value here.
-        payload["csrf_token"] = pair.csrf
-    response = jsonify(payload)
-    response.status_code = status
-    if cookie:
-        set_refresh_cookies(response, pair)
-    return response
-
-
-def login_response(pair: sessions.TokenPair):
-    """Login and password change hand out the refresh token as LOGIN_REFRESH_TRANSPORT says."""
-    transport = current_app.config["LOGIN_REFRESH_TRANSPORT"]
-    return token_response(pair, body=transport != "cookie", cookie=transport != "body")
 
 
 @blp.route("/signup", methods=["POST"])
@@ -95,17 +67,21 @@ def signup(data):
 @blp.arguments(LoginSchema())
 @blp.response(
     200,
-    TokenPairSchema,
+    {"oneOf": [TokenPairSchema, MfaRequiredSchema]},
     description="Token pair; also sets the refresh and CSRF "
     "cookies, and the device cookie that exempts this browser from the account's "
-    "failure limit",
+    "failure limit. With two-step verification on: no token and no refresh cookie, "
+    "but ``mfa_required`` and an ``mfa_token`` for POST /auth/login/mfa (also as the "
+    "``mfa_token`` cookie where the refresh token would travel in one)",
 )
 @blp.alt_response(401, schema=ErrorSchema, description="Invalid email or password")
 @blp.alt_response(429, schema=ErrorSchema, description="Too many attempts or wrong passwords")
 def login(data):
-    """Log in with email and password and start a new session."""
+    """Log in with email and password and start a new session (or its second step)."""
     user = accounts.authenticate(data["email"], data["password"])
-    response = login_response(sessions.start_session(user))
+    if mfa.enrolled(user):
+        return mfa_required_response(mfa_login.begin(user, sessions.PASSWORD), mfa.methods(user.id))
+    response = login_response(sessions.start_session(user, [sessions.PASSWORD]))
     devices.remember(response, user)
     return response
 
@@ -224,6 +200,7 @@ def me():
 @blp.route("/change-password", methods=["PUT"])
 @password_change_limit
 @access_required(blp)
+@aal2_required(blp)
 @json_required
 @blp.arguments(ChangePasswordSchema())
 @blp.response(
@@ -235,7 +212,12 @@ def me():
 )
 def change_password(data):
     """Change the password; every other session and older access token stops working."""
-    pair = accounts.change_password(current_user, data["current_password"], data["new_password"])
+    pair = accounts.change_password(
+        current_user,
+        jwt_checks.token_context().session,
+        data["current_password"],
+        data["new_password"],
+    )
     account_emails.send_password_changed(current_user)
     response = login_response(pair)
     # The change voided every device cookie; this browser has just proved the password.

@@ -8,11 +8,12 @@ from functools import wraps
 
 import flask_jwt_extended
 from flask import Response, current_app, request
-from flask_jwt_extended import current_user, verify_jwt_in_request
+from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
 from auth_service.errors import APIError, Error
 from auth_service.http.schemas import ErrorSchema
 from auth_service.security.jwt_checks import check_compact_form
+from auth_service.services import mfa
 from auth_service.services.sessions import TokenPair
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -115,6 +116,26 @@ def access_required(blp, superuser: bool = False):
                 guarded
             )
         return guarded
+
+    return decorator
+
+
+def aal2_required(blp):
+    """For an account with two-step verification on, an access token of a session that
+    has proven a second factor (403 ``mfa_required`` otherwise). Under access_required."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def stepped_up(*args, **kwargs):
+            mfa.require_aal2(current_user, get_jwt())
+            return fn(*args, **kwargs)
+
+        return blp.alt_response(
+            403,
+            schema=ErrorSchema,
+            description="Two-step verification is on and this session has not proven "
+            "a second factor (POST /auth/mfa/challenge)",
+        )(stepped_up)
 
     return decorator
 

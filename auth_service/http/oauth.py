@@ -17,8 +17,12 @@ from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
-from auth_service.http.auth import login_response
-from auth_service.http.common import access_required, set_refresh_cookies
+from auth_service.http.common import aal2_required, access_required, set_refresh_cookies
+from auth_service.http.responses import (
+    login_response,
+    mfa_required_response,
+    set_mfa_cookie,
+)
 from auth_service.http.schemas import (
     AuthorizationURLSchema,
     ErrorSchema,
@@ -31,7 +35,7 @@ from auth_service.http.schemas import (
 from auth_service.integrations import oauth_providers
 from auth_service.security import devices, jwt_checks, redirects
 from auth_service.security.limits import oauth_limit
-from auth_service.services import accounts, identities, sessions
+from auth_service.services import accounts, identities, mfa, mfa_login, sessions
 
 blp = Blueprint("oauth", __name__, url_prefix="/auth", description="Google and GitHub login")
 
@@ -77,6 +81,7 @@ def login(query, provider):
 
 @blp.route(f"/{PROVIDER}/link", methods=["POST"])
 @access_required(blp)
+@aal2_required(blp)
 @oauth_limit
 @blp.arguments(OAuthLoginQuerySchema(), location="query")
 @blp.arguments(LinkStartSchema(), required=False)
@@ -178,7 +183,9 @@ def callback(query, provider):
             return redirect(target, code=302)
         return jsonify(message=f"{oauth_providers.LABELS[provider]} is now linked to your account.")
     user = identities.sign_in(profile)
-    pair = sessions.start_session(user)
+    if mfa.enrolled(user):
+        return _second_step(user, next_url)
+    pair = sessions.start_session(user, [sessions.FEDERATED])
     target = next_url or current_app.config["FRONTEND_URL"]
     if target:
         response = redirect(target, code=302)
@@ -187,4 +194,19 @@ def callback(query, provider):
     else:
         response = login_response(pair)
     devices.remember(response, user)
+    return response
+
+
+def _second_step(user, next_url: str | None):
+    """An account with two-step verification on: no session yet. The browser goes to
+    FRONTEND_URL/mfa (or the login's ``next``) with the mfa token in its cookie, never
+    in the URL; without either, the JSON answer of POST /auth/login."""
+    token = mfa_login.begin(user, sessions.FEDERATED)
+    frontend = current_app.config["FRONTEND_URL"]
+    target = frontend.rstrip("/") + "/mfa" if frontend else next_url
+    if not target:
+        return mfa_required_response(token, mfa.methods(user.id))
+    response = redirect(target, code=302)
+    set_mfa_cookie(response, token)
+    response.headers["Cache-Control"] = "no-store"
     return response

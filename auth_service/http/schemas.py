@@ -254,6 +254,9 @@ class UserSchema(ma.Schema):
     is_active = fields.Boolean(dump_only=True)
     is_superuser = fields.Boolean(dump_only=True)
     has_password = fields.Boolean(dump_only=True)
+    mfa_enabled = fields.Boolean(
+        dump_only=True, metadata={"description": "Two-step verification is on"}
+    )
     email_verified = fields.DateTime(
         dump_only=True,
         allow_none=True,

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
-from auth_service.http.common import access_required, json_required
+from auth_service.http.common import aal2_required, access_required, json_required
 from auth_service.http.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
@@ -19,7 +19,7 @@ from auth_service.http.schemas import (
     UserUpdateSchema,
 )
 from auth_service.persistence.models import User
-from auth_service.services import accounts, identities
+from auth_service.services import accounts, identities, mfa
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -47,6 +47,7 @@ def update_me(changes):
 
 @blp.route("/me", methods=["DELETE"])
 @access_required(blp)
+@aal2_required(blp)
 @blp.arguments(DeleteAccountSchema(), required=False)
 @blp.response(204)
 @blp.alt_response(400, schema=ErrorSchema, description="Password missing or incorrect")
@@ -75,6 +76,7 @@ def list_identities():
     description="It is the last way to sign in (no password, no other identity)",
 )
 @access_required(blp)
+@aal2_required(blp)
 def unlink_identity(provider):
     """Unlink a provider; refused when the account would have no way left to sign in."""
     identities.unlink(current_user, provider)
@@ -111,10 +113,15 @@ def list_users(query):
 MAX_USER_ID = 2**31 - 1
 
 
-def _set_active(user_id: int, active: bool) -> User:
+def _user_or_404(user_id: int) -> User:
     user = db.session.get(User, user_id) if user_id <= MAX_USER_ID else None
     if user is None:
         raise APIError(Error.USER_NOT_FOUND)
+    return user
+
+
+def _set_active(user_id: int, active: bool) -> User:
+    user = _user_or_404(user_id)
     if not active and user.id == current_user.id:
         raise APIError(Error.CANNOT_DEACTIVATE_SELF)
     return accounts.set_active(user, active)
@@ -137,3 +144,13 @@ def activate(user_id):
 def deactivate(user_id):
     """Deactivate an account and revoke its sessions at once (superuser)."""
     return _set_active(user_id, False)
+
+
+@blp.route("/<int:user_id>/mfa", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def reset_mfa(user_id):
+    """Turn off two-step verification of a locked-out user: every factor and recovery code
+    is removed, and the user is emailed (superuser)."""
+    mfa.reset(_user_or_404(user_id))

@@ -1,4 +1,5 @@
-"""Database models: users, their sessions and refresh tokens, and their Google/GitHub identities."""
+"""Database models: users, their sessions and refresh tokens, their Google/GitHub identities,
+and their second factors."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class User(db.Model):
     email_verified: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # Picture given by Google/GitHub when the account was created through them.
     avatar_url: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+    # Two-step verification is on: the account has a verified factor. Kept with the
+    # factors, in their transaction (auth_service.services.mfa), so that a login and the
+    # aal2 rule read it with the account instead of querying the factors.
+    mfa_enabled: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
     refresh_tokens: so.WriteOnlyMapped[RefreshToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -118,6 +123,11 @@ class Session(db.Model):
     revoked_reason: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     # Authenticator assurance level (NIST 800-63B) the session was proven at.
     aal: so.Mapped[str] = so.mapped_column(sa.String(8), default="aal1")
+    # How it was proven: RFC 8176 method values, space-separated ("pwd otp mfa"); NULL
+    # for sessions from before two-step verification (their method was not recorded).
+    amr: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    # The last time the user proved a factor in it (the login, or a step-up): auth_time.
+    authenticated_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     user_agent: so.Mapped[str | None] = so.mapped_column(sa.String(255))
     ip_address: so.Mapped[str | None] = so.mapped_column(sa.String(45))
 
@@ -126,6 +136,11 @@ class Session(db.Model):
     def is_live(self, now: datetime) -> bool:
         """Unrevoked and unexpired."""
         return self.revoked_at is None and self.expires_at > now
+
+    @property
+    def methods(self) -> list[str]:
+        """The session's ``amr``, as a list."""
+        return self.amr.split() if self.amr else []
 
     def __repr__(self) -> str:
         return f"<Session {self.id} user={self.user_id}>"
@@ -197,3 +212,73 @@ class OAuthAccount(db.Model):
 
     def __repr__(self) -> str:
         return f"<OAuthAccount {self.provider}:{self.subject} user={self.user_id}>"
+
+
+class MfaFactor(db.Model):
+    """A second factor: an authenticator app (TOTP, RFC 6238), usable once verified."""
+
+    __tablename__ = "mfa_factors"
+    __table_args__ = (
+        # At most one enrolment in progress per account, whatever races to start one.
+        sa.Index(
+            "uq_mfa_factors_one_unverified",
+            "user_id",
+            unique=True,
+            postgresql_where=sa.text("verified_at IS NULL"),
+            sqlite_where=sa.text("verified_at IS NULL"),
+        ),
+    )
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    type: so.Mapped[str] = so.mapped_column(sa.String(16), default="totp")
+    # The shared secret, encrypted under KEY_ENCRYPTION_KEY (auth_service.security.sealing).
+    secret: so.Mapped[str] = so.mapped_column(sa.String(255))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # NULL while the enrolment awaits its first code; only verified factors sign in.
+    verified_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    last_used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # The time step of the last code accepted: it and every earlier one are spent.
+    last_used_step: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<MfaFactor {self.id} {self.type} user={self.user_id}>"
+
+
+class RecoveryCode(db.Model):
+    """A single-use recovery code, stored as its SHA-256 (80 random bits: not guessable)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (sa.UniqueConstraint("user_id", "code_hash"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: so.Mapped[str] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+
+class MfaChallenge(db.Model):
+    """The second step of a login: what an ``mfa_token`` stands for.
+
+    Only the token's SHA-256 is stored. Single use (``used_at``), bound to the account at
+    its token version and to the first factor (``amr``); ``attempts`` counts the codes
+    tried with it.
+    """
+
+    __tablename__ = "mfa_challenges"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_version: so.Mapped[int]
+    amr: so.Mapped[str] = so.mapped_column(sa.String(32))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)

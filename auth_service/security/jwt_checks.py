@@ -63,11 +63,14 @@ def init_app(app: Flask) -> None:
 # --- issuing ---------------------------------------------------------------------------
 
 
-def issue_access_token(user_id: int, version: int, session_id: str) -> str:
-    """An access token of session ``session_id`` for ``user_id`` at token version ``version``."""
-    return create_access_token(
-        identity=str(user_id), additional_claims={"sid": session_id, "ver": version}
-    )
+def issue_access_token(user_id: int, version: int, session: Session) -> str:
+    """An access token of ``session`` for ``user_id`` at token version ``version``, saying
+    how the session was proven: ``aal``, ``amr`` (RFC 8176) and ``auth_time``."""
+    claims = {"sid": session.id, "ver": version, "aal": session.aal, "amr": session.methods}
+    proven_at = session.authenticated_at or session.created_at
+    if proven_at is not None:
+        claims["auth_time"] = int(proven_at.timestamp())
+    return create_access_token(identity=str(user_id), additional_claims=claims)
 
 
 def issue_refresh_token(user_id: int, version: int, token, csrf: str) -> str:

@@ -1,7 +1,7 @@
-"""Failure budgets shared by every endpoint that checks a password.
+"""Failure budgets shared by every endpoint that checks a password or a second factor.
 
-Login, change-password and account deletion (and any later password check) spend the
-same budgets: per client network, per account and client network, and per account --
+Login, change-password and account deletion (and any later password check), and every
+check of a TOTP or recovery code, spend the same budgets: per client network, per account and client network, and per account --
 or, for a browser presenting the account's device cookie (auth_service.security.devices), per
 device instead of per account -- and the account's ceiling, which no device escapes. An
 account is ``user:<id>`` once it is known, whether the request named it by email or by
@@ -16,6 +16,7 @@ slots back, so only failures stay counted (docs/adr/0301-password-attempt-limits
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
@@ -80,10 +81,21 @@ def check_password(user: User | None, password: str, email: str | None = None) -
     429 before any hashing when a budget is spent.
     """
     password_hash = user.password_hash if user is not None else None
+    return _within_budgets(user, email, lambda: verify_password(password_hash, password))
+
+
+def check_second_factor(user: User, verify: Callable[[], bool]) -> bool:
+    """``verify()`` (a TOTP or recovery code check) under the same budgets as a password:
+    a wrong code counts as a failed login of the account."""
+    return _within_budgets(user, None, verify)
+
+
+def _within_budgets(user: User | None, email: str | None, verify: Callable[[], bool]) -> bool:
+    """``verify()`` once a slot of every budget is taken; the slots back if it passed."""
     if not current_app.config["RATELIMIT_ENABLED"]:
-        return verify_password(password_hash, password)
+        return verify()
     slots = _take_slots(_budgets(user, email))
-    valid = verify_password(password_hash, password)
+    valid = verify()
     # A deactivated account's login fails whatever the password: a refund would tell
     # the right one apart by the budget it leaves.
     if valid and user.is_active:

@@ -1,4 +1,5 @@
-"""Email verification, password reset and the "password changed" and "identity linked" notices.
+"""Email verification, password reset, and the notices of security changes: password
+changed, identity linked, two-step verification turned on or off, a recovery code used.
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
@@ -181,3 +182,26 @@ def send_identity_linked(user: User, provider_label: str, password_removed: bool
             linked_at=utcnow(),
         )
     )
+
+
+def send_mfa_enabled(user: User) -> None:
+    """Two-step verification is now on."""
+    _send(_compose("mfa_enabled", user, "Two-step verification was turned on", at=utcnow()))
+
+
+def send_mfa_disabled(user: User, by_admin: bool = False) -> None:
+    """Two-step verification is now off (the last factor removed, or reset by a superuser)."""
+    _send(
+        _compose(
+            "mfa_disabled",
+            user,
+            "Two-step verification was turned off",
+            at=utcnow(),
+            by_admin=by_admin,
+        )
+    )
+
+
+def send_recovery_code_used(user: User, left: int) -> None:
+    """A recovery code signed in; ``left`` unused codes remain."""
+    _send(_compose("recovery_code_used", user, "A recovery code was used", at=utcnow(), left=left))

@@ -10,7 +10,7 @@ from flask import current_app
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence import queries
-from auth_service.persistence.models import RefreshToken, User, utcnow
+from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 from auth_service.security.addresses import canonical_or_none, normalize_email
 from auth_service.security.password_attempts import check_password
 from auth_service.security.passwords import hash_password, needs_rehash
@@ -137,12 +137,16 @@ def set_password(user: User, new_password: str) -> None:
     sessions.revoke_user_tokens(user.id, sessions.REASON_PASSWORD)
 
 
-def change_password(user: User, current_password: str, new_password: str) -> sessions.TokenPair:
-    """Check the current password, set the new one, and start a fresh session."""
+def change_password(
+    user: User, session: Session, current_password: str, new_password: str
+) -> sessions.TokenPair:
+    """Check the current password, set the new one, and start a fresh session in place of
+    ``session``, proven as it was (a second factor included) and by the password now."""
     if not check_password(user, current_password):
         raise APIError(Error.INVALID_PASSWORD, "The current password is incorrect.")
     set_password(user, new_password)
-    return sessions.start_session(user)
+    methods = list(dict.fromkeys([*session.methods, sessions.PASSWORD]))
+    return sessions.start_session(user, methods, aal=session.aal)
 
 
 def update_profile(user: User, changes: dict) -> User:

@@ -81,7 +81,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     jti = token.jti
     if token.spent_at is None:
         child = _child(token.family_id, user_id, token.expires_at)
-        pair = encode_pair(user_id, version, child)
+        pair = encode_pair(user_id, version, child, token.session)
         if _spend(jti, child, version):
             return pair
         # Revoked, deleted, or its owner changed meanwhile; or spent by a concurrent refresh.
@@ -94,7 +94,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     family_id = token.family_id
     live = _live_descendant(token, now, grace)
     if live is not None:
-        answer = encode_pair(user_id, version, live)
+        answer = encode_pair(user_id, version, live, live.session)
         if _claim_grace(jti, now):
             return answer
     if not revoke_family(family_id, REASON_REUSE):

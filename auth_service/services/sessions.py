@@ -18,6 +18,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from flask import current_app, request
@@ -36,6 +37,12 @@ REASON_DEACTIVATED = "deactivated"
 REASON_SESSION_REVOKED = "session_revoked"
 REASON_ACCOUNT_DELETED = "account_deleted"
 REASON_IDENTITY_LINKED = "identity_linked"
+REASON_MFA_ENABLED = "mfa_enabled"
+# How a session was proven (its amr, RFC 8176): a password; Google or GitHub ("fed" is
+# ours: a provider does not tell us how it signed the user in); more than one factor.
+PASSWORD = "pwd"
+FEDERATED = "fed"
+MULTIPLE_FACTORS = "mfa"
 
 
 @dataclass
@@ -74,21 +81,24 @@ def csrf_value(family_id: str) -> str:
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
-def encode_pair(user_id: int, version: int, token) -> TokenPair:
-    """A fresh access token and the refresh token of ``token`` (a RefreshToken, or
-    anything with its jti, family_id, created_at and expires_at) for user ``user_id``
-    at token version ``version``."""
+def encode_pair(user_id: int, version: int, token, session: Session) -> TokenPair:
+    """A fresh access token of ``session`` and the refresh token of ``token`` (a
+    RefreshToken, or anything with its jti, family_id, created_at and expires_at) for
+    user ``user_id`` at token version ``version``."""
     csrf = csrf_value(token.family_id)
     return TokenPair(
-        jwt_checks.issue_access_token(user_id, version, token.family_id),
+        jwt_checks.issue_access_token(user_id, version, session),
         jwt_checks.issue_refresh_token(user_id, version, token, csrf),
         token.expires_at,
         csrf,
     )
 
 
-def start_session(user: User, aal: str = "aal1") -> TokenPair:
-    """Begin a new session for ``user`` with its first refresh token (not committed).
+def start_session(
+    user: User, methods: list[str], aal: str = "aal1", authenticated_at: datetime | None = None
+) -> TokenPair:
+    """Begin a new session for ``user``, proven by ``methods`` (RFC 8176 ``amr`` values)
+    at level ``aal``, with its first refresh token (not committed).
 
     The request commits the rows with whatever else its session holds (a changed
     password, a new account), before the pair reaches the client.
@@ -100,6 +110,8 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
         user_id=user.id,
         created_at=now,
         aal=aal,
+        amr=" ".join(methods),
+        authenticated_at=authenticated_at or now,
         expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
         **client,
     )
@@ -112,7 +124,7 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
         **client,
     )
     db.session.add_all([session, token])
-    return encode_pair(user.id, user.token_version, token)
+    return encode_pair(user.id, user.token_version, token, session)
 
 
 def hold_live_session(session_id: str, user_id: int) -> bool:
@@ -145,6 +157,68 @@ def revoke_family(family_id: str, reason: str) -> int:
 def revoke_user_tokens(user_id: int, reason: str) -> int:
     """Revoke every session of a user and their tokens (not committed); how many sessions."""
     return _revoke(Session.user_id == user_id, RefreshToken.user_id == user_id, reason)
+
+
+def revoke_other_sessions(user_id: int, keep: str, reason: str) -> int:
+    """Revoke every session of a user but ``keep`` (not committed); how many sessions."""
+    return _revoke(
+        sa.and_(Session.user_id == user_id, Session.id != keep),
+        sa.and_(RefreshToken.user_id == user_id, RefreshToken.family_id != keep),
+        reason,
+    )
+
+
+def elevate(user: User, session: Session, methods: list[str]) -> TokenPair:
+    """Raise live ``session`` to aal2 once the user has proven a second factor
+    (``methods``), with a fresh pair (not committed); a 401 when the session has ended.
+
+    The session's live refresh token is spent in favour of the new one, as a rotation
+    would: presented again it is a duplicate or a reuse. The session row is written
+    first, so a revocation racing the step-up is ordered as one racing a rotation.
+    """
+    now = utcnow()
+    proven = list(dict.fromkeys([*session.methods, *methods, MULTIPLE_FACTORS]))
+    raised = db.session.execute(
+        sa.update(Session)
+        .where(
+            Session.id == session.id,
+            Session.user_id == user.id,
+            Session.revoked_at.is_(None),
+            Session.expires_at > now,
+        )
+        .values(aal="aal2", amr=" ".join(proven), authenticated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if raised != 1:
+        raise APIError(Error.TOKEN_REVOKED)
+    token = RefreshToken(
+        jti=new_uuid(),
+        family_id=session.id,
+        user_id=user.id,
+        created_at=now,
+        expires_at=session.expires_at,
+        **client_details(),
+    )
+    db.session.execute(
+        sa.update(RefreshToken)
+        .where(
+            RefreshToken.family_id == session.id,
+            RefreshToken.spent_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(spent_at=now, replaced_by=token.jti)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.add(token)
+    # What the new access token says of the session, as the row now holds it.
+    state = SimpleNamespace(
+        id=session.id,
+        aal="aal2",
+        methods=proven,
+        authenticated_at=now,
+        created_at=session.created_at,
+    )
+    return encode_pair(user.id, user.token_version, token, state)
 
 
 def _revoke(which_sessions, which_tokens, reason: str) -> int:

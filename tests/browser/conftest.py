@@ -17,6 +17,7 @@ per page of a failed test.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -178,7 +179,11 @@ def clean_db():
 
 
 # One pair for every server of the session: they share a database, like instances.
-SECRETS = {"SECRET_KEY": secrets.token_urlsafe(36), "JWT_SECRET_KEY": secrets.token_urlsafe(36)}
+SECRETS = {
+    "SECRET_KEY": secrets.token_urlsafe(36),
+    "JWT_SECRET_KEY": secrets.token_urlsafe(36),
+    "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+}
 
 
 def browser_env(database_url: str, settings: dict) -> dict:

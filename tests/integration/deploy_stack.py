@@ -12,6 +12,7 @@ Every wait is bounded; every process is stopped (SIGTERM, then SIGKILL) by ``clo
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import json
@@ -485,6 +486,7 @@ def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
         "APP_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+        "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "TRUSTED_PROXIES": "1",

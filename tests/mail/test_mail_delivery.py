@@ -306,6 +306,7 @@ def test_production_without_a_public_url_warns(second_app, caplog):
     class NoPublicURL(ProductionConfig):
         SECRET_KEY = PRODUCTION_SECRETS["SECRET_KEY"]
         JWT_SECRET_KEY = PRODUCTION_SECRETS["JWT_SECRET_KEY"]
+        KEY_ENCRYPTION_KEY = PRODUCTION_SECRETS["KEY_ENCRYPTION_KEY"]
         DATABASE_URL = TestingConfig.DATABASE_URL
         READ_ENVIRONMENT = False
 
