@@ -48,10 +48,19 @@ migrate: install  ## apply database migrations
 run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
 	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: lint test-fast test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
+test: lint test-fast test-typescript test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
 
 test-fast: install-dev  ## the test suite without the fuzz run, the integration and browser suites
-	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser
+	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser \
+		--ignore=tests/typescript
+
+# A TypeScript client generated from /openapi.json by openapi-typescript, and tsc on a
+# sample that uses it (tests/typescript): a breaking change to the document fails here.
+# npm installs the packages pinned in tests/typescript/package-lock.json; without npm the
+# test is skipped, or fails when CI is set (.ci/run installs npm).
+test-typescript: install-dev  ## the API document as a TypeScript client sees it (needs node and npm)
+	if command -v npm >/dev/null; then cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error; fi
+	$(PYTEST) tests/typescript
 
 # Schemathesis against the app under gunicorn on its own database (tests/fuzz),
 # fixed seed (FUZZ_SEED), at most FUZZ_MAX_EXAMPLES generated cases per operation.
