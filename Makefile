@@ -1,10 +1,12 @@
 # Two commands: `make run` and `make test`. Only Python 3.11+ and make are needed.
 PYTHON ?= python3
 VENV   ?= .venv
-PORT   ?= 8000
 BIN    := $(VENV)/bin
 # make run serves plain http on localhost: the development config (see config.py).
 RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
+# The port as the app sees it (config.PORT: the environment, then .env, then 8000), so
+# that make run serves where the app's email links point.
+RUN_PORT = $$($(BIN)/python -c 'import config; print(config.PORT)')
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
@@ -45,8 +47,17 @@ lint: install-dev  ## ruff check + ruff format --check
 migrate: install  ## apply database migrations
 	$(RUN_ENV) $(BIN)/flask db upgrade
 
-run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
-	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+# flask reads .flaskenv (gunicorn never does): `.venv/bin/flask users list` in a new shell
+# then finds the development config make run used. Written when missing, never replaced;
+# a .env or the environment still wins over it.
+.flaskenv:
+	@printf '%s\n' '# Written by make run: the flask command uses the development config, as make run does.' \
+		'# Delete this file, or set APP_ENV in .env or the environment, to change that.' \
+		'APP_ENV=development' > $@
+	@echo "make run: wrote .flaskenv (APP_ENV=development), so .venv/bin/flask ... in any shell uses the development config"
+
+run: .flaskenv migrate  ## serve on http://127.0.0.1:$PORT (PORT from the environment or .env, default 8000) with an embedded SQLite database
+	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(RUN_PORT)
 
 test: lint test-fast test-typescript test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
 

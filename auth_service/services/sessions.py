@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app, request
+from flask import current_app, g, request
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
@@ -112,7 +112,14 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
         **client,
     )
     db.session.add_all([session, token])
+    # A login presents no token that would name its account: the request log asks here.
+    g.started_session = session
     return encode_pair(user.id, user.token_version, token)
+
+
+def started_session() -> Session | None:
+    """The session this request started (a login), if it started one."""
+    return g.get("started_session")
 
 
 def hold_live_session(session_id: str, user_id: int) -> bool:

@@ -165,9 +165,9 @@ def test_the_app_logs_the_real_client_ip_and_ignores_a_forged_one(http, stack, u
     assert [s["ip_address"] for s in sessions.json()] == ["127.0.0.2"]
     lines = lines_with(stack, request_id)
     assert lines["gunicorn.access"]["client_ip"] == "127.0.0.2"
-    assert lines["gunicorn.access"]["user_id"] is None  # a login verifies no token
-    # The request line of an authenticated request names its user.
+    # The request line of a login and of an authenticated request name the user.
     user_id = claims(login.json()["access_token"])["sub"]
+    assert lines["gunicorn.access"]["user_id"] == int(user_id)
     listed = lines_with(stack, sessions.headers["X-Request-ID"])["gunicorn.access"]
     assert (listed["path"], listed["user_id"]) == ("/auth/active-sessions", int(user_id))
     assert [x["client_ip"] for x in nginx_lines(stack.plain, request_id)] == ["127.0.0.2"]
