@@ -181,8 +181,7 @@ def _user_id() -> int | None:
     try:
         sub = get_jwt().get("sub")
     except RuntimeError:  # flask-jwt-extended: no token was verified in this request
-        started = sessions.started_session()
-        return started.user_id if started is not None else None
+        return sessions.session_started_for()
     return int(sub) if isinstance(sub, str) and sub.isascii() and sub.isdigit() else None
 
 

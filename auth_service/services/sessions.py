@@ -112,14 +112,15 @@ def start_session(user: User, aal: str = "aal1") -> TokenPair:
         **client,
     )
     db.session.add_all([session, token])
-    # A login presents no token that would name its account: the request log asks here.
-    g.started_session = session
+    # A login presents no token that would name its account: the request log asks here
+    # (the id itself: the row is expired by the commit before the log line is written).
+    g.session_started_for = user.id
     return encode_pair(user.id, user.token_version, token)
 
 
-def started_session() -> Session | None:
-    """The session this request started (a login), if it started one."""
-    return g.get("started_session")
+def session_started_for() -> int | None:
+    """The account of the session this request started (a login), if it started one."""
+    return g.get("session_started_for")
 
 
 def hold_live_session(session_id: str, user_id: int) -> bool:
