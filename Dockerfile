@@ -8,7 +8,7 @@
 
 # --- build: dependencies into a virtualenv (binary wheels, or pure-Python sdists), every
 # file checked against its hash in the lock (requirements.txt, compiled by `make lock`)
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11.13-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -16,7 +16,7 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.txt
 
 # --- runtime: the virtualenv, the code, an unprivileged user
-FROM python:3.11-slim-bookworm AS runtime
+FROM python:3.11.13-slim-bookworm AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

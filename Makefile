@@ -1,10 +1,12 @@
 # Two commands: `make run` and `make test`. Only Python 3.11+ and make are needed.
 PYTHON ?= python3
 VENV   ?= .venv
-PORT   ?= 8000
 BIN    := $(VENV)/bin
 # make run serves plain http on localhost: the development config (see config.py).
 RUN_ENV := APP_ENV=$(or $(APP_ENV),development)
+# The port as the app sees it (config.PORT: the environment, then .env, then 8000), so
+# that make run serves where the app's email links point.
+RUN_PORT = $$($(BIN)/python -c 'import config; print(config.PORT)')
 
 PYTEST := $(BIN)/python -m pytest -c tests/pytest.ini
 
@@ -45,13 +47,31 @@ lint: install-dev  ## ruff check + ruff format --check
 migrate: install  ## apply database migrations
 	$(RUN_ENV) $(BIN)/flask db upgrade
 
-run: migrate  ## serve on http://127.0.0.1:$(PORT) with an embedded SQLite database
-	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+# flask reads .flaskenv (gunicorn never does): `.venv/bin/flask users list` in a new shell
+# then finds the development config make run used. Written when missing, never replaced;
+# a .env or the environment still wins over it.
+.flaskenv:
+	@printf '%s\n' '# Written by make run: the flask command uses the development config, as make run does.' \
+		'# Delete this file, or set APP_ENV in .env or the environment, to change that.' \
+		'APP_ENV=development' > $@
+	@echo "make run: wrote .flaskenv (APP_ENV=development), so .venv/bin/flask ... in any shell uses the development config"
 
-test: lint test-fast test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
+run: .flaskenv migrate  ## serve on http://127.0.0.1:$PORT (PORT from the environment or .env, default 8000) with an embedded SQLite database
+	$(RUN_ENV) $(BIN)/flask run --host 127.0.0.1 --port $(RUN_PORT)
+
+test: lint test-fast test-typescript test-fuzz test-integration test-browser  ## lint, then the full suite (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)
 
 test-fast: install-dev  ## the test suite without the fuzz run, the integration and browser suites
-	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser
+	$(PYTEST) tests --ignore=tests/fuzz --ignore=tests/integration --ignore=tests/browser \
+		--ignore=tests/typescript
+
+# A TypeScript client generated from /openapi.json by openapi-typescript, and tsc on a
+# sample that uses it (tests/typescript): a breaking change to the document fails here.
+# npm installs the packages pinned in tests/typescript/package-lock.json; without npm the
+# test is skipped, or fails when CI is set (.ci/run installs npm).
+test-typescript: install-dev  ## the API document as a TypeScript client sees it (needs node and npm)
+	if command -v npm >/dev/null; then cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error; fi
+	$(PYTEST) tests/typescript
 
 # Schemathesis against the app under gunicorn on its own database (tests/fuzz),
 # fixed seed (FUZZ_SEED), at most FUZZ_MAX_EXAMPLES generated cases per operation.

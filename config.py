@@ -35,8 +35,8 @@ load_dotenv(BASE_DIR / ".env", override=False)
 
 # Variables read here besides the settings; a #: comment is their description in
 # docs/configuration.md, as for the settings below.
-#: Port of `make run`, which development's `PUBLIC_BASE_URL` points at; gunicorn's
-#: port on 127.0.0.1 when `GUNICORN_BIND` is unset.
+#: Port of `make run` (read from here, so `.env` sets it too), which development's
+#: `PUBLIC_BASE_URL` points at; gunicorn's port on 127.0.0.1 when `GUNICORN_BIND` is unset.
 PORT = os.environ.get("PORT", "8000")
 #: Database of the test suite (`TestingConfig`); CI also runs the suite on PostgreSQL.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'test.db'}")

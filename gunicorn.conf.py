@@ -1,9 +1,10 @@
 """gunicorn settings for auth_service: ``gunicorn -c gunicorn.conf.py`` (serves wsgi:app).
 
-Every setting comes from the environment, with defaults sized from the machine's
-cores; docs/deployment.md lists the variables. This file imports neither
-auth_service nor config (nor reads .env): it is read by the master before the app
-exists, and again on every HUP.
+Every setting comes from the environment, then the checkout's ``.env`` (as config.py
+reads it: real environment variables win), with defaults sized from the machine's
+cores; docs/deployment.md lists the variables. This file does not import
+auth_service or config: it is read by the master before the app exists, and again on
+every HUP.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import json
 import logging
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
+from dotenv import load_dotenv
 from gunicorn import glogging
+
+# The same .env the app reads (config.py), so that gunicorn and the app agree on PORT,
+# TRUSTED_PROXIES and LOG_LEVEL; the Docker image has none (.dockerignore).
+load_dotenv(Path(__file__).resolve().with_name(".env"), override=False)
 
 
 def _int(name: str, default: int) -> int:

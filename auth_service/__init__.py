@@ -5,10 +5,37 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import BASE_DIR, INSTANCE_DIR, Config, config_class_from_env, load_config
+from config import (
+    BASE_DIR,
+    INSTANCE_DIR,
+    Config,
+    ConfigError,
+    config_class_from_env,
+    load_config,
+)
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
+    """Build the app; a bad configuration stops it with one line.
+
+    Under the ``flask`` command a bad configuration gives an app whose command groups
+    fail with that line, so that ``flask --help`` still lists them (cli_failures).
+    """
+    try:
+        return build_app(config_class)
+    except ConfigError as error:
+        from auth_service import cli_failures
+
+        if not cli_failures.loaded_by_flask_command():
+            raise
+        from flask_migrate.cli import db as migrations_cli
+
+        from auth_service.cli import tokens_cli, users_cli
+
+        return cli_failures.unconfigured_app(error, [migrations_cli, users_cli, tokens_cli])
+
+
+def build_app(config_class: type[Config] | None = None) -> Flask:
     """Build the app from small ``register_*`` steps."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_mapping(load_config(config_class or config_class_from_env()))
@@ -113,8 +140,11 @@ def register_commit_point(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users ...`` and ``flask tokens ...``."""
+    """``flask users ...`` and ``flask tokens ...``; flask-migrate's ``flask db ...``
+    reports an unreachable database in one line too."""
     from auth_service.cli import tokens_cli, users_cli
+    from auth_service.cli_failures import guarded
 
+    app.cli.add_command(guarded(app.cli.commands["db"], migrated=False))
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)

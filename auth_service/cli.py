@@ -11,16 +11,17 @@ from datetime import timedelta
 import click
 import marshmallow as ma
 import sqlalchemy as sa
-from flask.cli import AppGroup
 
+from auth_service.cli_failures import DatabaseCommandGroup
 from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.http.schemas import SignupSchema
 from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 from auth_service.services import account_emails, accounts, mfa, mfa_login
 
-users_cli = AppGroup("users", help="Manage user accounts.")
-tokens_cli = AppGroup("tokens", help="Maintain the refresh_tokens table.")
+# A database that is down, missing or not migrated stops these in one line.
+users_cli = DatabaseCommandGroup("users", help="Manage user accounts.")
+tokens_cli = DatabaseCommandGroup("tokens", help="Maintain the refresh_tokens table.")
 
 
 def _api_errors_as_usage(command):

@@ -21,7 +21,12 @@ LAYERS = [
     {"auth_service.security"},
     {"auth_service.integrations"},
     {"auth_service.services"},
-    {"auth_service.http", "auth_service.cli", "auth_service.observability"},
+    {
+        "auth_service.http",
+        "auth_service.cli",
+        "auth_service.cli_failures",
+        "auth_service.observability",
+    },
     {"auth_service"},
 ]
 # Code of ours outside the package: the top-level modules, bench/, tests/ and their helpers.

@@ -97,7 +97,7 @@ def test_app_instances_are_wired_to_postgres_redis_and_nginx(services):
             "${POSTGRES_PASSWORD" in url and "${POSTGRES_PASSWORD" in postgres["POSTGRES_PASSWORD"]
         )
         # Secrets come from the operator, required, never defaulted.
-        for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        for key in ("SECRET_KEY", "JWT_SECRET_KEY", "KEY_ENCRYPTION_KEY"):
             assert env[key].startswith("${" + key + ":?")
 
 
@@ -163,55 +163,100 @@ def compose_command() -> list[str] | None:
     return ["docker-compose"] if shutil.which("docker-compose") else None
 
 
+def _compose_config(command, project: Path, env: dict) -> subprocess.CompletedProcess:
+    """``config`` of docker-compose.yml in ``project`` (its .env), no shell variable but
+    ``env``'s."""
+    empty_env = project / "empty.env"
+    empty_env.write_text("")
+    return subprocess.run(
+        [
+            *command,
+            "--env-file",
+            str(empty_env),
+            "--project-directory",
+            str(project),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+        ],
+        env={"PATH": os.environ["PATH"], "HOME": str(project), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_compose_file_passes_docker_compose_config(tmp_path):
-    """Compose's own validation (needs no engine), where a compose client is installed."""
+    """Compose's own validation (needs no engine), where a compose client is installed:
+    the Compose Specification's schema (docker compose v2, or docker-compose 1.27+)."""
     command = compose_command()
     if command is None:
         unavailable(
             "no docker compose client here; the YAML checks above still ran",
             ".ci/run installs docker-compose",
         )
-    empty_env = tmp_path / "empty.env"
-    empty_env.write_text("")
-    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [
-            *command,
-            "--env-file",
-            str(empty_env),
-            "-f",
-            str(ROOT / "docker-compose.yml"),
-            "config",
-            "-q",
-        ],
-        env={
-            **environ,
-            "SECRET_KEY": "s" * 48,
-            "JWT_SECRET_KEY": "j" * 48,
-            "KEY_ENCRYPTION_KEY": "k" * 44,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    # .env as a newcomer has it: .env.example with a few settings of their own.
+    (tmp_path / ".env").write_text(
+        (ROOT / ".env.example").read_text()
+        + "PUBLIC_BASE_URL=https://auth.example.com\nMAIL_BACKEND=smtp\n"
+        + "GOOGLE_CLIENT_ID=id-from-env\nCORS_ORIGINS=https://app.example.com\n"
     )
+    secrets = {"SECRET_KEY": "s" * 48, "JWT_SECRET_KEY": "j" * 48, "KEY_ENCRYPTION_KEY": "k" * 44}
+    result = _compose_config(command, tmp_path, secrets)
     assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("app1", "app2"):
+        env = services[name]["environment"]
+        # .env reaches the apps...
+        assert env["PUBLIC_BASE_URL"] == "https://auth.example.com"
+        assert (env["MAIL_BACKEND"], env["GOOGLE_CLIENT_ID"]) == ("smtp", "id-from-env")
+        assert env["CORS_ORIGINS"] == "https://app.example.com"
+        # ...and the compose-specific values win over what it says for make run.
+        assert (env["APP_ENV"], env["TRUSTED_PROXIES"]) == ("production", "1")
+        assert env["DATABASE_URL"].endswith("@postgres:5432/auth_service")
+        assert env["SECRET_KEY"] == "s" * 48
     # Without the secrets it refuses to start, saying what to set.
-    refused = subprocess.run(
-        [
-            *command,
-            "--env-file",
-            str(empty_env),
-            "-f",
-            str(ROOT / "docker-compose.yml"),
-            "config",
-            "-q",
-        ],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = _compose_config(command, tmp_path, {})
     assert refused.returncode != 0 and "set SECRET_KEY in .env" in refused.stderr
+
+
+PINNED_IMAGE = re.compile(r"([^:@]+)(?::(\d+(?:\.\d+)+)[-\w.]*|@sha256:[0-9a-f]{64})")
+# Their releases are numbered major.minor: 15.13 is one exact release.
+TWO_PART_RELEASES = {"postgres", "dpage/pgadmin4"}
+
+
+def test_every_image_is_pinned_to_an_exact_version(services, dockerfile):
+    images = [s["image"] for n, s in services.items() if "build" not in s]
+    images += [args.split()[0] for instruction, args in dockerfile if instruction == "FROM"]
+    assert len(images) == 6
+    for image in images:
+        pinned = PINNED_IMAGE.fullmatch(image)
+        assert pinned, f"{image}: pin an exact version or a digest"
+        name, version = pinned.groups()
+        if version is not None:
+            parts = 2 if name in TWO_PART_RELEASES else 3
+            assert version.count(".") + 1 >= parts, f"{image}: pin the exact release"
+
+
+def test_every_service_is_hardened_where_its_image_allows(services):
+    for name, service in services.items():
+        if name == "pgadmin":  # binds port 80 through a file capability (see the file)
+            continue
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["cap_drop"] == ["ALL"], name
+    for name in ("app1", "app2", "redis", "nginx"):
+        assert services[name]["read_only"] is True, name
+    assert "cap_add" not in services["app1"] and "cap_add" not in services["redis"]
+
+
+def test_apps_get_env_file_with_compose_values_on_top(services):
+    for name in ("app1", "app2"):
+        assert services[name]["env_file"] == ".env"
+
+
+def test_pgadmin_has_a_healthcheck(services):
+    check = services["pgadmin"]["healthcheck"]
+    assert "/misc/ping" in " ".join(check["test"])
 
 
 # --- pgadmin/servers.json -------------------------------------------------------------

@@ -69,6 +69,20 @@ def test_user_id_is_logged_once_a_token_is_verified(
     assert record.user_id == int(claims(alice_tokens["access_token"])["sub"])
 
 
+def test_a_successful_login_logs_the_account_it_signed_in(client, alice_tokens, request_lines):
+    response = client.post("/auth/login", json={"email": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 200
+    record = request_lines()[-1]
+    assert (record.path, record.status) == ("/auth/login", 200)
+    assert record.user_id == int(claims(alice_tokens["access_token"])["sub"])
+
+
+def test_a_failed_login_logs_no_user_id(client, alice_tokens, request_lines):
+    response = client.post("/auth/login", json={"email": "alice@example.com", "password": "nope"})
+    assert response.status_code == 401
+    assert request_lines()[-1].user_id is None
+
+
 def test_refused_token_logs_no_user_id(client, alice_tokens, request_lines):
     client.get(
         "/auth/me", headers={"Authorization": "Bearer " + alice_tokens["access_token"][:-3] + "AAA"}
@@ -401,3 +415,27 @@ def test_without_its_own_request_line_the_app_still_tags_the_response(
     assert me.headers[REQUEST_ID_HEADER] == "trace-7"
     assert GENERATED_ID.fullmatch(anonymous.headers[REQUEST_ID_HEADER])
     assert [environ[USER_ID_ENVIRON_KEY] for environ in environs] == [me.json["id"], None]
+
+
+def test_the_development_server_does_not_log_each_request_a_second_time(app, caplog):
+    """flask run (werkzeug's server) writes a line per request of its own; the app's
+    line has more, so werkzeug's is dropped and its other lines kept."""
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    caplog.set_level(logging.INFO)
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz") as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        thread.join()
+    lines = [r for r in caplog.records if r.name in ("werkzeug", "auth_service.request")]
+    assert [r.name for r in lines] == ["auth_service.request"]
+    logging.getLogger("werkzeug").info(" * Running on http://127.0.0.1:8000")
+    assert caplog.records[-1].getMessage().endswith("Running on http://127.0.0.1:8000")

@@ -6,7 +6,7 @@ response and stamped on every log line written while the request runs, so nginx'
 gunicorn's and the app's lines about one request can be joined.
 
 The request line carries method, path, status, duration, request id, user id (once a
-token has been verified) and the client IP, which is ``request.remote_addr``: the
+token has been verified, or a login started a session) and the client IP, which is ``request.remote_addr``: the
 socket peer, or what ProxyFix took from a trusted proxy (never a raw
 X-Forwarded-For). Query strings, headers and bodies are never logged: they are where
 tokens, passwords and cookies travel.
@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import get_jwt
+
+from auth_service.services import sessions
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # The same header as the WSGI server hands it over (PEP 3333): read from the environ,
@@ -129,6 +131,22 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# The format of the line werkzeug's development server (flask run) writes per request.
+_DEV_SERVER_REQUEST_LINE = '"%s" %s %s'
+
+
+class DevServerRequestLineFilter(logging.Filter):
+    """Drop the development server's own line per request: the app writes a fuller one
+    (LOG_REQUESTS), and two lines per request halve what a terminal shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and isinstance(record.msg, str)
+            and record.msg.rstrip("\n").endswith(_DEV_SERVER_REQUEST_LINE)
+        )
+
+
 def configure_logging(json_lines: bool) -> None:
     """Log to stderr, one JSON object per line (``json_lines``) or plain text.
 
@@ -158,11 +176,12 @@ def request_id() -> str:
 
 
 def _user_id() -> int | None:
-    """The ``sub`` of a token this request verified, if it verified one."""
+    """The ``sub`` of a token this request verified, or the account of the session it
+    started (a login)."""
     try:
         sub = get_jwt().get("sub")
     except RuntimeError:  # flask-jwt-extended: no token was verified in this request
-        return None
+        return sessions.session_started_for()
     return int(sub) if isinstance(sub, str) and sub.isascii() and sub.isdigit() else None
 
 
@@ -217,5 +236,8 @@ def init_app(app: Flask) -> None:
     if app.config["LOG_REQUESTS"]:
         app.before_request(start_timer)
         app.after_request(log_request)
+        dev_server = logging.getLogger("werkzeug")
+        if not any(isinstance(f, DevServerRequestLineFilter) for f in dev_server.filters):
+            dev_server.addFilter(DevServerRequestLineFilter())
     else:
         app.after_request(tag_response)

@@ -162,6 +162,9 @@ def rate_limit(*limits: Limit, fail_open: bool = False):
                 )
             return view(*args, **kwargs)
 
+        # Read by the API document (auth_service.http.api_docs): a limited operation
+        # documents its 429, and its 503 when it does not fail open.
+        limited.rate_limit_fails_open = fail_open and getattr(view, "rate_limit_fails_open", True)
         return limited
 
     return decorate

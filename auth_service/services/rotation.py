@@ -94,7 +94,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     family_id = token.family_id
     live = _live_descendant(token, now, grace)
     if live is not None:
-        answer = encode_pair(user_id, version, live, live.session)
+        answer = encode_pair(user_id, version, live, token.session)
         if _claim_grace(jti, now):
             return answer
     if not revoke_family(family_id, REASON_REUSE):

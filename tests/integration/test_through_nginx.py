@@ -165,9 +165,9 @@ def test_the_app_logs_the_real_client_ip_and_ignores_a_forged_one(http, stack, u
     assert [s["ip_address"] for s in sessions.json()] == ["127.0.0.2"]
     lines = lines_with(stack, request_id)
     assert lines["gunicorn.access"]["client_ip"] == "127.0.0.2"
-    assert lines["gunicorn.access"]["user_id"] is None  # a login verifies no token
-    # The request line of an authenticated request names its user.
+    # The request line of a login and of an authenticated request name the user.
     user_id = claims(login.json()["access_token"])["sub"]
+    assert lines["gunicorn.access"]["user_id"] == int(user_id)
     listed = lines_with(stack, sessions.headers["X-Request-ID"])["gunicorn.access"]
     assert (listed["path"], listed["user_id"]) == ("/auth/active-sessions", int(user_id))
     assert [x["client_ip"] for x in nginx_lines(stack.plain, request_id)] == ["127.0.0.2"]
@@ -225,9 +225,26 @@ def test_the_request_id_is_passed_through_or_made_by_nginx(http, stack):
     # nginx's id is the one every layer logged, in one request line (gunicorn's).
     assert set(lines_with(stack, made)) == {"gunicorn.access"}
     assert nginx_lines(stack.plain, made)[0]["status"] == 200
-    # An id the app finds unacceptable is replaced (and the replacement is logged).
-    bad = http.get(stack.plain.url + "/healthz", headers={"X-Request-ID": "x" * 300}, timeout=10)
-    assert REQUEST_ID.fullmatch(bad.headers["X-Request-ID"])
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "two words", "caf\u00e9"])
+def test_nginx_and_the_app_agree_on_a_replaced_request_id(http, stack, bad):
+    """An id the app would refuse is replaced by nginx, and the app keeps nginx's: the
+    response, nginx's line and gunicorn's carry the same one."""
+    answer = http.get(
+        stack.plain.url + "/healthz", headers={"X-Request-ID": bad.encode()}, timeout=10
+    )
+    replaced = answer.headers["X-Request-ID"]
+    assert REQUEST_ID.fullmatch(replaced)
+    assert set(lines_with(stack, replaced)) == {"gunicorn.access"}
+    assert nginx_lines(stack.plain, replaced)[0]["status"] == 200
+
+
+def test_the_longest_id_the_app_accepts_passes_nginx_unchanged(http, stack):
+    longest = "!" + "~" * 127
+    answer = http.get(stack.plain.url + "/healthz", headers={"X-Request-ID": longest}, timeout=10)
+    assert answer.headers["X-Request-ID"] == longest
+    assert nginx_lines(stack.plain, longest)[0]["status"] == 200
 
 
 def test_a_refresh_token_rotated_on_one_instance_is_spent_on_the_other(http, direct, stack, unique):
