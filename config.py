@@ -178,7 +178,8 @@ class Config:
     #: revoking the session.
     REFRESH_REUSE_GRACE_SECONDS = 2
     #: Seconds since sign-in within which a password-less account may link a provider
-    #: (accounts with a password confirm with it instead).
+    #: (accounts with a password confirm with it instead), and any account may enrol an
+    #: authenticator app without confirming with its password.
     REAUTHENTICATION_MAX_AGE = timedelta(minutes=5)
     # Two-step verification (docs/two-step-verification.md).
     #: Seconds an `mfa_token` (the login's second step) stays usable.

@@ -31,7 +31,7 @@ from auth_service.http.responses import (
     mfa_csrf_subject,
     unset_mfa_cookie,
 )
-from auth_service.http.schemas import ErrorSchema, TokenPairSchema
+from auth_service.http.schemas import ErrorSchema, ReauthenticationSchema, TokenPairSchema
 from auth_service.persistence.models import utcnow
 from auth_service.security import cors, devices, jwt_checks
 from auth_service.security.limits import login_limit, password_change_limit
@@ -53,14 +53,28 @@ def _session():
 @password_change_limit
 @access_required(blp)
 @aal2_required(blp)
+@blp.arguments(ReauthenticationSchema(), required=False)
 @blp.response(201, TotpEnrolmentSchema)
-def start_totp():
+@blp.alt_response(
+    400,
+    schema=ErrorSchema,
+    description="Signed in longer ago than REAUTHENTICATION_MAX_AGE and the password is "
+    "missing or wrong",
+)
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="A password-less account signed in longer ago than "
+    "REAUTHENTICATION_MAX_AGE: sign in again",
+)
+def start_totp(data):
     """Start enrolling an authenticator app: its secret, URI and QR code.
 
     The factor works once verified with its first code; a new call replaces an
-    enrolment still unverified.
+    enrolment still unverified. Within REAUTHENTICATION_MAX_AGE of signing in no body is
+    needed; later, confirm with ``{"password"}``.
     """
-    return mfa.start_totp(current_user)
+    return mfa.start_totp(current_user, _session(), data.get("password"))
 
 
 @blp.route("/mfa/totp/verify", methods=["POST"])

@@ -26,10 +26,10 @@ from auth_service.http.responses import (
 from auth_service.http.schemas import (
     AuthorizationURLSchema,
     ErrorSchema,
-    LinkStartSchema,
     OAuthCallbackQuerySchema,
     OAuthLoginQuerySchema,
     ProvidersSchema,
+    ReauthenticationSchema,
     TokenPairSchema,
 )
 from auth_service.integrations import oauth_providers
@@ -84,7 +84,7 @@ def login(query, provider):
 @aal2_required(blp)
 @oauth_limit
 @blp.arguments(OAuthLoginQuerySchema(), location="query")
-@blp.arguments(LinkStartSchema(), required=False)
+@blp.arguments(ReauthenticationSchema(), required=False)
 @blp.response(
     200,
     AuthorizationURLSchema,

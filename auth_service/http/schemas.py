@@ -284,13 +284,13 @@ class DeleteAccountSchema(ma.Schema):
     )
 
 
-class LinkStartSchema(ma.Schema):
+class ReauthenticationSchema(ma.Schema):
     password = Text(
         load_only=True,
         validate=validate.Length(max=LOGIN_PASSWORD_MAX),
         metadata={
             "description": "The account's password, when it has one: holding an access "
-            "token is not enough to add a way to sign in."
+            "token is not enough to add a way to sign in (a provider, an authenticator app)."
         },
     )
 

@@ -29,7 +29,7 @@ from auth_service.persistence.models import (
 )
 from auth_service.security import sealing, second_factors
 from auth_service.security.password_attempts import check_second_factor
-from auth_service.services import account_emails, sessions
+from auth_service.services import account_emails, accounts, sessions
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
@@ -168,9 +168,17 @@ def _replace_recovery_codes(user_id: int) -> list[str]:
 # --- enrolment --------------------------------------------------------------------------
 
 
-def start_totp(user: User) -> dict:
+def start_totp(user: User, session: Session, password: str | None) -> dict:
     """A new, unverified authenticator-app factor (replacing one still unverified), with
-    what the app needs to scan or type."""
+    what the app needs to scan or type.
+
+    A factor decides who can sign in: a stolen access token must not enrol the thief's
+    app and lock the owner out. So the session must have proven a factor within
+    REAUTHENTICATION_MAX_AGE, or the caller confirms with the password.
+    """
+    proven_at = session.authenticated_at or session.created_at
+    if proven_at < utcnow() - current_app.config["REAUTHENTICATION_MAX_AGE"]:
+        accounts.reauthenticate(user, proven_at, password)
     _hold_account(user.id)
     db.session.execute(
         sa.delete(MfaFactor).where(MfaFactor.user_id == user.id, MfaFactor.verified_at.is_(None))
