@@ -143,12 +143,15 @@ def _start(provider: str, next_url: str | None):
     TokenPairSchema,
     description="Token pair like /auth/login (no FRONTEND_URL "
     "and no ``next``); also sets the refresh and CSRF cookies. Finishing a link: "
-    '``{"message"}`` only, no session started',
+    '``{"message"}`` only, no session started. Two-step verification on: the '
+    "``mfa_required`` answer of /auth/login",
 )
 @blp.alt_response(
     302,
     description="Redirect to FRONTEND_URL or the login's ``next``, with the "
-    "refresh and CSRF cookies set (not after a link) and no token in the URL",
+    "refresh and CSRF cookies set (not after a link) and no token in the URL. An "
+    "account with two-step verification on: to FRONTEND_URL/mfa (or ``next``) with the "
+    "``mfa_token`` cookie instead, and no session yet",
 )
 @blp.alt_response(
     400, schema=ErrorSchema, description="Missing, mismatched or spent state; no code"

@@ -115,14 +115,7 @@ def start_session(
         expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
         **client,
     )
-    token = RefreshToken(
-        jti=new_uuid(),
-        family_id=session.id,
-        user_id=user.id,
-        created_at=now,
-        expires_at=session.expires_at,
-        **client,
-    )
+    token = _new_token(session, now, client)
     db.session.add_all([session, token])
     # A login presents no token that would name its account: the request log asks here
     # (the id itself: the row is expired by the commit before the log line is written).
@@ -133,6 +126,18 @@ def start_session(
 def session_started_for() -> int | None:
     """The account of the session this request started (a login), if it started one."""
     return g.get("session_started_for")
+
+
+def _new_token(session: Session, now: datetime, client: dict) -> RefreshToken:
+    """A new refresh token of ``session``, living as long as the session does."""
+    return RefreshToken(
+        jti=new_uuid(),
+        family_id=session.id,
+        user_id=session.user_id,
+        created_at=now,
+        expires_at=session.expires_at,
+        **client,
+    )
 
 
 def hold_live_session(session_id: str, user_id: int) -> bool:
@@ -199,14 +204,7 @@ def elevate(user: User, session: Session, methods: list[str]) -> TokenPair:
     ).rowcount
     if raised != 1:
         raise APIError(Error.TOKEN_REVOKED)
-    token = RefreshToken(
-        jti=new_uuid(),
-        family_id=session.id,
-        user_id=user.id,
-        created_at=now,
-        expires_at=session.expires_at,
-        **client_details(),
-    )
+    token = _new_token(session, now, client_details())
     db.session.execute(
         sa.update(RefreshToken)
         .where(
