@@ -2,9 +2,8 @@
 its factors and recovery codes, step-up to aal2 for the changes that need it, removing
 the last factor, a superuser's reset and ``flask users reset-mfa``.
 
-Time is frozen (freezegun) so that every code is computed for a known 30-second step:
-a code, once accepted, never works again for its factor, so a test moves the clock on
-to the next step before it proves a second factor again.
+The clock is frozen (tests/mfa_fixtures.py): each test moves it on a step before it
+proves a code again, since a code accepted once never works again.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from freezegun import freeze_time
 
 from auth_service.extensions import db
 from auth_service.persistence.models import MfaFactor
@@ -47,39 +45,10 @@ from mfa_helpers import (
     totp,
     verify,
 )
-from tests.mail.mail_helpers import serving_smtp, text_part
+from tests.mail.mail_helpers import text_part
 
 RECOVERY_CODE = re.compile(r"^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$")
 NEW_PASSWORD = "a completely new passphrase"
-
-
-@pytest.fixture
-def clock():
-    """Time frozen at LOGIN_TIME; ``clock.tick(STEP)`` moves to the next TOTP step."""
-    with freeze_time(LOGIN_TIME) as frozen:
-        yield frozen
-
-
-@pytest.fixture
-def smtp(app, monkeypatch):
-    """A running SMTP server that the app sends to."""
-    yield from serving_smtp(app, monkeypatch)
-
-
-@pytest.fixture
-def alice(clock, auth):
-    """Alice signed up and logged in (with the clock frozen): the login JSON."""
-    return auth.signup_and_login()
-
-
-@pytest.fixture
-def enrolled(client, alice, clock):
-    """Alice with an authenticator app verified: ``{"secret", "factor_id",
-    "recovery_codes", "access_token", "refresh_token", ...}`` (an aal2 session); the
-    clock is then one step on, so the current code is fresh."""
-    result = enrol(client, alice["access_token"])
-    clock.tick(STEP)
-    return result
 
 
 # --- enrolment ----------------------------------------------------------------------
