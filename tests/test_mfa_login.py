@@ -359,7 +359,7 @@ def test_a_code_proven_at_login_is_not_taken_by_a_step_up(app, client, enrolled)
 # --- never the wrong kind of token --------------------------------------------------------
 
 
-def test_the_mfa_token_is_no_access_or_refresh_token(client, enrolled, app, monkeypatch):
+def test_the_mfa_token_is_no_access_or_refresh_token(app, client, enrolled):
     mfa_token = first_step(client)
 
     assert_error(me(client, mfa_token), 401)
