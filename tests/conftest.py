@@ -21,6 +21,9 @@ from auth_service.security import limits as rate_limits
 from config import TestingConfig
 from helpers import PASSWORD, bearer
 
+# The fixtures of the two-step verification tests (clock, smtp, alice, enrolled).
+pytest_plugins = ("mfa_fixtures",)
+
 # Every app a test has used: each keeps rate-limit counters of its own
 # (auth_service.security.limits), which clean_db empties too.
 _used_apps = weakref.WeakSet()

@@ -103,7 +103,13 @@ def _spend_totp(factor: MfaFactor, code: str) -> bool:
     """Accept ``code`` for ``factor`` once: its time step must be later than the last one
     accepted, and recording it is conditional on that still being so."""
     now = utcnow()
-    secret = sealing.unseal(factor.secret, _sealing_context(factor))
+    try:
+        secret = sealing.unseal(factor.secret, _sealing_context(factor))
+    except sealing.Unsealable:
+        # Sealed under another key, or copied from another row: it proves nothing, and
+        # the login must not fail with a 500 (the recovery codes still work).
+        current_app.logger.warning("MFA factor %s: its secret does not open", factor.id)
+        return False
     step = second_factors.matching_step(secret, code, now, factor.last_used_step)
     if step is None:
         return False

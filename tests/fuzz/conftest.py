@@ -16,6 +16,7 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from config import random_encryption_key
 from servers import AppServer, failing_test, flask, private_database, server_env, start_gunicorn
 
 # The live server, for attaching its output to failure reports.
@@ -55,6 +56,7 @@ def fuzz_server(fuzz_database_url, tmp_path_factory):
         {
             "SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
             "JWT_SECRET_KEY": secrets.token_urlsafe(36),
+            "KEY_ENCRYPTION_KEY": random_encryption_key(),
             "PUBLIC_BASE_URL": "https://auth.fuzz.test",
             # The run reads the live /openapi.json, which production serves only when asked.
             "API_DOCS_ENABLED": "true",

@@ -2,10 +2,12 @@
 
 Some operations refuse schema-valid requests by design, for reasons no JSON
 Schema can state: the password sent is not the account's, the emailed link's
-token is unknown, expired or spent, or the new password is too easy to guess
-(zxcvbn, PASSWORD_MIN_STRENGTH). schemathesis.toml lets positive_data_acceptance
-accept 400 and 422 on exactly these operations; this check then requires such a
-refusal to be precisely the documented one, so any other 400/422 still fails.
+token is unknown, expired or spent, the new password is too easy to guess
+(zxcvbn, PASSWORD_MIN_STRENGTH), the two-step verification code is wrong, or a
+body gives both or neither of ``code`` and ``recovery_code``. schemathesis.toml
+lets positive_data_acceptance accept 400 and 422 on exactly these operations;
+this check then requires such a refusal to be precisely the documented one, so
+any other 400/422 still fails.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import schemathesis
 from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 
 GUESSABLE = "This password is too easy to guess"
+ONE_CODE = "Give either code or recovery_code."
 REFUSAL_STATUSES = (400, 422)
 
 
@@ -28,7 +31,13 @@ def error(*codes: str) -> tuple:
 
 def guessable(field: str) -> tuple:
     """A 422 whose only complaint is zxcvbn's, on ``field``."""
-    return ("guessable", field)
+    return ("complaint", field, GUESSABLE)
+
+
+def one_code() -> tuple:
+    """A 422 whose only complaint is that the body has both or neither of ``code`` and
+    ``recovery_code`` (one of them is required: the schema lists both as optional)."""
+    return ("complaint", "code", ONE_CODE)
 
 
 # Operation -> status -> the only refusal of valid data allowed with that status.
@@ -42,21 +51,25 @@ EXPECTED_REFUSALS = {
     "POST /auth/verify-email": {400: error("invalid_token")},
     "GET /auth/reset-password": {400: error("invalid_token")},
     "POST /auth/reset-password": {400: error("invalid_token"), 422: guessable("new_password")},
+    # Two-step verification: a made-up code is wrong.
+    "POST /auth/mfa/totp/verify": {400: error("wrong_mfa_code")},
+    "POST /auth/mfa/challenge": {400: error("wrong_mfa_code"), 422: one_code()},
+    "POST /auth/login/mfa": {422: one_code()},
 }
 
 
-def _is_documented_refusal(kind: str, expected, body) -> bool:
+def _is_documented_refusal(body, kind: str, expected, message: str = "") -> bool:
     if not isinstance(body, dict):
         return False
     if kind == "error":
         return body.get("error") in expected
-    # Only the guessability rule on the new password, nothing else.
+    # Only that rule on that field, nothing else.
     errors = body.get("errors")
     messages = errors.get("json") if isinstance(errors, dict) else None
     return (
         isinstance(messages, dict)
         and list(messages) == [expected]
-        and all(str(m).startswith(GUESSABLE) for m in messages[expected])
+        and all(str(m).startswith(message) for m in messages[expected])
     )
 
 
@@ -78,7 +91,7 @@ def only_documented_refusals(ctx, response, case):
         body = json.loads(response.content)
     except ValueError:
         body = None
-    if not _is_documented_refusal(*rule, body):
+    if not _is_documented_refusal(body, *rule):
         raise AssertionError(
             f"Valid data refused with {response.status_code} for an undocumented reason: "
             f"{response.content[:500]!r}"
