@@ -14,6 +14,8 @@ from auth_service.services import sessions
 from auth_service.services.accounts import find_by_email
 from helpers import PASSWORD, bearer, login
 
+COOKIE_PATH = "/auth/login/mfa"  # where the mfa cookie goes, and the only place
+
 STEP = timedelta(seconds=30)  # RFC 6238's time step, as authenticator apps use it
 ENABLED = "Two-step verification was turned on"
 DISABLED = "Two-step verification was turned off"
@@ -63,6 +65,16 @@ def second_step(client, mfa_token: str | None, headers=None, **code):
     """POST /auth/login/mfa with ``code=...`` or ``recovery_code=...``."""
     body = {"mfa_token": mfa_token, **code} if mfa_token is not None else code
     return client.post("/auth/login/mfa", json=body, headers=headers or {})
+
+
+def cookie_step(client, email="alice@example.com") -> str:
+    """The state a Google/GitHub callback leaves a browser in: the mfa token of a first
+    step in the ``mfa_token`` cookie. Returns its CSRF value, as the page gets it from
+    GET /auth/login/mfa."""
+    client.set_cookie("mfa_token", first_step(client, email), path=COOKIE_PATH)
+    pending = client.get(COOKIE_PATH)
+    assert pending.status_code == 200, pending.json
+    return pending.json["csrf_token"]
 
 
 def challenge(client, access_token: str, **code):

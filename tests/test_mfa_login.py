@@ -14,9 +14,13 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from flask import Response
 
+from auth_service.extensions import db
+from auth_service.http.responses import set_mfa_cookie
 from auth_service.security import link_tokens
 from auth_service.services import accounts
+from auth_service.services.accounts import find_by_email
 from config import TestingConfig
 from helpers import (
     LOGIN_TIME,
@@ -35,10 +39,12 @@ from helpers import (
     stored_user,
 )
 from mfa_helpers import (
+    COOKIE_PATH,
     STEP,
     aal1_session,
     challenge,
     challenge_rows,
+    cookie_step,
     enrol,
     first_step,
     second_step,
@@ -47,7 +53,6 @@ from mfa_helpers import (
     totp,
 )
 
-COOKIE_PATH = "/auth/login/mfa"
 NEW_PASSWORD = "a brand new passphrase 42"
 
 
@@ -67,13 +72,12 @@ def test_the_password_earns_an_mfa_token_and_no_session(client, enrolled, in_db)
 
     assert response.status_code == 200
     body = response.json
-    assert set(body) == {"mfa_required", "mfa_token", "expires_in", "methods", "csrf_token"}
+    assert set(body) == {"mfa_required", "mfa_token", "expires_in", "methods"}
     assert body["mfa_required"] is True
     assert body["expires_in"] == 300
     assert body["methods"] == ["totp", "recovery_code"]
-    cookies = set_cookies(response)
-    # No refresh or CSRF cookie, no device cookie: only the mfa token's.
-    assert set(cookies) == {"mfa_token"}
+    # No refresh, CSRF, device or mfa cookie: the client holds the mfa token.
+    assert set_cookies(response) == {}
     assert [s.id for s in session_rows(in_db)] == [s.id for s in sessions_before]
     [row] = challenge_rows(in_db)
     assert row.id == hashlib.sha256(body["mfa_token"].encode()).hexdigest()
@@ -83,44 +87,37 @@ def test_the_password_earns_an_mfa_token_and_no_session(client, enrolled, in_db)
     assert row.token_version == stored_user(in_db).token_version
 
 
-def test_the_mfa_cookie_is_httponly_and_only_for_the_second_step(client, enrolled):
-    cookie = set_cookies(login(client))["mfa_token"]
-
-    assert cookie["path"] == COOKIE_PATH
-    assert cookie["httponly"] is True
-    assert cookie["max-age"] == "300"
-    assert cookie["samesite"] == "Lax"
-    assert cookie["secure"] is True
-    assert "domain" not in cookie
-
-
-def test_the_mfa_cookie_follows_the_refresh_cookies_settings(make_app, auth, enrolled):
-    config = type(
-        "OtherCookies",
-        (TestingConfig,),
-        {
-            "JWT_COOKIE_SECURE": False,
-            "JWT_COOKIE_SAMESITE": "Strict",
-            "JWT_COOKIE_DOMAIN": "auth.example.test",
-        },
-    )
-    browser = make_app(config).test_client()
-
-    cookie = set_cookies(login(browser))["mfa_token"]
-
-    assert "secure" not in cookie
-    assert cookie["samesite"] == "Strict"
-    assert cookie["domain"] == "auth.example.test"
-    assert (cookie["path"], cookie["httponly"], cookie["max-age"]) == (COOKIE_PATH, True, "300")
-
-
-def test_body_transport_sets_no_mfa_cookie(app, client, enrolled, monkeypatch):
-    monkeypatch.setitem(app.config, "LOGIN_REFRESH_TRANSPORT", "body")
+@pytest.mark.parametrize("transport", ["both", "cookie", "body"])
+def test_the_password_step_sets_no_cookie_whatever_the_transport(
+    app, client, enrolled, monkeypatch, transport
+):
+    monkeypatch.setitem(app.config, "LOGIN_REFRESH_TRANSPORT", transport)
 
     response = login(client)
 
     assert set(response.json) == {"mfa_required", "mfa_token", "expires_in", "methods"}
     assert set_cookies(response) == {}
+
+
+def test_the_mfa_cookie_follows_the_refresh_cookies_settings(app, monkeypatch):
+    """The cookie a Google/GitHub callback sets (tests/oauth/test_oauth_mfa.py)."""
+    settings = {
+        "JWT_COOKIE_SECURE": False,
+        "JWT_COOKIE_SAMESITE": "Strict",
+        "JWT_COOKIE_DOMAIN": "auth.example.test",
+    }
+    for name, value in settings.items():
+        monkeypatch.setitem(app.config, name, value)
+    response = Response()
+    with app.test_request_context():
+        set_mfa_cookie(response, "t")
+
+    cookie = set_cookies(response)["mfa_token"]
+
+    assert "secure" not in cookie
+    assert cookie["samesite"] == "Strict"
+    assert cookie["domain"] == "auth.example.test"
+    assert (cookie["path"], cookie["httponly"], cookie["max-age"]) == (COOKIE_PATH, True, "300")
 
 
 def test_a_wrong_password_answers_as_for_an_account_without_mfa(app, auth, enrolled):
@@ -474,10 +471,10 @@ def test_a_password_login_without_mfa_is_aal1(client, alice):
 
 
 def test_the_cookie_with_the_csrf_header_finishes_the_login(client, enrolled):
-    answer = login(client).json
+    csrf = cookie_step(client)
 
     response = second_step(
-        client, None, headers={"X-CSRF-TOKEN": answer["csrf_token"]}, code=totp(enrolled["secret"])
+        client, None, headers={"X-CSRF-TOKEN": csrf}, code=totp(enrolled["secret"])
     )
 
     assert response.status_code == 200, response.json
@@ -488,7 +485,7 @@ def test_the_cookie_with_the_csrf_header_finishes_the_login(client, enrolled):
 
 @pytest.mark.parametrize("csrf", [None, "", "not-the-value"])
 def test_the_cookie_without_the_right_csrf_header_is_refused(client, enrolled, in_db, csrf):
-    login(client)
+    cookie_step(client)
     headers = {} if csrf is None else {"X-CSRF-TOKEN": csrf}
 
     response = second_step(client, None, headers=headers, code=totp(enrolled["secret"]))
@@ -498,8 +495,8 @@ def test_the_cookie_without_the_right_csrf_header_is_refused(client, enrolled, i
 
 
 def test_another_logins_csrf_value_does_not_fit(app, client, enrolled):
-    other = login(app.test_client()).json["csrf_token"]
-    login(client)
+    other = cookie_step(app.test_client())
+    cookie_step(client)
 
     response = second_step(
         client, None, headers={"X-CSRF-TOKEN": other}, code=totp(enrolled["secret"])
@@ -509,12 +506,12 @@ def test_another_logins_csrf_value_does_not_fit(app, client, enrolled):
 
 
 def test_the_cookie_from_a_foreign_origin_is_refused(client, enrolled, in_db):
-    answer = login(client).json
+    csrf = cookie_step(client)
 
     response = second_step(
         client,
         None,
-        headers={"X-CSRF-TOKEN": answer["csrf_token"], "Origin": "https://evil.example"},
+        headers={"X-CSRF-TOKEN": csrf, "Origin": "https://evil.example"},
         code=totp(enrolled["secret"]),
     )
 
@@ -525,12 +522,12 @@ def test_the_cookie_from_a_foreign_origin_is_refused(client, enrolled, in_db):
 def test_the_cookie_from_an_allowed_origin_works(make_app, enrolled):
     config = type("Cors", (TestingConfig,), {"CORS_ORIGINS": ["https://app.example.com"]})
     browser = make_app(config).test_client()
-    answer = login(browser).json
+    csrf = cookie_step(browser)
 
     response = second_step(
         browser,
         None,
-        headers={"X-CSRF-TOKEN": answer["csrf_token"], "Origin": "https://app.example.com"},
+        headers={"X-CSRF-TOKEN": csrf, "Origin": "https://app.example.com"},
         code=totp(enrolled["secret"]),
     )
 
@@ -544,7 +541,7 @@ def test_without_a_cookie_or_body_token_the_second_step_is_a_401(client, enrolle
 
 
 def test_the_pending_step_tells_a_reloaded_page_what_it_needs(client, enrolled, clock):
-    answer = login(client).json
+    csrf = cookie_step(client)
     clock.tick(timedelta(seconds=100))
 
     response = client.get(COOKIE_PATH)
@@ -553,15 +550,25 @@ def test_the_pending_step_tells_a_reloaded_page_what_it_needs(client, enrolled, 
     assert response.json == {
         "expires_in": 200,
         "methods": ["totp", "recovery_code"],
-        "csrf_token": answer["csrf_token"],
+        "csrf_token": csrf,
     }
 
 
 def test_the_pending_step_needs_a_live_cookie(client, enrolled, clock):
     assert_error(client.get(COOKIE_PATH), 401, "invalid_mfa_token")
-    login(client)
+    cookie_step(client)
     assert_error(client.get(COOKIE_PATH, headers={"Origin": "https://evil.example"}), 403)
     clock.tick(timedelta(minutes=5))
+    assert_error(client.get(COOKIE_PATH), 401, "invalid_mfa_token")
+
+
+def test_the_pending_step_is_refused_once_the_password_changed(app, client, enrolled):
+    cookie_step(client)
+    with app.app_context():
+        user = find_by_email("alice@example.com")
+        accounts.set_password(user, "another horse battery 9")
+        db.session.commit()
+
     assert_error(client.get(COOKIE_PATH), 401, "invalid_mfa_token")
 
 

@@ -191,7 +191,7 @@ def login_mfa(data):
 
 def _mfa_cookie() -> str:
     """The mfa token of the cookie, once the Origin and the CSRF header say that the
-    page sending it is the one that received it."""
+    page sending it is one that may (the value comes from GET /auth/login/mfa)."""
     token = request.cookies.get(MFA_COOKIE_NAME)
     if not token:
         raise APIError(Error.INVALID_MFA_TOKEN)

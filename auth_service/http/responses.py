@@ -47,17 +47,16 @@ def login_response(pair: sessions.TokenPair, **extra):
     return token_response(pair, body=transport != "cookie", cookie=transport != "body", **extra)
 
 
-def mfa_required_body(token: str, methods: list[str], csrf: str | None) -> dict:
-    """What a first factor earns an account with two-step verification on."""
-    body = dict(
+def mfa_required_response(token: str, methods: list[str]):
+    """The login's answer for an account with two-step verification on: the mfa token,
+    and no token pair and no cookie at all (a Google/GitHub callback that redirects sets
+    the mfa cookie instead: there the page cannot read a body)."""
+    return jsonify(
         mfa_required=True,
         mfa_token=token,
         expires_in=int(current_app.config["MFA_TOKEN_EXPIRES"].total_seconds()),
         methods=methods,
     )
-    if csrf is not None:
-        body["csrf_token"] = csrf
-    return body
 
 
 def set_mfa_cookie(response: Response, token: str) -> None:
@@ -86,18 +85,6 @@ def unset_mfa_cookie(response: Response) -> None:
         httponly=True,
         samesite=config["JWT_COOKIE_SAMESITE"],
     )
-
-
-def mfa_required_response(token: str, methods: list[str]):
-    """The login's answer for an account with two-step verification on: no token pair,
-    no refresh cookie; the mfa token in the body, and in its cookie where the refresh
-    token would travel in one (with the CSRF value that must accompany it)."""
-    cookie = current_app.config["LOGIN_REFRESH_TRANSPORT"] != "body"
-    csrf = sessions.csrf_value(mfa_csrf_subject(token)) if cookie else None
-    response = jsonify(mfa_required_body(token, methods, csrf))
-    if cookie:
-        set_mfa_cookie(response, token)
-    return response
 
 
 def mfa_csrf_subject(token: str) -> str:

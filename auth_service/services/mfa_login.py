@@ -45,7 +45,8 @@ def begin(user: User, first_method: str) -> str:
 
 
 def pending(token: str) -> MfaChallenge:
-    """The usable challenge of ``token``, without spending an attempt; else a 401."""
+    """The usable challenge of ``token``, without spending an attempt; else a 401 (what
+    ``finish`` would refuse before looking at a code)."""
     challenge = db.session.get(MfaChallenge, mfa_token_digest(token))
     if (
         challenge is None
@@ -54,7 +55,17 @@ def pending(token: str) -> MfaChallenge:
         or challenge.attempts >= current_app.config["MFA_TOKEN_MAX_ATTEMPTS"]
     ):
         raise APIError(Error.INVALID_MFA_TOKEN)
+    _account_of(challenge)
     return challenge
+
+
+def _account_of(challenge: MfaChallenge) -> User:
+    """The challenge's account, still active and at the token version it was issued for
+    (a password change or reset meanwhile kills the challenge); else a 401."""
+    user = db.session.get(User, challenge.user_id)
+    if user is None or not user.is_active or user.token_version != challenge.token_version:
+        raise APIError(Error.INVALID_MFA_TOKEN)
+    return user
 
 
 def finish(
@@ -65,9 +76,9 @@ def finish(
     if not _take_attempt(challenge_id):
         raise APIError(Error.INVALID_MFA_TOKEN)
     challenge = db.session.get(MfaChallenge, challenge_id)
-    user = db.session.get(User, challenge.user_id) if challenge is not None else None
-    if user is None or not user.is_active or user.token_version != challenge.token_version:
+    if challenge is None:  # deleted since (two-step verification turned off)
         raise APIError(Error.INVALID_MFA_TOKEN)
+    user = _account_of(challenge)
     method = mfa.prove(user, code=code, recovery_code=recovery_code)
     if method is None:
         raise APIError(Error.INVALID_MFA_CODE)
