@@ -189,3 +189,31 @@ def test_a_second_step_left_unfinished_starts_over(page, api, new_account):
     demo.enter_code("12345678abcdefgh")
     demo.expect_signed_out()
     demo.expect_status("sign in again", "error")
+
+
+def test_google_login_of_an_account_with_two_step_verification(page, api, providers):
+    google, _ = providers
+    google.reset()
+    google.user |= {"sub": "google-sub-mfa", "email": "mfa-victor@example.com"}
+    try:
+        demo = Demo(page, demo_url(api)).open()
+        page.get_by_role("link", name="Sign in with Google").click()
+        demo.expect_signed_in({"email": "mfa-victor@example.com"})
+        app, _ = enrol(page, demo)
+        demo.click("Log out")
+
+        # The callback sets no session, only the mfa cookie, and comes back to the page,
+        # which finds the pending step through GET /auth/login/mfa.
+        with page.expect_response(lambda r: r.url.endswith("/auth/login/mfa")) as pending:
+            page.get_by_role("link", name="Sign in with Google").click()
+        assert pending.value.status == 200
+        assert pending.value.json()["methods"] == ["totp", "recovery_code"]
+        expect(page.locator("#second-step-screen")).to_be_visible()
+        assert "token" not in page.url
+        with page.expect_request("**/auth/login/mfa") as second_step:
+            demo.enter_code(app.code())
+        assert second_step.value.method == "POST"
+        assert "mfa_token" not in second_step.value.post_data_json
+        demo.expect_signed_in({"email": "mfa-victor@example.com"})
+    finally:
+        google.reset()
