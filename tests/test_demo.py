@@ -69,8 +69,13 @@ def test_demo_page_gets_the_page_csp(demo):
     assert "<script>" not in page and "style=" not in page and "onclick=" not in page
 
 
+SCRIPTS = ("app.js", "mfa.js", "account.js")
+
+
 @pytest.mark.parametrize(
-    ("path", "mimetype"), [("/demo/app.js", "text/javascript"), ("/demo/demo.css", "text/css")]
+    ("path", "mimetype"),
+    [(f"/demo/{script}", "text/javascript") for script in SCRIPTS]
+    + [("/demo/demo.css", "text/css"), ("/demo/favicon.svg", "image/svg+xml")],
 )
 def test_demo_assets(demo, path, mimetype):
     response = demo.get(path)
@@ -90,12 +95,48 @@ def test_demo_is_not_in_the_api_document(demo):
     assert not [path for path in demo.get("/openapi.json").json["paths"] if "demo" in path]
 
 
-def test_the_script_keeps_tokens_in_memory_only(demo):
-    code = re.sub(r"//.*", "", demo.get("/demo/app.js").get_data(as_text=True))  # no comments
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_scripts_keep_tokens_in_memory_only(demo, script):
+    code = re.sub(r"//.*", "", demo.get(f"/demo/{script}").get_data(as_text=True))  # no comments
 
     for unsafe in ("localStorage", "sessionStorage", "document.cookie", "innerHTML", "eval("):
         assert unsafe not in code
+
+
+def test_every_call_sends_the_cookies(demo):
+    code = demo.get("/demo/app.js").get_data(as_text=True)
+
     assert 'credentials: "include"' in code
+    for script in SCRIPTS[1:]:  # the others call through app.js's call() and api()
+        assert "fetch(" not in demo.get(f"/demo/{script}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("screen", ["reset-password", "verify-email", "mfa"])
+def test_links_from_emails_and_redirects_open_the_page(demo, screen):
+    response = demo.get(f"/demo/{screen}")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == PAGE_CSP
+    assert response.get_data() == demo.get("/demo/").get_data()
+
+
+def test_the_page_has_an_icon_and_favicon_ico_is_served(demo):
+    page = demo.get("/demo/").get_data(as_text=True)
+    assert '<link rel="icon" href="favicon.svg" type="image/svg+xml">' in page
+
+    response = demo.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.get_data() == demo.get("/demo/favicon.svg").get_data()
+    assert "/favicon.ico" not in demo.get("/openapi.json").json["paths"]
+
+
+def test_without_the_demo_there_is_no_favicon(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
 
 
 def test_provider_logins_may_come_back_to_the_demo(make_app):

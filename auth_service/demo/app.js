@@ -1,4 +1,6 @@
 // auth_service example SPA: how a browser app should hold and refresh its tokens.
+// This file is the core (HTTP calls, the session, screens, login); mfa.js and
+// account.js add the two-step verification and account screens on top of it.
 //
 // - The access token lives in a variable, never in localStorage/sessionStorage,
 //   where any injected script could read it. A reload forgets it on purpose.
@@ -8,27 +10,39 @@
 // - Requests the cookie authenticates (refresh, logout) repeat the CSRF value in the
 //   X-CSRF-TOKEN header. Login and refresh return it as `csrf_token`; after a reload
 //   or a Google/GitHub redirect, GET /auth/csrf returns it for the current cookie.
+// - User data goes into the page with textContent, never innerHTML.
 "use strict";
 
 const API = document.querySelector('meta[name="auth-api"]').content.replace(/\/$/, "");
 const SAME_ORIGIN = !API || new URL(API).origin === location.origin;
+// The page's folder (/demo/) and the route below it: links from emails land on
+// /demo/reset-password and /demo/verify-email (FRONTEND_URL=https://host/demo).
+const ROOT = location.pathname.replace(/[^/]*$/, "");
+const ROUTE = location.pathname.slice(ROOT.length);
 
 let accessToken = null;   // Bearer token for API calls (memory only)
 let csrfToken = null;     // X-CSRF-TOKEN value of the session's refresh cookie
 let refreshTimer = null;  // the silent refresh scheduled before expiry
 let refreshing = null;    // the refresh in flight: every caller in this tab shares it
 let refreshCount = 0;
+let retrying = false;     // the status line says the server is unreachable
 
 const $ = (selector) => document.querySelector(selector);
 const PROVIDER_LABELS = { google: "Google", github: "GitHub" };
+const SCREENS = ["#login-screen", "#second-step-screen", "#forgot-screen", "#reset-screen",
+                 "#verify-screen", "#app-screen"];
+
+// --- HTTP ----------------------------------------------------------------------------
 
 // One HTTP call; never throws: returns {status, ok, data, retryAfter}, status 0 when
 // there was no answer the page may read (network down, or this origin not allowed).
+// `csrf`: true for the session's CSRF value, or another value (the login's second step).
 async function call(path, { method = "GET", body, token = accessToken, csrf = false } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";  // never a form body
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (csrf && csrfToken) headers["X-CSRF-TOKEN"] = csrfToken;
+  const csrfValue = csrf === true ? csrfToken : csrf;
+  if (csrfValue) headers["X-CSRF-TOKEN"] = csrfValue;
   let response;
   try {
     response = await fetch(API + path, {
@@ -39,6 +53,7 @@ async function call(path, { method = "GET", body, token = accessToken, csrf = fa
     return { status: 0, ok: false, retryAfter: 0,
              data: { message: "The server cannot be reached from this page." } };
   }
+  // A 204 has no body (and may or may not say application/json): never parse one.
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   return { status: response.status, ok: response.ok, data,
            retryAfter: Number(response.headers.get("Retry-After")) || 0 };
@@ -56,11 +71,24 @@ async function cookieCall(path, options) {
 
 // An API call with the access token. A 401 (say the token expired while the tab
 // slept and its timer was late) gets one silent refresh and one retry; never a loop.
+// A 403 mfa_required (a sensitive change on an account with two-step verification)
+// asks for a code (mfa.js), then retries once.
 async function api(path, options = {}) {
-  const result = await call(path, options);
-  if (result.status !== 401 || !accessToken) return result;
-  return (await refresh()) ? call(path, options) : result;
+  let result = await call(path, options);
+  if (result.status === 401 && accessToken && await refresh()) result = await call(path, options);
+  if (result.status === 403 && result.data?.error === "mfa_required" && await stepUp()) {
+    result = await call(path, options);
+  }
+  return result;
 }
+
+// The error text of a failed call, with the per-field messages of a validation error.
+function errorText(result, fallback) {
+  const fields = Object.values(result.data?.errors?.json ?? {}).flat().join(" ");
+  return `${result.data?.message ?? fallback} ${fields}`.trim();
+}
+
+// --- the session ---------------------------------------------------------------------
 
 // The CSRF value of the current cookie; 401 when there is no (valid) cookie.
 async function loadCsrf() {
@@ -85,6 +113,7 @@ async function doRefresh() {
     // Unreachable, rate limited or down: keep the session and try again later.
     if (!accessToken) signedOut();
     scheduleRefresh(result.retryAfter || 10);
+    retrying = true;
     showStatus(`${result.data?.message ?? "The server is unavailable."} Retrying…`);
     return false;
   }
@@ -98,41 +127,60 @@ function scheduleRefresh(seconds) {
   refreshTimer = setTimeout(refresh, seconds * 1000);
 }
 
-function signedIn(tokens) {
+// Keep a new token pair of this session (a refresh, a step-up, a password change).
+function keepTokens(tokens) {
   accessToken = tokens.access_token;
   if (tokens.csrf_token) csrfToken = tokens.csrf_token;
   // Refresh a little before expiry: at 80% of the lifetime, at most a minute early.
   const lifetime = tokens.expires_in;
   scheduleRefresh(Math.max(1, lifetime - Math.min(60, lifetime / 5)));
   $("#token-expiry").textContent = new Date(Date.now() + lifetime * 1000).toLocaleTimeString();
-  showStatus("");
+}
+
+function signedIn(tokens) {
+  keepTokens(tokens);
+  if (retrying) showStatus("");
+  retrying = false;
   if (!$("#app-screen").hidden) {  // a silent refresh: nothing else changes on screen
     $("#refresh-count").textContent = ++refreshCount;
     return true;
   }
+  showStatus("");
   show("#app-screen");
-  loadProfile();
-  loadSessions();
+  loadAccount();
   return true;
 }
 
-function signedOut(message = "") {
+function signedOut(message = "", kind = "info") {
   accessToken = csrfToken = null;
   clearTimeout(refreshTimer);
   refreshCount = 0;
   $("#refresh-count").textContent = "0";
   show("#login-screen");
-  showStatus(message);
+  showStatus(message, kind);
   loadProviders();
   return false;
 }
 
-function show(screen) {
-  for (const id of ["#login-screen", "#app-screen"]) $(id).hidden = id !== screen;
+// Everything the signed-in screen shows; each part reloads itself after a change.
+function loadAccount() {
+  loadProfile();
+  loadSessions();
+  loadFactors();
 }
 
-function showStatus(message) {
-  $("#status").textContent = message;
+// --- screens and messages ------------------------------------------------------------
+
+function show(screen) {
+  for (const id of SCREENS) $(id).hidden = id !== screen;
+}
+
+// One status line for the whole page. `kind` colours it: "error" (red), "success"
+// (green) or "info" (neutral), so a user tells a failure from a confirmation at a glance.
+function showStatus(message, kind = "error") {
+  const status = $("#status");
+  status.textContent = message;
+  status.className = message ? kind : "";
 }
 
 function form(event) {
@@ -140,7 +188,16 @@ function form(event) {
   return Object.fromEntries(new FormData(event.target));
 }
 
-// --- Screens ---------------------------------------------------------------------
+// Buttons that lead back to the login screen (cancel, continue) from any other screen.
+for (const button of document.querySelectorAll("[data-back-to-login]")) {
+  button.addEventListener("click", () => {
+    secondStep = null;  // an abandoned second step (mfa.js)
+    history.replaceState(null, "", ROOT);
+    refresh();  // signed in meanwhile (a verified email in an open session)? else the login
+  });
+}
+
+// --- signed out ----------------------------------------------------------------------
 
 async function loadProviders() {
   const result = await call("/auth/providers", { token: null });
@@ -148,7 +205,7 @@ async function loadProviders() {
   box.replaceChildren();
   // Where the provider login comes back to: this page (on the server's OAuth
   // allow-list: /demo is; another origin must be in OAUTH_REDIRECT_ALLOWLIST).
-  const back = SAME_ORIGIN ? location.pathname : location.origin + location.pathname;
+  const back = SAME_ORIGIN ? ROOT : location.origin + ROOT;
   for (const provider of result.data?.providers ?? []) {
     const link = document.createElement("a");
     link.className = `provider ${provider.name}`;
@@ -158,21 +215,27 @@ async function loadProviders() {
   }
 }
 
-async function loadProfile() {
-  const { ok, data } = await api("/auth/me");
-  if (!ok) return;
-  $("#me-name").textContent = data.full_name || data.username;
-  const rows = { Email: data.email, Username: data.username,
-                 "Email verified": data.email_verified ? "yes" : "no",
-                 "Member since": new Date(data.created_at).toLocaleDateString() };
-  $("#me").replaceChildren(...Object.entries(rows).flatMap(([key, value]) => {
-    const dt = document.createElement("dt"), dd = document.createElement("dd");
-    dt.textContent = key;
-    dd.textContent = value;  // textContent, never innerHTML: user data is not markup
-    return [dt, dd];
-  }));
-  $("#password-form").hidden = !data.has_password;  // provider-only accounts have none
+// A login's answer: a token pair, or (two-step verification on) the second step.
+function loggedIn(result) {
+  if (!result.ok) return showStatus(errorText(result, "Login failed."));
+  if (result.data.mfa_required) return askSecondStep(result.data);
+  return signedIn(result.data);
 }
+
+$("#login-form").addEventListener("submit", async (event) => {
+  const { email, password } = form(event);
+  loggedIn(await call("/auth/login", { method: "POST", body: { email, password }, token: null }));
+});
+
+$("#signup-form").addEventListener("submit", async (event) => {
+  const fields = form(event);
+  const result = await call("/auth/signup", { method: "POST", body: fields, token: null });
+  if (!result.ok) return showStatus(errorText(result, "Signup failed."));
+  loggedIn(await call("/auth/login", { method: "POST", token: null,
+                                       body: { email: fields.email, password: fields.password } }));
+});
+
+// --- signed in -----------------------------------------------------------------------
 
 async function loadSessions() {
   const { ok, data } = await api("/auth/active-sessions");
@@ -198,35 +261,6 @@ async function loadSessions() {
   }));
 }
 
-$("#login-form").addEventListener("submit", async (event) => {
-  const { email, password } = form(event);
-  const result = await call("/auth/login", { method: "POST", body: { email, password }, token: null });
-  if (result.ok) signedIn(result.data);
-  else showStatus(result.data?.message ?? "Login failed.");
-});
-
-$("#signup-form").addEventListener("submit", async (event) => {
-  const fields = form(event);
-  const result = await call("/auth/signup", { method: "POST", body: fields, token: null });
-  if (!result.ok) {
-    const details = Object.values(result.data?.errors?.json ?? {}).flat().join(" ");
-    return showStatus(`${result.data?.message ?? "Signup failed."} ${details}`);
-  }
-  const login = await call("/auth/login", { method: "POST", token: null,
-                                           body: { email: fields.email, password: fields.password } });
-  if (login.ok) signedIn(login.data);
-  else showStatus(login.data?.message ?? "Login failed.");
-});
-
-$("#password-form").addEventListener("submit", async (event) => {
-  const result = await api("/auth/change-password", { method: "PUT", body: form(event) });
-  if (!result.ok) return showStatus(result.data?.message ?? "Password change failed.");
-  event.target.reset();
-  signedIn(result.data);  // a fresh pair for this session; the others are gone
-  showStatus("Password changed; every other session was logged out.");
-  loadSessions();
-});
-
 $("#logout").addEventListener("click", async () => {
   // The cookie names the session to end; the API also clears both cookies.
   const result = await cookieCall("/auth/logout", { method: "POST" });
@@ -244,6 +278,12 @@ $("#reload-sessions").addEventListener("click", loadSessions);
 // The browser tests (and curious developers) can trigger a refresh from the console.
 window.authDemo = { refresh };
 
-// On load (first visit, reload, or back from Google/GitHub): the cookie, if any, is
-// the session. No cookie: the login screen.
-refresh();
+// On load (first visit, reload, back from Google/GitHub, or a link from an email).
+// Deferred scripts run in order before DOMContentLoaded: by then mfa.js and account.js
+// have defined their screens.
+document.addEventListener("DOMContentLoaded", async () => {
+  if (openLinkFromEmail()) return;  // account.js: /reset-password, /verify-email
+  // The cookie, if any, is the session. Without one, a sign-in may be half done: the
+  // password (or Google/GitHub) was right and the second step is pending (mfa.js).
+  if (!(await refresh())) await resumeSecondStep();
+});

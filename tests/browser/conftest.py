@@ -249,6 +249,40 @@ def verification_link():
     return make
 
 
+@pytest.fixture
+def reset_link(browser_database_url):
+    """``reset_link(server, email)``: the demo's address for the link a reset email to
+    ``email`` holds with FRONTEND_URL=<server>/demo, made with the servers' secret from
+    the account's row (the token is bound to its password hash)."""
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+    from flask import Flask
+
+    from auth_service.security import link_tokens
+    from config import database_uri
+
+    def make(server: AppServer, email: str) -> str:
+        engine = sa.create_engine(database_uri(browser_database_url))
+        try:
+            with engine.connect() as connection:
+                row = connection.execute(
+                    sa.text("SELECT id, email, password_hash FROM users WHERE email = :email"),
+                    {"email": email},
+                ).one()
+        finally:
+            engine.dispose()
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY=SECRETS["SECRET_KEY"])
+        with app.app_context():
+            token = link_tokens.make_token(
+                SimpleNamespace(**row._mapping), link_tokens.RESET_PASSWORD
+            )
+        return f"{server.base_url}/demo/reset-password?token={token}"
+
+    return make
+
+
 # --- other parties: Google, GitHub, and pages on other origins ----------------------------
 
 

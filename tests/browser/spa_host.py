@@ -13,12 +13,17 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "auth_service" / "demo"
 class SpaHost:
     """The demo SPA served from other origins: ``/<name>/`` talks to the API of ``name``.
 
-    The same three files as /demo, with the page's ``auth-api`` meta tag pointing at the
+    The same files as /demo, with the page's ``auth-api`` meta tag pointing at the
     API (what a frontend developer copying the demo would edit). Two ports, so that
     there are two origins on the site 127.0.0.1, and ``localhost`` for another site.
     """
 
-    TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+    TYPES = {
+        "html": "text/html",
+        "js": "text/javascript",
+        "css": "text/css",
+        "svg": "image/svg+xml",
+    }
 
     def __init__(self):
         self.apis: dict[str, str] = {}
