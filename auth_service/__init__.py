@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from auth_service.version import __version__
 from config import (
     BASE_DIR,
     INSTANCE_DIR,
@@ -13,6 +14,8 @@ from config import (
     config_class_from_env,
     load_config,
 )
+
+__all__ = ["__version__", "create_app"]
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:

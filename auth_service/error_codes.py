@@ -44,6 +44,12 @@ class Error(Enum):
 
     # Bearer tokens (flask-jwt-extended's loaders, the refresh and logout views).
     AUTHORIZATION_REQUIRED = 401, "authorization_required", "A bearer token is required."
+    # {where}: what the endpoint reads a refresh token from (http/common.py).
+    REFRESH_TOKEN_REQUIRED = (
+        401,
+        "refresh_token_required",
+        "A refresh token is required: {where}.",
+    )
     INVALID_TOKEN = 401, "invalid_token", "The token is invalid.", "invalid_token"
     TOKEN_EXPIRED = 401, "token_expired", "The token has expired.", "invalid_token"
     TOKEN_REVOKED = 401, "token_revoked", "The token has been revoked.", "invalid_token"

@@ -21,6 +21,7 @@ USER_FIELDS = {
     "has_password",
     "mfa_enabled",
     "email_verified",
+    "email_verified_at",
     "avatar_url",
     "created_at",
     "updated_at",
@@ -59,7 +60,8 @@ def test_signup_returns_the_public_profile_only(client):
     assert response.json["is_superuser"] is False
     assert response.json["has_password"] is True
     assert response.json["mfa_enabled"] is False
-    assert response.json["email_verified"] is None
+    assert response.json["email_verified"] is False
+    assert response.json["email_verified_at"] is None
     assert PASSWORD not in response.get_data(as_text=True)
 
 

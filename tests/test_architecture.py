@@ -15,7 +15,7 @@ PACKAGE = ROOT / "auth_service"
 
 # A layer imports only from layers listed before it (and from itself).
 LAYERS = [
-    {"auth_service.extensions", "auth_service.error_codes"},
+    {"auth_service.extensions", "auth_service.error_codes", "auth_service.version"},
     {"auth_service.errors"},
     {"auth_service.persistence"},
     {"auth_service.security"},

@@ -100,8 +100,17 @@ def test_csrf_endpoint_returns_the_value_of_the_current_cookie(client, alice_tok
     assert cookie_refresh(client, csrf=response.json["csrf_token"]).status_code == 200
 
 
-def test_csrf_endpoint_needs_a_refresh_cookie(client):
-    assert_error(client.get("/auth/csrf"), 401, "authorization_required")
+def test_csrf_endpoint_needs_a_refresh_cookie(client, alice_headers):
+    # It said "A bearer token is required", though a bearer token is never read here.
+    client.delete_cookie("refresh_token_cookie", path="/auth")
+    for headers in ({}, alice_headers):
+        body = assert_error(
+            client.get("/auth/csrf", headers=headers), 401, "refresh_token_required"
+        )
+        assert body["message"] == (
+            "A refresh token is required: the refresh cookie (refresh_token_cookie) is "
+            "missing; log in first."
+        )
 
 
 def test_csrf_endpoint_refuses_a_revoked_cookie(client, alice_tokens):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import auth_service
 from auth_service import create_app
 from config import TestingConfig
 from helpers import PASSWORD, assert_error
@@ -267,7 +268,7 @@ def down_client():
 def test_healthz_needs_no_database(down_client):
     response = down_client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok"}
+    assert response.json == {"status": "ok", "version": auth_service.__version__}
 
 
 def test_readyz_reports_the_database_down(down_client):

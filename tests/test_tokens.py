@@ -19,6 +19,7 @@ from auth_service.persistence.models import RefreshToken, User
 from auth_service.services import rotation as tokens_module
 from helpers import (
     LOGIN_TIME,
+    ROOT,
     claims,
     csrf_header,
     family_rows,
@@ -442,3 +443,27 @@ def test_a_refresh_that_found_sqlite_locked_is_retried(client, alice_tokens, mon
     response = refresh(client, alice_tokens["refresh_token"])
     assert response.status_code == 200
     assert len(calls) == 2
+
+
+def documented_claims() -> dict[str, set[str]]:
+    """The claims docs/tokens-and-sessions.md lists, by token type ("both" in each)."""
+    page = (ROOT / "docs" / "tokens-and-sessions.md").read_text(encoding="utf-8")
+    table = page.split("### Claims", 1)[1].split("\n\n")[1]
+    listed = {"access": set(), "refresh": set()}
+    for row in table.splitlines()[2:]:
+        names, where = row.split("|")[1:3]
+        kinds = ["access", "refresh"] if where.strip() == "both" else [where.strip()]
+        for kind in kinds:
+            listed[kind].update(name.strip(" `") for name in names.split(","))
+    return listed
+
+
+def test_the_docs_list_exactly_the_claims_tokens_carry(client, alice_tokens):
+    listed = documented_claims()
+    assert set(claims(alice_tokens["access_token"])) == listed["access"]
+    assert set(claims(alice_tokens["refresh_token"])) == listed["refresh"]
+    access = claims(alice_tokens["access_token"])
+    assert (access["fresh"], access["aal"], access["amr"]) == (False, "aal1", ["pwd"])
+    assert access["iat"] - 1 <= access["auth_time"] <= access["iat"]  # the login
+    # The refresh token's csrf is what the X-CSRF-TOKEN header must carry.
+    assert claims(alice_tokens["refresh_token"])["csrf"] == alice_tokens["csrf_token"]

@@ -6,7 +6,7 @@ import pytest
 
 from auth_service.extensions import db
 from auth_service.persistence.models import User
-from helpers import PASSWORD, token_rows
+from helpers import PASSWORD, assert_error, token_rows
 from helpers import user_columns as row
 
 
@@ -144,10 +144,25 @@ def test_delete_me_keeps_other_users(client, auth, alice_headers, in_db):
 # --- GET /users/ (superuser) ----------------------------------------------------------
 
 
-def test_list_users_requires_a_token(client):
-    response = client.get("/users/")
+@pytest.mark.parametrize("path", ["/users/", "/users"])
+def test_list_users_requires_a_token(client, path):
+    response = client.get(path)
     assert response.status_code == 401
+    assert response.json["error"] == "authorization_required"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_users_without_the_slash_is_the_list_not_a_redirect(client, superuser_headers):
+    # It was an HTML 308 to /users/.
+    response = client.get("/users?per_page=1", headers=superuser_headers)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.json["per_page"] == 1
+    assert "Location" not in response.headers
+    # Any other method: a JSON error (werkzeug's matcher says 404 here, 405 for /users/).
+    other = client.post("/users", headers=superuser_headers)
+    assert_error(other, other.status_code)
+    assert other.status_code in (404, 405)
 
 
 def test_list_users_refuses_ordinary_users(client, alice_headers):
@@ -156,8 +171,9 @@ def test_list_users_refuses_ordinary_users(client, alice_headers):
     assert response.json["error"] == "forbidden"
 
 
-def test_list_users_as_superuser(client, superuser_headers, alice_headers):
-    response = client.get("/users/", headers=superuser_headers)
+@pytest.mark.parametrize("path", ["/users/", "/users"])
+def test_list_users_as_superuser(client, superuser_headers, alice_headers, path):
+    response = client.get(path, headers=superuser_headers)
     assert response.status_code == 200
     assert response.json["total"] == 2
     assert response.json["page"] == 1

@@ -9,6 +9,7 @@ from functools import wraps
 import flask_jwt_extended
 from flask import Response, current_app, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import NoAuthorizationError
 
 from auth_service.errors import APIError, Error
 from auth_service.http.schemas import ErrorSchema
@@ -66,12 +67,30 @@ def token_required(locations: tuple[str, ...], refresh: bool = False):
         def guarded(*args, **kwargs):
             for token in presented_tokens(locations, refresh):
                 check_compact_form(token)
-            verify_jwt_in_request(refresh=refresh, locations=list(locations))
+            try:
+                verify_jwt_in_request(refresh=refresh, locations=list(locations))
+            except NoAuthorizationError:
+                if not refresh:
+                    raise  # errors.py's loader: "A bearer token is required."
+                raise missing_refresh_token(locations) from None
             return fn(*args, **kwargs)
 
         return guarded
 
     return decorator
+
+
+def missing_refresh_token(locations: tuple[str, ...]) -> APIError:
+    """The 401 of a request without a refresh token, naming where this endpoint reads it
+    (not "a bearer token": these endpoints never read the Authorization header)."""
+    config = current_app.config
+    cookie = f"the refresh cookie ({config['JWT_REFRESH_COOKIE_NAME']})"
+    if locations == ("cookies",):
+        where = f"{cookie} is missing; log in first"
+    else:
+        places = {"json": f"`{config['JWT_REFRESH_JSON_KEY']}` in the JSON body", "cookies": cookie}
+        where = "send " + " or ".join(places[location] for location in locations)
+    return APIError(Error.REFRESH_TOKEN_REQUIRED, where=where)
 
 
 def presented_tokens(locations: tuple[str, ...], refresh: bool) -> Iterator:

@@ -257,7 +257,14 @@ class UserSchema(ma.Schema):
     mfa_enabled = fields.Boolean(
         dump_only=True, metadata={"description": "Two-step verification is on"}
     )
-    email_verified = fields.DateTime(
+    # The column holds the time (users.email_verified); the API says both.
+    email_verified = fields.Function(
+        lambda user: user.email_verified is not None,
+        dump_only=True,
+        metadata={"type": "boolean", "description": "The email address is verified"},
+    )
+    email_verified_at = fields.DateTime(
+        attribute="email_verified",
         dump_only=True,
         allow_none=True,
         metadata={"description": "When the email was verified, or null"},
@@ -384,6 +391,12 @@ class MessageSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String(metadata={"example": "ok"})
+
+
+class LivenessSchema(HealthSchema):
+    version = fields.String(
+        metadata={"example": "0.1.0", "description": "auth_service's version (CHANGELOG.md)"}
+    )
 
 
 class TokenInfoSchema(ma.Schema):

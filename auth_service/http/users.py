@@ -82,7 +82,9 @@ def unlink_identity(provider):
     identities.unlink(current_user, provider)
 
 
-@blp.route("/", methods=["GET"])
+# /users answers too: Flask's redirect to /users/ is an HTML 308 a JSON client would
+# have to follow.
+@blp.route("/", methods=["GET"], strict_slashes=False)
 @access_required(blp, superuser=True)
 @blp.arguments(UsersQuerySchema(), location="query")
 @blp.response(200, UserPageSchema)

@@ -40,10 +40,15 @@ def add_security_headers(response: Response) -> Response:
 
     Tokens and profiles must never sit in a shared or browser cache, so every
     API response is ``no-store``; the HTML docs pages get DOCS_CSP, the /demo pages
-    PAGE_CSP.
+    PAGE_CSP. A 204 carries no Content-Type.
     """
     wanted = _ALWAYS
-    if response.mimetype == "application/json":
+    if response.status_code == 204:
+        # No content, so no type (RFC 9110 15.3.5): flask-smorest labels its empty answer
+        # application/json and Flask's plain Response text/html. Still an API answer.
+        del response.headers["Content-Type"]
+        wanted += _JSON
+    elif response.mimetype == "application/json":
         wanted += _JSON
     elif request.blueprint == "demo":
         wanted += _PAGE

@@ -58,7 +58,9 @@ def test_signup_sends_a_verification_email(smtp, auth):
 
 
 def test_a_new_account_is_unverified(smtp, auth, in_db):
-    assert auth.signup().json["email_verified"] is None
+    profile = auth.signup().json
+    assert profile["email_verified"] is False
+    assert profile["email_verified_at"] is None
     assert stored_user(in_db).email_verified is None
 
 
@@ -126,11 +128,13 @@ def test_pressing_the_button_verifies_the_email(client, verification, in_db):
     assert stored_user(in_db).email_verified >= before - timedelta(seconds=1)
 
 
-def test_the_profile_shows_when_the_email_was_verified(client, auth, verification):
+def test_the_profile_shows_that_and_when_the_email_was_verified(client, auth, verification, in_db):
     verify(client, token_of(verification))
     access = auth.login().json["access_token"]
-    verified = me(client, access).json["email_verified"]
-    assert datetime.fromisoformat(verified) <= datetime.now(UTC)
+    profile = me(client, access).json
+    assert profile["email_verified"] is True
+    verified_at = datetime.fromisoformat(profile["email_verified_at"])
+    assert verified_at == stored_user(in_db).email_verified
 
 
 def test_post_verifies_for_api_clients(client, verification, in_db):

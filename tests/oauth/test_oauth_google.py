@@ -226,7 +226,7 @@ def test_pre_registration_takeover_is_refused(client, oauth_app, auth, google, i
     assert row_count(in_db, User) == 1
     # No session was started for anyone; the attacker holds only what they had.
     assert row_count(in_db, RefreshToken) == 1
-    assert me(client, attacker["access_token"]).json["email_verified"] is None
+    assert me(client, attacker["access_token"]).json["email_verified"] is False
 
 
 def test_after_verifying_the_email_the_next_google_login_links(client, auth, google, in_db):

@@ -249,6 +249,9 @@ def test_preflight_from_an_allowed_origin(browser, path, method):
     assert allowed == {"authorization", "content-type", "x-csrf-token"}
     assert int(response.headers["Access-Control-Max-Age"]) > 0
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # No content, so no type (it was text/html).
+    assert "Content-Type" not in response.headers
+    assert response.data == b""
 
 
 def test_preflight_from_another_origin_is_not_allowed(browser):

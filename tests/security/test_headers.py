@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import TestingConfig
-from helpers import PASSWORD, bearer, csrf_header, login
+from helpers import PASSWORD, bearer, claims, csrf_header, login
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
@@ -118,6 +118,30 @@ def test_json_responses_carry_the_security_headers(json_response):
 
 def test_no_hsts_over_plain_http(json_response):
     assert "Strict-Transport-Security" not in json_response.headers
+
+
+def _revoke_session(client, tokens):
+    sid = claims(tokens["access_token"])["sid"]
+    return client.delete(f"/auth/active-sessions/{sid}", headers=bearer(tokens["access_token"]))
+
+
+def _delete_account(client, tokens):
+    return client.delete(
+        "/users/me", json={"password": PASSWORD}, headers=bearer(tokens["access_token"])
+    )
+
+
+@pytest.mark.parametrize("make", [_revoke_session, _delete_account])
+def test_a_204_has_no_content_type_and_no_body(client, alice_tokens, make):
+    response = make(client, alice_tokens)
+
+    assert response.status_code == 204
+    assert "Content-Type" not in response.headers  # was application/json
+    assert "Content-Length" not in response.headers
+    assert response.data == b""
+    # Still an API answer: never cached.
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Security-Policy"] == API_CSP
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

@@ -13,7 +13,7 @@ import pytest
 from flask_jwt_extended import decode_token
 from jwt.exceptions import DecodeError
 
-from helpers import ERROR_KEYS, assert_error, claims, me, refresh, token_rows
+from helpers import ERROR_KEYS, assert_error, bearer, claims, me, refresh, token_rows
 
 
 def assert_refused(response, error: str | None = None) -> None:
@@ -316,7 +316,7 @@ def test_refresh_token_in_the_query_string_is_ignored(client, alice_tokens, in_d
 
     response = client.post(f"/auth/refresh?{parameter}={alice_tokens['refresh_token']}")
 
-    assert_refused(response, "authorization_required")
+    assert_refused(response, "refresh_token_required")
     assert [row.spent_at for row in token_rows(in_db)] == [None]
 
 
@@ -355,3 +355,17 @@ def test_malformed_authorization_header_is_a_json_401(client, authorization):
 
 def test_missing_authorization_header_is_a_json_401(client):
     assert_refused(client.get("/auth/me"), "authorization_required")
+
+
+@pytest.mark.parametrize("body", [None, {}])
+def test_refresh_without_a_token_names_where_it_goes(client, alice_tokens, body):
+    client.delete_cookie("refresh_token_cookie", path="/auth")
+    headers = bearer(alice_tokens["access_token"])  # not a refresh token: never read here
+
+    response = client.post("/auth/refresh", json=body, headers=headers)
+
+    assert_refused(response, "refresh_token_required")
+    assert response.json["message"] == (
+        "A refresh token is required: send `refresh_token` in the JSON body or the "
+        "refresh cookie (refresh_token_cookie)."
+    )

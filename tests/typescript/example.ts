@@ -33,6 +33,10 @@ export async function signUpAndLogIn(email: string, password: string): Promise<T
     throw new Error(`try again in ${wait} s`);
   }
   if (error) throw new Error(describe(error));
+  // With two-step verification on, the login's first step earns an mfa token, not a pair.
+  if ("mfa_token" in data) {
+    throw new Error(`POST /auth/login/mfa with a code (${data.methods.join(" or ")})`);
+  }
   return data;
 }
 
@@ -43,7 +47,10 @@ export async function whoAmI(tokens: TokenPair): Promise<Me> {
   if (error) throw new Error(describe(error));
   const id: number | undefined = data.id;
   const name: string | undefined = data.username;
-  console.log(id, name);
+  // A boolean; when it happened is email_verified_at (an ISO 8601 time, or null).
+  const verified: boolean | undefined = data.email_verified;
+  const verifiedAt: string | null | undefined = data.email_verified_at;
+  console.log(id, name, verified ? `verified ${verifiedAt}` : "unverified");
   return data;
 }
 
@@ -55,6 +62,11 @@ export async function refresh(tokens: TokenPair): Promise<RefreshAnswer> {
   const next: string = data.access_token;
   console.log(next.length, data.expires_in);
   return data;
+}
+
+export async function serverVersion(): Promise<string | undefined> {
+  const { data } = await api.GET("/healthz");
+  return data?.version;
 }
 
 export async function logOut(tokens: TokenPair): Promise<void> {
