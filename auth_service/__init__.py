@@ -34,8 +34,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         from flask_migrate.cli import db as migrations_cli
 
         from auth_service.cli import tokens_cli, users_cli
+        from auth_service.cli_audit import audit_cli
 
-        return cli_failures.unconfigured_app(error, [migrations_cli, users_cli, tokens_cli])
+        return cli_failures.unconfigured_app(
+            error, [migrations_cli, users_cli, tokens_cli, audit_cli]
+        )
 
 
 def build_app(config_class: type[Config] | None = None) -> Flask:
@@ -135,19 +138,23 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commit_point(app: Flask) -> None:
-    """Each request commits at its end, or rolls back; emails wait for the commit (last, so
-    its after_request hook runs first)."""
+    """Each request commits at its end, or rolls back; emails wait for the commit, audit
+    events join it (last, so its after_request hook runs first)."""
     from auth_service.persistence import transactions
+    from auth_service.services import audit
 
     transactions.init_app(app)
+    audit.init_app(app)
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users ...`` and ``flask tokens ...``; flask-migrate's ``flask db ...``
-    reports an unreachable database in one line too."""
+    """``flask users ...``, ``flask tokens ...`` and ``flask audit ...``; flask-migrate's
+    ``flask db ...`` reports an unreachable database in one line too."""
     from auth_service.cli import tokens_cli, users_cli
+    from auth_service.cli_audit import audit_cli
     from auth_service.cli_failures import guarded
 
     app.cli.add_command(guarded(app.cli.commands["db"], migrated=False))
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(audit_cli)

@@ -25,6 +25,7 @@ LAYERS = [
         "auth_service.http",
         "auth_service.cli",
         "auth_service.cli_failures",
+        "auth_service.cli_audit",
         "auth_service.observability",
     },
     {"auth_service"},

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, has_request_context, request
 from flask_jwt_extended import get_jwt
 
-from auth_service.services import sessions
+from auth_service.services import audit, sessions
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # The same header as the WSGI server hands it over (PEP 3333): read from the environ,
@@ -232,7 +232,9 @@ def init_app(app: Flask) -> None:
 
     With LOG_REQUESTS=false (gunicorn.conf.py sets it: its access line carries every
     field of ours) the app writes no request line of its own, only tags the response.
+    Audit events carry the same request id (auth_service.services.audit).
     """
+    app.extensions[audit.REQUEST_ID_SOURCE] = request_id
     if app.config["LOG_REQUESTS"]:
         app.before_request(start_timer)
         app.after_request(log_request)

@@ -1,5 +1,5 @@
 """Database models: users, their sessions and refresh tokens, their Google/GitHub identities,
-and their second factors."""
+their second factors, and the audit trail."""
 
 from __future__ import annotations
 
@@ -282,3 +282,39 @@ class MfaChallenge(db.Model):
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
     attempts: so.Mapped[int] = so.mapped_column(default=0)
     used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+
+class AuditEvent(db.Model):
+    """One security event: who did what to which account, from where, in which request.
+
+    Append-only and hash-chained (auth_service.persistence.audit_log): ``hash`` is the
+    SHA-256 of ``prev_hash`` and the row's content. No foreign keys: an account's
+    events outlive it (``account_deleted`` is one of them).
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.Index("ix_audit_events_user_id_id", "user_id", "id"),
+        # Never reuse an id on SQLite: the chain and the cursors are ordered by it.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    occurred_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, index=True)
+    type: so.Mapped[str] = so.mapped_column(sa.String(40))
+    # The account the event is about; NULL when there is none (a login naming no account).
+    user_id: so.Mapped[int | None]
+    # Whose credentials made the request (the account itself, or a superuser acting on it).
+    actor_id: so.Mapped[int | None]
+    session_id: so.Mapped[str | None] = so.mapped_column(sa.String(36))
+    ip: so.Mapped[str | None] = so.mapped_column(sa.String(45))
+    user_agent: so.Mapped[str | None] = so.mapped_column(sa.String(255))
+    # The request's X-Request-ID (auth_service.observability.request_log).
+    request_id: so.Mapped[str | None] = so.mapped_column(sa.String(128))
+    # Never a password, token, code or secret.
+    details: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
+    prev_hash: so.Mapped[str] = so.mapped_column(sa.String(64))
+    hash: so.Mapped[str] = so.mapped_column(sa.String(64))
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.id} {self.type} user={self.user_id}>"

@@ -13,7 +13,9 @@ events; no savepoints are used, so a rollback always ends the whole transaction.
 ``commit_now`` is the deliberate exception, for the few security writes that must
 persist even though the request then answers with an error (a reused refresh token's
 revocation before its 401) or that are atomic only as a transaction of their own (a
-rotation on SQLite, retried as a whole). Nothing else calls it.
+rotation on SQLite, retried as a whole), and the audit event of a failure the request
+answers with an error (auth_service.services.audit.record_failure, docs/adr/2401).
+Nothing else calls it.
 """
 
 from __future__ import annotations
