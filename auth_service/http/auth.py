@@ -38,7 +38,15 @@ from auth_service.security.limits import (
     refresh_limit,
     signup_limit,
 )
-from auth_service.services import account_emails, accounts, mfa, mfa_login, rotation, sessions
+from auth_service.services import (
+    account_emails,
+    accounts,
+    audit,
+    mfa,
+    mfa_login,
+    rotation,
+    sessions,
+)
 
 blp = Blueprint(
     "auth", __name__, url_prefix="/auth", description="Email/password authentication and tokens"
@@ -170,7 +178,8 @@ def logout(data):
     """
     payload = _presented_refresh_token(data)
     family = payload["sid"] if payload else get_jwt()["sid"]
-    sessions.revoke_family(family, sessions.REASON_LOGOUT)
+    if sessions.revoke_family(family, sessions.REASON_LOGOUT):
+        audit.record(audit.LOGOUT, current_user.id, session_id=family)
     response = jsonify(message="Logged out.")
     unset_refresh_cookies(response)
     return response
@@ -182,6 +191,7 @@ def logout(data):
 def logout_all():
     """Revoke every refresh token of the user (log out of all devices)."""
     count = sessions.revoke_user_tokens(current_user.id, sessions.REASON_LOGOUT_ALL)
+    audit.record(audit.LOGOUT_ALL, current_user.id, details={"sessions": count})
     response = jsonify(message=f"Logged out of all sessions ({count} revoked).")
     unset_refresh_cookies(response)
     return response

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 IPV6_CLIENT_PREFIX = 64
 # Where init_app keeps an app's Counters.
 EXTENSION = "rate_limits"
+# app.extensions key of the function told of every refused request (the audit trail's:
+# auth_service.services.audit, a layer above this one).
+EXCEEDED_LISTENER = "rate_limits.exceeded"
 
 
 def _without_port(raw: str) -> str:
@@ -104,6 +107,13 @@ def counters(app: Flask | None = None) -> Counters:
     return (app or current_app).extensions[EXTENSION]
 
 
+def report_exceeded(limit: str, key: str, user_id: int | None = None) -> None:
+    """Tell the app's listener that ``limit`` refused a request counted per ``key``."""
+    listener = current_app.extensions.get(EXCEEDED_LISTENER)
+    if listener is not None:
+        listener(limit, key, user_id)
+
+
 @dataclass(frozen=True)
 class Limit:
     """The limit string in the setting ``setting``, counted per ``key()`` in ``scope`` of
@@ -133,6 +143,7 @@ def _count(limits: tuple[Limit, ...]) -> None:
         identifiers = [prefix, limit.key(), scope] if prefix else [limit.key(), scope]
         if not strategy.hit(item, *identifiers):
             log.info("rate limit %s exceeded on %s", item, limit.scope)
+            report_exceeded(limit.scope, "/".join(identifiers))
             reset_at = strategy.get_window_stats(item, *identifiers).reset_time
             raise rate_limited(reset_at - time.time())
 

@@ -24,7 +24,7 @@ from limits import RateLimitItem, parse_many
 from auth_service.errors import rate_limited
 from auth_service.persistence.models import User
 from auth_service.security import devices
-from auth_service.security.limits import client_network, counters, email_digest
+from auth_service.security.limits import client_network, counters, email_digest, report_exceeded
 from auth_service.security.passwords import verify_password
 
 NAMESPACE = "password-failures"
@@ -56,7 +56,7 @@ def _give_back(slots: list[Slot]) -> None:
         counters().storage.incr(key, item.get_expiry(), amount=-1)
 
 
-def _take_slots(budgets: list[tuple[str, str]]) -> list[Slot]:
+def _take_slots(budgets: list[tuple[str, str]], user_id: int | None) -> list[Slot]:
     """One slot of every budget, or a 429 (and the slots taken so far given back)."""
     storage = counters().storage
     prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
@@ -68,6 +68,7 @@ def _take_slots(budgets: list[tuple[str, str]]) -> list[Slot]:
                 # The spent budget keeps the extra count: its window ends when it would
                 # have anyway.
                 _give_back(taken)
+                report_exceeded(setting, key, user_id)
                 raise rate_limited(storage.get_expiry(key) - time.time())
             taken.append((item, key))
     return taken
@@ -94,7 +95,7 @@ def _within_budgets(user: User | None, email: str | None, verify: Callable[[], b
     """``verify()`` once a slot of every budget is taken; the slots back if it passed."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return verify()
-    slots = _take_slots(_budgets(user, email))
+    slots = _take_slots(_budgets(user, email), user and user.id)
     valid = verify()
     # A deactivated account's login fails whatever the password: a refund would tell
     # the right one apart by the budget it leaves.

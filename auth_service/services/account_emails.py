@@ -24,7 +24,7 @@ from auth_service.security import link_tokens
 from auth_service.security.addresses import normalize_email
 from auth_service.security.link_tokens import RESET_PASSWORD, VERIFY_EMAIL
 from auth_service.security.passwords import guessability_problem
-from auth_service.services import accounts
+from auth_service.services import accounts, audit
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def mark_verified(user: User) -> bool:
     if user.email_verified is not None:
         return False
     user.email_verified = utcnow()
+    audit.record(audit.EMAIL_VERIFIED, user.id)
     return True
 
 
@@ -132,6 +133,7 @@ def request_password_reset(email: str) -> None:
         minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"].total_seconds() / 60),
     )
     if eligible:
+        audit.record(audit.PASSWORD_RESET_REQUESTED, user.id)
         _send(message)
 
 
@@ -149,7 +151,7 @@ def reset_password(token: str, new_password: str) -> User:
     # The token is bound to the hash it was read with, and so is the write: of two
     # requests racing with it, or a change landing meanwhile, only the first goes through.
     try:
-        accounts.set_password(user, new_password)
+        accounts.set_password(user, new_password, event=audit.PASSWORD_RESET)
     except accounts.PasswordChangedMeanwhile:
         raise APIError(Error.INVALID_LINK) from None
     if user.email_verified is None:

@@ -14,7 +14,7 @@ from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 from auth_service.security.addresses import canonical_or_none, normalize_email
 from auth_service.security.password_attempts import check_password
 from auth_service.security.passwords import hash_password, needs_rehash
-from auth_service.services import sessions
+from auth_service.services import audit, sessions
 
 
 class PasswordChangedMeanwhile(APIError):
@@ -68,6 +68,7 @@ def create_user(
     )
     db.session.add(user)
     _flush_claim(email=email, username=username)
+    audit.record(audit.SIGNUP, user.id, details={"method": "password" if password else "none"})
     return user
 
 
@@ -97,6 +98,7 @@ def authenticate(email: str, password: str) -> User:
     user = queries.user_by_email(normalized, attach=False)
     valid = check_password(user, password, email=normalized)
     if not valid or not user.is_active:
+        _record_login_failure(user, normalized, valid)
         raise APIError(Error.INVALID_CREDENTIALS)
     if needs_rehash(user.password_hash):
         # Only over the hash just verified: a reset or change that landed meanwhile wins.
@@ -109,7 +111,17 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
-def set_password(user: User, new_password: str) -> None:
+def _record_login_failure(user: User | None, normalized_email: str, valid: bool) -> None:
+    """login_failed, with why (for the operator: the client's answer never says)."""
+    if user is None:
+        details = {"reason": "unknown_account", "email_key": audit.email_key(normalized_email)}
+    else:
+        reason = "inactive" if valid else "no_password" if not user.has_password else "password"
+        details = {"reason": reason}
+    audit.record_failure(audit.LOGIN_FAILED, user and user.id, details=details)
+
+
+def set_password(user: User, new_password: str, event: str = audit.PASSWORD_CHANGED) -> None:
     """Store a new password and end every session and token issued before (not committed).
 
     Written only over the hash and token version this request read: of two changes or
@@ -135,6 +147,7 @@ def set_password(user: User, new_password: str) -> None:
         db.session.rollback()
         raise PasswordChangedMeanwhile()
     sessions.revoke_user_tokens(user.id, sessions.REASON_PASSWORD)
+    audit.record(event, user.id)
 
 
 def change_password(
@@ -146,7 +159,7 @@ def change_password(
         raise APIError(Error.INVALID_PASSWORD, "The current password is incorrect.")
     set_password(user, new_password)
     methods = list(dict.fromkeys([*session.methods, sessions.PASSWORD]))
-    return sessions.start_session(user, methods, aal=session.aal)
+    return sessions.start_session(user, methods, aal=session.aal, event=None)
 
 
 def update_profile(user: User, changes: dict) -> User:
@@ -186,6 +199,7 @@ def delete_account(user: User, password: str | None) -> None:
         if not check_password(user, password):
             raise APIError(Error.INVALID_PASSWORD)
     _lock_active_superusers(user)
+    user_id = user.id  # expired by the delete below
     # Revoked first: that waits for a rotation in flight (sessions.py), whose child the
     # deletes below then see.
     sessions.revoke_user_tokens(user.id, sessions.REASON_ACCOUNT_DELETED)
@@ -198,6 +212,7 @@ def delete_account(user: User, password: str | None) -> None:
     if deleted != 1:
         db.session.rollback()
         raise _last_superuser()
+    audit.record(audit.ACCOUNT_DELETED, user_id)
 
 
 def set_active(user: User, active: bool) -> User:
@@ -209,8 +224,11 @@ def set_active(user: User, active: bool) -> User:
     other at once cannot both succeed.
     """
     if active:
-        user.is_active = True
+        if not user.is_active:
+            user.is_active = True
+            audit.record(audit.USER_ACTIVATED, user.id)
         return user
+    was_active = user.is_active
     _lock_active_superusers(user)
     deactivated = db.session.execute(
         sa.update(User)
@@ -223,6 +241,8 @@ def set_active(user: User, active: bool) -> User:
         db.session.rollback()
         raise _last_superuser()
     sessions.revoke_user_tokens(user.id, sessions.REASON_DEACTIVATED)
+    if was_active:
+        audit.record(audit.USER_DEACTIVATED, user.id)
     return user
 
 

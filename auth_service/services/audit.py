@@ -27,6 +27,7 @@ from flask_jwt_extended import get_jwt
 from auth_service.extensions import db
 from auth_service.persistence import audit_log, transactions
 from auth_service.persistence.models import AuditEvent, utcnow
+from auth_service.security import limits
 
 # The event types reachable today (docs/audit.md lists what each records).
 SIGNUP = "signup"
@@ -75,6 +76,8 @@ USER_VISIBLE = (
     USER_DEACTIVATED,
 )
 
+# Seconds during which one limit key gives at most one rate_limited event.
+RATE_LIMITED_SAMPLE = 60
 # Session.info key of the events waiting for the commit.
 PENDING = "auth_service.audit_events"
 # app.extensions key of the function that gives the current request's id (the request
@@ -177,6 +180,14 @@ def _drop_pending(session: sa.orm.Session) -> None:
     session.info.pop(PENDING, None)
 
 
+def _rate_limited(limit: str, key: str, user_id: int | None) -> None:
+    """rate_limited, sampled: at most one event per limit key per minute, counted on the
+    limits' own storage (shared by every instance through Redis)."""
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    if limits.counters().storage.incr(f"{prefix}audit-sample/{key}", RATE_LIMITED_SAMPLE) == 1:
+        record_failure(RATE_LIMITED, user_id, details={"limit": limit})
+
+
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -223,3 +234,4 @@ def init_app(app: Flask) -> None:
     for event, listener in (("before_commit", _append_pending), ("after_rollback", _drop_pending)):
         if not sa.event.contains(db.session, event, listener):
             sa.event.listen(db.session, event, listener)
+    app.extensions[limits.EXCEEDED_LISTENER] = _rate_limited

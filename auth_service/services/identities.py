@@ -37,7 +37,7 @@ from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
 from auth_service.persistence.models import OAuthAccount, User, utcnow
-from auth_service.services import account_emails, sessions
+from auth_service.services import account_emails, audit, sessions
 from auth_service.services.accounts import find_by_email
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
@@ -66,12 +66,18 @@ def sign_in(profile: ProviderProfile) -> User:
         user = _new_user(profile)
         _add_identity(user, profile)
         db.session.flush()  # the new account's id, for the session the caller starts
+        audit.record(audit.SIGNUP, user.id, details={"method": profile.provider})
         return user
     _ensure_linkable(user, profile)
     evicted = user.has_password
     if evicted:
         _evict_everyone(user)
     _add_identity(user, profile)
+    audit.record(
+        audit.IDENTITY_LINKED,
+        user.id,
+        details={"provider": profile.provider, "password_removed": evicted},
+    )
     account_emails.send_identity_linked(user, label, password_removed=evicted)
     return user
 
@@ -108,6 +114,7 @@ def link_signed_in(
         raise APIError(Error.IDENTITY_IN_USE, label=label)
     _ensure_provider_free(user, profile)
     _add_identity(user, profile)
+    audit.record(audit.IDENTITY_LINKED, user.id, details={"provider": profile.provider})
     account_emails.send_identity_linked(user, label, password_removed=False)
     return user
 
@@ -217,3 +224,4 @@ def unlink(user: User, provider: str) -> None:
     if not user.has_password and len(identities) == 1:
         raise APIError(Error.LAST_SIGN_IN_METHOD, label=LABELS[provider])
     db.session.delete(identity)
+    audit.record(audit.IDENTITY_UNLINKED, user.id, details={"provider": provider})

@@ -29,7 +29,7 @@ from auth_service.persistence.models import (
 )
 from auth_service.security import sealing, second_factors
 from auth_service.security.password_attempts import check_second_factor
-from auth_service.services import account_emails, accounts, sessions
+from auth_service.services import account_emails, accounts, audit, sessions
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
@@ -95,6 +95,7 @@ def prove(user: User, code: str | None = None, recovery_code: str | None = None)
     if not check_second_factor(user, spend):
         return None
     if recovery_code is not None:
+        audit.record(audit.RECOVERY_CODE_USED, user.id)
         account_emails.send_recovery_code_used(user, _recovery_codes_left(user.id))
     return OTP
 
@@ -225,6 +226,7 @@ def verify_totp(
     db.session.flush()
     pair = sessions.elevate(user, session, [OTP])
     if turned_on:
+        audit.record(audit.MFA_ENABLED, user.id, details={"factor": TOTP})
         account_emails.send_mfa_enabled(user)
     return pair, codes
 
@@ -303,6 +305,7 @@ def _turn_off(user: User, by_admin: bool) -> None:
     user.mfa_enabled = False
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.execute(sa.delete(MfaChallenge).where(MfaChallenge.user_id == user.id))
+    audit.record(audit.MFA_DISABLED, user.id, details={"by_admin": by_admin})
     account_emails.send_mfa_disabled(user, by_admin=by_admin)
 
 
@@ -317,5 +320,6 @@ def step_up(
         raise APIError(Error.MFA_NOT_ENABLED)
     method = prove(user, code=code, recovery_code=recovery_code)
     if method is None:
+        audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": "step_up"})
         raise APIError(Error.WRONG_MFA_CODE)
     return sessions.elevate(user, session, [method])

@@ -22,7 +22,7 @@ from auth_service.extensions import db
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import MfaChallenge, User, utcnow
 from auth_service.security.second_factors import mfa_token_digest, new_mfa_token
-from auth_service.services import mfa, sessions
+from auth_service.services import audit, mfa, sessions
 
 
 def begin(user: User, first_method: str) -> str:
@@ -81,6 +81,7 @@ def finish(
     user = _account_of(challenge)
     method = mfa.prove(user, code=code, recovery_code=recovery_code)
     if method is None:
+        audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": "login"})
         raise APIError(Error.INVALID_MFA_CODE)
     if not _spend(challenge_id):
         raise APIError(Error.INVALID_MFA_TOKEN)  # a parallel request spent it first

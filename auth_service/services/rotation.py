@@ -21,6 +21,7 @@ from auth_service.extensions import db
 from auth_service.persistence import transactions
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
+from auth_service.services import audit
 from auth_service.services.sessions import (
     REASON_REUSE,
     TokenPair,
@@ -100,6 +101,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     if not revoke_family(family_id, REASON_REUSE):
         db.session.rollback()  # revoked (or deleted) meanwhile: not a reuse
         raise _revoked()
+    audit.record(audit.REFRESH_REUSE_DETECTED, user_id, session_id=family_id)
     # Committed before the 401, which rolls the rest of the request back.
     transactions.commit_now()
     current_app.logger.warning(

@@ -27,6 +27,7 @@ from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
 from auth_service.security import jwt_checks
+from auth_service.services import audit
 
 # Why a token was revoked, recorded in refresh_tokens.revoked_reason.
 REASON_LOGOUT = "logout"
@@ -95,10 +96,15 @@ def encode_pair(user_id: int, version: int, token, session: Session) -> TokenPai
 
 
 def start_session(
-    user: User, methods: list[str], aal: str = "aal1", authenticated_at: datetime | None = None
+    user: User,
+    methods: list[str],
+    aal: str = "aal1",
+    authenticated_at: datetime | None = None,
+    event: str | None = audit.LOGIN_SUCCEEDED,
 ) -> TokenPair:
     """Begin a new session for ``user``, proven by ``methods`` (RFC 8176 ``amr`` values)
-    at level ``aal``, with its first refresh token (not committed).
+    at level ``aal``, with its first refresh token (not committed); recorded as ``event``
+    (a sign-in, unless the caller says otherwise).
 
     The request commits the rows with whatever else its session holds (a changed
     password, a new account), before the pair reaches the client.
@@ -120,6 +126,10 @@ def start_session(
     # A login presents no token that would name its account: the request log asks here
     # (the id itself: the row is expired by the commit before the log line is written).
     g.session_started_for = user.id
+    if event is not None:
+        audit.record(
+            event, user.id, session_id=session.id, details={"methods": methods, "aal": aal}
+        )
     return encode_pair(user.id, user.token_version, token, session)
 
 
@@ -283,3 +293,4 @@ def revoke_session(user: User, family_id: str) -> None:
     # A NUL in the path would make PostgreSQL reject the query (a 500); no id contains one.
     if "\x00" in family_id or not _revoke(own, own_tokens, REASON_SESSION_REVOKED):
         raise APIError(Error.SESSION_NOT_FOUND)
+    audit.record(audit.SESSION_REVOKED, user.id, session_id=family_id)
