@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.http.audit_schemas import EventPageQuerySchema, SecurityEventPageSchema
 from auth_service.http.common import aal2_required, access_required, json_required
 from auth_service.http.schemas import (
     DeleteAccountSchema,
@@ -19,7 +20,7 @@ from auth_service.http.schemas import (
     UserUpdateSchema,
 )
 from auth_service.persistence.models import User
-from auth_service.services import accounts, identities, mfa
+from auth_service.services import accounts, audit, identities, mfa
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -57,6 +58,20 @@ def update_me(changes):
 def delete_me(data):
     """Delete the account and every session; confirm with the password if it has one."""
     accounts.delete_account(current_user, data.get("password"))
+
+
+@blp.route("/me/security-events", methods=["GET"])
+@access_required(blp)
+@blp.arguments(EventPageQuerySchema(), location="query")
+@blp.response(200, SecurityEventPageSchema)
+def security_events(query):
+    """The caller's own security events, newest first (sign-ins, failures, changes)."""
+    return audit.page(
+        user_id=current_user.id,
+        types=audit.USER_VISIBLE,
+        cursor=int(query["cursor"]) if "cursor" in query else None,
+        limit=query["limit"],
+    )
 
 
 @blp.route("/me/identities", methods=["GET"])
