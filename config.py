@@ -351,6 +351,19 @@ class Config:
     #: Lifetime in seconds of a password reset link.
     PASSWORD_RESET_TOKEN_MAX_AGE = timedelta(hours=1)
 
+    # Alerts to users (auth_service/services/alerts.py, docs/audit.md): emails that
+    # tell of a security change, each with nothing that could be used to sign in.
+    #: Email on a sign-in from a device the account has not used in NEW_DEVICE_DAYS.
+    ALERT_NEW_SIGN_IN = True
+    #: Days a device (its device cookie, or browser family plus IP /24 or /48) stays known.
+    NEW_DEVICE_DAYS = 90
+    #: Email when a reused refresh token ended a session.
+    ALERT_REFRESH_REUSE = True
+    #: Email when the password was changed or reset.
+    ALERT_PASSWORD_CHANGED = True
+    #: Email when a Google/GitHub identity was linked or unlinked.
+    ALERT_IDENTITY_CHANGES = True
+
     # Outgoing mail (auth_service/integrations/mail.py). SMTP sends run after the commit
     # on background threads, so a slow mail server never delays a request.
     #: `smtp` sends; `console` writes each email, link included, to the log.

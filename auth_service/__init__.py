@@ -141,10 +141,11 @@ def register_commit_point(app: Flask) -> None:
     """Each request commits at its end, or rolls back; emails wait for the commit, audit
     events join it (last, so its after_request hook runs first)."""
     from auth_service.persistence import transactions
-    from auth_service.services import audit
+    from auth_service.services import alerts, audit
 
     transactions.init_app(app)
     audit.init_app(app)
+    alerts.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -162,6 +162,8 @@ def reset_password(token: str, new_password: str) -> User:
 
 def send_password_changed(user: User) -> None:
     """Tell the user their password changed (after a reset or a change), in case it wasn't them."""
+    if not current_app.config["ALERT_PASSWORD_CHANGED"]:
+        return
     _send(
         _compose(
             "password_changed",
@@ -174,6 +176,8 @@ def send_password_changed(user: User) -> None:
 
 def send_identity_linked(user: User, provider_label: str, password_removed: bool) -> None:
     """Tell the user a provider now signs in to their account (after the link is committed)."""
+    if not current_app.config["ALERT_IDENTITY_CHANGES"]:
+        return
     _send(
         _compose(
             "identity_linked",
@@ -207,3 +211,46 @@ def send_mfa_disabled(user: User, by_admin: bool = False) -> None:
 def send_recovery_code_used(user: User, left: int) -> None:
     """A recovery code signed in; ``left`` unused codes remain."""
     _send(_compose("recovery_code_used", user, "A recovery code was used", at=utcnow(), left=left))
+
+
+def send_identity_unlinked(user: User, provider_label: str) -> None:
+    """Tell the user a provider no longer signs in to their account."""
+    _send(
+        _compose(
+            "identity_unlinked",
+            user,
+            f"{provider_label} was unlinked from your account",
+            provider=provider_label,
+            at=utcnow(),
+        )
+    )
+
+
+def send_new_sign_in(user: User, at, device: str, ip: str | None, sessions_url: str | None):
+    """A sign-in from a device the account has not used lately: when, what, where from."""
+    _send(
+        _compose(
+            "new_sign_in",
+            user,
+            "New sign-in to your account",
+            at=at,
+            device=device,
+            ip=ip,
+            sessions_url=sessions_url,
+        )
+    )
+
+
+def send_refresh_reuse(user: User, at, started_at, device: str, ip: str | None) -> None:
+    """A refresh token was presented again: its session was ended, in case it was stolen."""
+    _send(
+        _compose(
+            "refresh_reuse",
+            user,
+            "One of your sessions was signed out",
+            at=at,
+            started_at=started_at,
+            device=device,
+            ip=ip,
+        )
+    )
