@@ -253,15 +253,27 @@ def test_a_statement_on_the_autocommit_engine_binds_values_by_their_types(app, a
 
 def test_a_login_is_one_select_then_the_session_and_its_token(app, auth, sql_log):
     """The user's read, a statement on the autocommit engine (queries.user_by_email), then
-    one transaction that inserts the session and its first token."""
+    one transaction that inserts the session and its first token, reads the account's
+    recent sign-ins (the new-device alert) and appends login_succeeded to the audit chain
+    under its lock (docs/adr/2401)."""
     auth.signup()
     with sql_log() as log:
         response = auth.login()
     assert response.status_code == 200
-    assert [" ".join(s.split()[:3]) for s in log["statements"]] == [
+    chain_lock = (
+        "SELECT pg_advisory_xact_lock("
+        if sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "postgresql"
+        else "DELETE FROM audit_events"
+    )
+    statements = [" ".join(s.split()[:3]) for s in log["statements"]]
+    assert statements[4].startswith(chain_lock)
+    assert statements[:4] + statements[5:] == [
         "SELECT users.id, users.email,",
         "INSERT INTO sessions",
         "INSERT INTO refresh_tokens",
+        "SELECT audit_events.id, audit_events.occurred_at,",
+        "SELECT audit_events.hash FROM",
+        "INSERT INTO audit_events",
     ]
     assert log["transactions"] == 1
 

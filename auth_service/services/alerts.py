@@ -64,14 +64,14 @@ def _device(event) -> tuple[str, str]:
     return device_family(get("user_agent")), network(get("ip"))
 
 
-def _is_new_device(user: User, event: dict) -> bool:
-    if devices.presented_device(user) is not None:
-        return False
+def _is_new_device(user_id: int, event: dict) -> bool:
+    """Whether the sign-in of ``event`` comes from a device the account has not used
+    lately (module docstring); the cookie is checked only when the history says new."""
     days = current_app.config["NEW_DEVICE_DAYS"]
     earlier = db.session.scalars(
         sa.select(AuditEvent)
         .where(
-            AuditEvent.user_id == user.id,
+            AuditEvent.user_id == user_id,
             AuditEvent.type.in_((audit.SIGNUP, audit.LOGIN_SUCCEEDED)),
         )
         .order_by(AuditEvent.id.desc())
@@ -85,8 +85,10 @@ def _is_new_device(user: User, event: dict) -> bool:
 
 
 def _new_sign_in(event: dict) -> None:
+    if not _is_new_device(event["user_id"], event):
+        return
     user = db.session.get(User, event["user_id"])
-    if user is None or not _is_new_device(user, event):
+    if user is None or devices.presented_device(user) is not None:
         return
     frontend = current_app.config.get("FRONTEND_URL")
     account_emails.send_new_sign_in(

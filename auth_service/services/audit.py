@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, request
 from flask_jwt_extended import get_jwt
 
+from auth_service.error_codes import Error
 from auth_service.extensions import db
 from auth_service.persistence import audit_log, transactions
 from auth_service.persistence.models import AuditEvent, utcnow
@@ -50,7 +51,8 @@ RECOVERY_CODE_USED = "recovery_code_used"
 ACCOUNT_DELETED = "account_deleted"
 USER_ACTIVATED = "user_activated"
 USER_DEACTIVATED = "user_deactivated"
-RATE_LIMITED = "rate_limited"
+# The 429 it records, by the error code's own name.
+RATE_LIMITED = Error.RATE_LIMITED.code
 
 # What GET /users/me/security-events shows an account of its own events: everything
 # about the account but the rate limits (noise, and keys of other parties' budgets).
