@@ -34,3 +34,19 @@ def test_linking_a_password_account_records_that_the_password_went(client, auth,
     assert sign_in(client, "google").status_code == 200
     linked = [e for e in all_events(in_db) if e.type == "identity_linked"]
     assert [e.details for e in linked] == [{"provider": "google", "password_removed": True}]
+
+
+def test_an_unlinked_identity_is_told_by_email_unless_turned_off(
+    client, google, github, smtp, oauth_app, monkeypatch
+):
+    google.user["email"] = "octo@example.com"
+    sign_in(client, "google")
+    headers = bearer(sign_in(client, "github").json["access_token"])
+    assert client.delete("/users/me/identities/github", headers=headers).status_code == 204
+    [message] = smtp.to("octo@example.com", "GitHub was unlinked from your account")
+    assert "token" not in message.get_body(("plain",)).get_content()
+    monkeypatch.setitem(oauth_app.config, "ALERT_IDENTITY_CHANGES", False)
+    sign_in(client, "github")
+    assert client.delete("/users/me/identities/github", headers=headers).status_code == 204
+    assert len(smtp.to("octo@example.com", "GitHub was unlinked from your account")) == 1
+    assert smtp.to("octo@example.com", "GitHub was linked to your account") != []
