@@ -31,8 +31,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         from flask_migrate.cli import db as migrations_cli
 
         from auth_service.cli import tokens_cli, users_cli
+        from auth_service.cli_keys import keys_cli
 
-        return cli_failures.unconfigured_app(error, [migrations_cli, users_cli, tokens_cli])
+        return cli_failures.unconfigured_app(
+            error, [migrations_cli, users_cli, tokens_cli, keys_cli]
+        )
 
 
 def build_app(config_class: type[Config] | None = None) -> Flask:
@@ -140,11 +143,13 @@ def register_commit_point(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users ...`` and ``flask tokens ...``; flask-migrate's ``flask db ...``
+    """``flask users ...``, ``flask tokens ...`` and ``flask keys ...``; flask-migrate's ``flask db ...``
     reports an unreachable database in one line too."""
     from auth_service.cli import tokens_cli, users_cli
     from auth_service.cli_failures import guarded
+    from auth_service.cli_keys import keys_cli
 
     app.cli.add_command(guarded(app.cli.commands["db"], migrated=False))
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(keys_cli)
