@@ -219,8 +219,10 @@ def token_lifetime() -> timedelta:
 
 
 def publication_delay() -> timedelta:
-    """How long a new key is published before it signs: the JWKS's max-age."""
-    return timedelta(seconds=current_app.config["JWKS_CACHE_SECONDS"])
+    """How long a new key is published before it signs."""
+    # max-age, plus the time an instance may serve a JWKS read before the key existed.
+    config = current_app.config
+    return timedelta(seconds=config["JWKS_CACHE_SECONDS"] + config["JWKS_REFRESH_SECONDS"])
 
 
 def due_change(found: list[SigningKey], now: datetime):
