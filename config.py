@@ -135,13 +135,16 @@ class Config:
     #: repeats, runs or words (`python -c 'import secrets;
     #: print(secrets.token_urlsafe(48))'`; ADR 0202).
     SECRET_KEY: str | None = None
-    #: HS256 signing key of every token. Required in production, same rule as
-    #: `SECRET_KEY`, and different from it; changing it logs everyone out.
+    #: The HS256 key (`JWT_ALGORITHM=HS256`, and tokens issued before key ids existed)
+    #: and the key of the refresh cookie's CSRF values. Required in production, same rule
+    #: as `SECRET_KEY`, and different from it; changing it refuses every token it signed.
     JWT_SECRET_KEY: str | None = None
-    #: Encrypts secrets stored in the database (TOTP secrets) with AES-256-GCM: 32
+    #: Encrypts secrets stored in the database (TOTP secrets, private signing keys)
+    #: with AES-256-GCM: 32
     #: random bytes in base64 (`python -c 'import base64, os;
     #: print(base64.b64encode(os.urandom(32)).decode())'`). Required in production;
-    #: changing it turns off every authenticator app enrolled under the old one.
+    #: changing it turns off every authenticator app enrolled under the old one and
+    #: leaves the stored private signing keys unusable (docs/operations.md).
     KEY_ENCRYPTION_KEY: str | None = None
     #: SQLAlchemy URL (the default file is in the checkout's `instance/`);
     #: `postgres://` and `postgresql://` use psycopg2.
@@ -162,15 +165,28 @@ class Config:
     #: Largest request body in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
 
-    # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
+    # Tokens (auth_service/security/jwt_checks.py) and the keys that sign them
+    # (auth_service/security/signing_keys.py, docs/tokens-and-sessions.md).
+    #: Algorithm of the signing key: `ES256` (P-256), `EdDSA` (Ed25519), `RS256` (RSA
+    #: 2048) or `HS256` (legacy: `JWT_SECRET_KEY`, which every verifier must then hold;
+    #: never published). Changing it starts a rotation: tokens already issued keep working.
+    JWT_ALGORITHM = "ES256"
+    #: `iss` of every token, and `issuer` of the discovery documents. Unset:
+    #: `PUBLIC_BASE_URL`, or `auth_service` when that is unset too.
+    JWT_ISSUER: str | None = None
+    #: Comma-separated `aud` of access tokens: the APIs that accept them (a resource
+    #: server checks that its own name is among them).
+    JWT_AUDIENCE: tuple = ("api",)
+    #: `Cache-Control: max-age` of `/.well-known/jwks.json`, and how long a new key is
+    #: published before it signs (so no verifier's cached JWKS lacks it).
+    JWKS_CACHE_SECONDS = 300
+    #: Seconds after which each process reads the signing keys again: a rotation or a
+    #: revocation reaches every instance within this time, without a restart.
+    JWKS_REFRESH_SECONDS = 30
     #: Access token lifetime in seconds.
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     #: Session (refresh token family) lifetime in seconds from login; rotation never extends it.
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=7)
-    #: `iss` written into tokens.
-    JWT_ENCODE_ISSUER = "auth_service"
-    #: `iss` required from tokens.
-    JWT_DECODE_ISSUER = "auth_service"
     #: Clock skew in seconds allowed when checking `exp` and `nbf`.
     JWT_DECODE_LEEWAY = 0
     # Two tabs presenting one refresh token at once (bench/results/2026-12-06-grace-window.md).
@@ -654,6 +670,26 @@ def _check_limits(settings: dict) -> None:
         raise ConfigError(f"RATELIMIT_STRATEGY must be one of {', '.join(sorted(STRATEGIES))}")
 
 
+# The values of JWT_ALGORITHM (auth_service/security/key_material.py signs with them).
+JWT_ALGORITHMS = ("ES256", "EdDSA", "RS256", "HS256")
+# The issuer of tokens before JWT_ISSUER existed.
+DEFAULT_ISSUER = "auth_service"
+
+
+def _check_token_settings(settings: dict) -> None:
+    """Refuse an unknown algorithm, no audience or a key-refresh time that is no time;
+    fill in the issuer."""
+    if settings["JWT_ALGORITHM"] not in JWT_ALGORITHMS:
+        raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}")
+    if not settings["JWT_AUDIENCE"]:
+        raise ConfigError("JWT_AUDIENCE must name at least one audience (comma-separated)")
+    if settings["JWKS_REFRESH_SECONDS"] < 1 or settings["JWKS_CACHE_SECONDS"] < 0:
+        raise ConfigError(
+            "JWKS_REFRESH_SECONDS must be at least 1 and JWKS_CACHE_SECONDS at least 0"
+        )
+    settings["JWT_ISSUER"] = settings["JWT_ISSUER"] or settings["PUBLIC_BASE_URL"] or DEFAULT_ISSUER
+
+
 def _name_session_cookie(settings: dict) -> None:
     """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
     name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
@@ -684,6 +720,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
         raise ConfigError("ARGON2_CONCURRENCY must be 0 (one per core) or a positive number")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
+    _check_token_settings(settings)
     _name_session_cookie(settings)
     _check_mail_settings(settings)
     _check_limits(settings)

@@ -34,8 +34,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         from flask_migrate.cli import db as migrations_cli
 
         from auth_service.cli import tokens_cli, users_cli
+        from auth_service.cli_keys import keys_cli
 
-        return cli_failures.unconfigured_app(error, [migrations_cli, users_cli, tokens_cli])
+        return cli_failures.unconfigured_app(
+            error, [migrations_cli, users_cli, tokens_cli, keys_cli]
+        )
 
 
 def build_app(config_class: type[Config] | None = None) -> Flask:
@@ -107,13 +110,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
     from auth_service.extensions import api
-    from auth_service.http import account_email, auth, health, mfa, oauth, users
+    from auth_service.http import account_email, auth, discovery, health, mfa, oauth, users
     from auth_service.http.common import check_request_body
     from auth_service.security import headers
 
     app.before_request(check_request_body)
     headers.init_app(app)
-    for module in (auth, mfa, account_email, oauth, users, health):
+    for module in (auth, mfa, account_email, oauth, users, health, discovery):
         api.register_blueprint(module.blp)
     if app.config["API_DOCS_ENABLED"]:
         # Swagger UI and ReDoc for the pages flask-smorest serves (/docs, /redoc).
@@ -143,11 +146,13 @@ def register_commit_point(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users ...`` and ``flask tokens ...``; flask-migrate's ``flask db ...``
+    """``flask users ...``, ``flask tokens ...`` and ``flask keys ...``; flask-migrate's ``flask db ...``
     reports an unreachable database in one line too."""
     from auth_service.cli import tokens_cli, users_cli
     from auth_service.cli_failures import guarded
+    from auth_service.cli_keys import keys_cli
 
     app.cli.add_command(guarded(app.cli.commands["db"], migrated=False))
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(keys_cli)

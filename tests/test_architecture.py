@@ -24,6 +24,7 @@ LAYERS = [
     {
         "auth_service.http",
         "auth_service.cli",
+        "auth_service.cli_keys",
         "auth_service.cli_failures",
         "auth_service.observability",
     },

@@ -282,3 +282,42 @@ class MfaChallenge(db.Model):
     expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
     attempts: so.Mapped[int] = so.mapped_column(default=0)
     used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+
+class SigningKey(db.Model):
+    """A key that signs tokens (auth_service.security.signing_keys): ``next`` (published,
+    not yet signing), ``current`` (signing), ``retired`` (published until ``expires_at``,
+    when the last token it signed has expired) or ``revoked`` (refused at once)."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # At most one current and one next key, decided by the database: two instances
+        # starting at once, or rotating at once, cannot both win.
+        *(
+            sa.Index(
+                f"uq_signing_keys_one_{state}",
+                "state",
+                unique=True,
+                postgresql_where=sa.text(f"state = '{state}'"),
+                sqlite_where=sa.text(f"state = '{state}'"),
+            )
+            for state in ("current", "next")
+        ),
+    )
+
+    # RFC 7638 thumbprint of the public key (HS256: derived from JWT_SECRET_KEY).
+    kid: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    algorithm: so.Mapped[str] = so.mapped_column(sa.String(8))
+    state: so.Mapped[str] = so.mapped_column(sa.String(8))
+    # The public JWK as JSON; NULL for an HS256 key, which is never published.
+    public_jwk: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # PKCS#8 PEM sealed under KEY_ENCRYPTION_KEY (security/sealing.py); NULL for HS256,
+    # whose secret is JWT_SECRET_KEY itself.
+    private_key: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # When a next key starts signing (its publication had JWKS_CACHE_SECONDS to spread).
+    activates_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    retired_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # When a retired key leaves the JWKS and its tokens are refused.
+    expires_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
