@@ -11,9 +11,9 @@ opened at http://localhost:<port> (a secure context), the server's RP ID is loca
 from __future__ import annotations
 
 import pytest
-from test_demo_mfa import lower_to_aal1
 
 from demo_page import Demo, expect, screenshot
+from test_demo_mfa import lower_to_aal1
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +52,7 @@ def authenticator(context, page):
 
 def stored_credentials(authenticator) -> list[dict]:
     cdp, authenticator_id = authenticator
-    return cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})[
-        "credentials"
-    ]
+    return cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
 
 
 def add_passkey(page, demo: Demo, name: str) -> None:
@@ -145,9 +143,7 @@ def test_a_replayed_assertion_is_refused(page, passkey_api, new_account, authent
     assert replay.status == 401 and replay.json()["error"] == "invalid_passkey"
 
 
-def test_a_page_of_another_origin_gets_no_assertion(
-    page, passkey_api, new_account, authenticator
-):
+def test_a_page_of_another_origin_gets_no_assertion(page, passkey_api, new_account, authenticator):
     # http://127.0.0.1 is not on the RP ID (localhost): the browser itself refuses.
     account = new_account()
     localhost = Demo(page, localhost_url(passkey_api)).open()
