@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import os
@@ -204,6 +205,19 @@ class Config:
     MFA_TOKEN_MAX_ATTEMPTS = 5
     #: Issuer name authenticator apps show next to the account.
     MFA_ISSUER = "auth_service"
+    # Passkeys (docs/passkeys.md). Browsers refuse an IP address as the RP ID, hence
+    # localhost for a PUBLIC_BASE_URL on 127.0.0.1 or ::1.
+    #: WebAuthn relying party id: the domain passkeys are bound to (the page's host or a
+    #: parent domain of it). Unset: the host of `PUBLIC_BASE_URL` (`localhost` for an IP
+    #: address). Changing it makes every registered passkey unusable.
+    WEBAUTHN_RP_ID: str | None = None
+    #: Name the browser shows when it creates a passkey.
+    WEBAUTHN_RP_NAME = "auth_service"
+    #: Comma-separated origins (`https://app.example.com`) whose pages may run passkey
+    #: ceremonies; every one must be on `WEBAUTHN_RP_ID` or a subdomain of it. Unset: the
+    #: origin of `PUBLIC_BASE_URL` (which serves `/demo/`; with `localhost` beside an IP
+    #: address) and the `CORS_ORIGINS` on the RP ID.
+    WEBAUTHN_ORIGINS: tuple = ()
     #: Where login and change-password put the refresh token: `both` (seed compatible),
     #: `cookie` or `body`.
     LOGIN_REFRESH_TRANSPORT = "both"
@@ -636,6 +650,52 @@ def _check_mail_settings(settings: dict) -> None:
             )
 
 
+def _on_rp_id(origin: str, rp_id: str) -> bool:
+    """Whether a page of ``origin`` may use ``rp_id`` (its host, or a parent domain)."""
+    host = (urlsplit(origin).hostname or "").lower()
+    return host == rp_id or host.endswith("." + rp_id)
+
+
+def _webauthn_relying_party(settings: dict) -> None:
+    """WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS, derived from PUBLIC_BASE_URL and CORS_ORIGINS
+    when unset; origins off the RP ID are refused (no browser would sign for them).
+    Without an RP ID passkeys are off, and the origins unused."""
+    base = settings["PUBLIC_BASE_URL"]
+    parts = urlsplit(base) if base else None
+    rp_id = settings["WEBAUTHN_RP_ID"]
+    if rp_id is None and parts is not None:
+        rp_id = parts.hostname
+        if _is_ip_address(rp_id):
+            rp_id = "localhost"
+    if rp_id is not None:
+        rp_id = rp_id.lower()
+    settings["WEBAUTHN_RP_ID"] = rp_id
+    origins = list(settings["WEBAUTHN_ORIGINS"])
+    if not origins and rp_id is not None and parts is not None:
+        own = f"{parts.scheme}://{parts.netloc}"
+        origins = [own]
+        if _is_ip_address(parts.hostname):
+            port = f":{parts.port}" if parts.port else ""
+            origins.append(f"{parts.scheme}://localhost{port}")
+        origins += [origin for origin in settings["CORS_ORIGINS"] if _on_rp_id(origin, rp_id)]
+        origins = [origin for origin in dict.fromkeys(origins) if _on_rp_id(origin, rp_id)]
+    for origin in origins if rp_id is not None else ():
+        if not _on_rp_id(origin, rp_id):
+            raise ConfigError(
+                f"WEBAUTHN_ORIGINS: {origin} is not on WEBAUTHN_RP_ID ({rp_id}): set "
+                "WEBAUTHN_RP_ID to its host or a parent domain of it"
+            )
+    settings["WEBAUTHN_ORIGINS"] = origins
+
+
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
 # RATELIMIT_* settings that are not limit strings.
 NOT_LIMITS = {
     "RATELIMIT_ENABLED",
@@ -724,6 +784,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     _name_session_cookie(settings)
     _check_mail_settings(settings)
     _check_limits(settings)
+    _webauthn_relying_party(settings)
     config_class().validate(settings)
     return settings
 

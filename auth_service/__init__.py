@@ -110,13 +110,22 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
     from auth_service.extensions import api
-    from auth_service.http import account_email, auth, discovery, health, mfa, oauth, users
+    from auth_service.http import (
+        account_email,
+        auth,
+        discovery,
+        health,
+        mfa,
+        oauth,
+        passkeys,
+        users,
+    )
     from auth_service.http.common import check_request_body
     from auth_service.security import headers
 
     app.before_request(check_request_body)
     headers.init_app(app)
-    for module in (auth, mfa, account_email, oauth, users, health, discovery):
+    for module in (auth, mfa, passkeys, account_email, oauth, users, health, discovery):
         api.register_blueprint(module.blp)
     if app.config["API_DOCS_ENABLED"]:
         # Swagger UI and ReDoc for the pages flask-smorest serves (/docs, /redoc).

@@ -90,6 +90,13 @@ def check_second_factor(user: User, verify: Callable[[], bool]) -> bool:
     return _within_budgets(user, None, verify)
 
 
+def check_passkey(user: User | None, credential_id: str, verify: Callable[[], bool]) -> bool:
+    """``verify()`` (a passkey assertion signing in) under the same budgets as a password:
+    of its account, or for a credential no account has, of the credential id as though it
+    were an unknown email."""
+    return _within_budgets(user, None if user is not None else f"passkey:{credential_id}", verify)
+
+
 def _within_budgets(user: User | None, email: str | None, verify: Callable[[], bool]) -> bool:
     """``verify()`` once a slot of every budget is taken; the slots back if it passed."""
     if not current_app.config["RATELIMIT_ENABLED"]:

@@ -1,5 +1,6 @@
 """Email verification, password reset, and the notices of security changes: password
-changed, identity linked, two-step verification turned on or off, a recovery code used.
+changed, identity linked, two-step verification turned on or off, a recovery code used,
+a passkey added.
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
@@ -205,3 +206,17 @@ def send_mfa_disabled(user: User, by_admin: bool = False) -> None:
 def send_recovery_code_used(user: User, left: int) -> None:
     """A recovery code signed in; ``left`` unused codes remain."""
     _send(_compose("recovery_code_used", user, "A recovery code was used", at=utcnow(), left=left))
+
+
+def send_passkey_added(user: User, name: str, turned_on: bool) -> None:
+    """A passkey was added (``turned_on``: it turned two-step verification on)."""
+    _send(
+        _compose(
+            "passkey_added",
+            user,
+            "A passkey was added to your account",
+            at=utcnow(),
+            name=name,
+            turned_on=turned_on,
+        )
+    )
