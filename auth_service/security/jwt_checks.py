@@ -14,7 +14,7 @@ the key's, ``jku``, ``jwk``, ``x5u``, ``x5c``, ``crit``, any extra field) and cl
 another shape than the token type's (flask-jwt-extended would take a token without
 ``type`` for an access token, and one without ``exp`` for eternal);
 ``token_in_blocklist_loader`` ties every token to its session row, and a refresh token
-to its own row; ``user_lookup_loader`` to an active account at the token's version.
+to its own row, and refuses a key revoked since this process read its keys; ``user_lookup_loader`` to an active account at the token's version.
 
 ``check_compact_form`` refuses the other spellings of a token that a lenient base64
 decoder accepts (padding, the ``+/`` alphabet, a signature's spare bits) and any header
@@ -63,6 +63,9 @@ REFRESH_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver", "iss", "aud"
 LEGACY_CLAIMS = ("exp", "iat", "jti", "type", "sub", "sid", "ver")
 TOKEN_TYPES = ("access", "refresh")
 MAX_USER_ID_DIGITS = 18
+# One refusal for a revoked key, whether this process's key ring knows of it yet or the
+# token check's read tells it (another instance revoked it).
+UNUSABLE_KEY = "Unknown or unusable signing key"
 # Requests that must not change anything (RFC 9110): their user is read, not attached.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -205,17 +208,19 @@ def header_key(header: dict) -> signing_keys.Key:
     the fields ``alg``, ``kid`` and ``typ`` exactly, a key that may verify now, and that
     key's algorithm; or the header of tokens from before key ids, while the HS256 key of
     JWT_SECRET_KEY verifies."""
-    ring = signing_keys.keyring()
-    if header == LEGACY_HEADER:
-        kid = key_material.hs256_kid(current_app.config["JWT_SECRET_KEY"])
-    elif set(header) == {"alg", "kid", "typ"} and header["typ"] in (ACCESS_TYP, REFRESH_TYP):
-        kid = header["kid"]
-    else:
-        raise DecodeError("Unsupported token header")
-    key = ring.verifying_key(kid)
+    key = signing_keys.keyring().verifying_key(key_id(header))
     if key is None or header["alg"] != key.algorithm:
-        raise DecodeError("Unknown or unusable signing key")
+        raise DecodeError(UNUSABLE_KEY)
     return key
+
+
+def key_id(header: dict) -> str:
+    """The kid of the key a header of this service names (DecodeError for any other)."""
+    if header == LEGACY_HEADER:
+        return key_material.hs256_kid(current_app.config["JWT_SECRET_KEY"])
+    if set(header) == {"alg", "kid", "typ"} and header["typ"] in (ACCESS_TYP, REFRESH_TYP):
+        return header["kid"]
+    raise DecodeError("Unsupported token header")
 
 
 def _is_canonical_base64url(segment: str) -> bool:
@@ -298,6 +303,7 @@ class TokenContext:
     user: User | None
     session: Session | None
     refresh_token: RefreshToken | None = None
+    key_revoked: bool = False
 
     @property
     def revoked(self) -> bool:
@@ -317,17 +323,20 @@ def token_context() -> TokenContext | None:
     return g.get("token_context")
 
 
-def _load_context(claims: dict) -> TokenContext:
-    """The rows of a token, read in one statement (the user attached to the request's
-    session only where the request may change it)."""
+def _load_context(header: dict, claims: dict) -> TokenContext:
+    """The rows of a token and whether its key is revoked, read in one statement (the
+    user attached to the request's session only where the request may change it)."""
     attach = request.method not in SAFE_METHODS
+    kid = key_id(header)
     if claims["type"] == "refresh":
-        token = queries.token_with_owner(claims["jti"], attach_owner=attach)
+        token, key_revoked = queries.token_with_owner(claims["jti"], kid, attach_owner=attach)
         if token is None or str(token.user_id) != claims["sub"] or token.family_id != claims["sid"]:
             return TokenContext(claims, None, None)
-        return TokenContext(claims, token.user, token.session, token)
-    user, session = queries.user_with_session(int(claims["sub"]), claims["sid"], attach)
-    return TokenContext(claims, user, session)
+        return TokenContext(claims, token.user, token.session, token, key_revoked)
+    user, session, key_revoked = queries.user_with_session(
+        int(claims["sub"]), claims["sid"], kid, attach
+    )
+    return TokenContext(claims, user, session, key_revoked=key_revoked)
 
 
 @jwt.token_in_blocklist_loader
@@ -335,8 +344,15 @@ def is_revoked(header: dict, claims: dict) -> bool:
     """A token is revoked when its session is: ended, or not its account's. A refresh
     token must also be a known, unrevoked row; a *spent* one is not reported here (the
     refresh decides between the grace window and reuse). A database error propagates
-    (fail closed)."""
-    g.token_context = _load_context(claims)
+    (fail closed).
+
+    A token whose key was revoked since this process read its keys is refused as
+    decode_key refuses it once the key ring knows (DecodeError: invalid_token), and the
+    ring is read again by the next request, so this process stops signing with it."""
+    g.token_context = _load_context(header, claims)
+    if g.token_context.key_revoked:
+        signing_keys.forget(current_app)
+        raise DecodeError(UNUSABLE_KEY)
     return g.token_context.revoked
 
 
