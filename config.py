@@ -181,8 +181,9 @@ class Config:
     #: `Cache-Control: max-age` of `/.well-known/jwks.json`, and how long a new key is
     #: published before it signs (so no verifier's cached JWKS lacks it).
     JWKS_CACHE_SECONDS = 300
-    #: Seconds after which each process reads the signing keys again: a rotation or a
-    #: revocation reaches every instance within this time, without a restart.
+    #: Seconds after which each process reads the signing keys again: a rotation reaches
+    #: every instance within this time, without a restart (a revoked key's tokens are
+    #: refused at once everywhere; its JWKS entry goes within this time).
     JWKS_REFRESH_SECONDS = 30
     #: Access token lifetime in seconds.
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)

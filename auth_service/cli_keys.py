@@ -1,7 +1,8 @@
 """``flask keys ...``: the signing keys as an operator sees them (docs/operations.md).
 
 Each command makes its change in one transaction of its own, then drops this process's
-key ring; the other instances see the change within JWKS_REFRESH_SECONDS.
+key ring; the other instances see the change within JWKS_REFRESH_SECONDS, except that
+they refuse a revoked key's tokens at once (jwt_checks.is_revoked).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from auth_service.http.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from auth_service.security import cors, devices, jwt_checks
+from auth_service.security import cors, devices, jwt_checks, token_form
 from auth_service.security.limits import (
     login_limit,
     password_change_limit,
@@ -146,7 +146,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
         if not csrf:
             raise CSRFError("Missing CSRF token")
     # An expired refresh token can still end its session.
-    jwt_checks.check_compact_form(encoded)
+    token_form.check_compact_form(encoded)
     payload = decode_token(encoded, csrf_value=csrf, allow_expired=True)
     if payload["type"] != "refresh" or payload["sub"] != str(current_user.id):
         raise APIError(Error.INVALID_TOKEN, "The refresh token does not belong to this user.")

@@ -5,7 +5,6 @@ rotation performed while it runs never makes it refuse a valid token."""
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 import time
@@ -14,55 +13,14 @@ import jwt
 import pytest
 import requests
 
-from auth_service import create_app
-from config import TestingConfig
-from helpers import PASSWORD, PRODUCTION_SECRETS, claims, current_key
-from servers import (
-    ROOT,
-    failing_test,
-    flask,
-    free_port,
-    private_database,
-    server_env,
-    start_gunicorn,
-)
-
-ISSUER = "https://auth.example.test"
-ACCOUNT = {"email": "rs@example.com", "username": "resource", "password": PASSWORD}
-# Seconds: short enough for a rotation to complete within the test.
-MAX_AGE, REFRESH = 2, 1
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """auth_service under gunicorn, and the settings that reach its database."""
-    with private_database("resource", tmp_path_factory) as url, failing_test():
-        settings = {
-            **PRODUCTION_SECRETS,
-            "PUBLIC_BASE_URL": ISSUER,
-            "JWKS_CACHE_SECONDS": str(MAX_AGE),
-            "JWKS_REFRESH_SECONDS": str(REFRESH),
-        }
-        env = server_env(url, settings)
-        flask(env, "db", "upgrade")
-        server = start_gunicorn(env, tmp_path_factory.mktemp("rs-log") / "gunicorn.log")
-        server.signup(ACCOUNT)
-        server.env, server.url = env, url
-        yield server
-        server.stop()
+from issuer import MAX_AGE, REFRESH, forged, login, verifier_env
+from servers import ROOT, flask, free_port
 
 
 @pytest.fixture(scope="module")
 def resource_server(service, tmp_path_factory):
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "JWKS_URL": f"{service.base_url}/.well-known/jwks.json",
-        "ISSUER": ISSUER,
-        "AUDIENCE": "api",
-        "JWKS_MAX_AGE": str(MAX_AGE),
-        "PORT": str(port),
-    }
+    env = verifier_env(service) | {"PORT": str(port)}
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "resource_server" / "app.py")],
         env=env,
@@ -82,38 +40,9 @@ def resource_server(service, tmp_path_factory):
     process.wait(timeout=10)
 
 
-def login(service) -> dict:
-    response = requests.post(
-        f"{service.base_url}/auth/login",
-        json={"email": ACCOUNT["email"], "password": PASSWORD},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def hello(resource_server, token: str) -> requests.Response:
     return requests.get(
         f"{resource_server}/hello", headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
-
-
-def forged(service, **changes) -> str:
-    """An access token signed by the service's current key, with ``changes``."""
-    config = type(
-        "ServiceConfig",
-        (TestingConfig,),
-        {
-            "DATABASE_URL": service.url,
-            "PUBLIC_BASE_URL": ISSUER,
-            **{k: v for k, v in PRODUCTION_SECRETS.items()},
-        },
-    )
-    app = create_app(config)
-    key = current_key(app)
-    payload = claims(login(service)["access_token"]) | changes
-    return jwt.encode(
-        payload, key.signing, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "at+jwt"}
     )
 
 

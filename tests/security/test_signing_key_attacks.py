@@ -15,7 +15,7 @@ from freezegun import freeze_time
 
 from auth_service.security import key_material
 from config import TestingConfig
-from helpers import LOGIN_TIME, b64url, claims, current_key, me, sign_segments
+from helpers import LOGIN_TIME, b64url, claims, current_key, login, me, refresh, sign_segments
 from test_jwt_attacks import assert_refused
 
 
@@ -58,6 +58,31 @@ def test_a_token_of_a_revoked_key_is_refused_at_once(client, runner, alice_token
     assert runner.invoke(args=["keys", "revoke", "--yes", "--", kid]).exit_code == 0
 
     assert_refused(me(client, alice_tokens["access_token"]), "invalid_token")
+
+
+def test_a_key_revoked_through_one_instance_is_refused_at_once_by_another(
+    make_app, client, auth, runner
+):
+    """The other instance's key ring still holds the key (read less than
+    JWKS_REFRESH_SECONDS ago): its token check's read says the key is revoked."""
+    other = make_app(TestingConfig).test_client()
+    with freeze_time(LOGIN_TIME):
+        tokens = auth.signup_and_login()
+        kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+        assert me(other, tokens["access_token"]).status_code == 200
+        assert kid in [key["kid"] for key in other.get("/.well-known/jwks.json").json["keys"]]
+
+        assert runner.invoke(args=["keys", "revoke", "--yes", "--", kid]).exit_code == 0
+
+        # No time has passed: the refusal comes from the database, not a re-read ring.
+        assert_refused(me(other, tokens["access_token"]), "invalid_token")
+        assert_refused(refresh(other, tokens["refresh_token"]), "invalid_token")
+        # Having met the revocation, the instance reads its keys again at once: it no
+        # longer publishes the key nor signs with it.
+        assert kid not in [key["kid"] for key in other.get("/.well-known/jwks.json").json["keys"]]
+        again = login(other).json
+        assert jwt.get_unverified_header(again["access_token"])["kid"] != kid
+        assert me(other, again["access_token"]).status_code == 200
 
 
 def test_a_token_of_a_retired_key_is_refused_once_the_key_has_expired(app, client, auth, runner):
