@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import os
@@ -161,6 +162,16 @@ class Config:
     TRUSTED_PROXIES = 0
     #: Largest request body in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
+
+    # Prometheus metrics (docs/operations.md#metrics). Under gunicorn the workers count
+    # into PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py), which /metrics sums.
+    #: Count requests, logins, refreshes, emails, rate limits, hashes and database errors,
+    #: and serve them at `GET /metrics` (Prometheus text format); off: `/metrics` is a 404.
+    METRICS_ENABLED = False
+    #: Comma-separated networks (CIDR) whose addresses may read `/metrics`, as the app
+    #: sees the client (after `TRUSTED_PROXIES`); others get a 403. nginx does not pass
+    #: `/metrics` on: let Prometheus reach each instance directly.
+    METRICS_ALLOW: tuple = ("127.0.0.1/32", "::1/128")
 
     # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
     #: Access token lifetime in seconds.
@@ -654,6 +665,17 @@ def _check_limits(settings: dict) -> None:
         raise ConfigError(f"RATELIMIT_STRATEGY must be one of {', '.join(sorted(STRATEGIES))}")
 
 
+def _check_metrics_allow(networks) -> None:
+    """Refuse a METRICS_ALLOW entry that is not a network: it would allow nobody."""
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW: {network!r} is not a network (write 10.0.0.0/8 or ::1/128)"
+            ) from None
+
+
 def _name_session_cookie(settings: dict) -> None:
     """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
     name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
@@ -687,6 +709,7 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     _name_session_cookie(settings)
     _check_mail_settings(settings)
     _check_limits(settings)
+    _check_metrics_allow(settings["METRICS_ALLOW"])
     config_class().validate(settings)
     return settings
 
