@@ -507,6 +507,8 @@ def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
         "JWT_COOKIE_SECURE": "true",
         "MAX_CONTENT_LENGTH": "65536",
         "LOGIN_REFRESH_TRANSPORT": "both",
+        # /metrics on each instance (tests/integration/test_metrics.py), never via nginx.
+        "METRICS_ENABLED": "true",
     }
 
 
