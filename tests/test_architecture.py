@@ -15,7 +15,7 @@ PACKAGE = ROOT / "auth_service"
 
 # A layer imports only from layers listed before it (and from itself). The metric objects
 # sit at the bottom beside the extension objects, so that any layer can count; the rest
-# of observability (the /metrics endpoint, the request hooks) stays at the top (ADR 2401).
+# of observability (the /metrics endpoint, the request hooks) stays at the top (ADR 2405).
 LAYERS = [
     {
         "auth_service.extensions",

@@ -1,7 +1,7 @@
 """The Prometheus metrics, and the one-line functions the code counts with.
 
 Like extensions.py this module creates objects and imports nothing from the package,
-so any layer may count (the architecture test places it with extensions.py; ADR 2401).
+so any layer may count (the architecture test places it with extensions.py; ADR 2405).
 The metrics are served at ``/metrics`` by auth_service.observability.metrics_endpoint.
 
 Every label holds a value from a fixed set: a Flask endpoint name, a method, a status,

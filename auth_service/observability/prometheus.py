@@ -5,7 +5,7 @@ Off unless METRICS_ENABLED: then every request is counted and timed by its Flask
 (never its path), and ``/metrics`` answers the addresses in METRICS_ALLOW only, as the
 app believes them: the socket peer, or what ProxyFix took from TRUSTED_PROXIES. nginx
 does not pass ``/metrics`` on (deploy/nginx.conf); Prometheus scrapes each instance
-directly. It is not part of the API, so not in the OpenAPI document (ADR 2401).
+directly. It is not part of the API, so not in the OpenAPI document (ADR 2405).
 
 Under gunicorn (PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py) the answer sums the
 files every worker, live or gone, counted into; elsewhere it is this process's registry.
