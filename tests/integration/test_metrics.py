@@ -99,7 +99,9 @@ def two_workers(tmp_path):
     environ = environment(tmp_path, metrics_dir, port)
     leave_stale_counts(metrics_dir, environ)
     log = tmp_path / "gunicorn.log"
-    process = spawn(["sh", str(ROOT / "deploy" / "docker-entrypoint.sh")], log, cwd=ROOT, env=environ)
+    process = spawn(
+        ["sh", str(ROOT / "deploy" / "docker-entrypoint.sh")], log, cwd=ROOT, env=environ
+    )
     url = f"http://127.0.0.1:{port}"
     session = local_session()
     try:
@@ -147,9 +149,7 @@ def test_counts_are_summed_over_both_workers(two_workers):
         if len(workers_that_served(log, "/auth/login")) == 2:
             break
     assert set(sent) == {401}
-    wait_until(
-        lambda: sum(workers_that_served(log, "/auth/login").values()) == len(sent), 5, "log"
-    )
+    wait_until(lambda: sum(workers_that_served(log, "/auth/login").values()) == len(sent), 5, "log")
     served = workers_that_served(log, "/auth/login")
     assert len(served) == 2, served
     # Each scrape is answered by one worker or the other; every one sums both.
