@@ -224,7 +224,7 @@ def test_a_login_that_needs_a_second_step(enrolled, auth, delta):
     changes = delta()
     response = auth.login()
     assert response.json["mfa_required"] is True
-    assert login_counts(changes) == {"mfa_required": 1}
+    assert login_counts(changes) == {"mfa_challenge": 1}
 
 
 def test_refreshes_by_result(auth, client, delta):

@@ -82,7 +82,7 @@ def login(data):
     """Log in with email and password and start a new session (or its second step)."""
     user = accounts.authenticate(data["email"], data["password"])
     if mfa.enrolled(user):
-        metrics.login("mfa_required")
+        metrics.login("mfa_challenge")
         return mfa_required_response(mfa_login.begin(user, sessions.PASSWORD), mfa.methods(user.id))
     response = login_response(sessions.start_session(user, [sessions.PASSWORD]))
     devices.remember(response, user)

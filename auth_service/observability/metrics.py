@@ -1,7 +1,7 @@
 """The Prometheus metrics, and the one-line functions the code counts with.
 
-Like extensions.py this module creates objects and imports nothing from the package,
-so any layer may count (the architecture test places it with extensions.py; ADR 2405).
+Like extensions.py this module creates objects and imports nothing from the package but
+the error table, so any layer may count (the architecture test places it with extensions.py; ADR 2405).
 The metrics are served at ``/metrics`` by auth_service.observability.metrics_endpoint.
 
 Every label holds a value from a fixed set: a Flask endpoint name, a method, a status,
@@ -19,15 +19,19 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram
 
+from auth_service.error_codes import Error
+
 PREFIX = "auth_service"
 
+# A refused login counts under the code of its 429; "mfa_challenge": the password was
+# right and the answer is the second step's mfa token.
 LOGIN_RESULTS = (
     "success",
-    "mfa_required",
+    "mfa_challenge",
     "wrong_password",
     "unknown_account",
     "inactive",
-    "rate_limited",
+    Error.RATE_LIMITED.code,
 )
 REFRESH_RESULTS = ("rotated", "grace", "reused", "revoked", "expired", "invalid")
 EMAIL_RESULTS = ("sent", "failed")

@@ -104,7 +104,7 @@ def counts_login(view):
             return view(*args, **kwargs)
         except APIError as error:
             if error.member is Error.RATE_LIMITED:
-                metrics.login("rate_limited")
+                metrics.login(Error.RATE_LIMITED.code)
             raise
 
     return counted
