@@ -4,10 +4,13 @@ that nginx keeps /metrics to itself. With promtool on PATH, promtool checks them
 
 from __future__ import annotations
 
+import os
 import re
+import runpy
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -127,3 +130,50 @@ def test_nginx_answers_metrics_itself():
     assert block, "deploy/nginx.conf must not pass /metrics on"
     assert "return 404" in block.group(1)
     assert "proxy_pass" not in block.group(1)
+
+
+# --- gunicorn.conf.py's multiprocess directory ----------------------------------------
+
+
+def read_gunicorn_conf(monkeypatch, **environ) -> dict:
+    for key in ("PROMETHEUS_MULTIPROC_DIR", "LOG_REQUESTS", "ARGON2_CONCURRENCY"):
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_leaves_the_multiprocess_mode_off_without_metrics(monkeypatch):
+    read_gunicorn_conf(monkeypatch, METRICS_ENABLED="false")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_gunicorn_gives_its_workers_a_directory_of_its_own(monkeypatch):
+    conf = read_gunicorn_conf(monkeypatch, METRICS_ENABLED="true")
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    try:
+        assert directory.name == f"auth_service-metrics-{os.getpid()}"
+        assert directory.is_dir()
+        stale = directory / "counter_1.db"
+        stale.write_bytes(b"")
+        conf["on_starting"](None)  # a previous run's counts go
+        assert not stale.exists()
+        conf["child_exit"](None, SimpleNamespace(pid=12345))
+        conf["on_exit"](None)
+        assert not directory.exists()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_gunicorn_keeps_a_directory_it_is_given(monkeypatch, tmp_path):
+    given = tmp_path / "metrics"
+    conf = read_gunicorn_conf(
+        monkeypatch, METRICS_ENABLED="true", PROMETHEUS_MULTIPROC_DIR=str(given)
+    )
+    assert given.is_dir()
+    (given / "histogram_7.db").write_bytes(b"")
+    (given / "notes.txt").write_text("not ours")
+    conf["on_starting"](None)
+    conf["on_exit"](None)
+    assert [path.name for path in given.iterdir()] == ["notes.txt"]

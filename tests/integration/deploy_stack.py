@@ -313,7 +313,12 @@ class AppInstance:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"app-{name}.log"
-        self.environ = {**environ, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        self.environ = {
+            **environ,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            # In the workdir, so a master killed outright (test_resilience) leaves nothing.
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{name}"),
+        }
         self.process: subprocess.Popen | None = None
 
     def start(self, run_migrations: bool) -> None:
