@@ -9,7 +9,10 @@ scrapes gunicorn's two workers.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -342,3 +345,16 @@ def test_every_label_value_is_from_a_fixed_set(metrics_app, auth, client, scrape
                 )
             else:
                 assert label_value in allowed[label], (name, label, label_value)
+
+
+def test_a_process_started_before_gunicorn_makes_the_directory(tmp_path):
+    """The entrypoint's `flask db upgrade` runs before gunicorn has made the directory."""
+    directory = tmp_path / "not-yet"
+    subprocess.run(
+        [sys.executable, "-c", "from auth_service.observability import metrics"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        timeout=60,
+    )
+    assert any(directory.glob("counter_*.db"))

@@ -13,6 +13,7 @@ gunicorn.conf.py) and ``/metrics`` sums them.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,12 @@ from prometheus_client import Counter, Histogram
 from auth_service.error_codes import Error
 
 PREFIX = "auth_service"
+
+# In multiprocess mode every process writes files there from its first metric on: a
+# process started before gunicorn made the directory (the entrypoint's `flask db
+# upgrade`, a CLI command) would fail at import.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
 
 # A refused login counts under the code of its 429; "mfa_challenge": the password was
 # right and the answer is the second step's mfa token.
