@@ -185,6 +185,18 @@ class Config:
     #: every instance within this time, without a restart (a revoked key's tokens are
     #: refused at once everywhere; its JWKS entry goes within this time).
     JWKS_REFRESH_SECONDS = 30
+
+    # Prometheus metrics (docs/operations.md#metrics). Under gunicorn the workers count
+    # into PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py), which /metrics sums.
+    #: Count requests, logins, refreshes, emails, rate limits, hashes and database errors,
+    #: and serve them at `GET /metrics` (Prometheus text format); off: `/metrics` is a 404.
+    METRICS_ENABLED = False
+    #: Comma-separated networks (CIDR) whose addresses may read `/metrics`, as the app
+    #: sees the client (after `TRUSTED_PROXIES`); others get a 403. nginx does not pass
+    #: `/metrics` on: let Prometheus reach each instance directly.
+    METRICS_ALLOW: tuple = ("127.0.0.1/32", "::1/128")
+
+    # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
     #: Access token lifetime in seconds.
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     #: Session (refresh token family) lifetime in seconds from login; rotation never extends it.
@@ -751,6 +763,17 @@ def _check_token_settings(settings: dict) -> None:
     settings["JWT_ISSUER"] = settings["JWT_ISSUER"] or settings["PUBLIC_BASE_URL"] or DEFAULT_ISSUER
 
 
+def _check_metrics_allow(networks) -> None:
+    """Refuse a METRICS_ALLOW entry that is not a network: it would allow nobody."""
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW: {network!r} is not a network (write 10.0.0.0/8 or ::1/128)"
+            ) from None
+
+
 def _name_session_cookie(settings: dict) -> None:
     """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
     name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
@@ -786,6 +809,8 @@ def load_config(config_class: type[Config], environ=None) -> dict:
     _check_mail_settings(settings)
     _check_limits(settings)
     _webauthn_relying_party(settings)
+
+    _check_metrics_allow(settings["METRICS_ALLOW"])
     config_class().validate(settings)
     return settings
 

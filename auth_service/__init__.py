@@ -48,6 +48,7 @@ def build_app(config_class: type[Config] | None = None) -> Flask:
     register_proxy_fix(app)
     register_logging(app)
     register_request_log(app)
+    register_metrics(app)
     register_cors(app)
     register_extensions(app)
     register_blueprints(app)
@@ -77,6 +78,14 @@ def register_request_log(app: Flask) -> None:
     from auth_service.observability import request_log
 
     request_log.init_app(app)
+
+
+def register_metrics(app: Flask) -> None:
+    """With METRICS_ENABLED: count and time every request, serve /metrics (early, so its
+    timer runs before the other hooks)."""
+    from auth_service.observability import prometheus
+
+    prometheus.init_app(app)
 
 
 def register_cors(app: Flask) -> None:

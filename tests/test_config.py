@@ -50,6 +50,9 @@ VALID_STRINGS = {
     **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)},
 }
 
+# Lists that load_config validates.
+VALID_LISTS = {"METRICS_ALLOW": ("10.0.0.0/8, 192.0.2.7,,", ["10.0.0.0/8", "192.0.2.7"])}
+
 
 def other_value(key: str, default):
     """(environment string, expected setting) differing from ``default``."""
@@ -63,7 +66,7 @@ def other_value(key: str, default):
         seconds = int(default.total_seconds()) + 1
         return str(seconds), timedelta(seconds=seconds)
     if isinstance(default, (list, tuple)):
-        return "a, b,,", ["a", "b"]
+        return VALID_LISTS.get(key, ("a, b,,", ["a", "b"]))
     value = VALID_STRINGS.get(key, f"{default or ''}-override")
     return value, value
 

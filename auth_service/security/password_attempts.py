@@ -22,6 +22,7 @@ from flask import current_app
 from limits import RateLimitItem, parse_many
 
 from auth_service.errors import rate_limited
+from auth_service.observability import metrics
 from auth_service.persistence.models import User
 from auth_service.security import devices
 from auth_service.security.limits import client_network, counters, email_digest
@@ -51,6 +52,11 @@ def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
     ]
 
 
+def budget_name(setting: str) -> str:
+    """A budget as the metrics name it: RATELIMIT_LOGIN_FAILURES_PER_IP -> login-failures-per-ip."""
+    return setting.removeprefix("RATELIMIT_").lower().replace("_", "-")
+
+
 def _give_back(slots: list[Slot]) -> None:
     for item, key in slots:
         counters().storage.incr(key, item.get_expiry(), amount=-1)
@@ -68,6 +74,7 @@ def _take_slots(budgets: list[tuple[str, str]]) -> list[Slot]:
                 # The spent budget keeps the extra count: its window ends when it would
                 # have anyway.
                 _give_back(taken)
+                metrics.rate_limited(budget_name(setting))
                 raise rate_limited(storage.get_expiry(key) - time.time())
             taken.append((item, key))
     return taken
