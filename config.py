@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import os
@@ -135,13 +136,16 @@ class Config:
     #: repeats, runs or words (`python -c 'import secrets;
     #: print(secrets.token_urlsafe(48))'`; ADR 0202).
     SECRET_KEY: str | None = None
-    #: HS256 signing key of every token. Required in production, same rule as
-    #: `SECRET_KEY`, and different from it; changing it logs everyone out.
+    #: The HS256 key (`JWT_ALGORITHM=HS256`, and tokens issued before key ids existed)
+    #: and the key of the refresh cookie's CSRF values. Required in production, same rule
+    #: as `SECRET_KEY`, and different from it; changing it refuses every token it signed.
     JWT_SECRET_KEY: str | None = None
-    #: Encrypts secrets stored in the database (TOTP secrets) with AES-256-GCM: 32
+    #: Encrypts secrets stored in the database (TOTP secrets, private signing keys)
+    #: with AES-256-GCM: 32
     #: random bytes in base64 (`python -c 'import base64, os;
     #: print(base64.b64encode(os.urandom(32)).decode())'`). Required in production;
-    #: changing it turns off every authenticator app enrolled under the old one.
+    #: changing it turns off every authenticator app enrolled under the old one and
+    #: leaves the stored private signing keys unusable (docs/operations.md).
     KEY_ENCRYPTION_KEY: str | None = None
     #: SQLAlchemy URL (the default file is in the checkout's `instance/`);
     #: `postgres://` and `postgresql://` use psycopg2.
@@ -162,15 +166,41 @@ class Config:
     #: Largest request body in bytes (413 beyond it).
     MAX_CONTENT_LENGTH = 64 * 1024
 
+    # Tokens (auth_service/security/jwt_checks.py) and the keys that sign them
+    # (auth_service/security/signing_keys.py, docs/tokens-and-sessions.md).
+    #: Algorithm of the signing key: `ES256` (P-256), `EdDSA` (Ed25519), `RS256` (RSA
+    #: 2048) or `HS256` (legacy: `JWT_SECRET_KEY`, which every verifier must then hold;
+    #: never published). Changing it starts a rotation: tokens already issued keep working.
+    JWT_ALGORITHM = "ES256"
+    #: `iss` of every token, and `issuer` of the discovery documents. Unset:
+    #: `PUBLIC_BASE_URL`, or `auth_service` when that is unset too.
+    JWT_ISSUER: str | None = None
+    #: Comma-separated `aud` of access tokens: the APIs that accept them (a resource
+    #: server checks that its own name is among them).
+    JWT_AUDIENCE: tuple = ("api",)
+    #: `Cache-Control: max-age` of `/.well-known/jwks.json`, and how long a new key is
+    #: published before it signs (so no verifier's cached JWKS lacks it).
+    JWKS_CACHE_SECONDS = 300
+    #: Seconds after which each process reads the signing keys again: a rotation reaches
+    #: every instance within this time, without a restart (a revoked key's tokens are
+    #: refused at once everywhere; its JWKS entry goes within this time).
+    JWKS_REFRESH_SECONDS = 30
+
+    # Prometheus metrics (docs/operations.md#metrics). Under gunicorn the workers count
+    # into PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py), which /metrics sums.
+    #: Count requests, logins, refreshes, emails, rate limits, hashes and database errors,
+    #: and serve them at `GET /metrics` (Prometheus text format); off: `/metrics` is a 404.
+    METRICS_ENABLED = False
+    #: Comma-separated networks (CIDR) whose addresses may read `/metrics`, as the app
+    #: sees the client (after `TRUSTED_PROXIES`); others get a 403. nginx does not pass
+    #: `/metrics` on: let Prometheus reach each instance directly.
+    METRICS_ALLOW: tuple = ("127.0.0.1/32", "::1/128")
+
     # Tokens. The algorithm is pinned in code (see auth_service.security.jwt_checks).
     #: Access token lifetime in seconds.
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     #: Session (refresh token family) lifetime in seconds from login; rotation never extends it.
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=7)
-    #: `iss` written into tokens.
-    JWT_ENCODE_ISSUER = "auth_service"
-    #: `iss` required from tokens.
-    JWT_DECODE_ISSUER = "auth_service"
     #: Clock skew in seconds allowed when checking `exp` and `nbf`.
     JWT_DECODE_LEEWAY = 0
     # Two tabs presenting one refresh token at once (bench/results/2026-12-06-grace-window.md).
@@ -188,6 +218,19 @@ class Config:
     MFA_TOKEN_MAX_ATTEMPTS = 5
     #: Issuer name authenticator apps show next to the account.
     MFA_ISSUER = "auth_service"
+    # Passkeys (docs/passkeys.md). Browsers refuse an IP address as the RP ID, hence
+    # localhost for a PUBLIC_BASE_URL on 127.0.0.1 or ::1.
+    #: WebAuthn relying party id: the domain passkeys are bound to (the page's host or a
+    #: parent domain of it). Unset: the host of `PUBLIC_BASE_URL` (`localhost` for an IP
+    #: address). Changing it makes every registered passkey unusable.
+    WEBAUTHN_RP_ID: str | None = None
+    #: Name the browser shows when it creates a passkey.
+    WEBAUTHN_RP_NAME = "auth_service"
+    #: Comma-separated origins (`https://app.example.com`) whose pages may run passkey
+    #: ceremonies; every one must be on `WEBAUTHN_RP_ID` or a subdomain of it. Unset: the
+    #: origin of `PUBLIC_BASE_URL` (which serves `/demo/`; with `localhost` beside an IP
+    #: address) and the `CORS_ORIGINS` on the RP ID.
+    WEBAUTHN_ORIGINS: tuple = ()
     #: Where login and change-password put the refresh token: `both` (seed compatible),
     #: `cookie` or `body`.
     LOGIN_REFRESH_TRANSPORT = "both"
@@ -633,6 +676,52 @@ def _check_mail_settings(settings: dict) -> None:
             )
 
 
+def _on_rp_id(origin: str, rp_id: str) -> bool:
+    """Whether a page of ``origin`` may use ``rp_id`` (its host, or a parent domain)."""
+    host = (urlsplit(origin).hostname or "").lower()
+    return host == rp_id or host.endswith("." + rp_id)
+
+
+def _webauthn_relying_party(settings: dict) -> None:
+    """WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS, derived from PUBLIC_BASE_URL and CORS_ORIGINS
+    when unset; origins off the RP ID are refused (no browser would sign for them).
+    Without an RP ID passkeys are off, and the origins unused."""
+    base = settings["PUBLIC_BASE_URL"]
+    parts = urlsplit(base) if base else None
+    rp_id = settings["WEBAUTHN_RP_ID"]
+    if rp_id is None and parts is not None:
+        rp_id = parts.hostname
+        if _is_ip_address(rp_id):
+            rp_id = "localhost"
+    if rp_id is not None:
+        rp_id = rp_id.lower()
+    settings["WEBAUTHN_RP_ID"] = rp_id
+    origins = list(settings["WEBAUTHN_ORIGINS"])
+    if not origins and rp_id is not None and parts is not None:
+        own = f"{parts.scheme}://{parts.netloc}"
+        origins = [own]
+        if _is_ip_address(parts.hostname):
+            port = f":{parts.port}" if parts.port else ""
+            origins.append(f"{parts.scheme}://localhost{port}")
+        origins += [origin for origin in settings["CORS_ORIGINS"] if _on_rp_id(origin, rp_id)]
+        origins = [origin for origin in dict.fromkeys(origins) if _on_rp_id(origin, rp_id)]
+    for origin in origins if rp_id is not None else ():
+        if not _on_rp_id(origin, rp_id):
+            raise ConfigError(
+                f"WEBAUTHN_ORIGINS: {origin} is not on WEBAUTHN_RP_ID ({rp_id}): set "
+                "WEBAUTHN_RP_ID to its host or a parent domain of it"
+            )
+    settings["WEBAUTHN_ORIGINS"] = origins
+
+
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
 # RATELIMIT_* settings that are not limit strings.
 NOT_LIMITS = {
     "RATELIMIT_ENABLED",
@@ -667,6 +756,37 @@ def _check_limits(settings: dict) -> None:
         raise ConfigError(f"RATELIMIT_STRATEGY must be one of {', '.join(sorted(STRATEGIES))}")
 
 
+# The values of JWT_ALGORITHM (auth_service/security/key_material.py signs with them).
+JWT_ALGORITHMS = ("ES256", "EdDSA", "RS256", "HS256")
+# The issuer of tokens before JWT_ISSUER existed.
+DEFAULT_ISSUER = "auth_service"
+
+
+def _check_token_settings(settings: dict) -> None:
+    """Refuse an unknown algorithm, no audience or a key-refresh time that is no time;
+    fill in the issuer."""
+    if settings["JWT_ALGORITHM"] not in JWT_ALGORITHMS:
+        raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}")
+    if not settings["JWT_AUDIENCE"]:
+        raise ConfigError("JWT_AUDIENCE must name at least one audience (comma-separated)")
+    if settings["JWKS_REFRESH_SECONDS"] < 1 or settings["JWKS_CACHE_SECONDS"] < 0:
+        raise ConfigError(
+            "JWKS_REFRESH_SECONDS must be at least 1 and JWKS_CACHE_SECONDS at least 0"
+        )
+    settings["JWT_ISSUER"] = settings["JWT_ISSUER"] or settings["PUBLIC_BASE_URL"] or DEFAULT_ISSUER
+
+
+def _check_metrics_allow(networks) -> None:
+    """Refuse a METRICS_ALLOW entry that is not a network: it would allow nobody."""
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW: {network!r} is not a network (write 10.0.0.0/8 or ::1/128)"
+            ) from None
+
+
 def _name_session_cookie(settings: dict) -> None:
     """SESSION_COOKIE_NAME by JWT_COOKIE_SECURE (which the session cookie's Secure follows)."""
     name, secure = settings["SESSION_COOKIE_NAME"], settings["JWT_COOKIE_SECURE"]
@@ -697,9 +817,13 @@ def load_config(config_class: type[Config], environ=None) -> dict:
         raise ConfigError("ARGON2_CONCURRENCY must be 0 (one per core) or a positive number")
     if settings["JWT_COOKIE_SAMESITE"] == "None" and not settings["JWT_COOKIE_SECURE"]:
         raise ConfigError("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true")
+    _check_token_settings(settings)
     _name_session_cookie(settings)
     _check_mail_settings(settings)
     _check_limits(settings)
+    _webauthn_relying_party(settings)
+
+    _check_metrics_allow(settings["METRICS_ALLOW"])
     config_class().validate(settings)
     return settings
 

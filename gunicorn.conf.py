@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,6 +108,46 @@ forwarded_allow_ips = (
     os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if _behind_proxy else ""
 )
 secure_scheme_headers = {"X-FORWARDED-PROTO": "https"} if _behind_proxy else {}
+
+# Prometheus metrics (METRICS_ENABLED): each worker counts into files of its own in one
+# directory, and /metrics sums them (prometheus-client's multiprocess mode), so the
+# answer is the instance's whichever worker serves the scrape. The variable must be set
+# before the app imports prometheus_client: here, before the preloaded app exists. The
+# default directory is this master's own (two instances on one host never share one).
+if _bool("METRICS_ENABLED", False):
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.path.join(
+            "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+            f"auth_service-metrics-{os.getpid()}",
+        ),
+    )
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
+
+
+def on_starting(server) -> None:
+    """Empty the metrics directory: a previous run's counts must not add to this one's."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        for entry in os.scandir(directory):
+            if entry.name.endswith(".db"):
+                os.unlink(entry.path)
+
+
+def on_exit(server) -> None:
+    """Remove the default metrics directory (one per master) with the master."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(directory) == f"auth_service-metrics-{os.getpid()}":
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its counts stay (counters only grow), its live gauges go."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
 
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 accesslog = "-"  # stdout

@@ -35,9 +35,10 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
 
         from auth_service.cli import tokens_cli, users_cli
         from auth_service.cli_audit import audit_cli
+        from auth_service.cli_keys import keys_cli
 
         return cli_failures.unconfigured_app(
-            error, [migrations_cli, users_cli, tokens_cli, audit_cli]
+            error, [migrations_cli, users_cli, tokens_cli, keys_cli, audit_cli]
         )
 
 
@@ -48,6 +49,7 @@ def build_app(config_class: type[Config] | None = None) -> Flask:
     register_proxy_fix(app)
     register_logging(app)
     register_request_log(app)
+    register_metrics(app)
     register_cors(app)
     register_extensions(app)
     register_blueprints(app)
@@ -77,6 +79,14 @@ def register_request_log(app: Flask) -> None:
     from auth_service.observability import request_log
 
     request_log.init_app(app)
+
+
+def register_metrics(app: Flask) -> None:
+    """With METRICS_ENABLED: count and time every request, serve /metrics (early, so its
+    timer runs before the other hooks)."""
+    from auth_service.observability import prometheus
+
+    prometheus.init_app(app)
 
 
 def register_cors(app: Flask) -> None:
@@ -110,13 +120,23 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints through flask-smorest so they are documented."""
     from auth_service.extensions import api
-    from auth_service.http import account_email, admin, auth, health, mfa, oauth, users
+    from auth_service.http import (
+        account_email,
+        admin,
+        auth,
+        discovery,
+        health,
+        mfa,
+        oauth,
+        passkeys,
+        users,
+    )
     from auth_service.http.common import check_request_body
     from auth_service.security import headers
 
     app.before_request(check_request_body)
     headers.init_app(app)
-    for module in (auth, mfa, account_email, oauth, users, admin, health):
+    for module in (auth, mfa, passkeys, account_email, oauth, users, admin, health, discovery):
         api.register_blueprint(module.blp)
     if app.config["API_DOCS_ENABLED"]:
         # Swagger UI and ReDoc for the pages flask-smorest serves (/docs, /redoc).
@@ -149,13 +169,15 @@ def register_commit_point(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """``flask users ...``, ``flask tokens ...`` and ``flask audit ...``; flask-migrate's
-    ``flask db ...`` reports an unreachable database in one line too."""
+    """``flask users ...``, ``flask tokens ...``, ``flask keys ...`` and ``flask audit ...``;
+    flask-migrate's ``flask db ...`` reports an unreachable database in one line too."""
     from auth_service.cli import tokens_cli, users_cli
     from auth_service.cli_audit import audit_cli
     from auth_service.cli_failures import guarded
+    from auth_service.cli_keys import keys_cli
 
     app.cli.add_command(guarded(app.cli.commands["db"], migrated=False))
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(keys_cli)
     app.cli.add_command(audit_cli)

@@ -17,7 +17,7 @@ from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.http.schemas import SignupSchema
 from auth_service.persistence.models import RefreshToken, Session, User, utcnow
-from auth_service.services import account_emails, accounts, mfa, mfa_login
+from auth_service.services import account_emails, accounts, mfa, mfa_login, passkeys
 
 # A database that is down, missing or not migrated stops these in one line.
 users_cli = DatabaseCommandGroup("users", help="Manage user accounts.")
@@ -155,7 +155,8 @@ def reset_mfa(email):
 )
 def purge(days):
     """Delete sessions, with their refresh tokens, that expired or were revoked more than
-    DAYS days ago, and the mfa tokens of logins that expired as long ago. A live session keeps its spent tokens: they are what reuse detection
+    DAYS days ago, and the mfa tokens of logins and the passkey challenges that expired as
+    long ago. A live session keeps its spent tokens: they are what reuse detection
     recognises."""
     cutoff = utcnow() - timedelta(days=days)
     dead = sa.or_(Session.expires_at < cutoff, Session.revoked_at < cutoff)
@@ -166,8 +167,9 @@ def purge(days):
     )
     deleted = db.session.execute(sa.delete(Session).where(dead)).rowcount
     steps = mfa_login.purge(cutoff)
+    challenges = passkeys.purge(cutoff)
     db.session.commit()
     click.echo(
         f"Deleted {deleted} session(s) and their refresh tokens, and {steps} expired "
-        "login second step(s)."
+        f"login second step(s); {challenges} expired passkey challenge(s)."
     )

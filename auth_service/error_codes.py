@@ -193,6 +193,41 @@ class Error(Enum):
         "Two-step verification is not turned on for this account.",
     )
 
+    # Passkeys (WebAuthn). Every refused login assertion answers alike, an unknown
+    # credential included (as a wrong password does).
+    PASSKEYS_DISABLED = (
+        404,
+        "passkeys_disabled",
+        "Passkeys are not set up on this service (WEBAUTHN_RP_ID).",
+    )
+    INVALID_PASSKEY = (
+        401,
+        "invalid_passkey",
+        "The passkey was not accepted; ask for new options and try again.",
+    )
+    WRONG_PASSKEY = (
+        400,
+        "wrong_passkey",
+        "The passkey was not accepted; ask for new options and try again.",
+    )
+    PASSKEY_REGISTRATION_FAILED = (
+        400,
+        "passkey_registration_failed",
+        "The new passkey could not be verified; ask for new options and try again.",
+    )
+    PASSKEY_ALREADY_REGISTERED = (
+        409,
+        "passkey_already_registered",
+        "This passkey is already registered.",
+    )
+    PASSKEY_NOT_FOUND = 404, "passkey_not_found", "No such passkey."
+    LAST_PASSKEY = (
+        409,
+        "last_passkey",
+        "This passkey is the only way to sign in to this account; add another passkey, "
+        "set a password or link a provider first.",
+    )
+
     # What the service depends on.
     DATABASE_UNAVAILABLE = (
         503,

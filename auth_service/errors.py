@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from auth_service.error_codes import FOR_STATUS, UNLISTED_CODE, Error
 from auth_service.extensions import db, jwt
+from auth_service.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def handle_database_error(e: DBAPIError):
         db.session.rollback()
+        metrics.database_error(e)
         log.error(
             "database error on %s %s: %s",
             request.method,

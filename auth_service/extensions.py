@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-# Its loaders are registered by auth_service.security.jwt_checks.
+# Its loaders are registered by auth_service.security.jwt_checks, token_form and token_issuing.
 jwt = JWTManager()
 # Documents the shared error shape (auth_service.http.api_docs).
 api = Api()

@@ -1,8 +1,12 @@
 """The floor of the stack: Flask + SQLAlchemy + psycopg2 + PostgreSQL doing the least work.
 
 Served by bench/run.py with the same gunicorn.conf.py as the app. ``GET /select/<id>``
-answers a JSON body after one primary-key SELECT on ``users`` (the floor for
-``GET /auth/me``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
+answers a JSON body after one primary-key SELECT on ``users`` (the old floor for
+``GET /auth/me``); ``GET /verified/<id>`` first verifies the request's bearer token with
+PyJWT against the key its ``kid`` names, issuer and audience included, then runs that
+SELECT (the floor for ``GET /auth/me``: the same token, so the same algorithm and size);
+``GET /jwks`` answers the published keys serialised once (the floor for
+``GET /.well-known/jwks.json``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
 (the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
 password against an argon2id hash at the production parameters, with the app's own
 hasher, one hash at a time per ARGON2_CONCURRENCY slot as the app hashes, and answers
@@ -12,12 +16,14 @@ time). No ORM, no JWT, no hooks: what any endpoint on this stack must pay at lea
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
+import jwt
 import sqlalchemy as sa
 from argon2 import Type
-from flask import Flask, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 
 from auth_service.security.passwords import PasswordHasher, hashing_slots
 from config import Config
@@ -42,6 +48,13 @@ PASSWORD_HASH = HASHER.hash(os.environ.get("FLOOR_LOGIN_PASSWORD", "floor"))
 # 2 x 4 threads hashed at once on 2 cores and this login made 0.60 of cores / hash time,
 # less than the app's own (0.67); capped, 0.77-0.89 (bench/cpu_split.py, perf_split.py).
 HASH_SLOTS = hashing_slots(int(os.environ.get("ARGON2_CONCURRENCY") or 0))
+# The app's published keys, read once (at the first request that needs them: the app
+# makes its first key when the bench signs its first token).
+PUBLISHED = sa.text(
+    "SELECT public_jwk FROM signing_keys "
+    "WHERE state IN ('next', 'current', 'retired') AND public_jwk IS NOT NULL"
+)
+_keys: dict = {}
 INSERT_ROW = sa.text(
     "INSERT INTO bench_floor_log (jti, floor_id, created_at) VALUES (:jti, :id, now())"
 )
@@ -59,6 +72,39 @@ def select_user(user_id: int):
     if row is None:
         abort(404)
     return jsonify(dict(row))
+
+
+def published_keys() -> dict:
+    """``{"jwks": bytes, "by_kid": {kid: PyJWK}}`` of the app's keys, read once."""
+    if not _keys:
+        with engine.connect() as connection:
+            jwks = [json.loads(row[0]) for row in connection.execute(PUBLISHED)]
+        _keys["jwks"] = json.dumps({"keys": jwks}, separators=(",", ":")).encode()
+        _keys["by_kid"] = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in jwks}
+    return _keys
+
+
+@app.get("/verified/<int:user_id>")
+def verified_select(user_id: int):
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    key = published_keys()["by_kid"][jwt.get_unverified_header(token)["kid"]]
+    jwt.decode(
+        token,
+        key,
+        algorithms=[key.algorithm_name],
+        audience="api",
+        issuer=os.environ["JWT_ISSUER"],
+    )
+    return select_user(user_id)
+
+
+@app.get("/jwks")
+def jwks():
+    return Response(
+        published_keys()["jwks"],
+        mimetype="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @app.post("/write/<int:row_id>")

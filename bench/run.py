@@ -59,6 +59,18 @@ VENV_BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "wrk" / "auth.lua"
 PASSWORD = "bench horse battery staple"
 TICK = os.sysconf("SC_CLK_TCK")
+# The workloads warmed up before the rounds (those of BENCH_ONLY among them).
+WARMED_UP = (
+    "floor_select",
+    "floor_verify",
+    "me",
+    "floor_jwks",
+    "jwks",
+    "floor_write",
+    "refresh",
+    "floor_login",
+    "login",
+)
 
 
 # --- processes ------------------------------------------------------------------------
@@ -394,8 +406,9 @@ def finish(process: subprocess.Popen, seconds: int) -> dict:
 # --- the run --------------------------------------------------------------------------
 
 
-def environment(url: str) -> dict:
-    """Environment of both servers: production config, fresh secrets, rate limits off."""
+def environment(url: str, algorithm: str = "ES256") -> dict:
+    """Environment of both servers: production config, fresh secrets, rate limits off,
+    tokens signed with ``algorithm`` (the floor verifies them with the same issuer)."""
     keep = {
         k: v
         for k, v in os.environ.items()
@@ -417,6 +430,8 @@ def environment(url: str) -> dict:
         "LOG_LEVEL": "INFO",
         "LOG_JSON": "true",
         "MAIL_BACKEND": "console",
+        "JWT_ALGORITHM": algorithm,
+        "JWT_ISSUER": "https://auth.bench.test",
     }
 
 
@@ -494,7 +509,7 @@ def main(settings: Settings) -> None:
         "load_start": load_average(),
     }
     output = settings.output
-    env = environment(settings.database_url)
+    env = environment(settings.database_url, settings.algorithm)
     try:
         data = start(settings, env, workdir, servers)
         config = subprocess.run(
@@ -511,6 +526,7 @@ def main(settings: Settings) -> None:
             check=True,
         ).stdout.split()
         meta["server"] = f"worker_class={config[0]} workers={config[1]} threads={config[2]}"
+        meta["algorithm"] = settings.algorithm
         if settings.floor_app != DEFAULT_FLOOR_APP:
             meta["server"] += f"; the floor app is {settings.floor_app}, not {DEFAULT_FLOOR_APP}"
         from config import Config
@@ -521,8 +537,8 @@ def main(settings: Settings) -> None:
             Config.ARGON2_PARALLELISM,
         )
         meta["argon2_reference_s"] = argon2_hash_seconds(reference=True)
-        for name in ("floor_select", "me", "floor_write", "refresh", "floor_login", "login"):
-            if settings.warmup:
+        for name in WARMED_UP:
+            if settings.warmup and name in settings.only:
                 run_workload(settings, name, servers, data, workdir, settings.warmup)
         if settings.soak:
             soak(settings, servers, data, workdir)

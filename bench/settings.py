@@ -21,7 +21,10 @@ DEFAULT_FLOOR_APP = "bench.floor_app:app"
 # name -> (server, wrk mode, label)
 WORKLOADS = {
     "floor_select": ("floor", "floor_select", "floor: SELECT by primary key"),
+    "floor_verify": ("floor", "floor_verify", "floor: PyJWT verifies the token, then the SELECT"),
     "me": ("app", "me", "GET /auth/me"),
+    "floor_jwks": ("floor", "floor_jwks", "floor: the JWKS as static JSON"),
+    "jwks": ("app", "jwks", "GET /.well-known/jwks.json"),
     "floor_write": ("floor", "floor_write", "floor: UPDATE + INSERT"),
     "refresh": ("app", "refresh", "POST /auth/refresh"),
     "floor_login": ("floor", "floor_login", "floor: a login that only verifies the hash"),
@@ -49,6 +52,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL  # BENCH_DATABASE_URL: dropped and re-created
     only: tuple[str, ...] = tuple(WORKLOADS)  # BENCH_ONLY: comma-separated workload names
     floor_app: str = DEFAULT_FLOOR_APP  # BENCH_FLOOR_APP: module:app of the floor server
+    algorithm: str = "ES256"  # BENCH_ALGORITHM: the app's JWT_ALGORITHM (ES256, EdDSA, RS256)
     cores: int = field(default_factory=available_cores)
     login_connections: int = 0  # BENCH_LOGIN_CONNECTIONS: logins beside /auth/me (0: cores)
     output: str = "latest"  # BENCH_OUTPUT: name of the result files in bench/results
@@ -105,6 +109,7 @@ ENVIRONMENT = {
     "database_url": "BENCH_DATABASE_URL",
     "only": "BENCH_ONLY",
     "floor_app": "BENCH_FLOOR_APP",
+    "algorithm": "BENCH_ALGORITHM",
     "login_connections": "BENCH_LOGIN_CONNECTIONS",
     "output": "BENCH_OUTPUT",
     "chart": "BENCH_CHART",

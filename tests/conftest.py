@@ -18,6 +18,7 @@ from auth_service import create_app
 from auth_service.extensions import db
 from auth_service.persistence import engines
 from auth_service.security import limits as rate_limits
+from auth_service.security import signing_keys
 from config import TestingConfig
 from helpers import PASSWORD, bearer
 
@@ -56,6 +57,9 @@ def clean_db(app):
                 db.session.execute(sa.text(f"DELETE FROM {name}"))
         db.session.commit()
     for used in list(_used_apps):
+        # Its signing keys were just deleted: the next request makes a first key again.
+        if signing_keys.EXTENSION in used.extensions:
+            signing_keys.forget(used)
         # Memory counters only: Redis-backed apps delete their own keys (tests/security).
         counters = used.extensions.get(rate_limits.EXTENSION)
         if counters is not None and isinstance(counters.storage, MemoryStorage):

@@ -196,3 +196,28 @@ def family_rows(in_db, token: str) -> list[RefreshToken]:
             sa.select(RefreshToken).where(RefreshToken.family_id == sid)
         ).all()
     )
+
+
+# --- signing keys ---------------------------------------------------------------------
+
+
+def current_key(app):
+    """The key ``app`` signs with now (security.signing_keys.Key: kid, algorithm, signing)."""
+    from auth_service.security import signing_keys
+
+    with app.app_context():
+        return signing_keys.keyring().current
+
+
+def sign_segments(header_segment: str, payload_segment: str, private_key, algorithm="ES256"):
+    """A token of these two segments, whatever they say, with a valid signature."""
+    from jwt.algorithms import get_default_algorithms
+
+    signing_input = f"{header_segment}.{payload_segment}".encode()
+    signature = get_default_algorithms()[algorithm].sign(signing_input, private_key)
+    return f"{header_segment}.{payload_segment}.{b64url(signature)}"
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -168,9 +168,12 @@ def free_port() -> int:
 
 
 def start_gunicorn(env: dict, log_path: Path) -> AppServer:
-    """gunicorn on a free port of 127.0.0.1, once /healthz answers."""
+    """gunicorn on a free port of 127.0.0.1, once /healthz answers. ``{port}`` in a
+    setting's value becomes that port (an origin the app must name, as WEBAUTHN_ORIGINS)."""
+    template = env
     for _attempt in range(3):
         port = free_port()
+        env = {key: value.replace("{port}", str(port)) for key, value in template.items()}
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [

@@ -13,9 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "auth_service"
 
-# A layer imports only from layers listed before it (and from itself).
+# A layer imports only from layers listed before it (and from itself). The metric objects
+# sit at the bottom beside the extension objects, so that any layer can count; the rest
+# of observability (the /metrics endpoint, the request hooks) stays at the top (ADR 2405).
 LAYERS = [
-    {"auth_service.extensions", "auth_service.error_codes", "auth_service.version"},
+    {
+        "auth_service.extensions",
+        "auth_service.error_codes",
+        "auth_service.version",
+        "auth_service.observability.metrics",
+    },
     {"auth_service.errors"},
     {"auth_service.persistence"},
     {"auth_service.security"},
@@ -24,6 +31,7 @@ LAYERS = [
     {
         "auth_service.http",
         "auth_service.cli",
+        "auth_service.cli_keys",
         "auth_service.cli_failures",
         "auth_service.cli_audit",
         "auth_service.observability",
@@ -124,6 +132,11 @@ def test_config_and_extensions_import_nothing_from_the_package(path):
         )
     ]
     assert imported == []
+
+
+def test_the_metric_objects_import_only_the_error_table():
+    """Every layer counts through observability.metrics: it must stay a leaf."""
+    assert package_imports()["auth_service.observability.metrics"] <= {"auth_service.error_codes"}
 
 
 # Test and bench helpers are imported by their bare names (helpers, dance, servers...).

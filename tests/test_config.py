@@ -44,10 +44,14 @@ VALID_STRINGS = {
     "MAIL_BACKEND": "console",
     "PUBLIC_BASE_URL": "https://auth.example.com",
     "RATELIMIT_STRATEGY": "fixed-window",
+    "JWT_ALGORITHM": "EdDSA",
     **{k: v[::-1] + "x" for k, v in SECRETS.items() if k != "KEY_ENCRYPTION_KEY"},
     "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     **{k: "7 per minute;70 per day" for k in SETTINGS if is_limit_setting(k)},
 }
+
+# Lists that load_config validates.
+VALID_LISTS = {"METRICS_ALLOW": ("10.0.0.0/8, 192.0.2.7,,", ["10.0.0.0/8", "192.0.2.7"])}
 
 
 def other_value(key: str, default):
@@ -62,7 +66,7 @@ def other_value(key: str, default):
         seconds = int(default.total_seconds()) + 1
         return str(seconds), timedelta(seconds=seconds)
     if isinstance(default, (list, tuple)):
-        return "a, b,,", ["a", "b"]
+        return VALID_LISTS.get(key, ("a, b,,", ["a", "b"]))
     value = VALID_STRINGS.get(key, f"{default or ''}-override")
     return value, value
 
@@ -569,7 +573,34 @@ def test_token_info_reflects_the_defaults(client):
     assert body["access_token"]["lifetime_seconds"] == 15 * 60
     assert body["refresh_token"]["lifetime_seconds"] == 7 * 24 * 3600
     assert body["rotation"]["reuse_grace_seconds"] == 2
-    assert body["access_token"]["algorithm"] == "HS256"
+    assert body["access_token"]["algorithm"] == "ES256"
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"JWT_ALGORITHM": "HS512"}, "^JWT_ALGORITHM must be one of ES256, EdDSA, RS256, HS256"),
+        ({"JWT_ALGORITHM": "none"}, "^JWT_ALGORITHM must be one of"),
+        ({"JWT_AUDIENCE": " , "}, "^JWT_AUDIENCE must name at least one audience"),
+        ({"JWKS_REFRESH_SECONDS": "0"}, "^JWKS_REFRESH_SECONDS must be at least 1"),
+    ],
+)
+def test_token_settings_are_checked_at_start(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        production(**environ)
+
+
+def test_the_issuer_defaults_to_the_public_base_url_then_to_the_old_name():
+    assert production(PUBLIC_BASE_URL="https://auth.example.com")["JWT_ISSUER"] == (
+        "https://auth.example.com"
+    )
+    assert production()["JWT_ISSUER"] == "auth_service"
+    assert (
+        production(JWT_ISSUER="https://id.example.com", PUBLIC_BASE_URL="https://a.example")[
+            "JWT_ISSUER"
+        ]
+        == "https://id.example.com"
+    )
 
 
 @pytest.mark.parametrize(

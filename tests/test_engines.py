@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 
+import jwt
 import pytest
 import sqlalchemy as sa
 
@@ -41,8 +42,12 @@ def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
     token_claims = claims(alice_tokens["refresh_token"])
     user_id, sid = int(token_claims["sub"]), token_claims["sid"]
     with app.app_context():
-        user, session = queries.user_with_session(user_id, sid, attach=False)
-        token = queries.token_with_owner(token_claims["jti"], attach_owner=False)
+        kid = jwt.get_unverified_header(alice_tokens["refresh_token"])["kid"]
+        user, session, key_revoked = queries.user_with_session(user_id, sid, kid, attach=False)
+        token, token_key_revoked = queries.token_with_owner(
+            token_claims["jti"], kid, attach_owner=False
+        )
+        assert key_revoked is False and token_key_revoked is False
         assert _columns(user) == _columns(db.session.get(User, user_id))
         assert _columns(session) == _columns(db.session.get(Session, sid))
         assert _columns(token) == _columns(db.session.get(RefreshToken, token_claims["jti"]))
@@ -52,9 +57,13 @@ def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
         assert user.is_active is True
         for instance in (user, session, token, token.user, token.session):
             assert sa.inspect(instance).detached
-        assert queries.user_with_session(user_id, "no such session", attach=False)[1] is None
-        assert queries.user_with_session(user_id + 1000, sid, attach=False) == (None, None)
-        assert queries.token_with_owner("no such token", attach_owner=False) is None
+        assert queries.user_with_session(user_id, "no such session", kid, attach=False)[1] is None
+        assert queries.user_with_session(user_id + 1000, sid, kid, attach=False) == (
+            None,
+            None,
+            False,
+        )
+        assert queries.token_with_owner("no such token", kid, attach_owner=False) == (None, False)
         assert queries.user_by_email("nobody@example.com", attach=False) is None
 
 
@@ -64,8 +73,10 @@ def test_an_attached_read_reuses_the_instance_the_session_holds(app, alice_token
     with app.app_context():
         held = db.session.get(User, user_id)
         assert queries.user_by_email("alice@example.com", attach=True) is held
-        assert queries.user_with_session(user_id, token_claims["sid"], attach=True)[0] is held
-        assert queries.token_with_owner(token_claims["jti"], attach_owner=True).user is held
+        kid = jwt.get_unverified_header(alice_tokens["refresh_token"])["kid"]
+        assert queries.user_with_session(user_id, token_claims["sid"], kid, attach=True)[0] is held
+        token, _ = queries.token_with_owner(token_claims["jti"], kid, attach_owner=True)
+        assert token.user is held
 
 
 def _recording_config(statements: list) -> type[TestingConfig]:
@@ -147,7 +158,7 @@ def test_a_driver_error_is_sqlalchemys_and_the_pool_stays_usable(engine):
     assert not raised.value.connection_invalidated
     assert engine.pool.checkedout() == 0
     # The next statement runs.
-    assert queries.user_with_session(1, "", attach=False) == (None, None)
+    assert queries.user_with_session(1, "", "", attach=False) == (None, None, False)
 
 
 def test_a_backend_killed_mid_statement_is_dropped_from_the_pool(engine):

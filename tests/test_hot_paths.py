@@ -151,7 +151,7 @@ def test_only_a_request_that_may_write_gets_its_user_attached(
             "persistent": attached,
             "location": "headers",
             "type": "access",
-            "alg": "HS256",
+            "alg": "ES256",
         }
 
 

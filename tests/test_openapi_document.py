@@ -71,7 +71,13 @@ def _operations(client):
 
 def _url(path: str) -> str:
     """A documented path with its parameters filled in."""
-    values = {"provider": "google", "user_id": "1", "session_id": "x", "factor_id": "x"}
+    values = {
+        "provider": "google",
+        "user_id": "1",
+        "session_id": "x",
+        "factor_id": "x",
+        "passkey_id": "x",
+    }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import jwt
 import pytest
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
+from flask_jwt_extended import create_refresh_token
 from freezegun import freeze_time
 from sqlalchemy.exc import OperationalError
 
@@ -53,7 +53,11 @@ def refresh_with_cookie(client, csrf: str | None = None):
 def test_login_returns_bearer_pair(alice_tokens):
     assert alice_tokens["token_type"] == "bearer"
     assert alice_tokens["expires_in"] == 900
-    assert claims(alice_tokens["access_token"])["type"] == "access"
+    # RFC 9068: an access token says what it is in its header, a refresh token says
+    # otherwise there (and in flask-jwt-extended's ``type`` claim).
+    assert jwt.get_unverified_header(alice_tokens["access_token"])["typ"] == "at+jwt"
+    assert "type" not in claims(alice_tokens["access_token"])
+    assert jwt.get_unverified_header(alice_tokens["refresh_token"])["typ"] == "refresh+jwt"
     assert claims(alice_tokens["refresh_token"])["type"] == "refresh"
 
 
@@ -344,32 +348,59 @@ def test_access_token_expires_after_15_minutes(client, auth):
 # --- the token format --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["access_token", "refresh_token"])
-def test_tokens_verify_with_a_standard_library_and_carry_flask_jwt_extendeds_claims(
-    app, alice_tokens, name
+def published_key(client, token: str):
+    """The key of the JWKS that ``token``'s header names, as PyJWT loads it."""
+    kid = jwt.get_unverified_header(token)["kid"]
+    (jwk,) = [key for key in client.get("/.well-known/jwks.json").json["keys"] if key["kid"] == kid]
+    return jwt.PyJWK(jwk)
+
+
+def test_access_tokens_verify_with_a_standard_library_knowing_only_the_jwks(
+    app, client, alice_tokens
 ):
-    """Services that trust these tokens verify them with any HS256 library; the claims
-    are the ones flask-jwt-extended's create_*_token would write, and ours."""
-    token = alice_tokens[name]
+    """Services that trust these tokens verify them with any JWT library and the JWKS:
+    RFC 9068's header and claims, the session and token version, and how the session
+    was proven (RFC 8176 amr, aal, auth_time); nothing flask-jwt-extended would add."""
+    token = alice_tokens["access_token"]
+    key = published_key(client, token)
     verified = jwt.decode(
         token,
-        app.config["JWT_SECRET_KEY"],
-        algorithms=["HS256"],
-        issuer="auth_service",
-        options={"require": ["exp", "iat", "nbf", "jti", "sub"]},
+        key,
+        algorithms=["ES256"],
+        issuer="https://auth.example.test",
+        audience="api",
+        options={"require": ["exp", "iat", "jti", "sub", "iss", "aud"]},
     )
-    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": key.key_id, "typ": "at+jwt"}
+    assert set(verified) == {
+        *("iss", "sub", "aud", "client_id", "iat", "exp", "jti"),
+        *("sid", "ver", "aal", "amr", "auth_time"),
+    }
+    assert verified["client_id"] == "auth_service"
+    assert (
+        verified["exp"] - verified["iat"] == app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()
+    )
+
+
+def test_refresh_tokens_carry_flask_jwt_extendeds_claims_for_this_service_alone(
+    app, client, alice_tokens
+):
+    """A refresh token is signed by the same key but addressed to the issuer itself, with
+    the CSRF value of the refresh cookie; no resource server takes it (typ, aud)."""
+    token = alice_tokens["refresh_token"]
+    key = published_key(client, token)
+    verified = jwt.decode(token, key, algorithms=["ES256"], audience="https://auth.example.test")
+    assert jwt.get_unverified_header(token) == {
+        "alg": "ES256",
+        "kid": key.key_id,
+        "typ": "refresh+jwt",
+    }
     with app.app_context():
-        user = db.session.get(User, int(verified["sub"]))
-        made_by_the_library = claims(create_access_token(identity=user))
-    # Access tokens also say how the session was proven (RFC 8176 amr, aal, auth_time).
-    proof = {"aal", "amr", "auth_time"} if name == "access_token" else set()
-    assert set(verified) == set(made_by_the_library) | {"sid", "ver"} | proof
-    assert verified["type"] == name.removesuffix("_token")
-    assert verified["fresh"] is False
-    lifetime = app.config[f"JWT_{verified['type'].upper()}_TOKEN_EXPIRES"]
-    assert verified["exp"] - verified["iat"] == lifetime.total_seconds()
-    assert verified["nbf"] == verified["iat"]
+        made_by_the_library = claims(create_refresh_token(identity="1"))
+    assert set(verified) == set(made_by_the_library) | {"sid", "ver", "csrf"}
+    assert verified["type"] == "refresh" and verified["fresh"] is False
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(token, key, algorithms=["ES256"], audience="api")
 
 
 # --- what the one-statement rotation checks ---------------------------------------------
@@ -463,7 +494,7 @@ def test_the_docs_list_exactly_the_claims_tokens_carry(client, alice_tokens):
     assert set(claims(alice_tokens["access_token"])) == listed["access"]
     assert set(claims(alice_tokens["refresh_token"])) == listed["refresh"]
     access = claims(alice_tokens["access_token"])
-    assert (access["fresh"], access["aal"], access["amr"]) == (False, "aal1", ["pwd"])
+    assert (access["aal"], access["amr"]) == ("aal1", ["pwd"])
     assert access["iat"] - 1 <= access["auth_time"] <= access["iat"]  # the login
     # The refresh token's csrf is what the X-CSRF-TOKEN header must carry.
     assert claims(alice_tokens["refresh_token"])["csrf"] == alice_tokens["csrf_token"]

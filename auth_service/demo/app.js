@@ -167,6 +167,7 @@ function loadAccount() {
   loadProfile();
   loadSessions();
   loadFactors();
+  loadPasskeys();
 }
 
 // --- screens and messages ------------------------------------------------------------

@@ -37,15 +37,19 @@ async function resumeSecondStep() {
   if (result.ok) askSecondStep(result.data);
 }
 
-$("#second-step-form").addEventListener("submit", async (event) => {
-  const body = codeBody(form(event).code);
+$("#second-step-form").addEventListener("submit", (event) => {
+  finishSecondStep(codeBody(form(event).code));
+});
+
+// POST the second factor (a code, a recovery code or a passkey: passkeys.js).
+async function finishSecondStep(body) {
   if (secondStep?.token) body.mfa_token = secondStep.token;
   const result = await call("/auth/login/mfa", {
     method: "POST", body, token: null, csrf: secondStep?.token ? false : secondStep?.csrf,
   });
   if (result.ok) {
     secondStep = null;
-    event.target.reset();
+    $("#second-step-form").reset();
     return signedIn(result.data);
   }
   if (result.data?.error === "invalid_mfa_code" || result.status === 422 || result.status === 429) {
@@ -54,7 +58,7 @@ $("#second-step-form").addEventListener("submit", async (event) => {
   // The mfa token is used, expired or out of attempts: start the login again.
   secondStep = null;
   signedOut(errorText(result, "Please log in again."), "error");
-});
+}
 
 // --- step-up -------------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ from auth_service.http.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from auth_service.security import cors, devices, jwt_checks
+from auth_service.observability import metrics, prometheus
+from auth_service.security import cors, devices, jwt_checks, token_form
 from auth_service.security.limits import (
     login_limit,
     password_change_limit,
@@ -70,6 +71,7 @@ def signup(data):
 
 
 @blp.route("/login", methods=["POST"])
+@prometheus.counts_login
 @login_limit
 @json_required
 @blp.arguments(LoginSchema())
@@ -88,9 +90,11 @@ def login(data):
     """Log in with email and password and start a new session (or its second step)."""
     user = accounts.authenticate(data["email"], data["password"])
     if mfa.enrolled(user):
+        metrics.login("mfa_challenge")
         return mfa_required_response(mfa_login.begin(user, sessions.PASSWORD), mfa.methods(user.id))
     response = login_response(sessions.start_session(user, [sessions.PASSWORD]))
     devices.remember(response, user)
+    metrics.login("success")
     return response
 
 
@@ -113,6 +117,7 @@ def login(data):
     "header, or from an Origin not on CORS_ORIGINS",
 )
 @blp.doc(security=REFRESH_SECURITY)
+@prometheus.counts_refresh
 @token_required(("json", "cookies"), refresh=True)
 def refresh(data):
     """Exchange a refresh token for a new pair; the presented token is spent."""
@@ -154,7 +159,7 @@ def _presented_refresh_token(data: dict) -> dict | None:
         if not csrf:
             raise CSRFError("Missing CSRF token")
     # An expired refresh token can still end its session.
-    jwt_checks.check_compact_form(encoded)
+    token_form.check_compact_form(encoded)
     payload = decode_token(encoded, csrf_value=csrf, allow_expired=True)
     if payload["type"] != "refresh" or payload["sub"] != str(current_user.id):
         raise APIError(Error.INVALID_TOKEN, "The refresh token does not belong to this user.")

@@ -13,7 +13,7 @@ from flask_jwt_extended.exceptions import NoAuthorizationError
 
 from auth_service.errors import APIError, Error
 from auth_service.http.schemas import ErrorSchema
-from auth_service.security.jwt_checks import check_compact_form
+from auth_service.security.token_form import check_compact_form
 from auth_service.services import mfa
 from auth_service.services.sessions import TokenPair
 

@@ -180,9 +180,11 @@ def pending_login():
 )
 @blp.alt_response(429, schema=ErrorSchema, description="Too many wrong codes (shared with login)")
 def login_mfa(data):
-    """Finish a login with the second factor: a TOTP code or a recovery code."""
+    """Finish a login with the second factor: a TOTP code, a recovery code or a passkey."""
     token = data.get("mfa_token") or _mfa_cookie()
-    user, pair = mfa_login.finish(token, data.get("code"), data.get("recovery_code"))
+    user, pair = mfa_login.finish(
+        token, data.get("code"), data.get("recovery_code"), data.get("passkey")
+    )
     response = login_response(pair)
     unset_mfa_cookie(response)
     devices.remember(response, user)

@@ -3,6 +3,7 @@
 import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
+from auth_service.http.passkey_schemas import AssertionSchema
 from auth_service.http.schemas import Text, TokenPairSchema
 
 TOTP_CODE = validate.Regexp(r"^[0-9]{6}$", error="Must be the 6 digits the app shows.")
@@ -26,6 +27,13 @@ class OneCodeSchema(ma.Schema):
 
 
 class MfaLoginSchema(OneCodeSchema):
+    """Exactly one of ``code``, ``recovery_code`` and ``passkey``."""
+
+    passkey = fields.Nested(
+        AssertionSchema,
+        load_only=True,
+        metadata={"description": "A passkey assertion (navigator.credentials.get())"},
+    )
     mfa_token = Text(
         load_only=True,
         validate=MFA_TOKEN_LENGTH,
@@ -34,6 +42,13 @@ class MfaLoginSchema(OneCodeSchema):
             "mfa_token cookie plus the X-CSRF-TOKEN header."
         },
     )
+
+    @validates_schema
+    def exactly_one(self, data, **kwargs):
+        if sum(key in data for key in ("code", "recovery_code", "passkey")) != 1:
+            raise ma.ValidationError(
+                "Give one of code, recovery_code or passkey.", field_name="code"
+            )
 
 
 class TotpVerifySchema(ma.Schema):

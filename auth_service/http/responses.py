@@ -40,11 +40,13 @@ def token_response(
     return response
 
 
-def login_response(pair: sessions.TokenPair, **extra):
+def login_response(pair: sessions.TokenPair, status: int = 200, **extra):
     """Logins, password change and step-up hand out the refresh token as
     LOGIN_REFRESH_TRANSPORT says."""
     transport = current_app.config["LOGIN_REFRESH_TRANSPORT"]
-    return token_response(pair, body=transport != "cookie", cookie=transport != "body", **extra)
+    return token_response(
+        pair, body=transport != "cookie", cookie=transport != "body", status=status, **extra
+    )
 
 
 def mfa_required_response(token: str, methods: list[str]):

@@ -27,6 +27,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from flask import Flask, current_app
 
+from auth_service.observability import metrics
+
 log = logging.getLogger(__name__)
 
 SMTP_KEYS = (
@@ -107,13 +109,16 @@ def deliver(message: EmailMessage, settings: dict) -> bool:
             type(exc).__name__,
             exc,
         )
+        metrics.email(sent=False)
         return False
     except Exception:
         log.exception(
             "email %r to %s not sent via %s:%s", message["Subject"], message["To"], host, port
         )
+        metrics.email(sent=False)
         return False
     log.info("email %r sent to %s", message["Subject"], message["To"])
+    metrics.email(sent=True)
     return True
 
 
@@ -141,6 +146,7 @@ class Outbox:
                     message["To"],
                     MAX_PENDING,
                 )
+                metrics.email(sent=False)
                 return
             future = self._executor.submit(deliver, message, settings)
             self._pending.add(future)

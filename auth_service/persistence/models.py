@@ -1,5 +1,5 @@
 """Database models: users, their sessions and refresh tokens, their Google/GitHub identities,
-their second factors, and the audit trail."""
+their second factors and passkeys, the signing keys, and the audit trail."""
 
 from __future__ import annotations
 
@@ -318,3 +318,92 @@ class AuditEvent(db.Model):
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.type} user={self.user_id}>"
+
+
+class SigningKey(db.Model):
+    """A key that signs tokens (auth_service.security.signing_keys): ``next`` (published,
+    not yet signing), ``current`` (signing), ``retired`` (published until ``expires_at``,
+    when the last token it signed has expired) or ``revoked`` (refused at once)."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # At most one current and one next key, decided by the database: two instances
+        # starting at once, or rotating at once, cannot both win.
+        *(
+            sa.Index(
+                f"uq_signing_keys_one_{state}",
+                "state",
+                unique=True,
+                postgresql_where=sa.text(f"state = '{state}'"),
+                sqlite_where=sa.text(f"state = '{state}'"),
+            )
+            for state in ("current", "next")
+        ),
+    )
+
+    # RFC 7638 thumbprint of the public key (HS256: derived from JWT_SECRET_KEY).
+    kid: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    algorithm: so.Mapped[str] = so.mapped_column(sa.String(8))
+    state: so.Mapped[str] = so.mapped_column(sa.String(8))
+    # The public JWK as JSON; NULL for an HS256 key, which is never published.
+    public_jwk: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # PKCS#8 PEM sealed under KEY_ENCRYPTION_KEY (security/sealing.py); NULL for HS256,
+    # whose secret is JWT_SECRET_KEY itself.
+    private_key: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # When a next key starts signing (its publication had JWKS_CACHE_SECONDS to spread).
+    activates_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
+    retired_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # When a retired key leaves the JWKS and its tokens are refused.
+    expires_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+
+class Passkey(db.Model):
+    """A WebAuthn credential (a passkey) of an account: it signs in on its own, and counts
+    as a verified second factor (auth_service.services.passkeys)."""
+
+    __tablename__ = "passkeys"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The authenticator's credential id, base64url as the browser sends it; unique, so
+    # that an assertion names one row (and one account) whoever registered it.
+    credential_id: so.Mapped[str] = so.mapped_column(sa.String(1400), unique=True)
+    # The COSE public key from the attestation.
+    public_key: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+    # The WebAuthn user handle the credential was created for (returned by discoverable
+    # credentials as userHandle).
+    user_handle: so.Mapped[str] = so.mapped_column(sa.String(128))
+    # The authenticator's signature counter at the last accepted assertion (0: it keeps none).
+    sign_count: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)
+    # Space-separated AuthenticatorTransport values ("internal hybrid"), for allowCredentials.
+    transports: so.Mapped[str | None] = so.mapped_column(sa.String(128))
+    # Synced to other devices (the BS flag), as the last assertion said.
+    backed_up: so.Mapped[bool] = so.mapped_column(default=False)
+    name: so.Mapped[str] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<Passkey {self.id} user={self.user_id}>"
+
+
+class WebAuthnChallenge(db.Model):
+    """A challenge handed out with WebAuthn options: single use, short-lived, bound to its
+    ceremony (``registration`` or ``authentication``) and, for registration, to the
+    account. Kept as its SHA-256, in the database so that every instance sees it."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    ceremony: so.Mapped[str] = so.mapped_column(sa.String(16))
+    user_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The name a registration asked for, given to the passkey it creates.
+    name: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    expires_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)

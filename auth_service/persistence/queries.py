@@ -7,7 +7,9 @@ Core SELECT on the autocommit engine (auth_service.persistence.engines); its col
 become detached ORM objects (the mapped class's constructor, then
 make_transient_to_detached), which costs a fraction of an ORM session's query. Where the
 caller may change the user, it is attached to the request's session, so that it writes
-through that session, in a transaction of its own.
+through that session, in a transaction of its own. The token reads also say whether the
+key that signed the token has been revoked (one more column, not one more statement):
+a revocation made by another process is refused at once, whatever its key ring holds.
 These reads see what is committed: unlike a query through the request's session, they do
 not flush its pending changes first.
 """
@@ -19,21 +21,22 @@ import sqlalchemy.orm as so
 
 from auth_service.extensions import db
 from auth_service.persistence.engines import autocommit_engine
-from auth_service.persistence.models import RefreshToken, Session, User
+from auth_service.persistence.models import RefreshToken, Session, SigningKey, User
 
 
 def user_with_session(
-    user_id: int, session_id: str, attach: bool
-) -> tuple[User | None, Session | None]:
-    """The user with this id and their session ``session_id``, in one statement: (None,
-    None) without such a user, (user, None) when the session is not theirs or is gone.
-    ``attach``: the user is persistent in the request's session; the session row stays
-    detached (services/sessions.py writes sessions with statements)."""
-    row = _first(_USER_WITH_SESSION, {"id": user_id, "sid": session_id})
+    user_id: int, session_id: str, kid: str, attach: bool
+) -> tuple[User | None, Session | None, bool]:
+    """The user with this id, their session ``session_id`` and whether signing key
+    ``kid`` is revoked, in one statement: (None, None, False) without such a user, (user,
+    None, ...) when the session is not theirs or is gone. ``attach``: the user is
+    persistent in the request's session; the session row stays detached
+    (services/sessions.py writes sessions with statements)."""
+    row = _first(_USER_WITH_SESSION, {"id": user_id, "sid": session_id, "kid": kid})
     if row is None:
-        return None, None
+        return None, None, False
     user, session = _instances(row, User, Session)
-    return _attached(user) if attach else user, session
+    return _attached(user) if attach else user, session, row.key_revoked
 
 
 def user_by_email(email: str, attach: bool) -> User | None:
@@ -45,21 +48,22 @@ def user_by_email(email: str, attach: bool) -> User | None:
     return _attached(user) if attach else user
 
 
-def token_with_owner(jti: str, attach_owner: bool) -> RefreshToken | None:
+def token_with_owner(jti: str, kid: str, attach_owner: bool) -> tuple[RefreshToken | None, bool]:
     """The refresh token row ``jti`` with its owner and its session loaded as
-    ``token.user`` and ``token.session``.
+    ``token.user`` and ``token.session``, and whether signing key ``kid`` is revoked:
+    (None, False) without such a row.
 
     The token and its session stay detached: nothing changes them through the ORM
     session (auth_service.services.rotation writes them with statements).
     """
-    row = _first(_TOKEN_WITH_OWNER, {"jti": jti})
+    row = _first(_TOKEN_WITH_OWNER, {"jti": jti, "kid": kid})
     if row is None:
-        return None
+        return None, False
     token, owner, session = _instances(row, RefreshToken, User, Session)
     # As loaded relationships, without a query of their own.
     so.attributes.set_committed_value(token, "user", _attached(owner) if attach_owner else owner)
     so.attributes.set_committed_value(token, "session", session)
-    return token
+    return token, row.key_revoked
 
 
 def _first(statement: sa.Select, params: dict) -> sa.Row | None:
@@ -113,15 +117,22 @@ _KEYS = {
     ]
     for model in (User, Session, RefreshToken)
 }
+# Whether the key that signed the token is revoked: a primary-key probe, the last column
+# (_instances reads the columns before it).
+_KEY_REVOKED = (
+    sa.exists()
+    .where(SigningKey.kid == sa.bindparam("kid"), SigningKey.revoked_at.is_not(None))
+    .label("key_revoked")
+)
 # Built once at import; after their first run the engine's compiled cache holds their SQL.
 _USER_WITH_SESSION = (
-    sa.select(*_columns(User, Session))
+    sa.select(*_columns(User, Session), _KEY_REVOKED)
     .outerjoin(Session, sa.and_(Session.id == sa.bindparam("sid"), Session.user_id == User.id))
     .where(User.id == sa.bindparam("id"))
 )
 _USER_BY_EMAIL = sa.select(*_columns(User)).where(User.email == sa.bindparam("email"))
 _TOKEN_WITH_OWNER = (
-    sa.select(*_columns(RefreshToken, User, Session))
+    sa.select(*_columns(RefreshToken, User, Session), _KEY_REVOKED)
     .join_from(RefreshToken, User, RefreshToken.user)
     .join(Session, RefreshToken.session)
     .where(RefreshToken.jti == sa.bindparam("jti"))

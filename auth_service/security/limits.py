@@ -30,6 +30,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from auth_service.errors import rate_limited
+from auth_service.observability import metrics
 from auth_service.security.addresses import canonical_or_none
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def _count(limits: tuple[Limit, ...]) -> None:
         identifiers = [prefix, limit.key(), scope] if prefix else [limit.key(), scope]
         if not strategy.hit(item, *identifiers):
             log.info("rate limit %s exceeded on %s", item, limit.scope)
+            metrics.rate_limited(limit.scope)
             report_exceeded(limit.scope, "/".join(identifiers))
             reset_at = strategy.get_window_stats(item, *identifiers).reset_time
             raise rate_limited(reset_at - time.time())

@@ -22,6 +22,7 @@ from flask import current_app
 from limits import RateLimitItem, parse_many
 
 from auth_service.errors import rate_limited
+from auth_service.observability import metrics
 from auth_service.persistence.models import User
 from auth_service.security import devices
 from auth_service.security.limits import client_network, counters, email_digest, report_exceeded
@@ -51,6 +52,11 @@ def _budgets(user: User | None, email: str | None) -> list[tuple[str, str]]:
     ]
 
 
+def budget_name(setting: str) -> str:
+    """A budget as the metrics name it: RATELIMIT_LOGIN_FAILURES_PER_IP -> login-failures-per-ip."""
+    return setting.removeprefix("RATELIMIT_").lower().replace("_", "-")
+
+
 def _give_back(slots: list[Slot]) -> None:
     for item, key in slots:
         counters().storage.incr(key, item.get_expiry(), amount=-1)
@@ -68,6 +74,7 @@ def _take_slots(budgets: list[tuple[str, str]], user_id: int | None) -> list[Slo
                 # The spent budget keeps the extra count: its window ends when it would
                 # have anyway.
                 _give_back(taken)
+                metrics.rate_limited(budget_name(setting))
                 report_exceeded(setting, key, user_id)
                 raise rate_limited(storage.get_expiry(key) - time.time())
             taken.append((item, key))
@@ -89,6 +96,13 @@ def check_second_factor(user: User, verify: Callable[[], bool]) -> bool:
     """``verify()`` (a TOTP or recovery code check) under the same budgets as a password:
     a wrong code counts as a failed login of the account."""
     return _within_budgets(user, None, verify)
+
+
+def check_passkey(user: User | None, credential_id: str, verify: Callable[[], bool]) -> bool:
+    """``verify()`` (a passkey assertion signing in) under the same budgets as a password:
+    of its account, or for a credential no account has, of the credential id as though it
+    were an unknown email."""
+    return _within_budgets(user, None if user is not None else f"passkey:{credential_id}", verify)
 
 
 def _within_budgets(user: User | None, email: str | None, verify: Callable[[], bool]) -> bool:

@@ -13,6 +13,8 @@ from nacl import bindings as sodium
 from nacl.exceptions import InvalidkeyError
 from zxcvbn import zxcvbn
 
+from auth_service.observability import metrics
+
 # zxcvbn's own input limit; what follows cannot make a guessable start strong.
 ZXCVBN_MAX_LENGTH = 72
 
@@ -114,15 +116,16 @@ def _hasher() -> PasswordHasher:
 
 
 @contextmanager
-def _hashing_slot() -> Iterator[PasswordHasher]:
-    """The hasher, while this thread holds one of the process's ARGON2_CONCURRENCY slots."""
-    with current_app.extensions["password_hash_slots"]:
+def _hashing_slot(operation: str) -> Iterator[PasswordHasher]:
+    """The hasher, while this thread holds one of the process's ARGON2_CONCURRENCY slots
+    (the work timed for the metrics, the wait for a slot not)."""
+    with current_app.extensions["password_hash_slots"], metrics.password_hashing(operation):
         yield _hasher()
 
 
 def hash_password(password: str) -> str:
     """Hash a password with the configured argon2id parameters."""
-    with _hashing_slot() as hasher:
+    with _hashing_slot("hash") as hasher:
         return hasher.hash(password)
 
 
@@ -131,7 +134,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     configured parameters: a missing hash (unknown account) is checked against the dummy
     hash, a cheaper one (made before the parameters were raised) is topped up."""
     hashed = password_hash or current_app.extensions["dummy_password_hash"]
-    with _hashing_slot() as hasher:
+    with _hashing_slot("verify") as hasher:
         try:
             return hasher.verify(hashed, password) and password_hash is not None
         except (VerificationError, InvalidHashError):

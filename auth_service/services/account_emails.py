@@ -1,5 +1,6 @@
 """Email verification, password reset, and the notices of security changes: password
-changed, identity linked, two-step verification turned on or off, a recovery code used.
+changed, identity linked, two-step verification turned on or off, a recovery code used,
+a passkey added.
 
 The flows behind /auth/verify-email, /auth/forgot-password and
 /auth/reset-password. Each email is rendered from ``templates/email/`` (text and
@@ -252,5 +253,19 @@ def send_refresh_reuse(user: User, at, started_at, device: str, ip: str | None) 
             started_at=started_at,
             device=device,
             ip=ip,
+        )
+    )
+
+
+def send_passkey_added(user: User, name: str, turned_on: bool) -> None:
+    """A passkey was added (``turned_on``: it turned two-step verification on)."""
+    _send(
+        _compose(
+            "passkey_added",
+            user,
+            "A passkey was added to your account",
+            at=utcnow(),
+            name=name,
+            turned_on=turned_on,
         )
     )

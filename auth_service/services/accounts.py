@@ -9,6 +9,7 @@ from flask import current_app
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.observability import metrics
 from auth_service.persistence import queries
 from auth_service.persistence.models import RefreshToken, Session, User, utcnow
 from auth_service.security.addresses import canonical_or_none, normalize_email
@@ -98,6 +99,9 @@ def authenticate(email: str, password: str) -> User:
     user = queries.user_by_email(normalized, attach=False)
     valid = check_password(user, password, email=normalized)
     if not valid or not user.is_active:
+        metrics.login(
+            "unknown_account" if user is None else "wrong_password" if not valid else "inactive"
+        )
         _record_login_failure(user, normalized, valid)
         raise APIError(Error.INVALID_CREDENTIALS)
     if needs_rehash(user.password_hash):

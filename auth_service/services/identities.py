@@ -37,7 +37,7 @@ from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.integrations.oauth_providers import LABELS, ProviderProfile
 from auth_service.persistence.models import OAuthAccount, User, utcnow
-from auth_service.services import account_emails, audit, sessions
+from auth_service.services import account_emails, audit, passkeys, sessions
 from auth_service.services.accounts import find_by_email
 
 USERNAME_MIN, USERNAME_MAX = 3, 50
@@ -216,12 +216,13 @@ def list_identities(user: User) -> list[OAuthAccount]:
 
 
 def unlink(user: User, provider: str) -> None:
-    """Remove one identity; refused when it is the last way to sign in (no password, no other)."""
+    """Remove one identity; refused when it is the last way to sign in (no password, no
+    other identity, no passkey)."""
     identities = list_identities(user)
     identity = next((i for i in identities if i.provider == provider), None)
     if identity is None:
         raise APIError(Error.IDENTITY_NOT_FOUND, label=LABELS[provider])
-    if not user.has_password and len(identities) == 1:
+    if not user.has_password and len(identities) == 1 and not passkeys.has_any(user.id):
         raise APIError(Error.LAST_SIGN_IN_METHOD, label=LABELS[provider])
     db.session.delete(identity)
     audit.record(audit.IDENTITY_UNLINKED, user.id, details={"provider": provider})

@@ -21,6 +21,7 @@ from auth_service.extensions import db
 from auth_service.persistence.models import (
     MfaChallenge,
     MfaFactor,
+    Passkey,
     RecoveryCode,
     Session,
     User,
@@ -29,7 +30,7 @@ from auth_service.persistence.models import (
 )
 from auth_service.security import sealing, second_factors
 from auth_service.security.password_attempts import check_second_factor
-from auth_service.services import account_emails, accounts, audit, sessions
+from auth_service.services import account_emails, accounts, audit, passkeys, sessions
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
@@ -45,7 +46,12 @@ def enrolled(user: User) -> bool:
     return user.mfa_enabled
 
 
-def _has_verified_factor(user_id: int) -> bool:
+def has_verified_factor(user_id: int) -> bool:
+    """Whether the account has a verified authenticator app or a passkey."""
+    return _has_verified_app(user_id) or passkeys.has_any(user_id)
+
+
+def _has_verified_app(user_id: int) -> bool:
     return bool(
         db.session.scalar(
             sa.select(
@@ -57,7 +63,13 @@ def _has_verified_factor(user_id: int) -> bool:
 
 def methods(user_id: int) -> list[str]:
     """The second steps a sign-in of this account may take."""
-    return [TOTP, RECOVERY_CODE]
+    if not passkeys.has_any(user_id):
+        return [TOTP, RECOVERY_CODE]
+    if _has_verified_app(user_id):
+        return [TOTP, passkeys.PASSKEY, RECOVERY_CODE]
+    return (
+        [passkeys.PASSKEY, RECOVERY_CODE] if _recovery_codes_left(user_id) else [passkeys.PASSKEY]
+    )
 
 
 def require_aal2(user: User, claims: dict) -> None:
@@ -67,7 +79,7 @@ def require_aal2(user: User, claims: dict) -> None:
         raise APIError(Error.MFA_REQUIRED)
 
 
-def _hold_account(user_id: int) -> None:
+def hold_account(user_id: int) -> None:
     """Lock the account row until the commit (a write: SQLite's write lock too), so that
     changes to its factors apply one at a time. A non-key update: the foreign-key checks
     of a refresh racing it do not wait for it."""
@@ -82,12 +94,19 @@ def _hold_account(user_id: int) -> None:
 # --- codes ------------------------------------------------------------------------------
 
 
-def prove(user: User, code: str | None = None, recovery_code: str | None = None) -> str | None:
-    """Spend one of the account's second factors: a TOTP code of a verified factor, or a
-    recovery code. The RFC 8176 method it proves, or None when it is wrong, replayed or
-    spent (a failed attempt of the account's login budgets)."""
+def prove(
+    user: User,
+    code: str | None = None,
+    recovery_code: str | None = None,
+    passkey: dict | None = None,
+) -> list[str] | None:
+    """Spend one of the account's second factors: a TOTP code of a verified factor, a
+    recovery code, or a passkey assertion. The RFC 8176 methods it proves, or None when it
+    is wrong, replayed or spent (a failed attempt of the account's login budgets)."""
 
     def spend() -> bool:
+        if passkey is not None:
+            return passkeys.prove(user, passkey)
         if code is not None:
             return any(_spend_totp(factor, code) for factor in _verified_factors(user.id))
         return _spend_recovery_code(user.id, recovery_code or "")
@@ -97,7 +116,13 @@ def prove(user: User, code: str | None = None, recovery_code: str | None = None)
     if recovery_code is not None:
         audit.record(audit.RECOVERY_CODE_USED, user.id)
         account_emails.send_recovery_code_used(user, _recovery_codes_left(user.id))
-    return OTP
+    return passkeys.METHODS if passkey is not None else [OTP]
+
+
+def record_failed_proof(user: User, step: str) -> None:
+    """mfa_challenge_failed for a second factor ``prove`` refused at ``step`` (``login``,
+    ``step_up``), committed alone: the request answers with an error."""
+    audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": step})
 
 
 def _spend_totp(factor: MfaFactor, code: str) -> bool:
@@ -175,18 +200,24 @@ def _replace_recovery_codes(user_id: int) -> list[str]:
 # --- enrolment --------------------------------------------------------------------------
 
 
+def require_recent_proof(user: User, session: Session, password: str | None) -> None:
+    """Adding a factor decides who can sign in: a stolen access token must not add the
+    thief's. So the session must have proven a factor within REAUTHENTICATION_MAX_AGE,
+    or the caller confirms with the password (400, or 401 for a password-less account)."""
+    proven_at = session.authenticated_at or session.created_at
+    if proven_at < utcnow() - current_app.config["REAUTHENTICATION_MAX_AGE"]:
+        accounts.reauthenticate(user, proven_at, password)
+
+
 def start_totp(user: User, session: Session, password: str | None) -> dict:
     """A new, unverified authenticator-app factor (replacing one still unverified), with
     what the app needs to scan or type.
 
-    A factor decides who can sign in: a stolen access token must not enrol the thief's
-    app and lock the owner out. So the session must have proven a factor within
-    REAUTHENTICATION_MAX_AGE, or the caller confirms with the password.
+    The session must have proven a factor lately, or the caller confirms with the
+    password (``require_recent_proof``).
     """
-    proven_at = session.authenticated_at or session.created_at
-    if proven_at < utcnow() - current_app.config["REAUTHENTICATION_MAX_AGE"]:
-        accounts.reauthenticate(user, proven_at, password)
-    _hold_account(user.id)
+    require_recent_proof(user, session, password)
+    hold_account(user.id)
     db.session.execute(
         sa.delete(MfaFactor).where(MfaFactor.user_id == user.id, MfaFactor.verified_at.is_(None))
     )
@@ -209,26 +240,33 @@ def verify_totp(
     """Verify an enrolment with its first code: two-step verification is on (or has one
     more factor). Every other session ends, this one is raised to aal2 with a fresh
     pair, and a new set of recovery codes replaces any earlier one."""
-    _hold_account(user.id)
+    hold_account(user.id)
     factor = _own_factor(user.id, factor_id)
     if factor.verified_at is not None:
         raise APIError(Error.FACTOR_ALREADY_VERIFIED)
     if not check_second_factor(user, lambda: _spend_totp(factor, code)):
         raise APIError(Error.WRONG_MFA_CODE)
-    turned_on = not _has_verified_factor(user.id)
+    turned_on = not has_verified_factor(user.id)
     factor.verified_at = utcnow()
-    user.mfa_enabled = True
     codes = _replace_recovery_codes(user.id)
+    pair = factor_added(user, session, [OTP])
+    if turned_on:
+        audit.record(audit.MFA_ENABLED, user.id, details={"factor": TOTP})
+        account_emails.send_mfa_enabled(user)
+    return pair, codes
+
+
+def factor_added(user: User, session: Session, methods: list[str]) -> sessions.TokenPair:
+    """A factor was just added and proven in ``session`` (the account held): two-step
+    verification is on, every other session ends, and this one is raised to aal2 with a
+    fresh pair."""
+    user.mfa_enabled = True
     # A new token version: a login that read the account before this commit, and so
     # skipped the second step, gets tokens that are dead on arrival.
     user.token_version = User.token_version + 1
     sessions.revoke_other_sessions(user.id, session.id, sessions.REASON_MFA_ENABLED)
     db.session.flush()
-    pair = sessions.elevate(user, session, [OTP])
-    if turned_on:
-        audit.record(audit.MFA_ENABLED, user.id, details={"factor": TOTP})
-        account_emails.send_mfa_enabled(user)
-    return pair, codes
+    return sessions.elevate(user, session, methods)
 
 
 def _own_factor(user_id: int, factor_id: str) -> MfaFactor:
@@ -272,19 +310,19 @@ def list_factors(user: User) -> dict:
 def remove_factor(user: User, factor_id: str) -> None:
     """Remove one of the user's factors; with the last verified one go the recovery codes
     (two-step verification is off, and the user is told)."""
-    _hold_account(user.id)
+    hold_account(user.id)
     factor = _own_factor(user.id, factor_id)
     was_verified = factor.verified_at is not None
     db.session.delete(factor)
     db.session.flush()
-    if was_verified and not _has_verified_factor(user.id):
-        _turn_off(user, by_admin=False)
+    if was_verified and not has_verified_factor(user.id):
+        turn_off(user, by_admin=False)
 
 
 def new_recovery_codes(user: User) -> list[str]:
     """Replace the account's recovery codes; 409 when two-step verification is off."""
-    _hold_account(user.id)
-    if not _has_verified_factor(user.id):
+    hold_account(user.id)
+    if not has_verified_factor(user.id):
         raise APIError(Error.MFA_NOT_ENABLED)
     return _replace_recovery_codes(user.id)
 
@@ -292,15 +330,17 @@ def new_recovery_codes(user: User) -> list[str]:
 def reset(user: User) -> bool:
     """Remove every factor, recovery code and pending login step of a locked-out user (a
     superuser's or the CLI's doing); whether two-step verification was on."""
-    _hold_account(user.id)
-    was_on = _has_verified_factor(user.id)
+    hold_account(user.id)
+    was_on = has_verified_factor(user.id)
     db.session.execute(sa.delete(MfaFactor).where(MfaFactor.user_id == user.id))
+    # A passkey is a verified factor too: with one left, the account would still ask for it.
+    db.session.execute(sa.delete(Passkey).where(Passkey.user_id == user.id))
     if was_on:
-        _turn_off(user, by_admin=True)
+        turn_off(user, by_admin=True)
     return was_on
 
 
-def _turn_off(user: User, by_admin: bool) -> None:
+def turn_off(user: User, by_admin: bool) -> None:
     """Two-step verification is off: its codes and pending login steps go."""
     user.mfa_enabled = False
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
@@ -313,13 +353,17 @@ def _turn_off(user: User, by_admin: bool) -> None:
 
 
 def step_up(
-    user: User, session: Session, code: str | None, recovery_code: str | None
+    user: User,
+    session: Session,
+    code: str | None = None,
+    recovery_code: str | None = None,
+    passkey: dict | None = None,
 ) -> sessions.TokenPair:
-    """Raise the caller's session to aal2 with a code; a fresh pair for it."""
+    """Raise the caller's session to aal2 with a code or a passkey; a fresh pair for it."""
     if not enrolled(user):
         raise APIError(Error.MFA_NOT_ENABLED)
-    method = prove(user, code=code, recovery_code=recovery_code)
-    if method is None:
-        audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": "step_up"})
-        raise APIError(Error.WRONG_MFA_CODE)
-    return sessions.elevate(user, session, [method])
+    proven = prove(user, code=code, recovery_code=recovery_code, passkey=passkey)
+    if proven is None:
+        record_failed_proof(user, "step_up")
+        raise APIError(Error.WRONG_PASSKEY if passkey is not None else Error.WRONG_MFA_CODE)
+    return sessions.elevate(user, session, proven)

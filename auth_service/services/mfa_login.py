@@ -22,7 +22,7 @@ from auth_service.extensions import db
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import MfaChallenge, User, utcnow
 from auth_service.security.second_factors import mfa_token_digest, new_mfa_token
-from auth_service.services import audit, mfa, sessions
+from auth_service.services import mfa, sessions
 
 
 def begin(user: User, first_method: str) -> str:
@@ -69,9 +69,10 @@ def _account_of(challenge: MfaChallenge) -> User:
 
 
 def finish(
-    token: str, code: str | None, recovery_code: str | None
+    token: str, code: str | None, recovery_code: str | None, passkey: dict | None = None
 ) -> tuple[User, sessions.TokenPair]:
-    """The account and a new aal2 session, for the right code with a live mfa token."""
+    """The account and a new aal2 session, for the right code (or a passkey assertion of
+    the account) with a live mfa token."""
     challenge_id = mfa_token_digest(token)
     if not _take_attempt(challenge_id):
         raise APIError(Error.INVALID_MFA_TOKEN)
@@ -79,13 +80,13 @@ def finish(
     if challenge is None:  # deleted since (two-step verification turned off)
         raise APIError(Error.INVALID_MFA_TOKEN)
     user = _account_of(challenge)
-    method = mfa.prove(user, code=code, recovery_code=recovery_code)
-    if method is None:
-        audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": "login"})
+    methods = mfa.prove(user, code=code, recovery_code=recovery_code, passkey=passkey)
+    if methods is None:
+        mfa.record_failed_proof(user, "login")
         raise APIError(Error.INVALID_MFA_CODE)
     if not _spend(challenge_id):
         raise APIError(Error.INVALID_MFA_TOKEN)  # a parallel request spent it first
-    proven = [challenge.amr, method, sessions.MULTIPLE_FACTORS]
+    proven = [challenge.amr, *methods, sessions.MULTIPLE_FACTORS]
     return user, sessions.start_session(user, proven, aal="aal2")
 
 

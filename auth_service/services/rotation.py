@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.observability import metrics
 from auth_service.persistence import transactions
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
@@ -84,6 +85,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
         child = _child(token.family_id, user_id, token.expires_at)
         pair = encode_pair(user_id, version, child, token.session)
         if _spend(jti, child, version):
+            metrics.refresh("rotated")
             return pair
         # Revoked, deleted, or its owner changed meanwhile; or spent by a concurrent refresh.
         token = _fresh_row(jti)
@@ -97,6 +99,7 @@ def _rotate_once(user_id: int, version: int, token: RefreshToken) -> TokenPair:
     if live is not None:
         answer = encode_pair(user_id, version, live, token.session)
         if _claim_grace(jti, now):
+            metrics.refresh("grace")
             return answer
     if not revoke_family(family_id, REASON_REUSE):
         db.session.rollback()  # revoked (or deleted) meanwhile: not a reuse

@@ -26,7 +26,7 @@ from flask import current_app, g, request
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, Session, User, new_uuid, utcnow
-from auth_service.security import jwt_checks
+from auth_service.security import token_issuing
 from auth_service.services import audit
 
 # Why a token was revoked, recorded in refresh_tokens.revoked_reason.
@@ -88,8 +88,8 @@ def encode_pair(user_id: int, version: int, token, session: Session) -> TokenPai
     user ``user_id`` at token version ``version``."""
     csrf = csrf_value(token.family_id)
     return TokenPair(
-        jwt_checks.issue_access_token(user_id, version, session),
-        jwt_checks.issue_refresh_token(user_id, version, token, csrf),
+        token_issuing.issue_access_token(user_id, version, session),
+        token_issuing.issue_refresh_token(user_id, version, token, csrf),
         token.expires_at,
         csrf,
     )

@@ -2,7 +2,8 @@
 -- connection owns one line of BENCH_TOKENS ("user_id access refresh email") and, for
 -- refreshes, carries its own family forward: every 200 answer's refresh_token is the
 -- token the next refresh of that connection sends.
--- BENCH_MODE: me | refresh | login | mixed | floor_select | floor_write | floor_login
+-- BENCH_MODE: me | refresh | login | mixed | jwks | floor_select | floor_verify | floor_jwks
+--             | floor_write | floor_login
 -- BENCH_PASSWORD: the password of every bench user. BENCH_CLOSE=1: Connection: close.
 
 local counter = 0
@@ -54,6 +55,11 @@ function request()
                       '{"email": "' .. email .. '", "password": "' .. password .. '"}')
   elseif last == "floor_select" then
     return wrk.format("GET", "/select/" .. user_id, headers())
+  elseif last == "floor_verify" then
+    return wrk.format("GET", "/verified/" .. user_id,
+                      headers({["Authorization"] = "Bearer " .. access}))
+  elseif last == "jwks" or last == "floor_jwks" then
+    return wrk.format("GET", last == "jwks" and "/.well-known/jwks.json" or "/jwks", headers())
   else
     return wrk.format("POST", "/write/" .. id, headers())
   end

@@ -5,14 +5,14 @@ transaction has set auth_service.audit_purge to 'on' (set_config(..., true): for
 transaction only), which only `flask audit purge` does (docs/audit.md).
 
 Revision ID: 0009
-Revises: 0006 (the lead re-chains it after 0007 and 0008 at merge)
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

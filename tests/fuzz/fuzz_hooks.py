@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 
 GUESSABLE = "This password is too easy to guess"
 ONE_CODE = "Give either code or recovery_code."
+# The login's second step also takes a passkey assertion.
+ONE_SECOND_FACTOR = "Give one of code, recovery_code or passkey."
 REFUSAL_STATUSES = (400, 422)
 
 
@@ -54,7 +56,10 @@ EXPECTED_REFUSALS = {
     # Two-step verification: a made-up code is wrong.
     "POST /auth/mfa/totp/verify": {400: error("wrong_mfa_code")},
     "POST /auth/mfa/challenge": {400: error("wrong_mfa_code"), 422: one_code()},
-    "POST /auth/login/mfa": {422: one_code()},
+    "POST /auth/login/mfa": {422: ("complaint", "code", ONE_SECOND_FACTOR)},
+    # Passkeys: made-up credentials are not valid answers to a live challenge.
+    "POST /auth/passkeys/register": {400: error("passkey_registration_failed")},
+    "POST /auth/mfa/passkey": {400: error("wrong_passkey")},
 }
 
 

@@ -313,7 +313,12 @@ class AppInstance:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"app-{name}.log"
-        self.environ = {**environ, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        self.environ = {
+            **environ,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            # In the workdir, so a master killed outright (test_resilience) leaves nothing.
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{name}"),
+        }
         self.process: subprocess.Popen | None = None
 
     def start(self, run_migrations: bool) -> None:
@@ -507,6 +512,8 @@ def app_environment(database_url: str, redis_url: str) -> dict[str, str]:
         "JWT_COOKIE_SECURE": "true",
         "MAX_CONTENT_LENGTH": "65536",
         "LOGIN_REFRESH_TRANSPORT": "both",
+        # /metrics on each instance (tests/integration/test_metrics.py), never via nginx.
+        "METRICS_ENABLED": "true",
     }
 
 

@@ -1,5 +1,9 @@
 """Forged, tampered, misplaced and malformed tokens: every one is a 401 in the shared
-shape with a ``WWW-Authenticate: Bearer`` challenge, never a 500 or a 200."""
+shape with a ``WWW-Authenticate: Bearer`` challenge, never a 500 or a 200.
+
+Tokens are signed by the current key (ES256 here) and name it in ``kid``; the refusals
+that are about keys themselves (unknown, revoked, retired, confused) are in
+test_signing_key_attacks.py."""
 
 from __future__ import annotations
 
@@ -10,10 +14,21 @@ import json
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask_jwt_extended import decode_token
 from jwt.exceptions import DecodeError
 
-from helpers import ERROR_KEYS, assert_error, bearer, claims, me, refresh, token_rows
+from helpers import (
+    ERROR_KEYS,
+    assert_error,
+    bearer,
+    claims,
+    current_key,
+    me,
+    refresh,
+    sign_segments,
+    token_rows,
+)
 
 
 def assert_refused(response, error: str | None = None) -> None:
@@ -39,14 +54,18 @@ def hs256(signing_input: str, key: str) -> str:
 
 @pytest.fixture
 def forge(app, alice_tokens):
-    """Re-sign Alice's access token with changed claims, header, algorithm or key."""
+    """Re-sign Alice's access token with changed claims, header, algorithm or key (by
+    default the current key, under the header this service writes)."""
+    signing = current_key(app)
 
-    def make(changes=None, drop=(), headers=None, algorithm="HS256", key=None):
+    def make(changes=None, drop=(), headers=None, algorithm="ES256", key=None):
         payload = claims(alice_tokens["access_token"]) | (changes or {})
         for name in drop:
             del payload[name]
-        secret = app.config["JWT_SECRET_KEY"] if key is None else key
-        return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
+        header = {"kid": signing.kid, "typ": "at+jwt"} | (headers or {})
+        return jwt.encode(
+            payload, signing.signing if key is None else key, algorithm=algorithm, headers=header
+        )
 
     return make
 
@@ -61,7 +80,8 @@ def test_forged_token_with_every_claim_is_accepted(client, forge):
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_unsigned_token_is_refused(client, alice_tokens, alg):
-    header = b64url_json({"alg": alg, "typ": "JWT"})
+    kid = jwt.get_unverified_header(alice_tokens["access_token"])["kid"]
+    header = b64url_json({"alg": alg, "kid": kid, "typ": "at+jwt"})
     payload = b64url_json(claims(alice_tokens["access_token"]))
 
     assert_refused(me(client, f"{header}.{payload}."), "invalid_token")
@@ -70,52 +90,59 @@ def test_unsigned_token_is_refused(client, alice_tokens, alg):
 @pytest.mark.parametrize(
     ("algorithm", "key"),
     [
-        ("HS512", None),
-        ("HS384", None),
+        ("HS512", "a-different-secret-" + "z" * 40),
         ("HS256", "a-different-secret-" + "z" * 40),
+        ("ES256", ec.generate_private_key(ec.SECP256R1())),
     ],
-    ids=["HS512", "HS384", "wrong-key"],
+    ids=["HS512", "HS256", "wrong-key"],
 )
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_token_with_wrong_algorithm_or_key_is_refused(client, forge, algorithm, key):
     assert_refused(me(client, forge(algorithm=algorithm, key=key)), "invalid_token")
 
 
-@pytest.mark.parametrize("alg", ["HS512", "RS256", "ES256", "hs256"])
+@pytest.mark.parametrize("alg", ["HS256", "HS512", "RS256", "EdDSA", "ES384", "es256"])
 def test_token_whose_header_names_another_algorithm_is_refused(app, client, alice_tokens, alg):
-    # A valid HS256 signature under a header that names something else (algorithm confusion).
-    signing_input = (
-        f"{b64url_json({'alg': alg, 'typ': 'JWT'})}."
-        f"{b64url_json(claims(alice_tokens['access_token']))}"
+    # A valid signature of the current key under a header that names another algorithm
+    # (algorithm confusion): the key's own algorithm decides.
+    key = current_key(app)
+    token = sign_segments(
+        b64url_json({"alg": alg, "kid": key.kid, "typ": "at+jwt"}),
+        alice_tokens["access_token"].split(".")[1],
+        key.signing,
     )
-    token = f"{signing_input}.{hs256(signing_input, app.config['JWT_SECRET_KEY'])}"
 
     assert_refused(me(client, token), "invalid_token")
 
 
 def resign(app, header: str, payload: str) -> str:
-    """A token of these two segments with a valid HS256 signature under the app's key."""
-    return f"{header}.{payload}.{hs256(f'{header}.{payload}', app.config['JWT_SECRET_KEY'])}"
+    """A token of these two segments with a valid signature of the current key."""
+    return sign_segments(header, payload, current_key(app).signing)
+
+
+def written_header(app, **changes) -> dict:
+    """The header this service writes, with ``changes``."""
+    return {"alg": "ES256", "kid": current_key(app).kid, "typ": "at+jwt"} | changes
 
 
 @pytest.mark.parametrize(
     "header",
     [
-        b64url_json({"typ": "JWT", "alg": "HS256"}),  # same fields, other order
-        b64url(b'{"alg": "HS256", "typ": "JWT"}'),  # with spaces
-        b64url_json({"alg": "HS256"}),  # no typ
-        b64url_json({"alg": "HS256", "typ": "JWT", "extra": 1}),  # one field more
-        b64url_json({"alg": "HS256", "typ": "JWT"}) + "=",  # padded
+        lambda h: b64url(json.dumps(dict(reversed(h.items())), separators=(",", ":")).encode()),
+        lambda h: b64url(json.dumps(h).encode()),  # with spaces
+        lambda h: b64url_json({"alg": h["alg"], "kid": h["kid"]}),  # no typ
+        lambda h: b64url_json({"alg": h["alg"], "typ": h["typ"]}),  # no kid
+        lambda h: b64url_json(h | {"typ": "JWT"}),  # another typ
+        lambda h: b64url_json(h | {"extra": 1}),  # one field more
+        lambda h: b64url_json(h) + "=",  # padded
+        lambda h: b64url_json(h)[:-1] + "+",  # base64 (not url) alphabet
     ],
-    ids=["reordered", "spaces", "no-typ", "extra-field", "padded"],
+    ids=["reordered", "spaces", "no-typ", "no-kid", "typ-JWT", "extra-field", "padded", "plus"],
 )
 def test_only_the_exact_header_the_service_writes_is_accepted(app, client, alice_tokens, header):
     payload = alice_tokens["access_token"].split(".")[1]
-    assert (
-        me(client, resign(app, alice_tokens["access_token"].split(".")[0], payload)).status_code
-        == 200
-    )
-    assert_refused(me(client, resign(app, header, payload)), "invalid_token")
+    assert me(client, resign(app, b64url_json(written_header(app)), payload)).status_code == 200
+    assert_refused(me(client, resign(app, header(written_header(app)), payload)), "invalid_token")
 
 
 @pytest.mark.parametrize(
@@ -137,13 +164,13 @@ def test_a_correctly_signed_malformed_payload_is_refused(app, client, alice_toke
 
 
 def test_a_non_canonical_signature_encoding_is_refused(client, alice_tokens):
-    # The last of 43 characters carries two padding bits: flipping them decodes to the
-    # same 32 bytes. Only the canonical spelling is the token that was issued.
+    # The last of 86 characters carries four padding bits: flipping one decodes to the
+    # same 64 bytes. Only the canonical spelling is the token that was issued.
     header, payload, signature = alice_tokens["access_token"].split(".")
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     last = alphabet.index(signature[-1])
     twin = signature[:-1] + alphabet[last ^ 1]
-    assert base64.urlsafe_b64decode(twin + "=") == base64.urlsafe_b64decode(signature + "=")
+    assert base64.urlsafe_b64decode(twin + "==") == base64.urlsafe_b64decode(signature + "==")
 
     assert_refused(me(client, f"{header}.{payload}.{twin}"), "invalid_token")
 
@@ -224,7 +251,9 @@ def test_token_naming_its_own_key_is_refused(client, forge, header):
 # --- claims ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("claim", ["exp", "iat", "jti", "type", "sub", "sid", "ver", "iss"])
+@pytest.mark.parametrize(
+    "claim", ["exp", "iat", "jti", "sub", "sid", "ver", "iss", "aud", "client_id"]
+)
 def test_token_missing_a_required_claim_is_refused(client, forge, claim):
     assert_refused(me(client, forge(drop=[claim])), "invalid_token")
 
@@ -233,7 +262,8 @@ def test_token_missing_a_required_claim_is_refused(client, forge, claim):
     "changes",
     [
         {"type": "id"},
-        {"type": None},
+        {"type": "access"},  # flask-jwt-extended's claim has no place in an access token
+        {"type": "refresh"},
         {"sub": "alice"},
         {"sub": "1.0"},
         {"sub": ""},
@@ -245,6 +275,11 @@ def test_token_missing_a_required_claim_is_refused(client, forge, claim):
         {"jti": 42},
         {"ver": -1},
         {"iss": "someone-else"},
+        {"aud": "another-api"},
+        {"aud": ["another-api"]},
+        {"aud": []},
+        {"aud": 1},
+        {"client_id": "another-client"},
     ],
     ids=repr,
 )
@@ -267,7 +302,10 @@ def test_token_for_unknown_user_is_refused(client, forge):
 def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens, in_db):
     unknown_jti = "00000000-0000-0000-0000-000000000000"
     payload = claims(alice_tokens["refresh_token"]) | {"jti": unknown_jti}
-    forged = jwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    key = current_key(app)
+    forged = jwt.encode(
+        payload, key.signing, algorithm="ES256", headers={"kid": key.kid, "typ": "refresh+jwt"}
+    )
 
     assert_refused(refresh(client, forged))
     assert len(token_rows(in_db)) == 1
