@@ -2,7 +2,8 @@
 
 Each command makes its change in one transaction of its own, then drops this process's
 key ring; the other instances see the change within JWKS_REFRESH_SECONDS, except that
-they refuse a revoked key's tokens at once (jwt_checks.is_revoked).
+they refuse a revoked key's tokens at once (jwt_checks.is_revoked). A rotation, an
+import and a revocation append their audit event in that transaction (no actor: the CLI).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from auth_service.extensions import db
 from auth_service.persistence.models import SigningKey, utcnow
 from auth_service.security import key_material, signing_keys
 from auth_service.security.signing_keys import KeyLifeError
+from auth_service.services import audit
 
 keys_cli = DatabaseCommandGroup("keys", help="Manage the keys that sign tokens.")
 
@@ -49,17 +51,24 @@ def _describe(row: SigningKey) -> dict:
     }
 
 
-def _changed(change) -> object:
-    """Run ``change(connection, now)`` in its own transaction; a refusal is one line."""
+def _changed(change, event: str, details) -> object:
+    """Run ``change(connection, now)`` in its own transaction with its audit ``event``
+    (``details(result)``); a refusal is one line."""
     try:
         with db.engine.begin() as connection:
             result = change(connection, utcnow())
+            audit.record_on(connection, event, details=details(result))
     except (KeyLifeError, key_material.KeyMaterialError) as exc:
         raise click.ClickException(str(exc)) from None
     signing_keys.forget(current_app)
     # Apply what is now due (a first key, a promotion) and load the ring, as a server would.
     signing_keys.keyring()
     return result
+
+
+def _published(key: SigningKey) -> dict:
+    # Public facts only: the kid is a thumbprint every token's header carries.
+    return {"kid": key.kid, "algorithm": key.algorithm, "activates_at": _when(key.activates_at)}
 
 
 @keys_cli.command("list")
@@ -94,7 +103,7 @@ def rotate(older_than):
         if utcnow() - row.activates_at < age:
             click.echo(f"Nothing due: {row.kid} has signed since {_when(row.activates_at)}.")
             return
-    key = _changed(signing_keys.rotate)
+    key = _changed(signing_keys.rotate, audit.SIGNING_KEY_ROTATED, _published)
     click.echo(
         f"Published {key.kid} ({key.algorithm}) as next; it signs from "
         f"{_when(key.activates_at)}, and the current key retires then."
@@ -111,7 +120,11 @@ def revoke(kid, yes):
         click.confirm(
             f"Revoke {kid}? Every token it signed is refused and its sessions end", abort=True
         )
-    state = _changed(lambda connection, now: signing_keys.revoke(connection, kid, now))
+    state = _changed(
+        lambda connection, now: signing_keys.revoke(connection, kid, now),
+        audit.SIGNING_KEY_REVOKED,
+        lambda was: {"kid": kid, "was": was},
+    )
     current = signing_keys.keyring().current
     click.echo(f"Revoked {kid} (was {state}); {current.kid} signs now.")
 
@@ -125,7 +138,11 @@ def import_key(pem_file):
         private = key_material.from_pem(pem_file.read())
     except key_material.KeyMaterialError as exc:
         raise click.ClickException(str(exc)) from None
-    key = _changed(lambda connection, now: signing_keys.rotate(connection, now, private))
+    key = _changed(
+        lambda connection, now: signing_keys.rotate(connection, now, private),
+        audit.SIGNING_KEY_ROTATED,
+        lambda key: {**_published(key), "imported": True},
+    )
     click.echo(
         f"Imported {key.kid} ({key.algorithm}) as next; it signs from {_when(key.activates_at)}."
     )

@@ -162,7 +162,7 @@ def test_two_step_verification(client, trail, alice, clock):
         client.post, "/auth/login/mfa", json={"mfa_token": mfa_token, "code": "000000"}
     )
     assert wrong.status_code == 401
-    trail.only("mfa_challenge_failed", user_id, details={"step": "login"})
+    trail.only("mfa_challenge_failed", user_id, details={"step": "login", "factor": "totp"})
 
     recovery = verified.json["recovery_codes"][0]
     signed_in = trail.call(
@@ -175,7 +175,8 @@ def test_two_step_verification(client, trail, alice, clock):
     aal2 = bearer(signed_in.json["access_token"])
     step_up = trail.call(client.post, "/auth/mfa/challenge", headers=aal2, json={"code": "000000"})
     assert step_up.status_code == 400
-    trail.only("mfa_challenge_failed", user_id, actor_id=user_id, details={"step": "step_up"})
+    details = {"step": "step_up", "factor": "totp"}
+    trail.only("mfa_challenge_failed", user_id, actor_id=user_id, details=details)
 
     removed = trail.call(client.delete, f"/auth/mfa/factors/{started['factor_id']}", headers=aal2)
     assert removed.status_code == 204, removed.json

@@ -48,9 +48,13 @@ IDENTITY_UNLINKED = "identity_unlinked"
 MFA_ENABLED = "mfa_enabled"
 MFA_DISABLED = "mfa_disabled"
 RECOVERY_CODE_USED = "recovery_code_used"
+PASSKEY_ADDED = "passkey_added"
+PASSKEY_REMOVED = "passkey_removed"
 ACCOUNT_DELETED = "account_deleted"
 USER_ACTIVATED = "user_activated"
 USER_DEACTIVATED = "user_deactivated"
+SIGNING_KEY_ROTATED = "signing_key_rotated"
+SIGNING_KEY_REVOKED = "signing_key_revoked"
 # The 429 it records, by the error code's own name.
 RATE_LIMITED = Error.RATE_LIMITED.code
 
@@ -74,6 +78,8 @@ USER_VISIBLE = (
     MFA_ENABLED,
     MFA_DISABLED,
     RECOVERY_CODE_USED,
+    PASSKEY_ADDED,
+    PASSKEY_REMOVED,
     USER_ACTIVATED,
     USER_DEACTIVATED,
 )
@@ -123,6 +129,20 @@ def record_failure(type: str, user_id: int | None = None, **kwargs) -> None:
     db.session.rollback()
     record(type, user_id, **kwargs)
     transactions.commit_now()
+
+
+def record_on(
+    connection: sa.Connection,
+    type: str,
+    user_id: int | None = None,
+    *,
+    actor_id: int | None = None,
+    details: dict | None = None,
+) -> None:
+    """Append event ``type`` now, in the transaction of ``connection``: for a change made
+    on a connection of its own rather than the session (``flask keys``). Call it after
+    the change's last write, so that the chain's lock is the last one taken."""
+    audit_log.append(connection, [_event(type, user_id, actor_id, None, details)])
 
 
 def email_key(normalized_email: str) -> str:

@@ -119,10 +119,17 @@ def prove(
     return passkeys.METHODS if passkey is not None else [OTP]
 
 
-def record_failed_proof(user: User, step: str) -> None:
+def record_failed_proof(
+    user: User, step: str, code: str | None = None, passkey: dict | None = None
+) -> None:
     """mfa_challenge_failed for a second factor ``prove`` refused at ``step`` (``login``,
-    ``step_up``), committed alone: the request answers with an error."""
-    audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details={"step": step})
+    ``step_up``), naming the kind it was given the way ``prove`` picks it; committed
+    alone: the request answers with an error."""
+    factor = (
+        passkeys.PASSKEY if passkey is not None else TOTP if code is not None else RECOVERY_CODE
+    )
+    details = {"step": step, "factor": factor}
+    audit.record_failure(audit.MFA_CHALLENGE_FAILED, user.id, details=details)
 
 
 def _spend_totp(factor: MfaFactor, code: str) -> bool:
@@ -364,6 +371,6 @@ def step_up(
         raise APIError(Error.MFA_NOT_ENABLED)
     proven = prove(user, code=code, recovery_code=recovery_code, passkey=passkey)
     if proven is None:
-        record_failed_proof(user, "step_up")
+        record_failed_proof(user, "step_up", code, passkey)
         raise APIError(Error.WRONG_PASSKEY if passkey is not None else Error.WRONG_MFA_CODE)
     return sessions.elevate(user, session, proven)

@@ -82,7 +82,7 @@ def finish(
     user = _account_of(challenge)
     methods = mfa.prove(user, code=code, recovery_code=recovery_code, passkey=passkey)
     if methods is None:
-        mfa.record_failed_proof(user, "login")
+        mfa.record_failed_proof(user, "login", code, passkey)
         raise APIError(Error.INVALID_MFA_CODE)
     if not _spend(challenge_id):
         raise APIError(Error.INVALID_MFA_TOKEN)  # a parallel request spent it first

@@ -16,7 +16,7 @@ from auth_service.errors import APIError, Error
 from auth_service.extensions import db
 from auth_service.persistence.models import OAuthAccount, Passkey, Session, User, new_uuid
 from auth_service.security import passkey_ceremonies as ceremonies
-from auth_service.services import account_emails, mfa, passkeys, sessions
+from auth_service.services import account_emails, audit, mfa, passkeys, sessions
 
 
 def registration_options(
@@ -64,6 +64,9 @@ def register(user: User, session: Session, credential: dict) -> tuple[Passkey, s
     )
     db.session.add(passkey)
     pair = mfa.factor_added(user, session, passkeys.METHODS)
+    audit.record(audit.PASSKEY_ADDED, user.id, details=_described(passkey))
+    if turned_on:
+        audit.record(audit.MFA_ENABLED, user.id, details={"factor": passkeys.PASSKEY})
     account_emails.send_passkey_added(user, passkey.name, turned_on)
     return passkey, pair
 
@@ -82,8 +85,14 @@ def remove(user: User, passkey_id: str) -> None:
         raise APIError(Error.LAST_PASSKEY)
     db.session.delete(passkey)
     db.session.flush()
+    audit.record(audit.PASSKEY_REMOVED, user.id, details=_described(passkey))
     if not mfa.has_verified_factor(user.id):
         mfa.turn_off(user, by_admin=False)
+
+
+def _described(passkey: Passkey) -> dict:
+    # Which passkey, as GET /users/me/passkeys names it: never its key or credential id.
+    return {"passkey_id": passkey.id, "name": passkey.name}
 
 
 def _has_identity(user_id: int) -> bool:

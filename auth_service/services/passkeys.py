@@ -27,7 +27,7 @@ from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import Passkey, User, WebAuthnChallenge, utcnow
 from auth_service.security import passkey_ceremonies as ceremonies
 from auth_service.security.password_attempts import check_passkey
-from auth_service.services import accounts, sessions
+from auth_service.services import accounts, audit, sessions
 
 REGISTRATION = "registration"
 AUTHENTICATION = "authentication"
@@ -174,19 +174,31 @@ def login(credential: dict) -> tuple[User, sessions.TokenPair]:
     require_enabled()
     spent = spend_challenge(credential, AUTHENTICATION)
     presented = ceremonies.presented_credential(credential)
-    if spent is None or presented is None:
-        raise APIError(Error.INVALID_PASSKEY)
+    if presented is None:
+        raise _login_refused(None, "malformed")
     credential_id, _ = presented
     passkey = _by_credential_id(credential_id)
     user = db.session.get(User, passkey.user_id) if passkey is not None else None
+    if spent is None:
+        raise _login_refused(user, "no_challenge")
 
     def verify() -> bool:
         return user is not None and _accept(credential, spent.challenge, passkey)
 
-    if not check_passkey(user, credential_id, verify) or not user.is_active:
-        raise APIError(Error.INVALID_PASSKEY)
+    valid = check_passkey(user, credential_id, verify)
+    if not valid or not user.is_active:
+        reason = "unknown_passkey" if user is None else "passkey" if not valid else "inactive"
+        raise _login_refused(user, reason)
     methods = [*METHODS, sessions.MULTIPLE_FACTORS]
     return user, sessions.start_session(user, methods, aal="aal2")
+
+
+def _login_refused(user: User | None, reason: str) -> APIError:
+    """login_failed for a refused passkey sign-in (committed alone: the answer is a 401),
+    and that 401, the same whatever the reason."""
+    details = {"method": PASSKEY, "reason": reason}
+    audit.record_failure(audit.LOGIN_FAILED, user and user.id, details=details)
+    return APIError(Error.INVALID_PASSKEY)
 
 
 def prove(user: User, credential: dict) -> bool:
