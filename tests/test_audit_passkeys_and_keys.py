@@ -186,9 +186,9 @@ def test_the_keys_cli_records_rotations_and_revocations(client, runner, in_db, t
     assert nothing_due.exit_code == 0 and "Nothing due" in nothing_due.output
     assert len(key_events(in_db)) == 1
 
-    revoked = runner.invoke(args=["keys", "revoke", published["kid"], "--yes"])
+    revoked = runner.invoke(args=["keys", "revoke", "--yes", "--", published["kid"]])
     assert revoked.exit_code == 0, revoked.output
-    again = runner.invoke(args=["keys", "revoke", published["kid"], "--yes"])
+    again = runner.invoke(args=["keys", "revoke", "--yes", "--", published["kid"]])
     assert again.exit_code == 1  # refused: its transaction, event and all, rolled back
     events = key_events(in_db)
     assert [e.type for e in events] == ["signing_key_rotated", "signing_key_revoked"]

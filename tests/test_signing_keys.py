@@ -266,7 +266,9 @@ def test_import_publishes_an_operators_key_as_next(client, runner, tmp_path, pri
 
     assert result.exit_code == 0, result.output
     expected = key_material.public_jwk(private, algorithm)
-    exported = json.loads(runner.invoke(args=["keys", "export-public", expected["kid"]]).output)
+    exported = json.loads(
+        runner.invoke(args=["keys", "export-public", "--", expected["kid"]]).output
+    )
     assert exported == expected
     assert "d" not in exported and "p" not in exported
 
