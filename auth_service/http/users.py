@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.http.admin_schemas import AdminUserUpdateSchema
 from auth_service.http.audit_schemas import EventPageQuerySchema, SecurityEventPageSchema
 from auth_service.http.common import aal2_required, access_required, json_required
 from auth_service.http.schemas import (
@@ -20,7 +21,7 @@ from auth_service.http.schemas import (
     UserUpdateSchema,
 )
 from auth_service.persistence.models import User
-from auth_service.services import accounts, audit, identities, mfa
+from auth_service.services import accounts, administration, audit, identities, mfa
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -171,3 +172,29 @@ def reset_mfa(user_id):
     """Turn off two-step verification of a locked-out user: every factor and recovery code
     is removed, and the user is emailed (superuser)."""
     mfa.reset(_user_or_404(user_id))
+
+
+@blp.route("/<int:user_id>", methods=["GET"])
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def get_user(user_id):
+    """Any account's profile (superuser)."""
+    return _user_or_404(user_id)
+
+
+@blp.route("/<int:user_id>", methods=["PATCH"])
+@access_required(blp, superuser=True)
+@json_required
+@blp.arguments(AdminUserUpdateSchema())
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="Username already taken, or the last active superuser would be demoted",
+)
+def update_user(changes, user_id):
+    """Change ``full_name``, ``username``, ``is_superuser`` and/or ``email_verified`` of
+    any account (superuser)."""
+    return administration.update_user(_user_or_404(user_id), changes)
