@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from audit_helpers import Trail
 from auth_service.extensions import db
 from auth_service.persistence.models import User
-from helpers import assert_error, bearer, claims, stored_user
+from helpers import assert_error, bearer, claims, me, refresh, stored_user, token_rows
 from helpers import user_columns as row
 
 RACE_TRIES = 5
@@ -166,24 +166,102 @@ def test_a_superuser_may_demote_itself_when_another_remains(
 
 @pytest.mark.parametrize("attempt", range(RACE_TRIES))
 def test_two_superusers_demoting_each_other_leave_one(app, auth, make_superuser, in_db, attempt):
-    admins = []
-    for name in ("root", "admin"):
-        admins.append(auth.signup_and_login(f"{name}@example.com", name))
-        make_superuser(f"{name}@example.com")
-    ids = [stored_user(in_db, f"{name}@example.com").id for name in ("root", "admin")]
-    start = threading.Barrier(2)
+    admins = two_superusers(auth, make_superuser, in_db)
 
-    def demote_the_other(index):
-        start.wait(timeout=30)
-        return app.test_client().patch(
-            f"/users/{ids[1 - index]}",
-            json={"is_superuser": False},
-            headers=bearer(admins[index]["access_token"]),
-        )
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        responses = list(pool.map(demote_the_other, range(2)))
+    responses = each_acting_on_the_other(
+        app, admins, "patch", "/users/{id}", json={"is_superuser": False}
+    )
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses in ([200, 403], [200, 409]), [r.json for r in responses]
     assert active_superusers(in_db) == 1
+
+
+# --- DELETE /users/{id}, /users/{id}/sessions -----------------------------------------
+
+
+def test_delete_user_removes_it_and_its_tokens(
+    client, trail, superuser_headers, alice_tokens, alice_id, in_db
+):
+    response = trail.call(client.delete, f"/users/{alice_id}", headers=superuser_headers)
+    assert response.status_code == 204
+    assert stored_user(in_db) is None
+    assert token_rows(in_db, alice_id) == []
+    assert me(client, alice_tokens["access_token"]).status_code == 401
+    trail.only("account_deleted", alice_id, actor_id=subject(superuser_headers))
+
+
+def test_delete_unknown_user_is_404(client, superuser_headers):
+    assert_error(client.delete("/users/999999", headers=superuser_headers), 404, "user_not_found")
+
+
+def test_a_superuser_deletes_itself_only_through_users_me(client, superuser_headers, in_db):
+    root = subject(superuser_headers)
+    response = client.delete(f"/users/{root}", headers=superuser_headers)
+    assert_error(response, 409, "cannot_delete_self")
+    assert stored_user(in_db, "root@example.com") is not None
+
+
+def two_superusers(auth, make_superuser, in_db):
+    """Logged-in root and admin, both superusers: (their tokens, their ids)."""
+    admins = []
+    for name in ("root", "admin"):
+        admins.append(auth.signup_and_login(f"{name}@example.com", name))
+        make_superuser(f"{name}@example.com")
+    return admins, [stored_user(in_db, f"{name}@example.com").id for name in ("root", "admin")]
+
+
+def each_acting_on_the_other(app, admins, method, path, **kwargs):
+    """Both superusers send ``method path.format(id=<the other's id>)`` at once."""
+    tokens, ids = admins
+    start = threading.Barrier(2)
+
+    def act(index):
+        start.wait(timeout=30)
+        return getattr(app.test_client(), method)(
+            path.format(id=ids[1 - index]), headers=bearer(tokens[index]["access_token"]), **kwargs
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(act, range(2)))
+
+
+@pytest.mark.parametrize("attempt", range(RACE_TRIES))
+def test_two_superusers_deleting_each_other_leave_one(app, auth, make_superuser, in_db, attempt):
+    admins = two_superusers(auth, make_superuser, in_db)
+
+    responses = each_acting_on_the_other(app, admins, "delete", "/users/{id}")
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses in ([204, 401], [204, 409]), [r.json for r in responses]
+    assert active_superusers(in_db) == 1
+
+
+@pytest.mark.parametrize("method", ["delete", "get"])
+def test_session_admin_refuses_ordinary_users(client, alice_headers, alice_id, method):
+    assert_error(getattr(client, method)(f"/users/{alice_id}/sessions", headers=alice_headers), 403)
+
+
+def test_list_and_revoke_a_users_sessions(
+    client, trail, auth, superuser_headers, alice_tokens, alice_id, in_db
+):
+    auth.login()
+    listed = client.get(f"/users/{alice_id}/sessions", headers=superuser_headers)
+    assert listed.status_code == 200
+    assert len(listed.json) == 2
+    assert {"id", "created_at", "last_used_at", "expires_at"} <= set(listed.json[0])
+
+    revoked = trail.call(client.delete, f"/users/{alice_id}/sessions", headers=superuser_headers)
+    assert revoked.status_code == 200
+    assert revoked.json["message"] == "2 session(s) revoked."
+    trail.only("logout_all", alice_id, actor_id=subject(superuser_headers), details={"sessions": 2})
+    assert refresh(client, alice_tokens["refresh_token"]).status_code == 401
+    assert me(client, alice_tokens["access_token"]).status_code == 401
+    assert client.get(f"/users/{alice_id}/sessions", headers=superuser_headers).json == []
+    assert all(t.revoked_reason == "revoked_by_admin" for t in token_rows(in_db, alice_id))
+
+
+@pytest.mark.parametrize("method", ["delete", "get"])
+def test_sessions_of_unknown_user_is_404(client, superuser_headers, method):
+    response = getattr(client, method)("/users/999999/sessions", headers=superuser_headers)
+    assert_error(response, 404, "user_not_found")

@@ -15,13 +15,15 @@ from auth_service.http.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
     IdentitySchema,
+    MessageSchema,
+    SessionSchema,
     UserPageSchema,
     UserSchema,
     UsersQuerySchema,
     UserUpdateSchema,
 )
 from auth_service.persistence.models import User
-from auth_service.services import accounts, administration, audit, identities, mfa
+from auth_service.services import accounts, administration, audit, identities, mfa, sessions
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -198,3 +200,39 @@ def update_user(changes, user_id):
     """Change ``full_name``, ``username``, ``is_superuser`` and/or ``email_verified`` of
     any account (superuser)."""
     return administration.update_user(_user_or_404(user_id), changes)
+
+
+@blp.route("/<int:user_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="The last active superuser, or the caller's own account (DELETE /users/me)",
+)
+@access_required(blp, superuser=True)
+def delete_user(user_id):
+    """Delete an account and every session of it (superuser)."""
+    user = _user_or_404(user_id)
+    if user.id == current_user.id:
+        raise APIError(Error.CANNOT_DELETE_SELF)
+    accounts.remove_account(user)
+
+
+@blp.route("/<int:user_id>/sessions", methods=["GET"])
+@blp.response(200, SessionSchema(many=True))
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def user_sessions(user_id):
+    """An account's live sessions, most recently used first (superuser)."""
+    return sessions.list_sessions(_user_or_404(user_id))
+
+
+@blp.route("/<int:user_id>/sessions", methods=["DELETE"])
+@blp.response(200, MessageSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def revoke_user_sessions(user_id):
+    """Revoke every session of an account; its access tokens die with them (superuser)."""
+    count = administration.revoke_sessions(_user_or_404(user_id))
+    return {"message": f"{count} session(s) revoked."}
