@@ -265,3 +265,60 @@ def test_list_and_revoke_a_users_sessions(
 def test_sessions_of_unknown_user_is_404(client, superuser_headers, method):
     response = getattr(client, method)("/users/999999/sessions", headers=superuser_headers)
     assert_error(response, 404, "user_not_found")
+
+
+# --- POST /users/ ---------------------------------------------------------------------
+
+NEW_USER = {"email": "Bob@Example.com", "username": "bob", "password": "bob's long passphrase 9"}
+
+
+def test_create_user_with_a_password(client, trail, auth, superuser_headers, in_db):
+    response = trail.call(client.post, "/users/", json=NEW_USER, headers=superuser_headers)
+    assert response.status_code == 201, response.json
+    assert response.json["email"] == "bob@example.com"
+    assert (response.json["is_superuser"], response.json["email_verified"]) == (False, False)
+    trail.only(
+        "signup",
+        response.json["id"],
+        actor_id=subject(superuser_headers),
+        details={"method": "password"},
+    )
+    assert auth.login("bob@example.com", NEW_USER["password"]).status_code == 200
+
+
+def test_create_a_verified_superuser(client, trail, superuser_headers, in_db):
+    body = {**NEW_USER, "is_superuser": True, "email_verified": True, "full_name": "Bob"}
+    response = trail.call(client.post, "/users", json=body, headers=superuser_headers)
+    assert response.status_code == 201, response.json
+    assert (response.json["is_superuser"], response.json["email_verified"]) == (True, True)
+    assert [e.type for e in trail.recorded()] == ["signup", "superuser_granted", "email_verified"]
+    root = subject(superuser_headers)
+    assert {e.actor_id for e in trail.recorded()} == {root}
+    assert stored_user(in_db, "bob@example.com").is_superuser
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"email": "bob@example.com", "username": "bob"}, "password"),
+        ({**NEW_USER, "password": "short"}, "password"),
+        ({**NEW_USER, "email": "not an email"}, "email"),
+        ({**NEW_USER, "send_invite": "yes"}, "send_invite"),
+        ({**NEW_USER, "is_active": False}, "is_active"),
+    ],
+)
+def test_create_user_rejects_invalid_bodies(client, superuser_headers, in_db, body, field):
+    response = client.post("/users/", json=body, headers=superuser_headers)
+    body = assert_error(response, 422, "validation_error")
+    assert field in body["errors"]["json"]
+    assert stored_user(in_db, "bob@example.com") is None
+
+
+def test_create_user_with_a_taken_email_is_409(client, superuser_headers, alice_tokens):
+    body = {**NEW_USER, "email": "ALICE@example.com"}
+    assert_error(client.post("/users/", json=body, headers=superuser_headers), 409, "email_taken")
+
+
+def test_create_user_refuses_ordinary_users(client, alice_headers, in_db):
+    assert_error(client.post("/users/", json=NEW_USER, headers=alice_headers), 403)
+    assert stored_user(in_db, "bob@example.com") is None

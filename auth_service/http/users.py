@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
-from auth_service.http.admin_schemas import AdminUserUpdateSchema
+from auth_service.http.admin_schemas import AdminUserCreateSchema, AdminUserUpdateSchema
 from auth_service.http.audit_schemas import EventPageQuerySchema, SecurityEventPageSchema
 from auth_service.http.common import aal2_required, access_required, json_required
 from auth_service.http.schemas import (
@@ -127,6 +127,18 @@ def list_users(query):
         "per_page": page.per_page,
         "pages": page.pages,
     }
+
+
+@blp.route("/", methods=["POST"], strict_slashes=False)
+@access_required(blp, superuser=True)
+@json_required
+@blp.arguments(AdminUserCreateSchema())
+@blp.response(201, UserSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="Email or username already taken")
+def create_user(data):
+    """Create an account (superuser); with ``send_invite`` the user is emailed a link to
+    choose a password, and no password is needed."""
+    return administration.create_user(data)
 
 
 # users.id is a 32-bit INTEGER; SQLite's driver raises OverflowError past 64 bits.
