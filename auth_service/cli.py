@@ -17,7 +17,14 @@ from auth_service.errors import APIError
 from auth_service.extensions import db
 from auth_service.http.schemas import SignupSchema
 from auth_service.persistence.models import RefreshToken, Session, User, utcnow
-from auth_service.services import account_emails, accounts, mfa, mfa_login, passkeys
+from auth_service.services import (
+    account_emails,
+    accounts,
+    administration,
+    mfa,
+    mfa_login,
+    passkeys,
+)
 
 # A database that is down, missing or not migrated stops these in one line.
 users_cli = DatabaseCommandGroup("users", help="Manage user accounts.")
@@ -131,6 +138,65 @@ def verify_email(email):
         click.echo(
             f"{user.email} was already verified on {user.email_verified:%Y-%m-%d %H:%M} UTC."
         )
+
+
+@users_cli.command("show")
+@click.argument("email")
+def show(email):
+    """Print an account's profile and flags."""
+    user = _user_or_fail(email)
+    verified = f"{user.email_verified:%Y-%m-%d %H:%M} UTC" if user.email_verified else "no"
+    for label, value in (
+        ("id", user.id),
+        ("email", user.email),
+        ("username", user.username),
+        ("full name", user.full_name or "-"),
+        ("active", "yes" if user.is_active else "no"),
+        ("superuser", "yes" if user.is_superuser else "no"),
+        ("password", "yes" if user.has_password else "no"),
+        ("email verified", verified),
+        ("created", f"{user.created_at:%Y-%m-%d %H:%M} UTC"),
+    ):
+        click.echo(f"{label}:\t{value}")
+
+
+@users_cli.command("delete")
+@click.argument("email")
+@click.confirmation_option(prompt="Delete this account and every session of it?")
+@_api_errors_as_usage
+def delete(email):
+    """Delete an account and its sessions (refused for the last active superuser)."""
+    accounts.remove_account(_user_or_fail(email))
+    db.session.commit()
+    click.echo(f"Deleted {email}.")
+
+
+@users_cli.command("promote")
+@click.argument("email")
+def promote(email):
+    """Make an account a superuser."""
+    accounts.set_superuser(_user_or_fail(email), True)
+    db.session.commit()
+    click.echo(f"{email} is a superuser.")
+
+
+@users_cli.command("demote")
+@click.argument("email")
+@_api_errors_as_usage
+def demote(email):
+    """Take superuser away from an account (refused for the last active superuser)."""
+    accounts.set_superuser(_user_or_fail(email), False)
+    db.session.commit()
+    click.echo(f"{email} is no longer a superuser.")
+
+
+@users_cli.command("revoke-sessions")
+@click.argument("email")
+def revoke_sessions(email):
+    """End every session of an account; its access tokens stop working."""
+    count = administration.revoke_sessions(_user_or_fail(email))
+    db.session.commit()
+    click.echo(f"Revoked {count} session(s) of {email}.")
 
 
 @users_cli.command("reset-mfa")

@@ -87,6 +87,13 @@ class Error(Enum):
         "cannot_deactivate_self",
         "You cannot deactivate your own account.",
     )
+    # DELETE /users/me asks for the password (and a second factor): a stolen superuser
+    # token must not skip that through /users/{id}.
+    CANNOT_DELETE_SELF = (
+        409,
+        "cannot_delete_self",
+        "Delete your own account with DELETE /users/me.",
+    )
 
     # Emailed links (verification, password reset).
     INVALID_LINK = 400, "invalid_token", "This link is invalid or has already been used."

@@ -97,8 +97,8 @@ def openapi_attribute_functions(config) -> list:
 
 def PasswordField(**kwargs):
     """A new password: write-only, checked against the policy."""
+    kwargs.setdefault("required", True)
     return Text(
-        required=True,
         load_only=True,
         validate=password_policy,
         metadata={"description": "8 to 128 characters by default (PASSWORD_MIN/MAX_LENGTH)."},

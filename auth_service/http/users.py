@@ -8,19 +8,22 @@ from flask_smorest import Blueprint
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.http.admin_schemas import AdminUserCreateSchema, AdminUserUpdateSchema
 from auth_service.http.audit_schemas import EventPageQuerySchema, SecurityEventPageSchema
 from auth_service.http.common import aal2_required, access_required, json_required
 from auth_service.http.schemas import (
     DeleteAccountSchema,
     ErrorSchema,
     IdentitySchema,
+    MessageSchema,
+    SessionSchema,
     UserPageSchema,
     UserSchema,
     UsersQuerySchema,
     UserUpdateSchema,
 )
 from auth_service.persistence.models import User
-from auth_service.services import accounts, audit, identities, mfa
+from auth_service.services import accounts, administration, audit, identities, mfa, sessions
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and administration")
 
@@ -126,6 +129,18 @@ def list_users(query):
     }
 
 
+@blp.route("/", methods=["POST"], strict_slashes=False)
+@access_required(blp, superuser=True)
+@json_required
+@blp.arguments(AdminUserCreateSchema())
+@blp.response(201, UserSchema)
+@blp.alt_response(409, schema=ErrorSchema, description="Email or username already taken")
+def create_user(data):
+    """Create an account (superuser); with ``send_invite`` the user is emailed a link to
+    choose a password, and no password is needed."""
+    return administration.create_user(data)
+
+
 # users.id is a 32-bit INTEGER; SQLite's driver raises OverflowError past 64 bits.
 MAX_USER_ID = 2**31 - 1
 
@@ -171,3 +186,65 @@ def reset_mfa(user_id):
     """Turn off two-step verification of a locked-out user: every factor and recovery code
     is removed, and the user is emailed (superuser)."""
     mfa.reset(_user_or_404(user_id))
+
+
+@blp.route("/<int:user_id>", methods=["GET"])
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def get_user(user_id):
+    """Any account's profile (superuser)."""
+    return _user_or_404(user_id)
+
+
+@blp.route("/<int:user_id>", methods=["PATCH"])
+@access_required(blp, superuser=True)
+@json_required
+@blp.arguments(AdminUserUpdateSchema())
+@blp.response(200, UserSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="Username already taken, or the last active superuser would be demoted",
+)
+def update_user(changes, user_id):
+    """Change ``full_name``, ``username``, ``is_superuser`` and/or ``email_verified`` of
+    any account (superuser)."""
+    return administration.update_user(_user_or_404(user_id), changes)
+
+
+@blp.route("/<int:user_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@blp.alt_response(
+    409,
+    schema=ErrorSchema,
+    description="The last active superuser, or the caller's own account (DELETE /users/me)",
+)
+@access_required(blp, superuser=True)
+def delete_user(user_id):
+    """Delete an account and every session of it (superuser)."""
+    user = _user_or_404(user_id)
+    if user.id == current_user.id:
+        raise APIError(Error.CANNOT_DELETE_SELF)
+    accounts.remove_account(user)
+
+
+@blp.route("/<int:user_id>/sessions", methods=["GET"])
+@blp.response(200, SessionSchema(many=True))
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def user_sessions(user_id):
+    """An account's live sessions, most recently used first (superuser)."""
+    return sessions.list_sessions(_user_or_404(user_id))
+
+
+@blp.route("/<int:user_id>/sessions", methods=["DELETE"])
+@blp.response(200, MessageSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="No such user")
+@access_required(blp, superuser=True)
+def revoke_user_sessions(user_id):
+    """Revoke every session of an account; its access tokens die with them (superuser)."""
+    count = administration.revoke_sessions(_user_or_404(user_id))
+    return {"message": f"{count} session(s) revoked."}

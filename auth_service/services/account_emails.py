@@ -138,6 +138,25 @@ def request_password_reset(email: str) -> None:
         _send(message)
 
 
+def send_invite(user: User) -> None:
+    """Email a new account a link to choose its password: a reset link (the same
+    token, page and lifetime), worded as an invitation."""
+    try:
+        link = link_tokens.reset_password_link(link_tokens.make_token(user, RESET_PASSWORD))
+    except link_tokens.MissingPublicURL:
+        log.error("invitation for user %s not sent: PUBLIC_BASE_URL is not set", user.id)
+        return
+    _send(
+        _compose(
+            "invite",
+            user,
+            "Your new account: choose a password",
+            link=link,
+            minutes=round(current_app.config["PASSWORD_RESET_TOKEN_MAX_AGE"].total_seconds() / 60),
+        )
+    )
+
+
 def check_reset_token(token: str) -> User:
     """The account a reset token is good for (without spending it), or a 400."""
     return link_tokens.load_token(token, RESET_PASSWORD)

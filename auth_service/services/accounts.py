@@ -202,6 +202,14 @@ def delete_account(user: User, password: str | None) -> None:
             )
         if not check_password(user, password):
             raise APIError(Error.INVALID_PASSWORD)
+    remove_account(user)
+
+
+def remove_account(user: User) -> None:
+    """Delete the account and its tokens, with no confirmation (a superuser, the CLI).
+
+    409 when it is the last active superuser (decided as in ``set_active``).
+    """
     _lock_active_superusers(user)
     user_id = user.id  # expired by the delete below
     # Revoked first: that waits for a rotation in flight (sessions.py), whose child the
@@ -247,6 +255,29 @@ def set_active(user: User, active: bool) -> User:
     sessions.revoke_user_tokens(user.id, sessions.REASON_DEACTIVATED)
     if was_active:
         audit.record(audit.USER_DEACTIVATED, user.id)
+    return user
+
+
+def set_superuser(user: User, superuser: bool) -> User:
+    """Grant or revoke superuser; revoking is refused (409) when it would leave no active
+    superuser, decided by the database as in ``set_active``."""
+    if superuser == user.is_superuser:
+        return user
+    if superuser:
+        user.is_superuser = True
+        audit.record(audit.SUPERUSER_GRANTED, user.id)
+        return user
+    _lock_active_superusers(user)
+    demoted = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, _not_the_last_superuser(user))
+        .values(is_superuser=False, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if demoted != 1:
+        db.session.rollback()
+        raise _last_superuser()
+    audit.record(audit.SUPERUSER_REVOKED, user.id)
     return user
 
 

@@ -53,6 +53,8 @@ PASSKEY_REMOVED = "passkey_removed"
 ACCOUNT_DELETED = "account_deleted"
 USER_ACTIVATED = "user_activated"
 USER_DEACTIVATED = "user_deactivated"
+SUPERUSER_GRANTED = "superuser_granted"
+SUPERUSER_REVOKED = "superuser_revoked"
 SIGNING_KEY_ROTATED = "signing_key_rotated"
 SIGNING_KEY_REVOKED = "signing_key_revoked"
 # The 429 it records, by the error code's own name.
@@ -82,6 +84,8 @@ USER_VISIBLE = (
     PASSKEY_REMOVED,
     USER_ACTIVATED,
     USER_DEACTIVATED,
+    SUPERUSER_GRANTED,
+    SUPERUSER_REVOKED,
 )
 
 # Seconds during which one limit key gives at most one rate_limited event.

@@ -39,6 +39,7 @@ REASON_SESSION_REVOKED = "session_revoked"
 REASON_ACCOUNT_DELETED = "account_deleted"
 REASON_IDENTITY_LINKED = "identity_linked"
 REASON_MFA_ENABLED = "mfa_enabled"
+REASON_ADMIN = "revoked_by_admin"
 # How a session was proven (its amr, RFC 8176): a password; Google or GitHub ("fed" is
 # ours: a provider does not tell us how it signed the user in); more than one factor.
 PASSWORD = "pwd"
