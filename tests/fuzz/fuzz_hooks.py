@@ -23,6 +23,8 @@ GUESSABLE = "This password is too easy to guess"
 ONE_CODE = "Give either code or recovery_code."
 # The login's second step also takes a passkey assertion.
 ONE_SECOND_FACTOR = "Give one of code, recovery_code or passkey."
+# auth_service/http/admin_schemas.py: POST /users/ without a password or an invite.
+PASSWORD_OR_INVITE = "Required unless send_invite is true."
 REFUSAL_STATUSES = (400, 422)
 
 
@@ -45,6 +47,9 @@ def one_code() -> tuple:
 # Operation -> status -> the only refusal of valid data allowed with that status.
 EXPECTED_REFUSALS = {
     "POST /auth/signup": {422: guessable("password")},
+    # A superuser creating an account: the same password rule, and a password unless the
+    # user is invited to choose one.
+    "POST /users/": {422: ("complaint", "password", (GUESSABLE, PASSWORD_OR_INVITE))},
     "PUT /auth/change-password": {400: error("invalid_password"), 422: guessable("new_password")},
     "DELETE /users/me": {400: error("invalid_password", "password_required")},
     # Linking a provider is confirmed with the account's password.
@@ -63,7 +68,7 @@ EXPECTED_REFUSALS = {
 }
 
 
-def _is_documented_refusal(body, kind: str, expected, message: str = "") -> bool:
+def _is_documented_refusal(body, kind: str, expected, message: str | tuple = "") -> bool:
     if not isinstance(body, dict):
         return False
     if kind == "error":
@@ -74,6 +79,7 @@ def _is_documented_refusal(body, kind: str, expected, message: str = "") -> bool
     return (
         isinstance(messages, dict)
         and list(messages) == [expected]
+        # str.startswith takes one prefix or a tuple of them.
         and all(str(m).startswith(message) for m in messages[expected])
     )
 
