@@ -137,3 +137,12 @@ _TOKEN_WITH_OWNER = (
     .join(Session, RefreshToken.session)
     .where(RefreshToken.jti == sa.bindparam("jti"))
 )
+
+
+def owned(model, row_id: str, user_id: int):
+    """Row ``row_id`` of ``model`` (a table with ``id`` and ``user_id``) when it is
+    ``user_id``'s, else None. An id with a NUL matches nothing: PostgreSQL would refuse
+    the query (a 500), and no id contains one."""
+    if "\x00" in row_id:
+        return None
+    return db.session.scalar(sa.select(model).where(model.id == row_id, model.user_id == user_id))

@@ -18,6 +18,7 @@ from flask import current_app
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.persistence import queries
 from auth_service.persistence.models import (
     MfaChallenge,
     MfaFactor,
@@ -278,14 +279,7 @@ def factor_added(user: User, session: Session, methods: list[str]) -> sessions.T
 
 def _own_factor(user_id: int, factor_id: str) -> MfaFactor:
     """The user's factor ``factor_id``; anyone else's, or none, is a 404."""
-    # A NUL would make PostgreSQL refuse the query (a 500); no id contains one.
-    factor = (
-        None
-        if "\x00" in factor_id
-        else db.session.scalar(
-            sa.select(MfaFactor).where(MfaFactor.id == factor_id, MfaFactor.user_id == user_id)
-        )
-    )
+    factor = queries.owned(MfaFactor, factor_id, user_id)
     if factor is None:
         raise APIError(Error.FACTOR_NOT_FOUND)
     return factor

@@ -23,6 +23,7 @@ from flask import current_app
 
 from auth_service.errors import APIError, Error
 from auth_service.extensions import db
+from auth_service.persistence import queries
 from auth_service.persistence.engines import autocommit_engine
 from auth_service.persistence.models import Passkey, User, WebAuthnChallenge, utcnow
 from auth_service.security import passkey_ceremonies as ceremonies
@@ -127,14 +128,7 @@ def descriptors(user_id: int) -> list[tuple[str, str | None]]:
 
 def own_passkey(user_id: int, passkey_id: str) -> Passkey:
     """The user's passkey ``passkey_id``; anyone else's, or none, is a 404."""
-    # A NUL would make PostgreSQL refuse the query (a 500); no id contains one.
-    passkey = (
-        None
-        if "\x00" in passkey_id
-        else db.session.scalar(
-            sa.select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user_id)
-        )
-    )
+    passkey = queries.owned(Passkey, passkey_id, user_id)
     if passkey is None:
         raise APIError(Error.PASSKEY_NOT_FOUND)
     return passkey
