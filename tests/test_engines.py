@@ -45,7 +45,7 @@ def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
         kid = jwt.get_unverified_header(alice_tokens["refresh_token"])["kid"]
         user, session, key_revoked = queries.user_with_session(user_id, sid, kid, attach=False)
         token, token_key_revoked = queries.token_with_owner(
-            token_claims["jti"], kid, attach_owner=False
+            token_claims["jti"], user_id, sid, kid, attach_owner=False
         )
         assert key_revoked is False and token_key_revoked is False
         assert _columns(user) == _columns(db.session.get(User, user_id))
@@ -63,7 +63,12 @@ def test_reads_load_the_rows_as_the_request_session_does(app, alice_tokens):
             None,
             False,
         )
-        assert queries.token_with_owner("no such token", kid, attach_owner=False) == (None, False)
+        assert queries.token_with_owner("no such token", user_id, sid, kid, False) == (None, False)
+        # A row that is not of the account and session the token names is no row.
+        for owner, session_id in ((user_id + 1000, sid), (user_id, "another session")):
+            assert queries.token_with_owner(
+                token_claims["jti"], owner, session_id, kid, attach_owner=False
+            ) == (None, False)
         assert queries.user_by_email("nobody@example.com", attach=False) is None
 
 
@@ -75,7 +80,9 @@ def test_an_attached_read_reuses_the_instance_the_session_holds(app, alice_token
         assert queries.user_by_email("alice@example.com", attach=True) is held
         kid = jwt.get_unverified_header(alice_tokens["refresh_token"])["kid"]
         assert queries.user_with_session(user_id, token_claims["sid"], kid, attach=True)[0] is held
-        token, _ = queries.token_with_owner(token_claims["jti"], kid, attach_owner=True)
+        token, _ = queries.token_with_owner(
+            token_claims["jti"], user_id, token_claims["sid"], kid, attach_owner=True
+        )
         assert token.user is held
 
 

@@ -91,8 +91,10 @@ def _load_context(header: dict, claims: dict) -> TokenContext:
     attach = request.method not in SAFE_METHODS
     kid = key_id(header)
     if claims["type"] == "refresh":
-        token, key_revoked = queries.token_with_owner(claims["jti"], kid, attach_owner=attach)
-        if token is None or str(token.user_id) != claims["sub"] or token.family_id != claims["sid"]:
+        token, key_revoked = queries.token_with_owner(
+            claims["jti"], int(claims["sub"]), claims["sid"], kid, attach_owner=attach
+        )
+        if token is None:
             return TokenContext(claims, None, None)
         return TokenContext(claims, token.user, token.session, token, key_revoked)
     user, session, key_revoked = queries.user_with_session(

@@ -299,6 +299,13 @@ def test_token_for_unknown_user_is_refused(client, forge):
     assert_refused(me(client, forge({"sub": "999999"})), "invalid_token")
 
 
+def test_token_naming_another_accounts_session_is_refused(client, auth, forge):
+    # A signed token whose sid is a live session of someone else: the session must be the
+    # token's own account's (the read joins the session by id alone).
+    bob = auth.signup_and_login("bob@example.com", "bob")
+    assert_refused(me(client, forge({"sid": claims(bob["access_token"])["sid"]})), "token_revoked")
+
+
 def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens, in_db):
     unknown_jti = "00000000-0000-0000-0000-000000000000"
     payload = claims(alice_tokens["refresh_token"]) | {"jti": unknown_jti}
