@@ -65,19 +65,25 @@ def append(connection: sa.Connection, rows: list[dict]) -> None:
     """Insert ``rows`` (their content columns) at the end of the chain, in the
     connection's transaction, which holds the chain's lock until it ends."""
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
+        connection.execute(_LOCK_CHAIN)
     else:
         # A write that changes nothing takes SQLite's write lock (pysqlite begins the
         # transaction before it), so the read below sees the last committed row.
-        connection.execute(sa.delete(EVENTS).where(sa.false()))
-    prev = connection.scalar(sa.select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1))
-    prev = prev or GENESIS
+        connection.execute(_LOCK_SQLITE)
+    prev = connection.scalar(_LAST_HASH) or GENESIS
     chained = []
     for row in rows:
         digest = content_hash(prev, row)
         chained.append({**row, "prev_hash": prev, "hash": digest})
         prev = digest
-    connection.execute(sa.insert(EVENTS), chained)
+    connection.execute(_INSERT, chained)
+
+
+# Built once: every login and every other audited change runs them.
+_LOCK_CHAIN = sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK_KEY))
+_LOCK_SQLITE = sa.delete(EVENTS).where(sa.false())
+_LAST_HASH = sa.select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1)
+_INSERT = sa.insert(EVENTS)
 
 
 def first_break(connection: sa.Connection) -> str | None:

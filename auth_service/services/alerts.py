@@ -59,29 +59,39 @@ def network(ip: str | None) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
-def _device(event) -> tuple[str, str]:
-    get = event.get if isinstance(event, dict) else lambda key: getattr(event, key)
-    return device_family(get("user_agent")), network(get("ip"))
+def _device(user_agent: str | None, ip: str | None) -> tuple[str, str]:
+    return device_family(user_agent), network(ip)
 
 
 def _is_new_device(user_id: int, event: dict) -> bool:
     """Whether the sign-in of ``event`` comes from a device the account has not used
     lately (module docstring); the cookie is checked only when the history says new."""
-    days = current_app.config["NEW_DEVICE_DAYS"]
-    earlier = db.session.scalars(
-        sa.select(AuditEvent)
-        .where(
-            AuditEvent.user_id == user_id,
-            AuditEvent.type.in_((audit.SIGNUP, audit.LOGIN_SUCCEEDED)),
-        )
-        .order_by(AuditEvent.id.desc())
-        .limit(RECENT_SIGN_INS)
-    ).all()
-    if not earlier:
+    since = event["occurred_at"] - timedelta(days=current_app.config["NEW_DEVICE_DAYS"])
+    seen = db.session.execute(_RECENT_DEVICES, {"user_id": user_id, "since": since}).all()
+    if not seen:
         return False  # the account's first sign-in
-    since = event["occurred_at"] - timedelta(days=days)
-    this = _device(event)
-    return all(_device(seen) != this for seen in earlier if seen.occurred_at >= since)
+    this = _device(event["user_agent"], event["ip"])
+    return all(_device(agent, ip) != this for agent, ip, lately in seen if lately)
+
+
+_RECENT = (
+    sa.select(AuditEvent.user_agent, AuditEvent.ip, AuditEvent.occurred_at)
+    .where(
+        AuditEvent.user_id == sa.bindparam("user_id"),
+        AuditEvent.type.in_((audit.SIGNUP, audit.LOGIN_SUCCEEDED)),
+    )
+    .order_by(AuditEvent.id.desc())
+    .limit(RECENT_SIGN_INS)
+    .subquery()
+)
+# The distinct (user agent, address) pairs of the recent sign-ins, each with whether it
+# was seen within NEW_DEVICE_DAYS (``since``): an account that signs in from one browser
+# a hundred times is one row, not a hundred ORM objects to compare.
+_RECENT_DEVICES = sa.select(
+    _RECENT.c.user_agent,
+    _RECENT.c.ip,
+    _RECENT.c.occurred_at >= sa.bindparam("since", type_=AuditEvent.occurred_at.type),
+).distinct()
 
 
 def _new_sign_in(event: dict) -> None:

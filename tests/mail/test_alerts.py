@@ -64,6 +64,25 @@ def test_a_sign_in_from_a_new_device_is_told(app, smtp, alice_signed_up):
     assert len(smtp.to(ALICE, NEW_SIGN_IN)) == 1
 
 
+def test_a_device_unseen_for_new_device_days_is_new_again(app, smtp, clock):
+    # Signed up (with Firefox) inside the clock: the history's times are the clock's.
+    client = app.test_client()
+    client.post(
+        "/auth/signup",
+        json={"email": ALICE, "username": "alice", "password": PASSWORD},
+        headers={"User-Agent": FIREFOX},
+        environ_overrides={"REMOTE_ADDR": "198.51.100.7"},
+    )
+    for _ in range(3):  # one device, many sign-ins: still one device
+        login_from(app, "198.51.100.7", FIREFOX)
+    clock.tick(app.config["NEW_DEVICE_DAYS"] * 86400 - 60)
+    login_from(app, "198.51.100.8", FIREFOX)
+    assert smtp.to(ALICE, NEW_SIGN_IN) == []
+    clock.tick(app.config["NEW_DEVICE_DAYS"] * 86400 + 60)
+    login_from(app, "198.51.100.9", FIREFOX)
+    assert len(smtp.to(ALICE, NEW_SIGN_IN)) == 1
+
+
 def test_new_device_alerts_can_be_turned_off(app, smtp, alice_signed_up, monkeypatch):
     monkeypatch.setitem(app.config, "ALERT_NEW_SIGN_IN", False)
     login_from(app, "203.0.113.5", CHROME)
