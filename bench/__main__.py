@@ -13,8 +13,17 @@ from pathlib import Path
 
 from bench.settings import Settings
 
-ENDPOINTS = ("me", "refresh", "login")
-PROFILE_PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
+ENDPOINTS = ("me", "jwks", "refresh", "login")
+PROFILE_PATHS = (
+    "me",
+    "jwks",
+    "refresh",
+    "login",
+    "floor_select",
+    "floor_verify",
+    "floor_jwks",
+    "floor_write",
+)
 PERF_PATHS = (*PROFILE_PATHS, "floor_login")
 
 

@@ -1,4 +1,4 @@
-"""Where a request's CPU goes under load: ``python -m bench cpu-split me|refresh|login``.
+"""Where a request's CPU goes under load: ``python -m bench cpu-split me|jwks|refresh|login``.
 
 Starts the app and the floor app as bench/run.py does (the ``bench`` database re-created),
 then, after a warm-up that opens the pools' connections, runs wrk against the endpoint
@@ -17,7 +17,12 @@ from pathlib import Path
 from bench.run import TICK, environment, finish, process_seconds, settle, start, wrk
 from bench.settings import WORKLOADS, Settings
 
-FLOORS = {"me": "floor_select", "refresh": "floor_write", "login": "floor_login"}
+FLOORS = {
+    "me": "floor_verify",
+    "jwks": "floor_jwks",
+    "refresh": "floor_write",
+    "login": "floor_login",
+}
 
 
 def machine_seconds() -> float:

@@ -6,12 +6,15 @@ answers a JSON body after one primary-key SELECT on ``users`` (the old floor for
 PyJWT against the key its ``kid`` names, issuer and audience included, then runs that
 SELECT (the floor for ``GET /auth/me``: the same token, so the same algorithm and size);
 ``GET /jwks`` answers the published keys serialised once (the floor for
-``GET /.well-known/jwks.json``); ``POST /write/<id>`` runs an UPDATE and an INSERT in one transaction
-(the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
+``GET /.well-known/jwks.json``); ``POST /write/<id>`` verifies the JSON body's refresh
+token as ``/verified`` does, runs an UPDATE and an INSERT in one transaction and signs a
+new pair (the floor for ``POST /auth/refresh``); ``POST /login`` verifies the JSON body's
 password against an argon2id hash at the production parameters, with the app's own
-hasher, one hash at a time per ARGON2_CONCURRENCY slot as the app hashes, and answers
-JSON (what any login on this stack pays at least, next to the table's cores / hash
-time). No ORM, no JWT, no hooks: what any endpoint on this stack must pay at least.
+hasher, one hash at a time per ARGON2_CONCURRENCY slot as the app hashes, and signs a
+pair (what any login on this stack pays at least, next to the table's cores / hash
+time). A pair is an access and a refresh token with the claims of the app's, signed by
+PyJWT with a key of the app's algorithm (JWT_ALGORITHM) that this process makes at start.
+No ORM, no flask-jwt-extended, no hooks: what any endpoint on this stack must pay at least.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import sqlalchemy as sa
 from argon2 import Type
 from flask import Flask, Response, abort, jsonify, request
 
+from auth_service.security import key_material
 from auth_service.security.passwords import PasswordHasher, hashing_slots
+from bench.pairs import signed_pair
 from config import Config
 
 app = Flask(__name__)
@@ -58,6 +63,9 @@ _keys: dict = {}
 INSERT_ROW = sa.text(
     "INSERT INTO bench_floor_log (jti, floor_id, created_at) VALUES (:jti, :id, now())"
 )
+ALGORITHM = os.environ.get("JWT_ALGORITHM", "ES256")
+SIGNING_KEY = key_material.generate(ALGORITHM)
+ISSUER = os.environ["JWT_ISSUER"]
 
 
 @app.get("/healthz")
@@ -84,17 +92,15 @@ def published_keys() -> dict:
     return _keys
 
 
+def verified(token: str, audience: str) -> dict:
+    """The claims of ``token``, verified with the app's published key its ``kid`` names."""
+    key = published_keys()["by_kid"][jwt.get_unverified_header(token)["kid"]]
+    return jwt.decode(token, key, algorithms=[key.algorithm_name], audience=audience, issuer=ISSUER)
+
+
 @app.get("/verified/<int:user_id>")
 def verified_select(user_id: int):
-    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    key = published_keys()["by_kid"][jwt.get_unverified_header(token)["kid"]]
-    jwt.decode(
-        token,
-        key,
-        algorithms=[key.algorithm_name],
-        audience="api",
-        issuer=os.environ["JWT_ISSUER"],
-    )
+    verified(request.headers.get("Authorization", "").removeprefix("Bearer "), "api")
     return select_user(user_id)
 
 
@@ -109,14 +115,15 @@ def jwks():
 
 @app.post("/write/<int:row_id>")
 def write(row_id: int):
+    claims = verified(request.get_json()["refresh_token"], ISSUER)
     with engine.begin() as connection:
         connection.execute(UPDATE_ROW, {"id": row_id})
         connection.execute(INSERT_ROW, {"jti": str(uuid.uuid4()), "id": row_id})
-    return jsonify(ok=True, id=row_id)
+    return jsonify(signed_pair(SIGNING_KEY, ALGORITHM, ISSUER, claims["sub"], claims["sid"]))
 
 
 @app.post("/login")
 def login():
     with HASH_SLOTS:
         HASHER.verify(PASSWORD_HASH, request.get_json()["password"])
-    return jsonify(ok=True)
+    return jsonify(signed_pair(SIGNING_KEY, ALGORITHM, ISSUER, "1", str(uuid.uuid4())))

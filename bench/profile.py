@@ -5,10 +5,14 @@ Runs against the ``bench`` database that ``python -m bench run`` leaves behind
 would, with the requests wrk sends: no server, no wrk and no test client (which costs a
 request's worth of its own) in the numbers. Prints the SQL statements of one request, the
 CPU time of the application per request, and pyinstrument's call tree (PROFILE_ALL=1: with
-library frames). PATH is one of ``me``, ``refresh``, ``login`` (with its argon2id
-verification; the bench users' password is bench.run's), or the floors of the first two in
-bench/floor_app.py, measured the same way: ``floor_select`` (``GET /select/<id>``) and
-``floor_write`` (``POST /write/<id>``).
+library frames). PATH is one of ``me``, ``jwks``, ``refresh``, ``login`` (with its
+argon2id verification; the bench users' password is bench.run's), or a floor of
+bench/floor_app.py, measured the same way: ``floor_select`` (``GET /select/<id>``),
+``floor_verify`` (``GET /verified/<id>``), ``floor_jwks`` (``GET /jwks``) and
+``floor_write`` (``POST /write/<id>``, with the refresh token).
+
+The run's signing keys are sealed under its own random KEY_ENCRYPTION_KEY, so the profile
+deletes them and the app makes a new first key, as a new install does.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ from werkzeug.test import EnvironBuilder
 
 from bench.run import PASSWORD, environment
 from bench.settings import Settings
-
-PATHS = ("me", "refresh", "login", "floor_select", "floor_write")
 
 
 def environ(method: str, path: str, headers: dict | None = None, body: dict | None = None) -> dict:
@@ -65,10 +67,13 @@ def main(settings: Settings, path: str, count: int) -> None:
     from auth_service import create_app
     from auth_service.extensions import db
     from auth_service.persistence.engines import autocommit_engine
-    from auth_service.persistence.models import User
+    from auth_service.persistence.models import SigningKey, User
     from auth_service.services import sessions
 
     app = create_app()
+    with app.app_context():
+        db.session.execute(sa.delete(SigningKey))
+        db.session.commit()
     logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the request lines
     with app.test_request_context(headers={"User-Agent": "wrk"}):
         user = db.session.scalars(sa.select(User).order_by(User.id).limit(1)).one()
@@ -88,10 +93,16 @@ def main(settings: Settings, path: str, count: int) -> None:
     def next_request() -> dict:
         if path == "me":
             return environ("GET", "/auth/me", bearer)
+        if path == "jwks":
+            return environ("GET", "/.well-known/jwks.json")
         if path == "floor_select":
             return environ("GET", f"/select/{user_id}")
+        if path == "floor_verify":
+            return environ("GET", f"/verified/{user_id}", bearer)
+        if path == "floor_jwks":
+            return environ("GET", "/jwks")
         if path == "floor_write":  # bench_floor's rows are 1 to BENCH_CONNECTIONS
-            return environ("POST", "/write/1")
+            return environ("POST", "/write/1", body={"refresh_token": pair.refresh_token})
         if path == "login":
             return environ("POST", "/auth/login", body={"email": email, "password": PASSWORD})
         return environ("POST", "/auth/refresh", body={"refresh_token": state["refresh"]})

@@ -61,7 +61,8 @@ function request()
   elseif last == "jwks" or last == "floor_jwks" then
     return wrk.format("GET", last == "jwks" and "/.well-known/jwks.json" or "/jwks", headers())
   else
-    return wrk.format("POST", "/write/" .. id, headers())
+    return wrk.format("POST", "/write/" .. id, headers({["Content-Type"] = "application/json"}),
+                      '{"refresh_token": "' .. refresh .. '"}')
   end
 end
 
