@@ -254,8 +254,8 @@ def test_a_statement_on_the_autocommit_engine_binds_values_by_their_types(app, a
 def test_a_login_is_one_select_then_the_session_and_its_token(app, auth, sql_log):
     """The user's read, a statement on the autocommit engine (queries.user_by_email), then
     one transaction that inserts the session and its first token, reads the distinct
-    devices of the account's recent sign-ins (the new-device alert) and appends login_succeeded to the audit chain
-    under its lock (docs/adr/2401)."""
+    devices of the account's recent sign-ins (the new-device alert) and appends
+    login_succeeded to the audit chain under its lock (docs/adr/2401)."""
     auth.signup()
     with sql_log() as log:
         response = auth.login()

@@ -143,8 +143,13 @@ def decode_key(header: dict, claims: dict):
 
 def _check_subject(sub) -> None:
     # ASCII only: str.isdigit() also accepts "²" (int() raises) and "١" (another spelling of 1).
+    # No leading zero: "01" is not the subject this service writes for account 1.
     if not (
-        isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= MAX_USER_ID_DIGITS
+        isinstance(sub, str)
+        and sub.isascii()
+        and sub.isdigit()
+        and len(sub) <= MAX_USER_ID_DIGITS
+        and (sub == "0" or not sub.startswith("0"))
     ):
         raise DecodeError("Invalid subject")
 

@@ -3,8 +3,12 @@ a password change; each can be turned off, and none carries anything that signs 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from auth_service.extensions import db
+from auth_service.persistence import audit_log
 from helpers import PASSWORD, bearer
 from mail_helpers import html_part, text_part
 
@@ -80,6 +84,17 @@ def test_a_device_unseen_for_new_device_days_is_new_again(app, smtp, clock):
     assert smtp.to(ALICE, NEW_SIGN_IN) == []
     clock.tick(app.config["NEW_DEVICE_DAYS"] * 86400 + 60)
     login_from(app, "198.51.100.9", FIREFOX)
+    assert len(smtp.to(ALICE, NEW_SIGN_IN)) == 1
+
+
+def test_a_sign_in_with_no_sign_in_on_record_is_not_a_new_device(app, smtp, alice_signed_up):
+    # The account's history was purged (flask audit purge): nothing to compare with, so
+    # nobody is alerted, as for an account's very first sign-in.
+    with app.app_context(), db.engine.begin() as connection:
+        assert audit_log.purge(connection, datetime.now(UTC) + timedelta(days=1)) > 0
+    login_from(app, "203.0.113.5", CHROME)
+    assert smtp.to(ALICE, NEW_SIGN_IN) == []
+    login_from(app, "192.0.2.1", FIREFOX)  # now the Chrome sign-in is on record
     assert len(smtp.to(ALICE, NEW_SIGN_IN)) == 1
 
 

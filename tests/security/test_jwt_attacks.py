@@ -299,11 +299,40 @@ def test_token_for_unknown_user_is_refused(client, forge):
     assert_refused(me(client, forge({"sub": "999999"})), "invalid_token")
 
 
+def test_a_subject_with_a_leading_zero_is_refused(client, forge, alice_tokens):
+    # One spelling of an account id: "01" is not the subject this service writes for 1.
+    sub = claims(alice_tokens["access_token"])["sub"]
+    assert_refused(me(client, forge({"sub": "0" + sub})), "invalid_token")
+
+
 def test_token_naming_another_accounts_session_is_refused(client, auth, forge):
     # A signed token whose sid is a live session of someone else: the session must be the
     # token's own account's (the read joins the session by id alone).
     bob = auth.signup_and_login("bob@example.com", "bob")
     assert_refused(me(client, forge({"sid": claims(bob["access_token"])["sid"]})), "token_revoked")
+
+
+@pytest.mark.parametrize("endpoint", ["refresh", "csrf"])
+def test_refresh_token_naming_another_account_than_its_row_is_refused(
+    app, client, auth, alice_tokens, endpoint
+):
+    # Alice's refresh token row, under Bob's account, session and version: the row read by
+    # its jti must be of the account and the session the token names.
+    bob = claims(auth.signup_and_login("bob@example.com", "bob")["refresh_token"])
+    payload = claims(alice_tokens["refresh_token"]) | {
+        name: bob[name] for name in ("sub", "sid", "ver")
+    }
+    key = current_key(app)
+    forged = jwt.encode(
+        payload, key.signing, algorithm="ES256", headers={"kid": key.kid, "typ": "refresh+jwt"}
+    )
+
+    if endpoint == "refresh":
+        response = refresh(client, forged)
+    else:
+        client.set_cookie("refresh_token_cookie", forged, path="/auth")
+        response = client.get("/auth/csrf")
+    assert_refused(response, "token_revoked")
 
 
 def test_refresh_token_unknown_to_the_database_is_refused(app, client, alice_tokens, in_db):
