@@ -133,8 +133,8 @@ _KEY_REVOKED = (
 )
 # Built once at import; after their first run the engine's compiled cache holds their SQL.
 # The session is joined by its primary key alone and its owner compared in Python: with
-# the owner in the join condition PostgreSQL plans a join (0.065 ms of planning per
-# request, bench/results/2026-12-07-issue-23-performance.md) instead of two key probes.
+# the owner in the join condition PostgreSQL plans a real join, 0.065 ms of planning per
+# request against 0.048 ms for two key probes (bench/results/2026-12-07-issue-23-performance.md).
 _USER_WITH_SESSION = (
     sa.select(*_columns(User, Session), _KEY_REVOKED)
     .outerjoin(Session, Session.id == sa.bindparam("sid"))
