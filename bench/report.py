@@ -122,8 +122,8 @@ def report(results: dict, hash_times: list[float], meta: dict, settings: Setting
         f", {settings.warmup} s warm-up, {settings.rounds} interleaved rounds, median of rounds; "
         "a ratio is the median of the per-round ratios, each round of the app against the "
         "floor measured next to it. "
-        f"One argon2id hash as the app computes it (libsodium) and one {meta.get('algorithm', 'ES256')} "
-        f"pair signed: {hash_s * 1000:.1f} ms (median; the pair alone "
+        "One argon2id hash as the app computes it (libsodium) and one "
+        f"{meta.get('algorithm', 'ES256')} pair signed: {hash_s * 1000:.1f} ms (median; the pair alone "
         f"{meta.get('pair_s', 0) * 1000:.2f} ms), "
         f"login floor = {cores} cores / that time = {floors['login']:.1f} req/s"
         + (
