@@ -13,6 +13,7 @@ from pathlib import Path
 import jwt
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from auth_service.extensions import db
 from auth_service.persistence.models import RefreshToken, User, utcnow
@@ -196,6 +197,23 @@ def family_rows(in_db, token: str) -> list[RefreshToken]:
             sa.select(RefreshToken).where(RefreshToken.family_id == sid)
         ).all()
     )
+
+
+# --- metrics --------------------------------------------------------------------------
+
+
+def parse_metrics(text: str) -> dict:
+    """{(sample name, sorted labels): value} of a /metrics scrape."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric_value(samples: dict, name: str, **labels) -> float:
+    """The value of sample ``name`` with exactly ``labels`` in ``parse_metrics``' result."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 # --- signing keys ---------------------------------------------------------------------

@@ -107,18 +107,14 @@ class SoftAuthenticator:
         )
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         client_data = self._client_data("webauthn.create", options["challenge"], origin)
-        return {
-            "id": b64url(credential.credential_id),
-            "rawId": b64url(credential.credential_id),
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "clientExtensionResults": {},
-            "response": {
+        return _public_key_credential(
+            credential,
+            {
                 "clientDataJSON": b64url(client_data),
                 "attestationObject": b64url(attestation),
                 "transports": ["internal"],
             },
-        }
+        )
 
     def get(
         self,
@@ -147,16 +143,24 @@ class SoftAuthenticator:
         signature = credential.key.sign(
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )
-        return {
-            "id": b64url(credential.credential_id),
-            "rawId": b64url(credential.credential_id),
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "clientExtensionResults": {},
-            "response": {
+        return _public_key_credential(
+            credential,
+            {
                 "clientDataJSON": b64url(client_data),
                 "authenticatorData": b64url(auth_data),
                 "signature": b64url(signature),
                 "userHandle": b64url(credential.user_handle),
             },
-        }
+        )
+
+
+def _public_key_credential(credential: Credential, response: dict) -> dict:
+    """A PublicKeyCredential as PublicKeyCredential.toJSON() gives it, around ``response``."""
+    return {
+        "id": b64url(credential.credential_id),
+        "rawId": b64url(credential.credential_id),
+        "type": "public-key",
+        "authenticatorAttachment": "platform",
+        "clientExtensionResults": {},
+        "response": response,
+    }

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
-from prometheus_client.parser import text_string_to_metric_families
 
 from auth_service.extensions import db
 from auth_service.integrations import mail
@@ -28,7 +27,16 @@ from auth_service.persistence.models import User
 from auth_service.security import limits as rate_limits
 from auth_service.security.password_attempts import budget_name
 from config import TestingConfig, is_limit_setting
-from helpers import PASSWORD, WRONG_PASSWORD, assert_error, client_from, login, refresh
+from helpers import (
+    PASSWORD,
+    WRONG_PASSWORD,
+    assert_error,
+    client_from,
+    login,
+    metric_value,
+    parse_metrics,
+    refresh,
+)
 
 
 class MetricsConfig(TestingConfig):
@@ -62,21 +70,9 @@ def scrape(metrics_app):
         response = metrics_app.test_client().get("/metrics")
         assert response.status_code == 200, response.data
         assert response.mimetype == "text/plain"
-        return parse(response.get_data(as_text=True))
+        return parse_metrics(response.get_data(as_text=True))
 
     return get
-
-
-def parse(text: str) -> dict:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 class Delta:
@@ -89,7 +85,7 @@ class Delta:
 
     def __call__(self, name: str, **labels) -> float:
         self.after = self.after or self.scrape()
-        return value(self.after, name, **labels) - value(self.before, name, **labels)
+        return metric_value(self.after, name, **labels) - metric_value(self.before, name, **labels)
 
 
 @pytest.fixture
@@ -280,14 +276,14 @@ def test_database_errors(make_app, scrape):
     after = scrape()
     errors = "auth_service_database_errors_total"
     assert (
-        value(after, errors, error="OperationalError")
-        - value(before, errors, error="OperationalError")
+        metric_value(after, errors, error="OperationalError")
+        - metric_value(before, errors, error="OperationalError")
         == 1
     )
     # Counted by the app that failed (same process), timed as the request it answered.
     requests = "auth_service_http_requests_total"
     labels = {"endpoint": "health.readyz", "method": "GET", "status": "503"}
-    assert value(after, requests, **labels) - value(before, requests, **labels) == 1
+    assert metric_value(after, requests, **labels) - metric_value(before, requests, **labels) == 1
 
 
 # --- bounded labels -------------------------------------------------------------------

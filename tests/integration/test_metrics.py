@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy_stack import (
     CLIENT_ADDRESS,
@@ -32,22 +31,10 @@ from deploy_stack import (
     tail,
     wait_until,
 )
+from helpers import metric_value, parse_metrics
 
 START_TIMEOUT = 60
 UNKNOWN = {"email": "nobody@example.com", "password": "not the password"}
-
-
-def parse(text: str) -> dict:
-    """{(sample name, sorted labels): value} of a scrape."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def environment(workdir: Path, metrics_dir: Path, port: int) -> dict[str, str]:
@@ -159,16 +146,16 @@ def test_counts_are_summed_over_both_workers(two_workers):
     assert len(workers_that_served(log, "/metrics")) >= 1
     for response in scrapes:
         assert response.headers["Content-Type"].startswith("text/plain")
-        samples = parse(response.text)
+        samples = parse_metrics(response.text)
         logins = "auth_service_logins_total"
-        assert value(samples, logins, result="unknown_account") == len(sent)
+        assert metric_value(samples, logins, result="unknown_account") == len(sent)
         # The previous run's file was removed when gunicorn started (on_starting).
-        assert value(samples, logins, result="success") == 0
+        assert metric_value(samples, logins, result="success") == 0
         requests = "auth_service_http_requests_total"
         labels = {"endpoint": "auth.login", "method": "POST", "status": "401"}
-        assert value(samples, requests, **labels) == len(sent)
+        assert metric_value(samples, requests, **labels) == len(sent)
         hashes = "auth_service_password_hash_seconds_count"
-        assert value(samples, hashes, operation="verify") == len(sent)
+        assert metric_value(samples, hashes, operation="verify") == len(sent)
 
 
 def test_nginx_does_not_pass_metrics_on(stack, http):
@@ -184,7 +171,7 @@ def test_each_instance_serves_its_metrics_to_loopback_only(stack, direct):
     for app in stack.apps:
         response = direct.get(app.url + "/metrics", timeout=5)
         assert response.status_code == 200
-        samples = parse(response.text)
+        samples = parse_metrics(response.text)
         assert ("auth_service_logins_total", (("result", "success"),)) in samples
         # 127.0.0.2 is loopback, but not in the default METRICS_ALLOW (127.0.0.1/32, ::1).
         with local_session(CLIENT_ADDRESS) as other:
