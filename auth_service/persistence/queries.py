@@ -133,8 +133,8 @@ _KEY_REVOKED = (
 )
 # Built once at import; after their first run the engine's compiled cache holds their SQL.
 # The session is joined by its primary key alone and its owner compared in Python: with
-# the owner in the join condition PostgreSQL plans a real join, 0.065 ms of planning per
-# request against 0.048 ms for two key probes (bench/results/2026-12-07-issue-23-performance.md).
+# the owner in the join condition PostgreSQL plans a real join on every request, which
+# costs more than two key probes (bench/results/2026-12-07-issue-23-performance.md).
 _USER_WITH_SESSION = (
     sa.select(*_columns(User, Session), _KEY_REVOKED)
     .outerjoin(Session, Session.id == sa.bindparam("sid"))
@@ -142,7 +142,7 @@ _USER_WITH_SESSION = (
 )
 _USER_BY_EMAIL = sa.select(*_columns(User)).where(User.email == sa.bindparam("email"))
 # Likewise the token's owner and session are probed by the ids its claims name, and
-# compared with the row's in Python (0.04 ms less planning than the joins on the row).
+# compared with the row's in Python.
 _TOKEN_WITH_OWNER = (
     sa.select(*_columns(RefreshToken, User, Session), _KEY_REVOKED)
     .join_from(RefreshToken, User, User.id == sa.bindparam("sub"))
